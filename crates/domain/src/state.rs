@@ -1,0 +1,509 @@
+//! The write side's knowledge of the region: what [`decide`](crate::decide) needs to check every
+//! rule, folded from the events by [`evolve`]. Pure data, no I/O.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use chrono::{Days, NaiveDate};
+
+use crate::event::{CivilRecord, Event, FullName};
+use crate::ids::{ApplicationId, ClassId, EnrollmentId, LearnerId, MarkId, OrganizationId};
+use crate::snils::Snils;
+use crate::values::{AcademicYear, Level, Mark, OrganizationKind, StayMode};
+
+/// An organization of the regional directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Organization {
+    /// Kind.
+    pub kind: OrganizationKind,
+    /// Levels taught.
+    pub levels: Vec<Level>,
+}
+
+/// A class or group and how many places are taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Class {
+    /// Its organization.
+    pub organization_id: OrganizationId,
+    /// Academic year.
+    pub academic_year: AcademicYear,
+    /// Level taught.
+    pub level: Level,
+    /// Grade or age group.
+    pub grade: u8,
+    /// Places.
+    pub capacity: u16,
+    /// Places taken by active memberships.
+    pub enrolled: u16,
+    /// Kindergarten stay mode.
+    pub stay_mode: Option<StayMode>,
+}
+
+/// One enrollment of a learner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Enrollment {
+    /// Its id.
+    pub id: EnrollmentId,
+    /// The organization.
+    pub organization_id: OrganizationId,
+    /// Level.
+    pub level: Level,
+    /// The primary enrollment of its level.
+    pub primary: bool,
+    /// The current class.
+    pub class_id: ClassId,
+    /// The current grade.
+    pub grade: u8,
+    /// Not yet ended.
+    pub active: bool,
+}
+
+/// A stay in a class: from the first day, until the first day no longer in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Membership {
+    /// The class.
+    pub class_id: ClassId,
+    /// First day in the class.
+    pub from: NaiveDate,
+    /// First day no longer in the class; none while the learner is in it.
+    pub until: Option<NaiveDate>,
+}
+
+impl Membership {
+    /// Whether the learner was in the class on `date`.
+    pub fn covers(&self, date: NaiveDate) -> bool {
+        self.from <= date && self.until.is_none_or(|until| date < until)
+    }
+}
+
+/// What the write side knows of a learner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Learner {
+    /// Date of birth.
+    pub birth_date: NaiveDate,
+    /// SNILS, where recorded.
+    pub snils: Option<Snils>,
+    /// Date of death.
+    pub died_on: Option<NaiveDate>,
+    /// Date the learner left their last organization; cleared by a new enrollment.
+    pub left_on: Option<NaiveDate>,
+    /// Enrollments, active and ended.
+    pub enrollments: Vec<Enrollment>,
+    /// Stays in classes.
+    pub memberships: Vec<Membership>,
+    /// SNILS of linked guardians.
+    pub guardians: Vec<Snils>,
+}
+
+impl Learner {
+    fn new(birth_date: NaiveDate, snils: Option<Snils>) -> Self {
+        Self {
+            birth_date,
+            snils,
+            died_on: None,
+            left_on: None,
+            enrollments: Vec::new(),
+            memberships: Vec::new(),
+            guardians: Vec::new(),
+        }
+    }
+
+    /// The enrollment with this id.
+    pub fn enrollment(&self, id: EnrollmentId) -> Option<&Enrollment> {
+        self.enrollments.iter().find(|e| e.id == id)
+    }
+
+    /// Active enrollments.
+    pub fn active_enrollments(&self) -> impl Iterator<Item = &Enrollment> {
+        self.enrollments.iter().filter(|e| e.active)
+    }
+
+    /// The stay in `class` that covers `date`.
+    pub fn membership_on(&self, class: ClassId, date: NaiveDate) -> Option<&Membership> {
+        self.memberships.iter().find(|m| m.class_id == class && m.covers(date))
+    }
+
+    fn end_membership(&mut self, class: ClassId, until: NaiveDate) {
+        if let Some(m) = self
+            .memberships
+            .iter_mut()
+            .rev()
+            .find(|m| m.class_id == class && m.until.is_none())
+        {
+            m.until = Some(until.max(m.from));
+        }
+    }
+}
+
+/// State of an application.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApplicationStatus {
+    /// Waiting for a decision.
+    Pending,
+    /// Withdrawn by the applicant.
+    Withdrawn,
+    /// Rejected by the organization.
+    Rejected,
+    /// Satisfied by an enrollment.
+    Accepted,
+}
+
+/// An application for a place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Application {
+    /// The learner.
+    pub learner_id: LearnerId,
+    /// The organization.
+    pub organization_id: OrganizationId,
+    /// Level.
+    pub level: Level,
+    /// Academic year.
+    pub academic_year: AcademicYear,
+    /// Date submitted.
+    pub submitted_on: NaiveDate,
+    /// Status.
+    pub status: ApplicationStatus,
+}
+
+/// Who a SNILS belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnilsOwner {
+    /// A learner.
+    Learner(LearnerId),
+    /// A guardian, known by a fingerprint of their name.
+    Guardian(u64),
+}
+
+/// A mark, as far as corrections need it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarkRef {
+    /// The learner.
+    pub learner_id: LearnerId,
+    /// The class.
+    pub class_id: ClassId,
+    /// The current value.
+    pub value: Mark,
+}
+
+/// The write side's state of the whole region.
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    pub(crate) organizations: HashMap<OrganizationId, Organization>,
+    pub(crate) classes: HashMap<ClassId, Class>,
+    pub(crate) learners: HashMap<LearnerId, Learner>,
+    pub(crate) applications: HashMap<ApplicationId, Application>,
+    pub(crate) snils_owners: HashMap<Snils, SnilsOwner>,
+    pub(crate) birth_records: HashMap<String, (LearnerId, u64)>,
+    pub(crate) death_records: HashMap<String, (LearnerId, u64)>,
+    pub(crate) marks: HashMap<MarkId, MarkRef>,
+}
+
+pub(crate) fn record_key(office: &str, number: &str) -> String {
+    format!("{}\u{1f}{}", office.to_lowercase(), number.to_lowercase())
+}
+
+pub(crate) fn fingerprint<T: Hash + ?Sized>(value: &T) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
+}
+
+pub(crate) fn name_fingerprint(name: &FullName) -> u64 {
+    let lower = |t: &str| t.to_lowercase();
+    fingerprint(&(
+        lower(name.surname.as_str()),
+        lower(name.name.as_str()),
+        name.patronymic.as_ref().map(|p| lower(p.as_str())),
+    ))
+}
+
+fn civil_key(record: &CivilRecord) -> String {
+    record_key(record.office.as_str(), record.number.as_str())
+}
+
+fn day_after(date: NaiveDate) -> NaiveDate {
+    date.checked_add_days(Days::new(1)).unwrap_or(date)
+}
+
+impl State {
+    /// An empty region.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A learner.
+    pub fn learner(&self, id: LearnerId) -> Option<&Learner> {
+        self.learners.get(&id)
+    }
+
+    /// A class.
+    pub fn class(&self, id: ClassId) -> Option<&Class> {
+        self.classes.get(&id)
+    }
+
+    /// An organization.
+    pub fn organization(&self, id: OrganizationId) -> Option<&Organization> {
+        self.organizations.get(&id)
+    }
+
+    /// An application.
+    pub fn application(&self, id: ApplicationId) -> Option<&Application> {
+        self.applications.get(&id)
+    }
+
+    /// A mark.
+    pub fn mark(&self, id: MarkId) -> Option<&MarkRef> {
+        self.marks.get(&id)
+    }
+
+    /// The learner a civil registry birth record was recorded for.
+    pub fn learner_by_birth_record(&self, record: &CivilRecord) -> Option<LearnerId> {
+        self.birth_records.get(&civil_key(record)).map(|(id, _)| *id)
+    }
+
+    /// The learner a civil registry death record was recorded for.
+    pub fn learner_by_death_record(&self, record: &CivilRecord) -> Option<LearnerId> {
+        self.death_records.get(&civil_key(record)).map(|(id, _)| *id)
+    }
+
+    /// Who a SNILS belongs to.
+    pub fn snils_owner(&self, snils: Snils) -> Option<SnilsOwner> {
+        self.snils_owners.get(&snils).copied()
+    }
+
+    /// Counts: organizations, classes, learners, applications, marks.
+    pub fn counts(&self) -> [usize; 5] {
+        [
+            self.organizations.len(),
+            self.classes.len(),
+            self.learners.len(),
+            self.applications.len(),
+            self.marks.len(),
+        ]
+    }
+
+    /// Iterates over every class.
+    pub fn classes(&self) -> impl Iterator<Item = (&ClassId, &Class)> {
+        self.classes.iter()
+    }
+
+    /// Iterates over every learner.
+    pub fn learners(&self) -> impl Iterator<Item = (&LearnerId, &Learner)> {
+        self.learners.iter()
+    }
+
+    fn take_place(&mut self, class: ClassId) {
+        if let Some(c) = self.classes.get_mut(&class) {
+            c.enrolled = c.enrolled.saturating_add(1);
+        }
+    }
+
+    fn free_place(&mut self, class: ClassId) {
+        if let Some(c) = self.classes.get_mut(&class) {
+            c.enrolled = c.enrolled.saturating_sub(1);
+        }
+    }
+
+    /// Applies one event. Total: an event that names something unknown changes nothing.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::OrganizationRegistered(e) => {
+                self.organizations.insert(
+                    e.organization_id,
+                    Organization { kind: e.kind, levels: e.levels.clone() },
+                );
+            }
+            Event::ClassOpened(e) => {
+                self.classes.insert(
+                    e.class_id,
+                    Class {
+                        organization_id: e.organization_id,
+                        academic_year: e.academic_year,
+                        level: e.level,
+                        grade: e.grade,
+                        capacity: e.capacity,
+                        enrolled: 0,
+                        stay_mode: e.stay_mode,
+                    },
+                );
+            }
+            Event::ClassCapacityChanged(e) => {
+                if let Some(c) = self.classes.get_mut(&e.class_id) {
+                    c.capacity = e.capacity;
+                }
+            }
+            Event::BirthRegistered(e) => {
+                self.learners.insert(e.learner_id, Learner::new(e.birth_date, e.snils));
+                self.birth_records
+                    .insert(civil_key(&e.record), (e.learner_id, crate::decide::birth_fingerprint(e)));
+                if let Some(snils) = e.snils {
+                    self.snils_owners.insert(snils, SnilsOwner::Learner(e.learner_id));
+                }
+            }
+            Event::LearnerRegistered(e) => {
+                self.learners.insert(e.learner_id, Learner::new(e.birth_date, e.snils));
+                if let Some(snils) = e.snils {
+                    self.snils_owners.insert(snils, SnilsOwner::Learner(e.learner_id));
+                }
+            }
+            Event::SnilsRecorded(e) => {
+                if let Some(l) = self.learners.get_mut(&e.learner_id) {
+                    l.snils = Some(e.snils);
+                }
+                self.snils_owners.insert(e.snils, SnilsOwner::Learner(e.learner_id));
+            }
+            Event::DeathRegistered(e) => {
+                self.death_records.insert(
+                    civil_key(&e.record),
+                    (e.learner_id, fingerprint(&(e.learner_id, e.death_date))),
+                );
+                let mut freed = Vec::new();
+                if let Some(l) = self.learners.get_mut(&e.learner_id) {
+                    l.died_on = Some(e.death_date);
+                    let until = day_after(e.death_date);
+                    for enrollment in l.enrollments.iter_mut().filter(|en| en.active) {
+                        enrollment.active = false;
+                        freed.push(enrollment.class_id);
+                    }
+                    for class in &freed {
+                        l.end_membership(*class, until);
+                    }
+                }
+                for class in freed {
+                    self.free_place(class);
+                }
+            }
+            Event::GuardianLinked(e) => {
+                if let Some(l) = self.learners.get_mut(&e.learner_id) {
+                    l.guardians.push(e.guardian_snils);
+                }
+                self.snils_owners
+                    .entry(e.guardian_snils)
+                    .or_insert(SnilsOwner::Guardian(name_fingerprint(&e.guardian)));
+            }
+            Event::ApplicationSubmitted(e) => {
+                self.applications.insert(
+                    e.application_id,
+                    Application {
+                        learner_id: e.learner_id,
+                        organization_id: e.organization_id,
+                        level: e.level,
+                        academic_year: e.academic_year,
+                        submitted_on: e.submitted_on,
+                        status: ApplicationStatus::Pending,
+                    },
+                );
+            }
+            Event::ApplicationWithdrawn(e) => {
+                if let Some(a) = self.applications.get_mut(&e.application_id) {
+                    a.status = ApplicationStatus::Withdrawn;
+                }
+            }
+            Event::ApplicationRejected(e) => {
+                if let Some(a) = self.applications.get_mut(&e.application_id) {
+                    a.status = ApplicationStatus::Rejected;
+                }
+            }
+            Event::Enrolled(e) => {
+                if let Some(l) = self.learners.get_mut(&e.learner_id) {
+                    l.left_on = None;
+                    l.enrollments.push(Enrollment {
+                        id: e.enrollment_id,
+                        organization_id: e.organization_id,
+                        level: e.level,
+                        primary: e.primary,
+                        class_id: e.class_id,
+                        grade: e.grade,
+                        active: true,
+                    });
+                    l.memberships.push(Membership {
+                        class_id: e.class_id,
+                        from: e.enrolled_on,
+                        until: None,
+                    });
+                }
+                self.take_place(e.class_id);
+                if let Some(app) = e.application_id.and_then(|id| self.applications.get_mut(&id)) {
+                    app.status = ApplicationStatus::Accepted;
+                }
+            }
+            Event::Transferred(e) => {
+                if let Some(l) = self.learners.get_mut(&e.learner_id) {
+                    l.end_membership(e.from_class_id, e.transferred_on);
+                    l.memberships.push(Membership {
+                        class_id: e.to_class_id,
+                        from: e.transferred_on,
+                        until: None,
+                    });
+                    let previous = l.enrollments.iter_mut().find(|en| en.id == e.from_enrollment_id);
+                    if e.to_enrollment_id == e.from_enrollment_id {
+                        if let Some(en) = previous {
+                            en.class_id = e.to_class_id;
+                            en.grade = e.grade;
+                        }
+                    } else {
+                        let (level, primary) = match previous {
+                            Some(en) => {
+                                en.active = false;
+                                (en.level, en.primary)
+                            }
+                            None => (Level::General, true),
+                        };
+                        l.enrollments.push(Enrollment {
+                            id: e.to_enrollment_id,
+                            organization_id: e.to_organization_id,
+                            level,
+                            primary,
+                            class_id: e.to_class_id,
+                            grade: e.grade,
+                            active: true,
+                        });
+                    }
+                }
+                self.free_place(e.from_class_id);
+                self.take_place(e.to_class_id);
+            }
+            Event::MarkRecorded(e) => {
+                self.marks.insert(
+                    e.mark_id,
+                    MarkRef { learner_id: e.learner_id, class_id: e.class_id, value: e.value },
+                );
+            }
+            Event::MarkCorrected(e) => {
+                if let Some(m) = self.marks.get_mut(&e.mark_id) {
+                    m.value = e.value;
+                }
+            }
+            Event::AttendanceRecorded(_) | Event::ExamResultRecorded(_) => {}
+            Event::Left(e) => {
+                let mut freed = None;
+                if let Some(l) = self.learners.get_mut(&e.learner_id) {
+                    if let Some(en) = l
+                        .enrollments
+                        .iter_mut()
+                        .find(|en| en.id == e.enrollment_id && en.active)
+                    {
+                        en.active = false;
+                        freed = Some(en.class_id);
+                    }
+                    if let Some(class) = freed {
+                        l.end_membership(class, day_after(e.left_on));
+                    }
+                    if l.active_enrollments().next().is_none() {
+                        l.left_on = Some(e.left_on);
+                    }
+                }
+                if let Some(class) = freed {
+                    self.free_place(class);
+                }
+            }
+        }
+    }
+}
+
+/// The decider's evolve: the state after one more event.
+pub fn evolve(mut state: State, event: &Event) -> State {
+    state.apply(event);
+    state
+}

@@ -1,0 +1,1 @@
+//! contingent-registry
