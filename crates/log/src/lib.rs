@@ -1,1 +1,63 @@
-//! contingent-log
+//! The event log: the envelope and its codec, the hash chain that makes any change to a stored
+//! event detectable, and the [`EventLog`] trait that every log backend (the embedded SQLite log,
+//! Kafka) implements.
+//!
+//! This crate owns the stored form of an event: `body` is the UTF-8 JSON of the [`Envelope`],
+//! `hash = SHA-256(body)`, and each body carries the previous event's hash in `prev_hash`
+//! (32 zero bytes before the first). It knows no storage engine: backends live in their own
+//! crates, so projections and the API depend on the trait, never on SQLite or Kafka.
+#![deny(missing_docs)]
+
+mod envelope;
+mod verify;
+
+use async_trait::async_trait;
+use contingent_domain::LearnerId;
+
+pub use envelope::{Envelope, Hash, Metadata, RecordedEvent, Source, GENESIS_HASH};
+pub use verify::{verify_chain, ChainBreak, ChainVerifier};
+
+/// Errors of a log backend.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The storage engine failed.
+    #[error("log storage: {0}")]
+    Storage(String),
+    /// Another writer appended first: the position is taken.
+    #[error("position {0} is already taken: another writer appended first")]
+    Conflict(u64),
+    /// Stored bytes could not be encoded or decoded.
+    #[error("event codec: {0}")]
+    Codec(String),
+}
+
+/// The last event of a log: its position and hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Position of the last event; 0 for an empty log.
+    pub position: u64,
+    /// Its hash; [`GENESIS_HASH`] for an empty log.
+    pub hash: Hash,
+}
+
+impl Head {
+    /// The head of an empty log.
+    pub const EMPTY: Head = Head { position: 0, hash: GENESIS_HASH };
+}
+
+/// An append-only, totally ordered log of sealed events.
+#[async_trait]
+pub trait EventLog: Send + Sync + 'static {
+    /// Appends events that continue the log: the first must be at `head + 1` and chain to the
+    /// head's hash. Returns only when the events are durable.
+    async fn append(&self, events: &[RecordedEvent]) -> Result<(), LogError>;
+
+    /// Up to `limit` events with positions after `after`, in order.
+    async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, LogError>;
+
+    /// Every event about one learner, in log order.
+    async fn read_learner(&self, learner: LearnerId) -> Result<Vec<RecordedEvent>, LogError>;
+
+    /// The last event's position and hash.
+    async fn head(&self) -> Result<Head, LogError>;
+}
