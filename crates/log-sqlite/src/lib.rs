@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use contingent_domain::LearnerId;
-use contingent_log::{EventLog, Hash, Head, LogError, RecordedEvent};
+use contingent_log::{EventLog, Hash, Head, LogError, RawEvent, RecordedEvent};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
@@ -63,21 +63,6 @@ impl SqliteLog {
     /// Closes the database, checkpointing the WAL into the main file.
     pub async fn close(&self) {
         self.pool.close().await;
-    }
-
-    /// Reads stored rows without decoding them: position, body and stored hash, for the
-    /// auditor's chain walk (a damaged body must not stop the walk before it is reported).
-    pub async fn read_raw_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>, Vec<u8>)>, LogError> {
-        let rows = sqlx::query("SELECT position, body, hash FROM events WHERE position > ? ORDER BY position LIMIT ?")
-            .bind(after as i64)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(storage)?;
-        Ok(rows
-            .into_iter()
-            .map(|row| (row.get::<i64, _>(0) as u64, row.get(1), row.get(2)))
-            .collect())
     }
 }
 
@@ -132,6 +117,19 @@ impl EventLog for SqliteLog {
             .await
             .map_err(storage)?;
         rows.into_iter().map(decode).collect()
+    }
+
+    async fn read_raw_after(&self, after: u64, limit: usize) -> Result<Vec<RawEvent>, LogError> {
+        let rows = sqlx::query("SELECT position, body, hash FROM events WHERE position > ? ORDER BY position LIMIT ?")
+            .bind(after as i64)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| RawEvent { position: row.get::<i64, _>(0) as u64, body: row.get(1), hash: row.get(2) })
+            .collect())
     }
 
     async fn read_learner(&self, learner: LearnerId) -> Result<Vec<RecordedEvent>, LogError> {

@@ -31,6 +31,17 @@ pub enum LogError {
     Codec(String),
 }
 
+/// A stored event as bytes: what the chain is computed over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEvent {
+    /// Position.
+    pub position: u64,
+    /// Stored bytes.
+    pub body: Vec<u8>,
+    /// Stored hash bytes (32 unless damaged).
+    pub hash: Vec<u8>,
+}
+
 /// The last event of a log: its position and hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Head {
@@ -54,6 +65,11 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Up to `limit` events with positions after `after`, in order.
     async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, LogError>;
+
+    /// Up to `limit` stored events after `after`, undecoded: position, stored bytes and stored
+    /// hash. The auditor's chain walk reads these, so that a damaged body is reported, not
+    /// mistaken for a storage failure.
+    async fn read_raw_after(&self, after: u64, limit: usize) -> Result<Vec<RawEvent>, LogError>;
 
     /// Every event about one learner, in log order.
     async fn read_learner(&self, learner: LearnerId) -> Result<Vec<RecordedEvent>, LogError>;

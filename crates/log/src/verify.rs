@@ -76,6 +76,15 @@ impl ChainVerifier {
         Ok(())
     }
 
+    /// Checks a stored event as read back raw.
+    pub fn check_raw(&mut self, raw: &crate::RawEvent) -> Result<(), ChainBreak> {
+        let hash: [u8; 32] = raw.hash.as_slice().try_into().map_err(|_| ChainBreak {
+            position: raw.position,
+            problem: "the stored hash is not 32 bytes".into(),
+        })?;
+        self.check(raw.position, &raw.body, Hash(hash))
+    }
+
     /// Checks a recorded event.
     pub fn check_recorded(&mut self, event: &RecordedEvent) -> Result<(), ChainBreak> {
         self.check(event.position(), &event.body, event.hash)

@@ -1,1 +1,20 @@
-//! contingent-registry
+//! The application layer: the one place that opens connections ([`Registry::open`]), the
+//! writer that validates commands against the domain rules and appends them with group commit,
+//! the projector task that keeps the read models current, and the auditor's services
+//! (history, state as of a date, chain verification, rebuild).
+//!
+//! It wires the domain, a log backend and the read models together; it knows nothing of HTTP.
+#![deny(missing_docs)]
+
+mod audit;
+mod metrics;
+mod registry;
+mod settings;
+mod snapshot;
+mod writer;
+
+pub use audit::{rebuild, verify, VerifyReport};
+pub use metrics::Metrics;
+pub use registry::{Receipt, Registry, RegistryError};
+pub use settings::Settings;
+pub use snapshot::{LearnerSnapshot, SnapshotEnrollment};

@@ -1,0 +1,102 @@
+//! Offline services for auditors and operators: walking the hash chain, and rebuilding the read
+//! models from the first event.
+
+use std::path::Path;
+
+use contingent_log::{ChainBreak, ChainVerifier, EventLog};
+use contingent_projections::{all_projections, Projector, ReadStore};
+use serde::Serialize;
+
+use crate::registry::RegistryError;
+
+/// What a chain walk found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// Events whose hash and link were checked and found right.
+    pub verified: u64,
+    /// Hash of the last verified event: compare it with a published head.
+    pub head_hash: String,
+    /// The first event that does not match, if any.
+    pub first_break: Option<ChainBreak>,
+}
+
+/// Walks the whole chain from the first event, reporting the first event that does not match.
+pub async fn verify(log: &dyn EventLog, mut progress: impl FnMut(u64)) -> Result<VerifyReport, RegistryError> {
+    let mut verifier = ChainVerifier::new();
+    loop {
+        let batch = log.read_raw_after(verifier.checked(), 10_000).await?;
+        if batch.is_empty() {
+            break;
+        }
+        for raw in &batch {
+            if let Err(first_break) = verifier.check_raw(raw) {
+                return Ok(VerifyReport {
+                    verified: verifier.checked(),
+                    head_hash: verifier.head().to_hex(),
+                    first_break: Some(first_break),
+                });
+            }
+        }
+        progress(verifier.checked());
+    }
+    Ok(VerifyReport { verified: verifier.checked(), head_hash: verifier.head().to_hex(), first_break: None })
+}
+
+/// Rebuilds read models from the first event of the log. With `only`, those models are dropped
+/// and rebuilt in place in `read_path`; without, a fresh database is built beside `read_path`
+/// and then replaces it. Returns the number of events applied.
+pub async fn rebuild(
+    log: &dyn EventLog,
+    read_path: &Path,
+    only: Option<&[String]>,
+    batch: usize,
+    progress: impl FnMut(u64),
+) -> Result<u64, RegistryError> {
+    let projections = all_projections();
+    match only {
+        Some(names) => {
+            for name in names {
+                if !projections.iter().any(|p| p.name() == name) {
+                    return Err(RegistryError::Unavailable(format!("no read model is called {name}")));
+                }
+            }
+            let store = ReadStore::open(read_path, &projections).await?;
+            for p in projections.iter().filter(|p| names.iter().any(|n| n == p.name())) {
+                store.reset(p.as_ref()).await?;
+            }
+            let mut projector = Projector::new(store.clone(), projections, batch)
+                .await
+                .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
+            let n = projector.catch_up(log, progress).await.map_err(|e| RegistryError::Unavailable(e.to_string()))?;
+            store.close().await;
+            Ok(n)
+        }
+        None => {
+            let fresh = read_path.with_extension("rebuild.db");
+            remove_database(&fresh)?;
+            let store = ReadStore::open(&fresh, &projections).await?;
+            let mut projector = Projector::new(store.clone(), projections, batch)
+                .await
+                .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
+            let n = projector.catch_up(log, progress).await.map_err(|e| RegistryError::Unavailable(e.to_string()))?;
+            store.close().await;
+            remove_database(read_path)?;
+            std::fs::rename(&fresh, read_path)
+                .map_err(|e| RegistryError::Unavailable(format!("cannot replace {}: {e}", read_path.display())))?;
+            Ok(n)
+        }
+    }
+}
+
+/// Removes a SQLite database with its WAL and shared-memory files.
+fn remove_database(path: &Path) -> Result<(), RegistryError> {
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(RegistryError::Unavailable(format!("cannot remove {}: {e}", file.display()))),
+        }
+    }
+    Ok(())
+}

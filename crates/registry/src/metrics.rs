@@ -1,0 +1,70 @@
+//! Counters exported at `/metrics` in the Prometheus text format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Process-wide counters of the writer and the projector.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Commands accepted (events appended or a duplicate recognized).
+    pub commands_accepted: AtomicU64,
+    /// Commands answered from the idempotency record.
+    pub commands_replayed: AtomicU64,
+    /// Events appended to the log.
+    pub events_appended: AtomicU64,
+    /// Group commits.
+    pub group_commits: AtomicU64,
+    /// Time spent in log appends, microseconds.
+    pub append_micros: AtomicU64,
+    /// Events applied by the projector.
+    pub events_projected: AtomicU64,
+    /// Last position appended.
+    pub log_head: AtomicU64,
+    /// Last position applied to every read model.
+    pub projected_position: AtomicU64,
+    refused: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Metrics {
+    /// Counts a refused command by its code.
+    pub fn refused(&self, code: &'static str) {
+        if let Ok(mut map) = self.refused.lock() {
+            *map.entry(code).or_default() += 1;
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let counter = |out: &mut String, name: &str, help: &str, kind: &str, value: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        };
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        counter(&mut out, "contingent_commands_accepted_total", "Commands accepted.", "counter", get(&self.commands_accepted));
+        counter(&mut out, "contingent_commands_replayed_total", "Commands answered from the idempotency record.", "counter", get(&self.commands_replayed));
+        counter(&mut out, "contingent_events_appended_total", "Events appended to the log.", "counter", get(&self.events_appended));
+        counter(&mut out, "contingent_group_commits_total", "Group commits of the writer.", "counter", get(&self.group_commits));
+        let _ = writeln!(
+            out,
+            "# HELP contingent_append_seconds_total Time spent in durable appends.\n# TYPE contingent_append_seconds_total counter\ncontingent_append_seconds_total {:.6}",
+            get(&self.append_micros) as f64 / 1e6
+        );
+        counter(&mut out, "contingent_events_projected_total", "Events applied to the read models.", "counter", get(&self.events_projected));
+        counter(&mut out, "contingent_log_head_position", "Position of the last event in the log.", "gauge", get(&self.log_head));
+        counter(&mut out, "contingent_projected_position", "Position applied to every read model.", "gauge", get(&self.projected_position));
+        let _ = writeln!(
+            out,
+            "# HELP contingent_projection_lag_events Events appended but not yet in every read model.\n# TYPE contingent_projection_lag_events gauge\ncontingent_projection_lag_events {}",
+            get(&self.log_head).saturating_sub(get(&self.projected_position))
+        );
+        let _ = writeln!(out, "# HELP contingent_commands_refused_total Commands refused, by rule.\n# TYPE contingent_commands_refused_total counter");
+        if let Ok(map) = self.refused.lock() {
+            for (code, n) in map.iter() {
+                let _ = writeln!(out, "contingent_commands_refused_total{{code=\"{code}\"}} {n}");
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,265 @@
+//! The registry service: opening, submitting commands, and reading the log.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use contingent_domain::{Command, DomainError, LearnerId};
+use contingent_log::{EventLog, LogError, Metadata, RecordedEvent};
+use contingent_log_sqlite::SqliteLog;
+use contingent_projections::{all_projections, Projector, ReadStore};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+use crate::snapshot::LearnerSnapshot;
+use crate::writer::{self, Job, WriterState};
+
+/// Why the registry could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// A rule of the registry refused the command.
+    #[error(transparent)]
+    Refused(#[from] DomainError),
+    /// The idempotency key was used before for another command.
+    #[error("idempotency key {key:?} was already used for a {command} command")]
+    IdempotencyKeyReused {
+        /// The key.
+        key: String,
+        /// The command it was used for.
+        command: &'static str,
+    },
+    /// The log or the read models failed; nothing was recorded.
+    #[error("the registry is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<LogError> for RegistryError {
+    fn from(e: LogError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+impl From<sqlx::Error> for RegistryError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+/// One appended event, as the caller is told of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReceiptEvent {
+    /// Position in the log.
+    pub position: u64,
+    /// Event id.
+    pub event_id: uuid::Uuid,
+    /// Event type.
+    #[serde(rename = "type")]
+    pub event_type: &'static str,
+    /// Hash of the stored event.
+    pub hash: String,
+    /// The event's data, with every id it assigned.
+    pub data: serde_json::Value,
+}
+
+pub(crate) fn receipt_event(event: &RecordedEvent) -> ReceiptEvent {
+    let data = serde_json::to_value(&event.envelope.event)
+        .ok()
+        .and_then(|mut v| v.get_mut("data").map(serde_json::Value::take))
+        .unwrap_or(serde_json::Value::Null);
+    ReceiptEvent {
+        position: event.position(),
+        event_id: event.envelope.event_id,
+        event_type: event.envelope.event.type_name(),
+        hash: event.hash.to_hex(),
+        data,
+    }
+}
+
+/// The answer to an accepted command.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Receipt {
+    /// The command.
+    pub command: &'static str,
+    /// The learner it is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub learner_id: Option<LearnerId>,
+    /// The events that record it; empty when the same fact was already recorded.
+    pub events: Vec<ReceiptEvent>,
+    /// True when this answer repeats an earlier one (same idempotency key, or the same civil
+    /// registry record reported again): nothing new was recorded.
+    pub replayed: bool,
+}
+
+impl Receipt {
+    /// The position of the last event it recorded.
+    pub fn last_position(&self) -> Option<u64> {
+        self.events.last().map(|e| e.position)
+    }
+}
+
+/// The running registry: log, writer, projector and read models.
+pub struct Registry {
+    settings: Settings,
+    log: Arc<dyn EventLog>,
+    jobs: mpsc::Sender<Job>,
+    head: watch::Receiver<u64>,
+    projected: watch::Receiver<u64>,
+    read: ReadStore,
+    metrics: Arc<Metrics>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Registry {
+    /// Opens the embedded registry in `settings.data_dir`: replays the log into the writer's
+    /// state, then starts the writer and the projector.
+    pub async fn open(settings: Settings, progress: impl FnMut(u64)) -> Result<Self, RegistryError> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .map_err(|e| RegistryError::Unavailable(format!("cannot create {}: {e}", settings.data_dir.display())))?;
+        let log: Arc<dyn EventLog> = Arc::new(SqliteLog::open(&settings.log_path()).await?);
+        let read = ReadStore::open(&settings.read_path(), &all_projections()).await?;
+        Self::start(settings, log, read, progress).await
+    }
+
+    /// Starts the writer and the projector over an opened log and read store.
+    pub async fn start(
+        settings: Settings,
+        log: Arc<dyn EventLog>,
+        read: ReadStore,
+        progress: impl FnMut(u64),
+    ) -> Result<Self, RegistryError> {
+        let state = WriterState::load(&*log, progress).await?;
+        let metrics = Arc::new(Metrics::default());
+        metrics.log_head.store(state.head.position, Ordering::Relaxed);
+        let (head_tx, head) = watch::channel(state.head.position);
+        let (jobs_tx, jobs_rx) = mpsc::channel(settings.max_batch * 4);
+        let writer = tokio::spawn(writer::run(log.clone(), state, jobs_rx, head_tx, metrics.clone(), settings.max_batch));
+        let projector = Projector::new(read.clone(), all_projections(), settings.projector_batch)
+            .await
+            .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
+        let (projected_tx, projected) = watch::channel(projector.position());
+        metrics.projected_position.store(projector.position(), Ordering::Relaxed);
+        let projecting = tokio::spawn(project(log.clone(), projector, head.clone(), projected_tx, metrics.clone()));
+        Ok(Self { settings, log, jobs: jobs_tx, head, projected, read, metrics, tasks: vec![writer, projecting] })
+    }
+
+    /// Decides a command and, if accepted, appends its events durably before answering.
+    pub async fn submit(&self, command: Command, meta: Metadata) -> Result<Receipt, RegistryError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { command, meta, reply })
+            .await
+            .map_err(|_| RegistryError::Unavailable("the writer has stopped".into()))?;
+        answer.await.map_err(|_| RegistryError::Unavailable("the writer has stopped".into()))?
+    }
+
+    /// Waits until every read model has applied the log up to `position` (or `timeout` passes);
+    /// returns whether it has.
+    pub async fn wait_projected(&self, position: u64, timeout: Duration) -> bool {
+        let mut rx = self.projected.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|p| *p >= position)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// Waits until the read models have caught up with everything appended so far.
+    pub async fn wait_caught_up(&self, timeout: Duration) -> bool {
+        let head = *self.head.borrow();
+        self.wait_projected(head, timeout).await
+    }
+
+    /// Position of the last appended event.
+    pub fn head(&self) -> u64 {
+        *self.head.borrow()
+    }
+
+    /// Position applied to every read model.
+    pub fn projected(&self) -> u64 {
+        *self.projected.borrow()
+    }
+
+    /// The log.
+    pub fn log(&self) -> &Arc<dyn EventLog> {
+        &self.log
+    }
+
+    /// The read models.
+    pub fn read(&self) -> &ReadStore {
+        &self.read
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// A learner's events in log order.
+    pub async fn history(&self, learner: LearnerId) -> Result<Vec<RecordedEvent>, RegistryError> {
+        Ok(self.log.read_learner(learner).await?)
+    }
+
+    /// What the registry knew of a learner at `known_at` (recorded time), about facts up to
+    /// `as_of` (business date); none if it knew nothing of them then.
+    pub async fn learner_as_of(
+        &self,
+        learner: LearnerId,
+        known_at: Option<chrono::DateTime<chrono::Utc>>,
+        as_of: Option<chrono::NaiveDate>,
+    ) -> Result<Option<LearnerSnapshot>, RegistryError> {
+        let events = self.log.read_learner(learner).await?;
+        Ok(LearnerSnapshot::fold(learner, &events, known_at, as_of))
+    }
+
+    /// A page of the log after `after`, for feed subscribers.
+    pub async fn feed(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, RegistryError> {
+        Ok(self.log.read_after(after, limit).await?)
+    }
+
+    /// Stops the writer and the projector and closes the databases.
+    pub async fn shutdown(self) {
+        let Registry { jobs, tasks, read, .. } = self;
+        drop(jobs);
+        let mut tasks = tasks.into_iter();
+        if let Some(writer) = tasks.next() {
+            let _ = writer.await;
+        }
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
+        }
+        read.close().await;
+    }
+}
+
+async fn project(
+    log: Arc<dyn EventLog>,
+    mut projector: Projector,
+    mut head: watch::Receiver<u64>,
+    projected: watch::Sender<u64>,
+    metrics: Arc<Metrics>,
+) {
+    loop {
+        match projector.run_once(&*log).await {
+            Ok(0) => {
+                if head.wait_for(|h| *h > projector.position()).await.is_err() {
+                    return;
+                }
+            }
+            Ok(n) => {
+                metrics.events_projected.fetch_add(n as u64, Ordering::Relaxed);
+                metrics.projected_position.store(projector.position(), Ordering::Relaxed);
+                let _ = projected.send(projector.position());
+            }
+            Err(error) => {
+                // The batch's transaction rolled back and the positions did not move: retry it.
+                tracing::error!(%error, "projector batch failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
