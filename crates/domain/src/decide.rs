@@ -441,7 +441,9 @@ impl<'a> Rules<'a> {
 
     fn enroll(&self, c: &Enroll) -> Result<Vec<Event>, DomainError> {
         let learner = self.living(c.learner_id, None)?;
-        if learner.enrollments.iter().any(|e| e.id == c.enrollment_id) {
+        if self.state.enrollment_owners.contains_key(&c.enrollment_id)
+            || learner.enrollments.iter().any(|e| e.id == c.enrollment_id)
+        {
             return Err(DomainError::AlreadyExists { what: "enrollment", id: c.enrollment_id.to_string() });
         }
         let class = self.class(c.class_id)?;
@@ -533,6 +535,14 @@ impl<'a> Rules<'a> {
                 c.transferred_on
             )));
         }
+        if let Some(last) = self.state.last_facts.get(&(c.learner_id, from.class_id)) {
+            if *last >= c.transferred_on {
+                return Err(DomainError::DateOutOfRange(format!(
+                    "the transfer date {} must follow the marks and attendance recorded in the current class up to {last}",
+                    c.transferred_on
+                )));
+            }
+        }
         let same_org = to_class.organization_id == from.organization_id;
         let to_enrollment_id = match c.kind {
             TransferKind::WithinOrganization => {
@@ -564,7 +574,13 @@ impl<'a> Rules<'a> {
                     ));
                 }
                 match c.to_enrollment_id {
-                    Some(id) if id != c.enrollment_id && learner.enrollment(id).is_none() => id,
+                    Some(id)
+                        if id != c.enrollment_id
+                            && learner.enrollment(id).is_none()
+                            && !self.state.enrollment_owners.contains_key(&id) =>
+                    {
+                        id
+                    }
                     _ => {
                         return Err(DomainError::InvalidTransfer(
                             "a transfer to another organization needs a new enrollment id".into(),
@@ -714,6 +730,14 @@ impl<'a> Rules<'a> {
                 return Err(DomainError::DateOutOfRange(format!(
                     "the leaving date {} is before the first day {} in the class",
                     c.left_on, m.from
+                )));
+            }
+        }
+        if let Some(last) = self.state.last_facts.get(&(c.learner_id, enrollment.class_id)) {
+            if *last > c.left_on {
+                return Err(DomainError::DateOutOfRange(format!(
+                    "the leaving date {} is before marks or attendance recorded in the class on {last}",
+                    c.left_on
                 )));
             }
         }

@@ -197,6 +197,11 @@ pub struct State {
     pub(crate) birth_records: HashMap<String, (LearnerId, u64)>,
     pub(crate) death_records: HashMap<String, (LearnerId, u64)>,
     pub(crate) marks: HashMap<MarkId, MarkRef>,
+    /// Every enrollment id ever opened, and whose it is: enrollment ids are unique in the region.
+    pub(crate) enrollment_owners: HashMap<EnrollmentId, LearnerId>,
+    /// The latest date a mark or attendance was recorded for a learner in a class: a leaving or a
+    /// transfer out may not be dated before it.
+    pub(crate) last_facts: HashMap<(LearnerId, ClassId), NaiveDate>,
 }
 
 pub(crate) fn record_key(office: &str, number: &str) -> String {
@@ -297,6 +302,11 @@ impl State {
         if let Some(c) = self.classes.get_mut(&class) {
             c.enrolled = c.enrolled.saturating_add(1);
         }
+    }
+
+    fn record_fact(&mut self, learner: LearnerId, class: ClassId, date: NaiveDate) {
+        let last = self.last_facts.entry((learner, class)).or_insert(date);
+        *last = (*last).max(date);
     }
 
     fn free_place(&mut self, class: ClassId) {
@@ -423,6 +433,7 @@ impl State {
                         until: None,
                     });
                 }
+                self.enrollment_owners.insert(e.enrollment_id, e.learner_id);
                 self.take_place(e.class_id);
                 if let Some(app) = e.application_id.and_then(|id| self.applications.get_mut(&id)) {
                     app.status = ApplicationStatus::Accepted;
@@ -461,10 +472,12 @@ impl State {
                         });
                     }
                 }
+                self.enrollment_owners.insert(e.to_enrollment_id, e.learner_id);
                 self.free_place(e.from_class_id);
                 self.take_place(e.to_class_id);
             }
             Event::MarkRecorded(e) => {
+                self.record_fact(e.learner_id, e.class_id, e.lesson_date);
                 self.marks.insert(
                     e.mark_id,
                     MarkRef { learner_id: e.learner_id, class_id: e.class_id, value: e.value },
@@ -475,7 +488,8 @@ impl State {
                     m.value = e.value;
                 }
             }
-            Event::AttendanceRecorded(_) | Event::ExamResultRecorded(_) => {}
+            Event::AttendanceRecorded(e) => self.record_fact(e.learner_id, e.class_id, e.date),
+            Event::ExamResultRecorded(_) => {}
             Event::Left(e) => {
                 let mut freed = None;
                 if let Some(l) = self.learners.get_mut(&e.learner_id) {
