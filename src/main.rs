@@ -1,1 +1,348 @@
-fn main() {}
+//! `contingent`: the regional learner registry's command-line entry point. Parses flags, opens
+//! the registry through `contingent_registry`, and maps failures to exit codes: 0 success,
+//! 1 failure, 2 a broken hash chain (`verify`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use contingent_domain::LearnerId;
+use contingent_log::EventLog;
+use contingent_projections::queries::{self, CountDimension};
+use contingent_registry::{Registry, Settings};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser)]
+#[command(name = "contingent", version, about = "The regional segment of the learner registry: every learner's lifecycle as an immutable, hash-chained event log with read models for diaries, class registers, vacancies and the federal segment.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(clap::Args, Clone)]
+struct DataArg {
+    /// Directory of the embedded log (log.db) and read models (read.db).
+    #[arg(long, env = "CONTINGENT_DATA", default_value = "data")]
+    data: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the log, the projectors and the HTTP API in one process.
+    Serve {
+        #[command(flatten)]
+        data: DataArg,
+        /// Address to listen on.
+        #[arg(long, env = "CONTINGENT_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Generate a realistic small region through the command path, then serve it.
+    Demo {
+        #[command(flatten)]
+        data: DataArg,
+        /// Address to listen on.
+        #[arg(long, env = "CONTINGENT_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Seed of the generator: the same seed gives the same region.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+        /// Delete the data directory's databases first.
+        #[arg(long)]
+        reset: bool,
+        /// Generate, print the tour, and exit without serving.
+        #[arg(long)]
+        no_serve: bool,
+    },
+    /// Rebuild read models from the first event of the log (run while the server is stopped).
+    Rebuild {
+        #[command(flatten)]
+        data: DataArg,
+        /// Only this read model (repeatable): register, diary, class_register, vacancies, federal.
+        #[arg(long = "model")]
+        models: Vec<String>,
+    },
+    /// Walk the hash chain and report the first event that does not match (exit code 2).
+    Verify {
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Print a learner's events in log order, or their state as of a date.
+    History {
+        #[command(flatten)]
+        data: DataArg,
+        /// The learner id.
+        learner: String,
+        /// Print the learner's state as the registry knew it at the end of this date instead.
+        #[arg(long)]
+        as_of: Option<chrono::NaiveDate>,
+    },
+    /// Export the federal register (JSON lines) or counts (JSON).
+    Export {
+        #[command(flatten)]
+        data: DataArg,
+        /// register (one learner per line) or counts.
+        #[arg(long, default_value = "register")]
+        what: String,
+        /// Group counts by (comma-separated): municipality, organization, level, grade.
+        #[arg(long, default_value = "municipality,level,grade")]
+        by: String,
+    },
+}
+
+fn bar(len: u64, message: &'static str) -> ProgressBar {
+    let bar = if std::env::var_os("CI").is_some() { ProgressBar::hidden() } else { ProgressBar::new(len) };
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>14} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(message);
+    bar
+}
+
+async fn open(data: &DataArg) -> Result<Registry> {
+    let settings = Settings::new(&data.data);
+    let existing = log_length(&settings).await.unwrap_or(0);
+    let replay = bar(existing, "replaying log");
+    let registry = Registry::open(settings, |p| replay.set_position(p)).await.context("opening the registry")?;
+    replay.finish_and_clear();
+    Ok(registry)
+}
+
+async fn log_length(settings: &Settings) -> Result<u64> {
+    if !settings.log_path().exists() {
+        return Ok(0);
+    }
+    let log = contingent_log_sqlite::SqliteLog::open(&settings.log_path()).await?;
+    let head = log.head().await?;
+    log.close().await;
+    Ok(head.position)
+}
+
+async fn serve(registry: Registry, listen: SocketAddr) -> Result<()> {
+    let registry = Arc::new(registry);
+    let app = contingent_api::router(registry.clone());
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    tracing::info!(address = %listener.local_addr()?, "serving");
+    println!("Serving on http://{} (Ctrl-C to stop)", listener.local_addr()?);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    if let Ok(registry) = Arc::try_unwrap(registry) {
+        registry.shutdown().await;
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+}
+
+async fn demo(data: DataArg, listen: SocketAddr, seed: u64, reset: bool, no_serve: bool) -> Result<()> {
+    if reset {
+        for file in ["log.db", "log.db-wal", "log.db-shm", "read.db", "read.db-wal", "read.db-shm"] {
+            let path = data.data.join(file);
+            if path.exists() {
+                std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            }
+        }
+    }
+    let registry = open(&data).await?;
+    if registry.head() > 0 {
+        println!(
+            "{} already holds {} events; serving them as they are (run with --reset to generate a new region).",
+            data.data.display(),
+            registry.head()
+        );
+    } else {
+        let config = contingent_simulate::Config {
+            seed,
+            scale: contingent_simulate::Scale::demo(),
+            today: chrono::Utc::now().date_naive(),
+        };
+        let progress = bar(0, "");
+        let mut stage_label = "";
+        let report = contingent_simulate::generate(&registry, &config, |stage, done, total| {
+            if stage.label() != stage_label {
+                stage_label = stage.label();
+                progress.set_message(stage.label());
+                progress.reset();
+            }
+            progress.set_length(total);
+            progress.set_position(done);
+        })
+        .await
+        .context("generating the demo region")?;
+        progress.finish_and_clear();
+        let caught_up = bar(registry.head(), "projecting");
+        while !registry.wait_projected(registry.head(), Duration::from_millis(200)).await {
+            caught_up.set_position(registry.projected());
+        }
+        caught_up.finish_and_clear();
+        print_tour(&registry, &report, listen).await;
+    }
+    if no_serve {
+        registry.shutdown().await;
+        return Ok(());
+    }
+    serve(registry, listen).await
+}
+
+async fn print_tour(registry: &Registry, report: &contingent_simulate::Report, listen: SocketAddr) {
+    let f = &report.featured;
+    let base = format!("http://{listen}");
+    println!(
+        "Generated a region: {} commands, {} events in {:.1?}; {} refused on purpose or by the rules: {:?}",
+        report.commands, report.events, report.elapsed, report.refused.values().sum::<u64>(), report.refused
+    );
+    println!("The log holds {} events; every read model has applied them.\n", registry.head());
+    println!("Follow {} from birth record to graduation and college:", f.learner_name);
+    println!("  curl -s {base}/v1/learners/{}/history     # every event, in log order, with hashes", f.learner_id);
+    println!("  curl -s {base}/v1/learners/{}             # register: status, enrollments, movements", f.learner_id);
+    println!("  curl -s '{base}/v1/learners/{}/diary?academic_year=2025/2026'", f.learner_id);
+    println!("  curl -s '{base}/v1/learners/{}/state?as_of=2025-12-31'   # as the registry knew it then", f.learner_id);
+    println!("  curl -s '{base}/v1/learners?snils={}'   # a guardian's SNILS finds nothing: learners are found by their own", f.guardian_snils);
+    println!("  curl -s {base}/v1/classes/{}/register", f.class_id);
+    println!("  curl -s '{base}/v1/vacancies?organization_id={}'", f.school_id);
+    println!("  curl -s {base}/v1/organizations/{}/queue", f.kindergarten_id);
+    println!("  curl -s '{base}/v1/federal/counts?by=municipality,level'");
+    println!("  curl -s '{base}/v1/feed?after=0&limit=5'");
+    println!("  curl -s {base}/openapi.json");
+    println!("Auditors: contingent verify --data <dir> (with the server stopped or running).\n");
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Cmd::Serve { data, listen } => {
+            let registry = open(&data).await?;
+            serve(registry, listen).await?;
+        }
+        Cmd::Demo { data, listen, seed, reset, no_serve } => demo(data, listen, seed, reset, no_serve).await?,
+        Cmd::Rebuild { data, models } => {
+            let settings = Settings::new(&data.data);
+            if !settings.log_path().exists() {
+                bail!("no log at {}", settings.log_path().display());
+            }
+            let log = contingent_log_sqlite::SqliteLog::open(&settings.log_path()).await?;
+            let head = log.head().await?.position;
+            let progress = bar(head, "rebuilding");
+            let only = (!models.is_empty()).then_some(models.as_slice());
+            let started = std::time::Instant::now();
+            let n = contingent_registry::rebuild(&log, &settings.read_path(), only, settings.projector_batch, |p| progress.set_position(p)).await?;
+            progress.finish_and_clear();
+            println!("Rebuilt {} from {n} events in {:.1?}.", if models.is_empty() { "every read model".to_owned() } else { models.join(", ") }, started.elapsed());
+        }
+        Cmd::Verify { data } => {
+            let settings = Settings::new(&data.data);
+            if !settings.log_path().exists() {
+                bail!("no log at {}", settings.log_path().display());
+            }
+            let log = contingent_log_sqlite::SqliteLog::open(&settings.log_path()).await?;
+            let head = log.head().await?.position;
+            let progress = bar(head, "verifying");
+            let report = contingent_registry::verify(&log, |p| progress.set_position(p)).await?;
+            progress.finish_and_clear();
+            match &report.first_break {
+                None => {
+                    println!("OK: {} events verified; head hash {}", report.verified, report.head_hash);
+                }
+                Some(b) => {
+                    println!("BROKEN at position {}: {}", b.position, b.problem);
+                    println!("{} events before it verified; last good hash {}", report.verified, report.head_hash);
+                    return Ok(ExitCode::from(2));
+                }
+            }
+        }
+        Cmd::History { data, learner, as_of } => {
+            let learner: LearnerId = learner.parse().context("the learner id must be a UUID")?;
+            let settings = Settings::new(&data.data);
+            let log = contingent_log_sqlite::SqliteLog::open(&settings.log_path()).await?;
+            let events = log.read_learner(learner).await?;
+            if events.is_empty() {
+                bail!("no events about learner {learner}");
+            }
+            match as_of {
+                Some(date) => {
+                    let known_at = date.and_hms_opt(23, 59, 59).map(|t| t.and_utc());
+                    let snapshot = contingent_registry::LearnerSnapshot::fold(learner, &events, known_at, Some(date));
+                    print_json(&snapshot)?;
+                }
+                None => {
+                    for e in &events {
+                        let mut v: serde_json::Value = serde_json::from_slice(&e.body)?;
+                        v["hash"] = serde_json::Value::String(e.hash.to_hex());
+                        println!("{}", serde_json::to_string(&v)?);
+                    }
+                }
+            }
+        }
+        Cmd::Export { data, what, by } => {
+            let settings = Settings::new(&data.data);
+            let registry = open(&data).await?;
+            registry.wait_caught_up(Duration::from_secs(600)).await;
+            let pool = registry.read().pool().clone();
+            match what.as_str() {
+                "register" => {
+                    let mut after: Option<String> = None;
+                    loop {
+                        let page = queries::federal_register(&pool, after.as_deref(), 1000).await?;
+                        for row in &page {
+                            println!("{}", serde_json::to_string(row)?);
+                        }
+                        if page.len() < 1000 {
+                            break;
+                        }
+                        after = page.last().map(|r| r.learner_id.clone());
+                    }
+                }
+                "counts" => {
+                    let dims = by
+                        .split(',')
+                        .map(|d| CountDimension::parse(d.trim()).with_context(|| format!("cannot group by {d:?}")))
+                        .collect::<Result<Vec<_>>>()?;
+                    print_json(&queries::federal_counts(&pool, &dims, None).await?)?;
+                }
+                other => bail!("cannot export {other:?}: use register or counts"),
+            }
+            let _ = settings;
+            registry.shutdown().await;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,72 @@
-//! contingent-api
+//! The HTTP API (axum): commands, queries of every read model, learner history and state as of
+//! a date, the federal feed paging through the log by position, `/openapi.json`, `/healthz` and
+//! `/metrics`. Every error is `application/problem+json` with a stable code; malformed or
+//! oversized input never yields a 500.
+//!
+//! Only this crate knows HTTP. It turns requests into commands and queries and hands them to the
+//! [`Registry`]; it decides nothing itself.
+#![deny(missing_docs)]
+
+mod commands;
+mod error;
+mod handlers;
+mod openapi;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use contingent_registry::Registry;
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use error::ApiError;
+
+/// Builds the router over a running registry.
+pub fn router(registry: Arc<Registry>) -> Router {
+    let limit = registry.settings().max_body_bytes;
+    Router::new()
+        .route("/v1/commands/{name}", post(handlers::command))
+        .route("/v1/learners", get(handlers::find_learners))
+        .route("/v1/learners/{id}", get(handlers::learner))
+        .route("/v1/learners/{id}/diary", get(handlers::diary))
+        .route("/v1/learners/{id}/history", get(handlers::history))
+        .route("/v1/learners/{id}/state", get(handlers::state_as_of))
+        .route("/v1/organizations", get(handlers::organizations))
+        .route("/v1/organizations/{id}/queue", get(handlers::queue))
+        .route("/v1/classes/{id}/register", get(handlers::class_register))
+        .route("/v1/vacancies", get(handlers::vacancies))
+        .route("/v1/federal/register", get(handlers::federal_register))
+        .route("/v1/federal/counts", get(handlers::federal_counts))
+        .route("/v1/feed", get(handlers::feed))
+        .route("/v1/audit/verify", get(handlers::verify))
+        .route("/openapi.json", get(openapi::document))
+        .route("/healthz", get(handlers::healthz))
+        .route("/metrics", get(handlers::metrics))
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(CatchPanicLayer::custom(handlers::panicked))
+        .with_state(registry)
+}
+
+/// The paths the API serves, as documented in `/openapi.json`.
+pub const PATHS: &[&str] = &[
+    "/v1/commands/{name}",
+    "/v1/learners",
+    "/v1/learners/{id}",
+    "/v1/learners/{id}/diary",
+    "/v1/learners/{id}/history",
+    "/v1/learners/{id}/state",
+    "/v1/organizations",
+    "/v1/organizations/{id}/queue",
+    "/v1/classes/{id}/register",
+    "/v1/vacancies",
+    "/v1/federal/register",
+    "/v1/federal/counts",
+    "/v1/feed",
+    "/v1/audit/verify",
+    "/openapi.json",
+    "/healthz",
+    "/metrics",
+];

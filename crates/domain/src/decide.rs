@@ -114,6 +114,24 @@ fn resolve_person(state: &State, person: &PersonRef) -> Result<LearnerId, Domain
     }
 }
 
+/// Grades of each level: 1–11 general, 1–4 vocational, age groups 0–7 preschool, 0–11 additional.
+fn check_grade(level: Level, grade: u8) -> Result<(), DomainError> {
+    let grades = match level {
+        Level::General => 1..=11,
+        Level::Vocational => 1..=4,
+        Level::Preschool => 0..=7,
+        Level::Additional => 0..=11,
+    };
+    if !grades.contains(&grade) {
+        return Err(DomainError::Invalid(format!(
+            "grade {grade} does not exist at level {level} ({}..={})",
+            grades.start(),
+            grades.end()
+        )));
+    }
+    Ok(())
+}
+
 struct Rules<'a> {
     state: &'a State,
     today: NaiveDate,
@@ -212,21 +230,7 @@ impl<'a> Rules<'a> {
         if !org.levels.contains(&c.level) {
             return Err(DomainError::LevelNotTaught(c.level.as_str()));
         }
-        let grades = match c.level {
-            Level::General => 1..=11,
-            Level::Vocational => 1..=4,
-            Level::Preschool => 0..=7,
-            Level::Additional => 0..=11,
-        };
-        if !grades.contains(&c.grade) {
-            return Err(DomainError::Invalid(format!(
-                "grade {} does not exist at level {} ({}..={})",
-                c.grade,
-                c.level,
-                grades.start(),
-                grades.end()
-            )));
-        }
+        check_grade(c.level, c.grade)?;
         if c.capacity == 0 || c.capacity > MAX_CAPACITY {
             return Err(DomainError::InvalidCapacity { max: MAX_CAPACITY });
         }
@@ -352,14 +356,16 @@ impl<'a> Rules<'a> {
         if !org.levels.contains(&c.level) {
             return Err(DomainError::LevelNotTaught(c.level.as_str()));
         }
+        check_grade(c.level, c.grade)?;
         if let Some(class_id) = c.class_id {
             let class = self.class(class_id)?;
             if class.organization_id != c.organization_id
                 || class.level != c.level
                 || class.academic_year != c.academic_year
+                || class.grade != c.grade
             {
                 return Err(DomainError::Invalid(
-                    "the class asked for belongs to another organization, level or year".into(),
+                    "the class asked for belongs to another organization, level, year or grade".into(),
                 ));
             }
         }

@@ -178,6 +178,44 @@ pub enum DomainError {
 }
 
 impl DomainError {
+    /// Every code a rule can refuse with.
+    pub const CODES: &'static [&'static str] = &[
+        "learner_not_found",
+        "organization_not_found",
+        "class_not_found",
+        "application_not_found",
+        "enrollment_not_found",
+        "mark_not_found",
+        "already_exists",
+        "learner_deceased",
+        "learner_left",
+        "second_primary_enrollment",
+        "already_in_class",
+        "class_full",
+        "capacity_below_enrolled",
+        "invalid_capacity",
+        "learner_not_in_class",
+        "date_before_birth",
+        "date_in_future",
+        "date_out_of_range",
+        "grade_one_age_rule",
+        "preschool_age_rule",
+        "level_not_taught",
+        "invalid_value",
+        "snils_belongs_to_another_person",
+        "snils_already_recorded",
+        "civil_record_conflict",
+        "guardian_already_linked",
+        "application_not_pending",
+        "application_already_pending",
+        "application_mismatch",
+        "enrollment_not_active",
+        "invalid_transfer",
+        "exam_not_allowed",
+        "invalid_exam_result",
+        "mark_unchanged",
+    ];
+
     /// The stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {

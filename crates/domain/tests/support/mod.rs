@@ -121,6 +121,7 @@ impl Expectation {
             ),
             Err(e) => {
                 assert_eq!(e.code(), code, "command {} refused with another rule: {e}", self.command.name());
+                assert!(DomainError::CODES.contains(&code), "{code} is missing from DomainError::CODES");
                 e
             }
         }

@@ -1,0 +1,158 @@
+//! `POST /v1/commands/{name}`: JSON in, a command out, parsed once at the edge. Ids of new
+//! entities are generated here when the caller does not give them, so a retried request with
+//! the same `Idempotency-Key` names the same entity.
+
+use axum::http::{HeaderMap, StatusCode};
+use contingent_domain::{Command, SourceKind};
+use contingent_log::{Metadata, Source};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// The id field each command creates, filled with a fresh UUID v7 when absent.
+fn generated_ids(name: &str, body: &Value) -> &'static [&'static str] {
+    match name {
+        "register_organization" => &["organization_id"],
+        "open_class" => &["class_id"],
+        "register_birth" | "register_learner" => &["learner_id"],
+        "submit_application" => &["application_id"],
+        "enroll" => &["enrollment_id"],
+        "record_mark" => &["mark_id"],
+        "transfer" if body.get("kind").and_then(Value::as_str) == Some("to_other_organization") => &["to_enrollment_id"],
+        _ => &[],
+    }
+}
+
+fn parse<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(body).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.to_string();
+        let code = classify(&message);
+        let err = ApiError::bad_request(code, format!("{field}: {message}"));
+        if field == "." { err } else { err.at(field) }
+    })
+}
+
+/// A stable code for a body that does not parse, from the parser's message.
+fn classify(message: &str) -> &'static str {
+    if message.starts_with("unknown field") {
+        "unknown_field"
+    } else if message.starts_with("missing field") {
+        "missing_field"
+    } else if message.contains("SNILS") {
+        "invalid_snils"
+    } else if message.contains("input is out of range")
+        || message.contains("premature end of input")
+        || message.contains("input contains invalid characters")
+        || message.contains("trailing input")
+        || message.contains("input is not enough for unique")
+    {
+        "invalid_date"
+    } else if message.contains("a mark is one of") {
+        "invalid_mark"
+    } else if message.starts_with("unknown variant") {
+        "unknown_value"
+    } else {
+        "invalid_value"
+    }
+}
+
+/// Turns a JSON body into the command named by the path.
+pub fn parse_command(name: &str, mut body: Value) -> Result<Command, ApiError> {
+    let Some(object) = body.as_object_mut() else {
+        return Err(ApiError::bad_request("malformed_request", "the body must be a JSON object"));
+    };
+    for field in generated_ids(name, &Value::Object(object.clone())) {
+        object.entry(*field).or_insert_with(|| Value::String(Uuid::now_v7().to_string()));
+    }
+    Ok(match name {
+        "register_organization" => Command::RegisterOrganization(parse(body)?),
+        "open_class" => Command::OpenClass(parse(body)?),
+        "change_class_capacity" => Command::ChangeClassCapacity(parse(body)?),
+        "register_birth" => Command::RegisterBirth(parse(body)?),
+        "register_learner" => Command::RegisterLearner(parse(body)?),
+        "record_snils" => Command::RecordSnils(parse(body)?),
+        "register_death" => Command::RegisterDeath(parse(body)?),
+        "link_guardian" => Command::LinkGuardian(parse(body)?),
+        "submit_application" => Command::SubmitApplication(parse(body)?),
+        "withdraw_application" => Command::WithdrawApplication(parse(body)?),
+        "reject_application" => Command::RejectApplication(parse(body)?),
+        "enroll" => Command::Enroll(parse(body)?),
+        "transfer" => Command::Transfer(parse(body)?),
+        "record_mark" => Command::RecordMark(parse(body)?),
+        "correct_mark" => Command::CorrectMark(parse(body)?),
+        "record_attendance" => Command::RecordAttendance(parse(body)?),
+        "record_exam_result" => Command::RecordExamResult(parse(body)?),
+        "leave" => Command::Leave(parse(body)?),
+        other => {
+            return Err(ApiError::not_found(
+                "unknown_command",
+                format!("there is no command {other:?}; the commands are: {}", Command::NAMES.join(", ")),
+            ))
+        }
+    })
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.trim()).filter(|s| !s.is_empty()))
+            .map_err(|_| ApiError::bad_request("invalid_header", format!("{name} must be visible ASCII"))),
+    }
+}
+
+/// Who reports a command when the caller does not say: the civil registry office for civil
+/// records, the portal for applications, the exam centre for exam results, the region for the
+/// directory, otherwise the organization.
+fn default_source(command: &Command) -> Source {
+    let (kind, id) = match command {
+        Command::RegisterBirth(c) => (SourceKind::CivilRegistry, c.record.office.to_string()),
+        Command::RegisterDeath(c) => (SourceKind::CivilRegistry, c.record.office.to_string()),
+        Command::SubmitApplication(_) | Command::WithdrawApplication(_) => (SourceKind::Portal, "portal".into()),
+        Command::RecordExamResult(_) => (SourceKind::ExamCentre, "exam-centre".into()),
+        Command::RegisterOrganization(_) => (SourceKind::Region, "region".into()),
+        Command::OpenClass(c) => (SourceKind::Organization, c.organization_id.to_string()),
+        _ => (SourceKind::Organization, "organization".into()),
+    };
+    Source { kind, id }
+}
+
+/// The metadata of a command: `Idempotency-Key`, `X-Actor`, and `X-Source` (`kind:id`).
+pub fn metadata(headers: &HeaderMap, command: &Command) -> Result<Metadata, ApiError> {
+    let idempotency_key = header(headers, "idempotency-key")?.map(str::to_owned);
+    if let Some(key) = &idempotency_key {
+        if key.len() > 200 {
+            return Err(ApiError::bad_request("invalid_header", "Idempotency-Key is at most 200 characters"));
+        }
+    }
+    let actor = header(headers, "x-actor")?.unwrap_or("anonymous").chars().take(200).collect();
+    let source = match header(headers, "x-source")? {
+        None => default_source(command),
+        Some(text) => {
+            let (kind, id) = text.split_once(':').unwrap_or((text, ""));
+            let kind = SourceKind::ALL
+                .iter()
+                .copied()
+                .find(|k| k.as_str() == kind)
+                .ok_or_else(|| {
+                    ApiError::bad_request("invalid_header", "X-Source is kind:id with kind one of civil_registry, portal, organization, exam_centre, region")
+                })?;
+            Source { kind, id: id.chars().take(200).collect() }
+        }
+    };
+    Ok(Metadata { source, actor, idempotency_key })
+}
+
+/// 201 for a command that recorded something new, 200 for an answer repeated.
+pub fn status_of(replayed: bool) -> StatusCode {
+    if replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    }
+}

@@ -1,0 +1,113 @@
+//! The API's one error type: every failure becomes an `application/problem+json` document
+//! (RFC 9457) with a stable machine-readable `code`.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use contingent_domain::Refusal;
+use contingent_registry::RegistryError;
+use serde_json::json;
+
+/// A failed request.
+#[derive(Debug, thiserror::Error)]
+#[error("{detail}")]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable code.
+    pub code: &'static str,
+    /// Human-readable explanation.
+    pub detail: String,
+    /// The request field at fault, as a JSON path.
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    /// A problem with a status, code and detail.
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, code, detail: detail.into(), field: None }
+    }
+
+    /// 400 for a bad request.
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    /// 404 for something not in the registry.
+    pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, detail)
+    }
+
+    /// The field at fault.
+    pub fn at(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    fn title(&self) -> &'static str {
+        match self.status {
+            StatusCode::BAD_REQUEST => "The request is malformed",
+            StatusCode::NOT_FOUND => "Not found",
+            StatusCode::CONFLICT => "The registry's rules refuse this",
+            StatusCode::UNPROCESSABLE_ENTITY => "The facts given are impossible",
+            StatusCode::PAYLOAD_TOO_LARGE => "The request body is too large",
+            StatusCode::METHOD_NOT_ALLOWED => "Method not allowed",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "Unsupported media type",
+            StatusCode::SERVICE_UNAVAILABLE => "The registry is unavailable",
+            _ => "Internal error",
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::Refused(domain) => {
+                let status = match domain.refusal() {
+                    Refusal::NotFound => StatusCode::NOT_FOUND,
+                    Refusal::Conflict => StatusCode::CONFLICT,
+                    Refusal::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                ApiError::new(status, domain.code(), domain.to_string())
+            }
+            RegistryError::IdempotencyKeyReused { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", e.to_string())
+            }
+            RegistryError::Unavailable(detail) => {
+                tracing::error!(%detail, "registry unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the registry could not complete the request; nothing was recorded, retry with the same Idempotency-Key",
+                )
+            }
+        }
+    }
+}
+
+impl From<sqlx_error::Error> for ApiError {
+    fn from(e: sqlx_error::Error) -> Self {
+        tracing::error!(error = %e, "read model query failed");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the read models could not be queried")
+    }
+}
+
+/// Re-export of the read side's error type, so handlers can use `?` on queries.
+pub mod sqlx_error {
+    pub use contingent_projections::queries::QueryError as Error;
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "type": format!("/problems/{}", self.code),
+            "title": self.title(),
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+            "code": self.code,
+        });
+        if let Some(field) = &self.field {
+            body["field"] = json!(field);
+        }
+        (self.status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+    }
+}
