@@ -60,10 +60,6 @@ impl SqliteLog {
         Ok(Self { pool })
     }
 
-    /// Closes the database, checkpointing the WAL into the main file.
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
 }
 
 fn decode(row: sqlx::sqlite::SqliteRow) -> Result<RecordedEvent, LogError> {
@@ -139,6 +135,11 @@ impl EventLog for SqliteLog {
             .await
             .map_err(storage)?;
         rows.into_iter().map(decode).collect()
+    }
+
+    /// Closes the database, checkpointing the WAL into the main file.
+    async fn close(&self) {
+        self.pool.close().await;
     }
 
     async fn head(&self) -> Result<Head, LogError> {

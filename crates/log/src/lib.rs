@@ -76,4 +76,7 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// The last event's position and hash.
     async fn head(&self) -> Result<Head, LogError>;
+
+    /// Closes the log, flushing whatever the backend buffers. Appends after closing fail.
+    async fn close(&self) {}
 }

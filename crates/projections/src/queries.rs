@@ -10,7 +10,10 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 use utoipa::ToSchema;
 
-type Result<T> = std::result::Result<T, sqlx::Error>;
+/// Why a query failed: the read-model database could not answer.
+pub type QueryError = sqlx::Error;
+
+type Result<T> = std::result::Result<T, QueryError>;
 
 fn s(row: &SqliteRow, col: &str) -> String {
     row.try_get::<String, _>(col).unwrap_or_default()

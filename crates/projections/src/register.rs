@@ -10,6 +10,7 @@ use crate::Projection;
 
 pub(crate) struct Register;
 
+#[allow(clippy::too_many_arguments)]
 async fn movement(
     tx: &mut SqliteConnection,
     position: u64,

@@ -222,7 +222,7 @@ impl Registry {
 
     /// Stops the writer and the projector and closes the databases.
     pub async fn shutdown(self) {
-        let Registry { jobs, tasks, read, .. } = self;
+        let Registry { jobs, tasks, read, log, .. } = self;
         drop(jobs);
         let mut tasks = tasks.into_iter();
         if let Some(writer) = tasks.next() {
@@ -233,6 +233,7 @@ impl Registry {
             let _ = task.await;
         }
         read.close().await;
+        log.close().await;
     }
 }
 

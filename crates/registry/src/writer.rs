@@ -15,11 +15,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::metrics::Metrics;
 use crate::registry::{Receipt, RegistryError};
 
+/// Where the writer sends a command's answer.
+pub(crate) type Reply = oneshot::Sender<Result<Receipt, RegistryError>>;
+
 /// A command waiting for the writer.
 pub(crate) struct Job {
     pub command: Command,
     pub meta: Metadata,
-    pub reply: oneshot::Sender<Result<Receipt, RegistryError>>,
+    pub reply: Reply,
 }
 
 /// What the writer knows: the state, the head of the log, and the idempotency record.
@@ -106,8 +109,7 @@ pub(crate) async fn run(
         let now = Utc::now();
         let today = now.date_naive();
         let mut sealed: Vec<RecordedEvent> = Vec::new();
-        let mut answers: Vec<(oneshot::Sender<Result<Receipt, RegistryError>>, Result<Receipt, RegistryError>)> =
-            Vec::with_capacity(batch.len());
+        let mut answers: Vec<(Reply, Result<Receipt, RegistryError>)> = Vec::with_capacity(batch.len());
         let mut new_keys: Vec<String> = Vec::new();
         for job in batch.drain(..) {
             let answer = decide_one(&mut me, &job, today, now, &mut sealed, &metrics);
