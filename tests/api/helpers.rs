@@ -32,8 +32,10 @@ impl TestApp {
         Self { base, client: Client::new(), registry, dir, server }
     }
 
-    /// Stops the server and the registry, keeping the directory.
+    /// Waits for the read models to catch up, then stops the server and the registry, keeping
+    /// the directory.
     pub async fn stop(self) -> tempfile::TempDir {
+        assert!(self.registry.wait_caught_up(Duration::from_secs(30)).await, "projector caught up");
         self.server.abort();
         let _ = self.server.await;
         let registry = Arc::try_unwrap(self.registry).ok().expect("no other owner of the registry");
