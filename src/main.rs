@@ -17,7 +17,11 @@ use contingent_registry::{Registry, Settings};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
-#[command(name = "contingent", version, about = "The regional segment of the learner registry: every learner's lifecycle as an immutable, hash-chained event log with read models for diaries, class registers, vacancies and the federal segment.")]
+#[command(
+    name = "contingent",
+    version,
+    about = "The regional segment of the learner registry: every learner's lifecycle as an immutable, hash-chained event log with read models for diaries, class registers, vacancies and the federal segment."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -94,7 +98,11 @@ enum Cmd {
 }
 
 fn bar(len: u64, message: &'static str) -> ProgressBar {
-    let bar = if std::env::var_os("CI").is_some() { ProgressBar::hidden() } else { ProgressBar::new(len) };
+    let bar = if std::env::var_os("CI").is_some() {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(len)
+    };
     bar.set_style(
         ProgressStyle::with_template("{msg:>14} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -108,7 +116,9 @@ async fn open(data: &DataArg) -> Result<Registry> {
     let settings = Settings::new(&data.data);
     let existing = log_length(&settings).await.unwrap_or(0);
     let replay = bar(existing, "replaying log");
-    let registry = Registry::open(settings, |p| replay.set_position(p)).await.context("opening the registry")?;
+    let registry = Registry::open(settings, |p| replay.set_position(p))
+        .await
+        .context("opening the registry")?;
     replay.finish_and_clear();
     Ok(registry)
 }
@@ -126,10 +136,17 @@ async fn log_length(settings: &Settings) -> Result<u64> {
 async fn serve(registry: Registry, listen: SocketAddr) -> Result<()> {
     let registry = Arc::new(registry);
     let app = contingent_api::router(registry.clone());
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
     tracing::info!(address = %listener.local_addr()?, "serving");
-    println!("Serving on http://{} (Ctrl-C to stop)", listener.local_addr()?);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    println!(
+        "Serving on http://{} (Ctrl-C to stop)",
+        listener.local_addr()?
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     if let Ok(registry) = Arc::try_unwrap(registry) {
         registry.shutdown().await;
     }
@@ -154,12 +171,26 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
 }
 
-async fn demo(data: DataArg, listen: SocketAddr, seed: u64, reset: bool, no_serve: bool) -> Result<()> {
+async fn demo(
+    data: DataArg,
+    listen: SocketAddr,
+    seed: u64,
+    reset: bool,
+    no_serve: bool,
+) -> Result<()> {
     if reset {
-        for file in ["log.db", "log.db-wal", "log.db-shm", "read.db", "read.db-wal", "read.db-shm"] {
+        for file in [
+            "log.db",
+            "log.db-wal",
+            "log.db-shm",
+            "read.db",
+            "read.db-wal",
+            "read.db-shm",
+        ] {
             let path = data.data.join(file);
             if path.exists() {
-                std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("removing {}", path.display()))?;
             }
         }
     }
@@ -191,7 +222,10 @@ async fn demo(data: DataArg, listen: SocketAddr, seed: u64, reset: bool, no_serv
         .context("generating the demo region")?;
         progress.finish_and_clear();
         let caught_up = bar(registry.head(), "projecting");
-        while !registry.wait_projected(registry.head(), Duration::from_millis(200)).await {
+        while !registry
+            .wait_projected(registry.head(), Duration::from_millis(200))
+            .await
+        {
             caught_up.set_position(registry.projected());
         }
         caught_up.finish_and_clear();
@@ -211,16 +245,40 @@ async fn print_tour(registry: &Registry, report: &contingent_simulate::Report, l
         "Generated a region: {} commands, {} events in {:.1?}; {} refused on purpose or by the rules: {:?}",
         report.commands, report.events, report.elapsed, report.refused.values().sum::<u64>(), report.refused
     );
-    println!("The log holds {} events; every read model has applied them.\n", registry.head());
-    println!("Follow {} from birth record to graduation and college:", f.learner_name);
-    println!("  curl -s {base}/v1/learners/{}/history     # every event, in log order, with hashes", f.learner_id);
-    println!("  curl -s {base}/v1/learners/{}             # register: status, enrollments, movements", f.learner_id);
-    println!("  curl -s '{base}/v1/learners/{}/diary?academic_year=2025/2026'", f.learner_id);
-    println!("  curl -s '{base}/v1/learners/{}/state?as_of=2025-12-31'   # as the registry knew it then", f.learner_id);
+    println!(
+        "The log holds {} events; every read model has applied them.\n",
+        registry.head()
+    );
+    println!(
+        "Follow {} from birth record to graduation and college:",
+        f.learner_name
+    );
+    println!(
+        "  curl -s {base}/v1/learners/{}/history     # every event, in log order, with hashes",
+        f.learner_id
+    );
+    println!(
+        "  curl -s {base}/v1/learners/{}             # register: status, enrollments, movements",
+        f.learner_id
+    );
+    println!(
+        "  curl -s '{base}/v1/learners/{}/diary?academic_year=2025/2026'",
+        f.learner_id
+    );
+    println!(
+        "  curl -s '{base}/v1/learners/{}/state?as_of=2025-12-31'   # as the registry knew it then",
+        f.learner_id
+    );
     println!("  curl -s '{base}/v1/learners?snils={}'   # a guardian's SNILS finds nothing: learners are found by their own", f.guardian_snils);
     println!("  curl -s {base}/v1/classes/{}/register", f.class_id);
-    println!("  curl -s '{base}/v1/vacancies?organization_id={}'", f.school_id);
-    println!("  curl -s {base}/v1/organizations/{}/queue", f.kindergarten_id);
+    println!(
+        "  curl -s '{base}/v1/vacancies?organization_id={}'",
+        f.school_id
+    );
+    println!(
+        "  curl -s {base}/v1/organizations/{}/queue",
+        f.kindergarten_id
+    );
     println!("  curl -s '{base}/v1/federal/counts?by=municipality,level'");
     println!("  curl -s '{base}/v1/feed?after=0&limit=5'");
     println!("  curl -s {base}/openapi.json");
@@ -238,7 +296,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let registry = open(&data).await?;
             serve(registry, listen).await?;
         }
-        Cmd::Demo { data, listen, seed, reset, no_serve } => demo(data, listen, seed, reset, no_serve).await?,
+        Cmd::Demo {
+            data,
+            listen,
+            seed,
+            reset,
+            no_serve,
+        } => demo(data, listen, seed, reset, no_serve).await?,
         Cmd::Rebuild { data, models } => {
             let settings = Settings::new(&data.data);
             if !settings.log_path().exists() {
@@ -249,9 +313,24 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let progress = bar(head, "rebuilding");
             let only = (!models.is_empty()).then_some(models.as_slice());
             let started = std::time::Instant::now();
-            let n = contingent_registry::rebuild(&log, &settings.read_path(), only, settings.projector_batch, |p| progress.set_position(p)).await?;
+            let n = contingent_registry::rebuild(
+                &log,
+                &settings.read_path(),
+                only,
+                settings.projector_batch,
+                |p| progress.set_position(p),
+            )
+            .await?;
             progress.finish_and_clear();
-            println!("Rebuilt {} from {n} events in {:.1?}.", if models.is_empty() { "every read model".to_owned() } else { models.join(", ") }, started.elapsed());
+            println!(
+                "Rebuilt {} from {n} events in {:.1?}.",
+                if models.is_empty() {
+                    "every read model".to_owned()
+                } else {
+                    models.join(", ")
+                },
+                started.elapsed()
+            );
         }
         Cmd::Verify { data } => {
             let settings = Settings::new(&data.data);
@@ -265,16 +344,26 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             progress.finish_and_clear();
             match &report.first_break {
                 None => {
-                    println!("OK: {} events verified; head hash {}", report.verified, report.head_hash);
+                    println!(
+                        "OK: {} events verified; head hash {}",
+                        report.verified, report.head_hash
+                    );
                 }
                 Some(b) => {
                     println!("BROKEN at position {}: {}", b.position, b.problem);
-                    println!("{} events before it verified; last good hash {}", report.verified, report.head_hash);
+                    println!(
+                        "{} events before it verified; last good hash {}",
+                        report.verified, report.head_hash
+                    );
                     return Ok(ExitCode::from(2));
                 }
             }
         }
-        Cmd::History { data, learner, as_of } => {
+        Cmd::History {
+            data,
+            learner,
+            as_of,
+        } => {
             let learner: LearnerId = learner.parse().context("the learner id must be a UUID")?;
             let settings = Settings::new(&data.data);
             let log = contingent_log_sqlite::SqliteLog::open(&settings.log_path()).await?;
@@ -285,7 +374,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             match as_of {
                 Some(date) => {
                     let known_at = date.and_hms_opt(23, 59, 59).map(|t| t.and_utc());
-                    let snapshot = contingent_registry::LearnerSnapshot::fold(learner, &events, known_at, Some(date));
+                    let snapshot = contingent_registry::LearnerSnapshot::fold(
+                        learner,
+                        &events,
+                        known_at,
+                        Some(date),
+                    );
                     print_json(&snapshot)?;
                 }
                 None => {
@@ -319,7 +413,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 "counts" => {
                     let dims = by
                         .split(',')
-                        .map(|d| CountDimension::parse(d.trim()).with_context(|| format!("cannot group by {d:?}")))
+                        .map(|d| {
+                            CountDimension::parse(d.trim())
+                                .with_context(|| format!("cannot group by {d:?}"))
+                        })
                         .collect::<Result<Vec<_>>>()?;
                     print_json(&queries::federal_counts(&pool, &dims, None).await?)?;
                 }
@@ -335,7 +432,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match run(Cli::parse()).await {

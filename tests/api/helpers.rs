@@ -22,23 +22,40 @@ impl TestApp {
     }
 
     pub async fn spawn_in(dir: tempfile::TempDir) -> Self {
-        let registry = Arc::new(Registry::open(Settings::new(dir.path()), |_| {}).await.expect("registry opens"));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
+        let registry = Arc::new(
+            Registry::open(Settings::new(dir.path()), |_| {})
+                .await
+                .expect("registry opens"),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a free port");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let app = contingent_api::router(registry.clone());
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("server runs");
         });
-        Self { base, client: Client::new(), registry, dir, server }
+        Self {
+            base,
+            client: Client::new(),
+            registry,
+            dir,
+            server,
+        }
     }
 
     /// Waits for the read models to catch up, then stops the server and the registry, keeping
     /// the directory.
     pub async fn stop(self) -> tempfile::TempDir {
-        assert!(self.registry.wait_caught_up(Duration::from_secs(30)).await, "projector caught up");
+        assert!(
+            self.registry.wait_caught_up(Duration::from_secs(30)).await,
+            "projector caught up"
+        );
         self.server.abort();
         let _ = self.server.await;
-        let registry = Arc::try_unwrap(self.registry).ok().expect("no other owner of the registry");
+        let registry = Arc::try_unwrap(self.registry)
+            .ok()
+            .expect("no other owner of the registry");
         registry.shutdown().await;
         self.dir
     }
@@ -67,7 +84,10 @@ impl TestApp {
         let response = self.command(name, body).await;
         let status = response.status();
         let text = response.text().await.expect("body");
-        assert!(status == StatusCode::CREATED || status == StatusCode::OK, "{name} answered {status}: {text}");
+        assert!(
+            status == StatusCode::CREATED || status == StatusCode::OK,
+            "{name} answered {status}: {text}"
+        );
         serde_json::from_str(&text).expect("receipt is JSON")
     }
 
@@ -79,11 +99,22 @@ impl TestApp {
 
     /// GET after the read models have caught up with everything appended.
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        assert!(self.registry.wait_caught_up(Duration::from_secs(30)).await, "projector caught up");
-        let response = self.client.get(format!("{}{path}", self.base)).send().await.expect("request sent");
+        assert!(
+            self.registry.wait_caught_up(Duration::from_secs(30)).await,
+            "projector caught up"
+        );
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request sent");
         let status = response.status();
         let text = response.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn get_ok(&self, path: &str) -> Value {
@@ -129,26 +160,97 @@ pub struct World {
 
 pub async fn world(app: &TestApp) -> World {
     let org = |name: &str, kind: &str, levels: Value| json!({ "name": name, "municipality": "Барнаул", "kind": kind, "levels": levels });
-    let school = app.ok("register_organization", org("МБОУ СОШ № 12", "school", json!(["general"]))).await;
-    let school = school["events"][0]["data"]["organization_id"].as_str().expect("id").to_owned();
-    let college = app.ok("register_organization", org("Барнаульский политехнический колледж", "college", json!(["vocational"]))).await;
-    let college = college["events"][0]["data"]["organization_id"].as_str().expect("id").to_owned();
-    let kindergarten = app.ok("register_organization", org("МБДОУ Детский сад № 5 «Солнышко»", "kindergarten", json!(["preschool"]))).await;
-    let kindergarten = kindergarten["events"][0]["data"]["organization_id"].as_str().expect("id").to_owned();
-    let class = |org: &str, year: &str, level: &str, grade: u8, name: &str, capacity: u16| {
-        json!({ "organization_id": org, "academic_year": year, "level": level, "grade": grade, "name": name, "capacity": capacity })
+    let school = app
+        .ok(
+            "register_organization",
+            org("МБОУ СОШ № 12", "school", json!(["general"])),
+        )
+        .await;
+    let school = school["events"][0]["data"]["organization_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let college = app
+        .ok(
+            "register_organization",
+            org(
+                "Барнаульский политехнический колледж",
+                "college",
+                json!(["vocational"]),
+            ),
+        )
+        .await;
+    let college = college["events"][0]["data"]["organization_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let kindergarten = app
+        .ok(
+            "register_organization",
+            org(
+                "МБДОУ Детский сад № 5 «Солнышко»",
+                "kindergarten",
+                json!(["preschool"]),
+            ),
+        )
+        .await;
+    let kindergarten = kindergarten["events"][0]["data"]["organization_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let class = |org: &str, year: &str, level: &str, grade: u8, name: &str, capacity: u16| json!({ "organization_id": org, "academic_year": year, "level": level, "grade": grade, "name": name, "capacity": capacity });
+    let id = |receipt: Value| {
+        receipt["events"][0]["data"]["class_id"]
+            .as_str()
+            .expect("class id")
+            .to_owned()
     };
-    let id = |receipt: Value| receipt["events"][0]["data"]["class_id"].as_str().expect("class id").to_owned();
-    let class_11a = id(app.ok("open_class", class(&school, "2025/2026", "general", 11, "11А", 2)).await);
-    let class_11b = id(app.ok("open_class", class(&school, "2025/2026", "general", 11, "11Б", 25)).await);
-    let college_group = id(app.ok("open_class", class(&college, "2026/2027", "vocational", 1, "ПР-26", 25)).await);
-    let mut group = class(&kindergarten, "2026/2027", "preschool", 3, "Младшая группа «Пчёлка»", 20);
+    let class_11a = id(app
+        .ok(
+            "open_class",
+            class(&school, "2025/2026", "general", 11, "11А", 2),
+        )
+        .await);
+    let class_11b = id(app
+        .ok(
+            "open_class",
+            class(&school, "2025/2026", "general", 11, "11Б", 25),
+        )
+        .await);
+    let college_group = id(app
+        .ok(
+            "open_class",
+            class(&college, "2026/2027", "vocational", 1, "ПР-26", 25),
+        )
+        .await);
+    let mut group = class(
+        &kindergarten,
+        "2026/2027",
+        "preschool",
+        3,
+        "Младшая группа «Пчёлка»",
+        20,
+    );
     group["stay_mode"] = json!("full_day");
     let kinder_group = id(app.ok("open_class", group).await);
-    World { school, college, kindergarten, class_11a, class_11b, college_group, kinder_group }
+    World {
+        school,
+        college,
+        kindergarten,
+        class_11a,
+        class_11b,
+        college_group,
+        kinder_group,
+    }
 }
 
-pub fn birth(number: &str, surname: &str, name: &str, birth_date: &str, snils: Option<&str>) -> Value {
+pub fn birth(
+    number: &str,
+    surname: &str,
+    name: &str,
+    birth_date: &str,
+    snils: Option<&str>,
+) -> Value {
     let mut body = json!({
         "record": { "number": number, "date": birth_date, "office": "Отдел ЗАГС г. Барнаула" },
         "child": { "surname": surname, "name": name, "patronymic": "Петрович" },
@@ -163,8 +265,16 @@ pub fn birth(number: &str, surname: &str, name: &str, birth_date: &str, snils: O
 }
 
 pub async fn born(app: &TestApp, number: &str, surname: &str, birth_date: &str) -> String {
-    let receipt = app.ok("register_birth", birth(number, surname, "Иван", birth_date, None)).await;
-    receipt["learner_id"].as_str().expect("learner id").to_owned()
+    let receipt = app
+        .ok(
+            "register_birth",
+            birth(number, surname, "Иван", birth_date, None),
+        )
+        .await;
+    receipt["learner_id"]
+        .as_str()
+        .expect("learner id")
+        .to_owned()
 }
 
 pub async fn enrolled(app: &TestApp, learner: &str, class: &str, on: &str) -> String {
@@ -175,5 +285,8 @@ pub async fn enrolled(app: &TestApp, learner: &str, class: &str, on: &str) -> St
             "order": order("Приказ № 101-у", on),
         }))
         .await;
-    receipt["events"][0]["data"]["enrollment_id"].as_str().expect("enrollment id").to_owned()
+    receipt["events"][0]["data"]["enrollment_id"]
+        .as_str()
+        .expect("enrollment id")
+        .to_owned()
 }

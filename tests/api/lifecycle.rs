@@ -7,7 +7,12 @@ use serde_json::{json, Value};
 use crate::helpers::{birth, enrolled, order, world, TestApp};
 
 fn types(history: &Value) -> Vec<String> {
-    history["events"].as_array().expect("events").iter().map(|e| e["type"].as_str().expect("type").to_owned()).collect()
+    history["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["type"].as_str().expect("type").to_owned())
+        .collect()
 }
 
 #[tokio::test]
@@ -16,8 +21,22 @@ async fn a_learner_from_birth_to_college_is_seen_in_every_read_model() {
     let w = world(&app).await;
 
     // Civil registry: the birth record.
-    let receipt = app.ok("register_birth", birth("1200", "Смирнов", "Алексей", "2008-03-14", Some("112-233-445 95"))).await;
-    let learner = receipt["learner_id"].as_str().expect("learner id").to_owned();
+    let receipt = app
+        .ok(
+            "register_birth",
+            birth(
+                "1200",
+                "Смирнов",
+                "Алексей",
+                "2008-03-14",
+                Some("112-233-445 95"),
+            ),
+        )
+        .await;
+    let learner = receipt["learner_id"]
+        .as_str()
+        .expect("learner id")
+        .to_owned();
     assert_eq!(receipt["events"][0]["type"], "birth_registered");
     assert_eq!(receipt["replayed"], false);
 
@@ -30,13 +49,18 @@ async fn a_learner_from_birth_to_college_is_seen_in_every_read_model() {
     let enrollment = enrolled(&app, &learner, &w.class_11a, "2025-09-01").await;
 
     // Teacher: marks, a correction, attendance.
-    let mark = |date: &str, value: &str, weight: u8| json!({
-        "learner_id": learner, "class_id": w.class_11a, "subject": "Математика", "lesson_date": date,
-        "kind": "current", "work": "контрольная работа", "value": value, "weight": weight, "teacher": "Петрова Н. С.",
-    });
+    let mark = |date: &str, value: &str, weight: u8| {
+        json!({
+            "learner_id": learner, "class_id": w.class_11a, "subject": "Математика", "lesson_date": date,
+            "kind": "current", "work": "контрольная работа", "value": value, "weight": weight, "teacher": "Петрова Н. С.",
+        })
+    };
     app.ok("record_mark", mark("2025-09-15", "5", 1)).await;
     let corrected = app.ok("record_mark", mark("2025-09-22", "3", 2)).await;
-    let mark_id = corrected["events"][0]["data"]["mark_id"].as_str().expect("mark id").to_owned();
+    let mark_id = corrected["events"][0]["data"]["mark_id"]
+        .as_str()
+        .expect("mark id")
+        .to_owned();
     app.ok("correct_mark", json!({ "mark_id": mark_id, "value": "4", "reason": "перепроверка работы", "teacher": "Петрова Н. С." })).await;
     app.ok("record_attendance", json!({ "learner_id": learner, "class_id": w.class_11a, "date": "2025-09-16", "status": "ill" })).await;
 
@@ -59,7 +83,10 @@ async fn a_learner_from_birth_to_college_is_seen_in_every_read_model() {
             "order": order("Приказ № 310-к", "2026-08-25"),
         }))
         .await;
-    assert_eq!(college_enrollment["events"][0]["data"]["level"], "vocational");
+    assert_eq!(
+        college_enrollment["events"][0]["data"]["level"],
+        "vocational"
+    );
 
     // Register.
     let card = app.get_ok(&format!("/v1/learners/{learner}")).await;
@@ -70,11 +97,20 @@ async fn a_learner_from_birth_to_college_is_seen_in_every_read_model() {
     assert_eq!(enrollments.len(), 2);
     assert_eq!(enrollments[0]["level"], "vocational");
     assert_eq!(enrollments[1]["end_reason"], "graduation");
-    let kinds: Vec<&str> = card["movements"].as_array().expect("movements").iter().map(|m| m["kind"].as_str().expect("kind")).collect();
+    let kinds: Vec<&str> = card["movements"]
+        .as_array()
+        .expect("movements")
+        .iter()
+        .map(|m| m["kind"].as_str().expect("kind"))
+        .collect();
     assert_eq!(kinds, ["enrolled", "left", "enrolled"]);
 
     // Diary: weighted average (5·1 + 4·2) / 3 = 4.33, the correction visible, attendance, exam.
-    let diary = app.get_ok(&format!("/v1/learners/{learner}/diary?academic_year=2025/2026")).await;
+    let diary = app
+        .get_ok(&format!(
+            "/v1/learners/{learner}/diary?academic_year=2025/2026"
+        ))
+        .await;
     let maths = &diary["subjects"][0];
     assert_eq!(maths["subject"], "Математика");
     assert_eq!(maths["average"], 4.33);
@@ -87,46 +123,105 @@ async fn a_learner_from_birth_to_college_is_seen_in_every_read_model() {
     assert_eq!(diary["exams"][0]["test_score"], 78);
 
     // Class register: in the roster during the year, not after graduation.
-    let register = app.get_ok(&format!("/v1/classes/{}/register?on=2025-10-01", w.class_11a)).await;
+    let register = app
+        .get_ok(&format!(
+            "/v1/classes/{}/register?on=2025-10-01",
+            w.class_11a
+        ))
+        .await;
     assert_eq!(register["roster"].as_array().expect("roster").len(), 1);
     assert_eq!(register["roster"][0]["learner_id"], learner);
-    assert_eq!(register["marks"][0]["marks"].as_array().expect("grid").len(), 2);
+    assert_eq!(
+        register["marks"][0]["marks"]
+            .as_array()
+            .expect("grid")
+            .len(),
+        2
+    );
     assert_eq!(register["attendance"][0]["records"][0]["status"], "ill");
-    let after = app.get_ok(&format!("/v1/classes/{}/register?on=2026-07-01", w.class_11a)).await;
+    let after = app
+        .get_ok(&format!(
+            "/v1/classes/{}/register?on=2026-07-01",
+            w.class_11a
+        ))
+        .await;
     assert!(after["roster"].as_array().expect("roster").is_empty());
 
     // Vacancies: 11А's place is free again; the college group has one taken.
-    let vacancies = app.get_ok(&format!("/v1/vacancies?organization_id={}", w.school)).await;
-    let row = vacancies["classes"].as_array().expect("classes").iter().find(|c| c["class_id"] == w.class_11a.as_str()).expect("11А").clone();
-    assert_eq!((row["capacity"].as_i64(), row["enrolled"].as_i64(), row["free"].as_i64()), (Some(2), Some(0), Some(2)));
-    let college = app.get_ok(&format!("/v1/vacancies?organization_id={}", w.college)).await;
+    let vacancies = app
+        .get_ok(&format!("/v1/vacancies?organization_id={}", w.school))
+        .await;
+    let row = vacancies["classes"]
+        .as_array()
+        .expect("classes")
+        .iter()
+        .find(|c| c["class_id"] == w.class_11a.as_str())
+        .expect("11А")
+        .clone();
+    assert_eq!(
+        (
+            row["capacity"].as_i64(),
+            row["enrolled"].as_i64(),
+            row["free"].as_i64()
+        ),
+        (Some(2), Some(0), Some(2))
+    );
+    let college = app
+        .get_ok(&format!("/v1/vacancies?organization_id={}", w.college))
+        .await;
     assert_eq!(college["enrolled"], 1);
 
     // Federal export: the learner without a name, counted under vocational education.
     let federal = app.get_ok("/v1/federal/register?limit=10").await;
-    let entry = federal["learners"].as_array().expect("learners").iter().find(|l| l["learner_id"] == learner.as_str()).expect("exported").clone();
+    let entry = federal["learners"]
+        .as_array()
+        .expect("learners")
+        .iter()
+        .find(|l| l["learner_id"] == learner.as_str())
+        .expect("exported")
+        .clone();
     assert_eq!(entry["status"], "enrolled");
     assert_eq!(entry["birth_year"], 2008);
     assert!(entry.get("surname").is_none() && entry.get("snils").is_none());
     let counts = app.get_ok("/v1/federal/counts?by=municipality,level").await;
-    assert_eq!(counts["counts"], json!([{ "municipality": "Барнаул", "level": "vocational", "learners": 1 }]));
+    assert_eq!(
+        counts["counts"],
+        json!([{ "municipality": "Барнаул", "level": "vocational", "learners": 1 }])
+    );
 
     // History, in log order, chained.
     let history = app.get_ok(&format!("/v1/learners/{learner}/history")).await;
     assert_eq!(
         types(&history),
-        ["birth_registered", "guardian_linked", "enrolled", "mark_recorded", "mark_recorded", "mark_corrected",
-         "attendance_recorded", "exam_result_recorded", "left", "enrolled"]
+        [
+            "birth_registered",
+            "guardian_linked",
+            "enrolled",
+            "mark_recorded",
+            "mark_recorded",
+            "mark_corrected",
+            "attendance_recorded",
+            "exam_result_recorded",
+            "left",
+            "enrolled"
+        ]
     );
     assert_eq!(history["altered_positions"], json!([]));
 
     // State as of a date: what the registry knew of the school year on 31 December 2025.
-    let state = app.get_ok(&format!("/v1/learners/{learner}/state?as_of=2025-12-31")).await;
+    let state = app
+        .get_ok(&format!("/v1/learners/{learner}/state?as_of=2025-12-31"))
+        .await;
     assert_eq!(state["status"], "enrolled");
-    assert_eq!(state["enrollments"].as_array().expect("enrollments").len(), 1);
+    assert_eq!(
+        state["enrollments"].as_array().expect("enrollments").len(),
+        1
+    );
     assert_eq!(state["marks"].as_object().expect("marks").len(), 2);
     assert!(state["exams"].as_array().expect("exams").is_empty());
-    let before = app.get(&format!("/v1/learners/{learner}/state?known_at=2000-01-01")).await;
+    let before = app
+        .get(&format!("/v1/learners/{learner}/state?known_at=2000-01-01"))
+        .await;
     assert_eq!(before.0, StatusCode::NOT_FOUND);
 
     // The chain is intact.
@@ -140,13 +235,23 @@ async fn an_idempotent_retry_is_recorded_once_and_answered_the_same() {
     let app = TestApp::spawn().await;
     let w = world(&app).await;
     let body = birth("3300", "Козлов", "Денис", "2010-05-05", None);
-    let first = app.command_with_key("register_birth", "zags-3300", body.clone()).await;
+    let first = app
+        .command_with_key("register_birth", "zags-3300", body.clone())
+        .await;
     assert_eq!(first.status(), StatusCode::CREATED);
     let first: Value = first.json().await.expect("receipt");
     let head = app.registry.head();
-    let second = app.command_with_key("register_birth", "zags-3300", body.clone()).await;
+    let second = app
+        .command_with_key("register_birth", "zags-3300", body.clone())
+        .await;
     assert_eq!(second.status(), StatusCode::OK);
-    assert_eq!(second.headers().get("idempotent-replayed").map(|v| v.to_str().ok()), Some(Some("true")));
+    assert_eq!(
+        second
+            .headers()
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().ok()),
+        Some(Some("true"))
+    );
     let second: Value = second.json().await.expect("receipt");
     assert_eq!(first["events"], second["events"]);
     assert_eq!(first["learner_id"], second["learner_id"]);
@@ -164,7 +269,12 @@ async fn an_idempotent_retry_is_recorded_once_and_answered_the_same() {
         .command_with_key("open_class", "zags-3300", json!({
             "organization_id": w.school, "academic_year": "2025/2026", "level": "general", "grade": 5, "name": "5А", "capacity": 25 }))
         .await;
-    crate::helpers::assert_problem(other, StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused").await;
+    crate::helpers::assert_problem(
+        other,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -174,7 +284,12 @@ async fn concurrent_commands_are_group_committed_into_one_gapless_chain() {
     for i in 0..200u32 {
         let app = app.clone();
         tasks.spawn(async move {
-            let r = app.command("register_birth", birth(&format!("9{i:04}"), "Новиков", "Илья", "2015-01-10", None)).await;
+            let r = app
+                .command(
+                    "register_birth",
+                    birth(&format!("9{i:04}"), "Новиков", "Илья", "2015-01-10", None),
+                )
+                .await;
             assert_eq!(r.status(), StatusCode::CREATED);
             let v: Value = r.json().await.expect("receipt");
             v["events"][0]["position"].as_u64().expect("position")
@@ -186,7 +301,15 @@ async fn concurrent_commands_are_group_committed_into_one_gapless_chain() {
     }
     positions.sort_unstable();
     assert_eq!(positions, (1..=200).collect::<Vec<u64>>());
-    let metrics = app.client.get(format!("{}/metrics", app.base)).send().await.expect("metrics").text().await.expect("text");
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
     let commits: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("contingent_group_commits_total "))

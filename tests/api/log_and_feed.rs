@@ -13,7 +13,11 @@ async fn populate(app: &TestApp) -> (String, String) {
     let w = world(app).await;
     let learner = born(app, "500", "Лебедев", "2008-02-02").await;
     let enrollment = enrolled(app, &learner, &w.class_11a, "2025-09-01").await;
-    for (day, value) in [("2025-09-08", "5"), ("2025-09-09", "4"), ("2025-09-10", "2")] {
+    for (day, value) in [
+        ("2025-09-08", "5"),
+        ("2025-09-09", "4"),
+        ("2025-09-10", "2"),
+    ] {
         app.ok("record_mark", json!({ "learner_id": learner, "class_id": w.class_11a, "subject": "История", "lesson_date": day,
             "kind": "current", "work": "тест", "value": value, "weight": 1, "teacher": "Орлова Е. В." })).await;
     }
@@ -67,33 +71,57 @@ async fn a_restart_keeps_every_acknowledged_fact_and_a_rebuild_equals_the_live_r
     // Restarted: the writer's state and the read models come back as they were.
     let app = TestApp::spawn_in(dir).await;
     assert_eq!(app.registry.head(), head);
-    assert_eq!(app.get_ok(&format!("/v1/learners/{learner}")).await, live_card);
+    assert_eq!(
+        app.get_ok(&format!("/v1/learners/{learner}")).await,
+        live_card
+    );
     // The rules still know the class is taken: the learner cannot be enrolled twice.
-    let receipt = app.command("record_snils", json!({ "learner_id": learner, "snils": "112-233-445 95" })).await;
+    let receipt = app
+        .command(
+            "record_snils",
+            json!({ "learner_id": learner, "snils": "112-233-445 95" }),
+        )
+        .await;
     assert_eq!(receipt.status(), StatusCode::CREATED);
     let dir = app.stop().await;
 
     // Rebuild into a fresh database and compare every table with the live one.
     let settings = contingent_registry::Settings::new(dir.path());
     let projections = all_projections();
-    let tables: Vec<&str> = projections.iter().flat_map(|p| p.tables().iter().copied()).collect();
-    let live = ReadStore::open(&settings.read_path(), &projections).await.expect("live store");
+    let tables: Vec<&str> = projections
+        .iter()
+        .flat_map(|p| p.tables().iter().copied())
+        .collect();
+    let live = ReadStore::open(&settings.read_path(), &projections)
+        .await
+        .expect("live store");
     let live_rows = dump_tables(live.pool(), &tables).await.expect("dump");
     live.close().await;
     let copy = dir.path().join("rebuilt.db");
-    let log = contingent_log_sqlite::SqliteLog::open(&settings.log_path()).await.expect("log");
-    let applied = contingent_registry::rebuild(&log, &copy, None, 3, |_| {}).await.expect("rebuild");
+    let log = contingent_log_sqlite::SqliteLog::open(&settings.log_path())
+        .await
+        .expect("log");
+    let applied = contingent_registry::rebuild(&log, &copy, None, 3, |_| {})
+        .await
+        .expect("rebuild");
     assert_eq!(applied, head + 1);
-    let rebuilt = ReadStore::open(&copy, &projections).await.expect("rebuilt store");
+    let rebuilt = ReadStore::open(&copy, &projections)
+        .await
+        .expect("rebuilt store");
     let rebuilt_rows = dump_tables(rebuilt.pool(), &tables).await.expect("dump");
     assert!(live_rows.values().map(Vec::len).sum::<usize>() > 20);
     assert_eq!(live_rows, rebuilt_rows);
 
     // Rebuilding one model in place gives the same rows too.
     rebuilt.close().await;
-    contingent_registry::rebuild(&log, &copy, Some(&["diary".to_owned()]), 2, |_| {}).await.expect("rebuild diary");
+    contingent_registry::rebuild(&log, &copy, Some(&["diary".to_owned()]), 2, |_| {})
+        .await
+        .expect("rebuild diary");
     let again = ReadStore::open(&copy, &projections).await.expect("store");
-    assert_eq!(dump_tables(again.pool(), &tables).await.expect("dump"), live_rows);
+    assert_eq!(
+        dump_tables(again.pool(), &tables).await.expect("dump"),
+        live_rows
+    );
 }
 
 #[tokio::test]
@@ -108,22 +136,51 @@ async fn the_openapi_document_describes_every_endpoint_and_command() {
     let mut documented_sorted = documented.clone();
     documented_sorted.sort_unstable();
     assert_eq!(documented_sorted, served);
-    let names: Vec<Value> = doc["paths"]["/v1/commands/{name}"]["post"]["parameters"][0]["schema"]["enum"].as_array().expect("enum").clone();
+    let names: Vec<Value> = doc["paths"]["/v1/commands/{name}"]["post"]["parameters"][0]["schema"]
+        ["enum"]
+        .as_array()
+        .expect("enum")
+        .clone();
     assert_eq!(names.len(), contingent_domain::Command::NAMES.len());
     for name in contingent_domain::Command::NAMES {
-        assert!(doc["components"]["schemas"][format!("Command_{name}")].is_object(), "{name}");
+        assert!(
+            doc["components"]["schemas"][format!("Command_{name}")].is_object(),
+            "{name}"
+        );
     }
-    for schema in ["LearnerCard", "Diary", "ClassRegisterView", "VacancyRow", "QueueView", "FederalLearner", "Envelope", "Problem"] {
+    for schema in [
+        "LearnerCard",
+        "Diary",
+        "ClassRegisterView",
+        "VacancyRow",
+        "QueueView",
+        "FederalLearner",
+        "Envelope",
+        "Problem",
+    ] {
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
     }
     // Every documented GET answers (with a problem where an id is needed, never a 404 for the route).
-    for path in contingent_api::PATHS.iter().filter(|p| !p.starts_with("/v1/commands")) {
-        let url = format!("{}{}", app.base, path.replace("{id}", "00000000-0000-7000-8000-000000000000"));
+    for path in contingent_api::PATHS
+        .iter()
+        .filter(|p| !p.starts_with("/v1/commands"))
+    {
+        let url = format!(
+            "{}{}",
+            app.base,
+            path.replace("{id}", "00000000-0000-7000-8000-000000000000")
+        );
         let r = app.client.get(&url).send().await.expect("sent");
         let status = r.status();
         let body = r.text().await.unwrap_or_default();
-        assert!(status != StatusCode::INTERNAL_SERVER_ERROR, "{path}: {body}");
-        assert!(!body.contains("no_such_endpoint"), "{path} is documented but not served");
+        assert!(
+            status != StatusCode::INTERNAL_SERVER_ERROR,
+            "{path}: {body}"
+        );
+        assert!(
+            !body.contains("no_such_endpoint"),
+            "{path} is documented but not served"
+        );
     }
 }
 
@@ -134,12 +191,23 @@ async fn verify_passes_then_reports_the_first_altered_event() {
     let head = app.registry.head();
     let dir = app.stop().await;
     let bin = env!("CARGO_BIN_EXE_contingent");
-    let run = |args: &[&str]| Command::new(bin).args(args).arg("--data").arg(dir.path()).env("CI", "1").output().expect("binary runs");
+    let run = |args: &[&str]| {
+        Command::new(bin)
+            .args(args)
+            .arg("--data")
+            .arg(dir.path())
+            .env("CI", "1")
+            .output()
+            .expect("binary runs")
+    };
 
     let ok = run(&["verify"]);
     let out = String::from_utf8_lossy(&ok.stdout);
     assert!(ok.status.success(), "{out}");
-    assert!(out.contains(&format!("OK: {head} events verified")), "{out}");
+    assert!(
+        out.contains(&format!("OK: {head} events verified")),
+        "{out}"
+    );
 
     let history = run(&["history", &learner]);
     assert!(history.status.success());
@@ -149,7 +217,10 @@ async fn verify_passes_then_reports_the_first_altered_event() {
     let path = dir.path().join("log.db");
     let mut bytes = std::fs::read(&path).expect("log file");
     let needle = "Кузнецов".as_bytes();
-    let at = bytes.windows(needle.len()).position(|w| w == needle).expect("the event is in the main database file");
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the event is in the main database file");
     bytes[at + 1] ^= 0x01;
     std::fs::write(&path, bytes).expect("write");
 

@@ -20,7 +20,9 @@ fn generated_ids(name: &str, body: &Value) -> &'static [&'static str] {
         "submit_application" => &["application_id"],
         "enroll" => &["enrollment_id"],
         "record_mark" => &["mark_id"],
-        "transfer" if body.get("kind").and_then(Value::as_str) == Some("to_other_organization") => &["to_enrollment_id"],
+        "transfer" if body.get("kind").and_then(Value::as_str) == Some("to_other_organization") => {
+            &["to_enrollment_id"]
+        }
         _ => &[],
     }
 }
@@ -32,7 +34,11 @@ fn parse<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
         let message = inner.to_string();
         let code = classify(&message);
         let err = ApiError::bad_request(code, format!("{field}: {message}"));
-        if field == "." { err } else { err.at(field) }
+        if field == "." {
+            err
+        } else {
+            err.at(field)
+        }
     })
 }
 
@@ -63,10 +69,15 @@ fn classify(message: &str) -> &'static str {
 /// Turns a JSON body into the command named by the path.
 pub fn parse_command(name: &str, mut body: Value) -> Result<Command, ApiError> {
     let Some(object) = body.as_object_mut() else {
-        return Err(ApiError::bad_request("malformed_request", "the body must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "malformed_request",
+            "the body must be a JSON object",
+        ));
     };
     for field in generated_ids(name, &Value::Object(object.clone())) {
-        object.entry(*field).or_insert_with(|| Value::String(Uuid::now_v7().to_string()));
+        object
+            .entry(*field)
+            .or_insert_with(|| Value::String(Uuid::now_v7().to_string()));
     }
     Ok(match name {
         "register_organization" => Command::RegisterOrganization(parse(body)?),
@@ -90,7 +101,10 @@ pub fn parse_command(name: &str, mut body: Value) -> Result<Command, ApiError> {
         other => {
             return Err(ApiError::not_found(
                 "unknown_command",
-                format!("there is no command {other:?}; the commands are: {}", Command::NAMES.join(", ")),
+                format!(
+                    "there is no command {other:?}; the commands are: {}",
+                    Command::NAMES.join(", ")
+                ),
             ))
         }
     })
@@ -102,7 +116,9 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Api
         Some(v) => v
             .to_str()
             .map(|s| Some(s.trim()).filter(|s| !s.is_empty()))
-            .map_err(|_| ApiError::bad_request("invalid_header", format!("{name} must be visible ASCII"))),
+            .map_err(|_| {
+                ApiError::bad_request("invalid_header", format!("{name} must be visible ASCII"))
+            }),
     }
 }
 
@@ -113,7 +129,9 @@ fn default_source(command: &Command) -> Source {
     let (kind, id) = match command {
         Command::RegisterBirth(c) => (SourceKind::CivilRegistry, c.record.office.to_string()),
         Command::RegisterDeath(c) => (SourceKind::CivilRegistry, c.record.office.to_string()),
-        Command::SubmitApplication(_) | Command::WithdrawApplication(_) => (SourceKind::Portal, "portal".into()),
+        Command::SubmitApplication(_) | Command::WithdrawApplication(_) => {
+            (SourceKind::Portal, "portal".into())
+        }
         Command::RecordExamResult(_) => (SourceKind::ExamCentre, "exam-centre".into()),
         Command::RegisterOrganization(_) => (SourceKind::Region, "region".into()),
         Command::OpenClass(c) => (SourceKind::Organization, c.organization_id.to_string()),
@@ -127,10 +145,17 @@ pub fn metadata(headers: &HeaderMap, command: &Command) -> Result<Metadata, ApiE
     let idempotency_key = header(headers, "idempotency-key")?.map(str::to_owned);
     if let Some(key) = &idempotency_key {
         if key.len() > 200 {
-            return Err(ApiError::bad_request("invalid_header", "Idempotency-Key is at most 200 characters"));
+            return Err(ApiError::bad_request(
+                "invalid_header",
+                "Idempotency-Key is at most 200 characters",
+            ));
         }
     }
-    let actor = header(headers, "x-actor")?.unwrap_or("anonymous").chars().take(200).collect();
+    let actor = header(headers, "x-actor")?
+        .unwrap_or("anonymous")
+        .chars()
+        .take(200)
+        .collect();
     let source = match header(headers, "x-source")? {
         None => default_source(command),
         Some(text) => {
@@ -142,10 +167,17 @@ pub fn metadata(headers: &HeaderMap, command: &Command) -> Result<Metadata, ApiE
                 .ok_or_else(|| {
                     ApiError::bad_request("invalid_header", "X-Source is kind:id with kind one of civil_registry, portal, organization, exam_centre, region")
                 })?;
-            Source { kind, id: id.chars().take(200).collect() }
+            Source {
+                kind,
+                id: id.chars().take(200).collect(),
+            }
         }
     };
-    Ok(Metadata { source, actor, idempotency_key })
+    Ok(Metadata {
+        source,
+        actor,
+        idempotency_key,
+    })
 }
 
 /// 201 for a command that recorded something new, 200 for an answer repeated.

@@ -24,7 +24,12 @@ pub struct ApiError {
 impl ApiError {
     /// A problem with a status, code and detail.
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, detail: detail.into(), field: None }
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            field: None,
+        }
     }
 
     /// 400 for a bad request.
@@ -69,9 +74,11 @@ impl From<RegistryError> for ApiError {
                 };
                 ApiError::new(status, domain.code(), domain.to_string())
             }
-            RegistryError::IdempotencyKeyReused { .. } => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", e.to_string())
-            }
+            RegistryError::IdempotencyKeyReused { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                e.to_string(),
+            ),
             RegistryError::Unavailable(detail) => {
                 tracing::error!(%detail, "registry unavailable");
                 ApiError::new(
@@ -87,7 +94,11 @@ impl From<RegistryError> for ApiError {
 impl From<sqlx_error::Error> for ApiError {
     fn from(e: sqlx_error::Error) -> Self {
         tracing::error!(error = %e, "read model query failed");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the read models could not be queried")
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the read models could not be queried",
+        )
     }
 }
 
@@ -108,6 +119,11 @@ impl IntoResponse for ApiError {
         if let Some(field) = &self.field {
             body["field"] = json!(field);
         }
-        (self.status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body.to_string(),
+        )
+            .into_response()
     }
 }

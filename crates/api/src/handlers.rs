@@ -27,11 +27,13 @@ type Params = Result<Query<HashMap<String, String>>, axum::extract::rejection::Q
 const CONSISTENCY_WAIT: Duration = Duration::from_secs(5);
 
 fn params(p: Params) -> Result<HashMap<String, String>, ApiError> {
-    p.map(|Query(q)| q).map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+    p.map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
 }
 
 fn learner_id(text: &str) -> Result<LearnerId, ApiError> {
-    text.parse().map_err(|_| ApiError::bad_request("invalid_id", format!("{text:?} is not a UUID")))
+    text.parse()
+        .map_err(|_| ApiError::bad_request("invalid_id", format!("{text:?} is not a UUID")))
 }
 
 fn uuid_text(text: &str) -> Result<String, ApiError> {
@@ -43,28 +45,39 @@ fn uuid_text(text: &str) -> Result<String, ApiError> {
 fn date_param(q: &HashMap<String, String>, name: &str) -> Result<Option<NaiveDate>, ApiError> {
     q.get(name)
         .map(|v| {
-            NaiveDate::parse_from_str(v, "%Y-%m-%d")
-                .map_err(|_| ApiError::bad_request("invalid_date", format!("{name} must be a date YYYY-MM-DD")).at(name))
+            NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
+                ApiError::bad_request("invalid_date", format!("{name} must be a date YYYY-MM-DD"))
+                    .at(name)
+            })
         })
         .transpose()
 }
 
-fn number_param(q: &HashMap<String, String>, name: &str, default: u64, max: u64) -> Result<u64, ApiError> {
+fn number_param(
+    q: &HashMap<String, String>,
+    name: &str,
+    default: u64,
+    max: u64,
+) -> Result<u64, ApiError> {
     match q.get(name) {
         None => Ok(default),
-        Some(v) => v
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n <= max)
-            .ok_or_else(|| ApiError::bad_request("invalid_query", format!("{name} must be a whole number up to {max}")).at(name)),
+        Some(v) => v.parse::<u64>().ok().filter(|n| *n <= max).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("{name} must be a whole number up to {max}"),
+            )
+            .at(name)
+        }),
     }
 }
 
 fn year_param(q: &HashMap<String, String>) -> Result<Option<AcademicYear>, ApiError> {
     q.get("academic_year")
         .map(|v| {
-            AcademicYear::parse(v)
-                .map_err(|e| ApiError::bad_request("invalid_query", format!("academic_year: {e}")).at("academic_year"))
+            AcademicYear::parse(v).map_err(|e| {
+                ApiError::bad_request("invalid_query", format!("academic_year: {e}"))
+                    .at("academic_year")
+            })
         })
         .transpose()
 }
@@ -74,7 +87,11 @@ async fn consistent(registry: &Registry, q: &HashMap<String, String>) -> Result<
     if q.contains_key("min_position") {
         let position = number_param(q, "min_position", 0, u64::MAX)?;
         if position > registry.head() {
-            return Err(ApiError::bad_request("invalid_query", "min_position is past the end of the log").at("min_position"));
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "min_position is past the end of the log",
+            )
+            .at("min_position"));
         }
         if !registry.wait_projected(position, CONSISTENCY_WAIT).await {
             return Err(ApiError::new(
@@ -87,9 +104,17 @@ async fn consistent(registry: &Registry, q: &HashMap<String, String>) -> Result<
     Ok(())
 }
 
-fn found<T: serde::Serialize>(registry: &Registry, value: Option<T>, what: &'static str) -> Result<Response, ApiError> {
+fn found<T: serde::Serialize>(
+    registry: &Registry,
+    value: Option<T>,
+    what: &'static str,
+) -> Result<Response, ApiError> {
     match value {
-        Some(v) => Ok(([("x-projected-position", registry.projected().to_string())], Json(v)).into_response()),
+        Some(v) => Ok((
+            [("x-projected-position", registry.projected().to_string())],
+            Json(v),
+        )
+            .into_response()),
         None => Err(ApiError::not_found(what, "not in the registry")),
     }
 }
@@ -111,7 +136,14 @@ pub(crate) async fn command(
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the body exceeds {} bytes", registry.settings().max_body_bytes))
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!(
+                    "the body exceeds {} bytes",
+                    registry.settings().max_body_bytes
+                ),
+            )
         } else {
             ApiError::bad_request("malformed_request", e.body_text())
         }
@@ -119,28 +151,43 @@ pub(crate) async fn command(
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("");
         if !ct.starts_with("application/json") {
-            return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send application/json"));
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send application/json",
+            ));
         }
     }
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
+    })?;
     let command = parse_command(&name, value)?;
     let meta = metadata(&headers, &command)?;
     let receipt = registry.submit(command, meta).await?;
     let status = status_of(receipt.replayed);
     let mut response = (status, Json(&receipt)).into_response();
     if receipt.replayed {
-        response.headers_mut().insert("idempotent-replayed", "true".parse().expect("static header"));
+        response.headers_mut().insert(
+            "idempotent-replayed",
+            "true".parse().expect("static header"),
+        );
     }
     Ok(response)
 }
 
-pub(crate) async fn find_learners(State(registry): AppState, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn find_learners(
+    State(registry): AppState,
+    p: Params,
+) -> Result<Response, ApiError> {
     let q = params(p)?;
     consistent(&registry, &q).await?;
     let snils = q
         .get("snils")
-        .map(|s| Snils::parse(s).map(|s| s.to_string()).map_err(|e| ApiError::bad_request("invalid_snils", e.to_string()).at("snils")))
+        .map(|s| {
+            Snils::parse(s)
+                .map(|s| s.to_string())
+                .map_err(|e| ApiError::bad_request("invalid_snils", e.to_string()).at("snils"))
+        })
         .transpose()?;
     let organization_id = q.get("organization_id").map(|o| uuid_text(o)).transpose()?;
     let search = LearnerSearch {
@@ -152,13 +199,20 @@ pub(crate) async fn find_learners(State(registry): AppState, p: Params) -> Resul
         limit: number_param(&q, "limit", 100, 500)? as i64,
     };
     if search.snils.is_none() && search.surname.is_none() && search.organization_id.is_none() {
-        return Err(ApiError::bad_request("invalid_query", "give snils, surname or organization_id"));
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "give snils, surname or organization_id",
+        ));
     }
     let rows = queries::find_learners(registry.read().pool(), &search).await?;
     Ok(Json(json!({ "learners": rows })).into_response())
 }
 
-pub(crate) async fn learner(State(registry): AppState, Path(id): Path<String>, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn learner(
+    State(registry): AppState,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
     let q = params(p)?;
     let id = learner_id(&id)?;
     consistent(&registry, &q).await?;
@@ -166,7 +220,11 @@ pub(crate) async fn learner(State(registry): AppState, Path(id): Path<String>, p
     found(&registry, card, "learner_not_found")
 }
 
-pub(crate) async fn diary(State(registry): AppState, Path(id): Path<String>, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn diary(
+    State(registry): AppState,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
     let q = params(p)?;
     let id = learner_id(&id)?;
     let year = year_param(&q)?;
@@ -175,11 +233,17 @@ pub(crate) async fn diary(State(registry): AppState, Path(id): Path<String>, p: 
     found(&registry, diary, "learner_not_found")
 }
 
-pub(crate) async fn history(State(registry): AppState, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn history(
+    State(registry): AppState,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = learner_id(&id)?;
     let events = registry.history(id).await?;
     if events.is_empty() {
-        return Err(ApiError::not_found("learner_not_found", "no events about this learner"));
+        return Err(ApiError::not_found(
+            "learner_not_found",
+            "no events about this learner",
+        ));
     }
     let mut verifier_note = Vec::new();
     for e in &events {
@@ -195,7 +259,11 @@ pub(crate) async fn history(State(registry): AppState, Path(id): Path<String>) -
     .into_response())
 }
 
-pub(crate) async fn state_as_of(State(registry): AppState, Path(id): Path<String>, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn state_as_of(
+    State(registry): AppState,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
     let q = params(p)?;
     let id = learner_id(&id)?;
     let as_of = date_param(&q, "as_of")?;
@@ -208,33 +276,56 @@ pub(crate) async fn state_as_of(State(registry): AppState, Path(id): Path<String
                     NaiveDate::parse_from_str(v, "%Y-%m-%d")
                         .map(|d| d.and_hms_opt(23, 59, 59).expect("valid time").and_utc())
                 })
-                .map_err(|_| ApiError::bad_request("invalid_date", "known_at must be RFC 3339 or YYYY-MM-DD").at("known_at"))
+                .map_err(|_| {
+                    ApiError::bad_request("invalid_date", "known_at must be RFC 3339 or YYYY-MM-DD")
+                        .at("known_at")
+                })
         })
         .transpose()?;
     let snapshot = registry.learner_as_of(id, known_at, as_of).await?;
     match snapshot {
         Some(s) => Ok(Json(s).into_response()),
-        None => Err(ApiError::not_found("learner_not_found", "the registry knew nothing of this learner then")),
+        None => Err(ApiError::not_found(
+            "learner_not_found",
+            "the registry knew nothing of this learner then",
+        )),
     }
 }
 
-pub(crate) async fn organizations(State(registry): AppState, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn organizations(
+    State(registry): AppState,
+    p: Params,
+) -> Result<Response, ApiError> {
     let q = params(p)?;
     consistent(&registry, &q).await?;
-    let rows = queries::organizations(registry.read().pool(), q.get("municipality").map(String::as_str)).await?;
+    let rows = queries::organizations(
+        registry.read().pool(),
+        q.get("municipality").map(String::as_str),
+    )
+    .await?;
     Ok(Json(json!({ "organizations": rows })).into_response())
 }
 
-pub(crate) async fn queue(State(registry): AppState, Path(id): Path<String>, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn queue(
+    State(registry): AppState,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
     let q = params(p)?;
     let id = uuid_text(&id)?;
-    let as_of = date_param(&q, "as_of")?.unwrap_or_else(|| Utc::now().date_naive()).to_string();
+    let as_of = date_param(&q, "as_of")?
+        .unwrap_or_else(|| Utc::now().date_naive())
+        .to_string();
     consistent(&registry, &q).await?;
     let view = queries::queue(registry.read().pool(), &id, &as_of).await?;
     found(&registry, view, "organization_not_found")
 }
 
-pub(crate) async fn class_register(State(registry): AppState, Path(id): Path<String>, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn class_register(
+    State(registry): AppState,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
     let q = params(p)?;
     let id = uuid_text(&id)?;
     let on = date_param(&q, "on")?.map(|d| d.to_string());
@@ -253,38 +344,76 @@ pub(crate) async fn vacancies(State(registry): AppState, p: Params) -> Result<Re
         academic_year: year_param(&q)?.map(|y| y.to_string()),
         level: match q.get("level") {
             None => None,
-            Some(l) if contingent_domain::Level::ALL.iter().any(|x| x.as_str() == l) => Some(l.clone()),
-            Some(_) => return Err(ApiError::bad_request("invalid_query", "level is preschool, general, additional or vocational").at("level")),
+            Some(l)
+                if contingent_domain::Level::ALL
+                    .iter()
+                    .any(|x| x.as_str() == l) =>
+            {
+                Some(l.clone())
+            }
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    "level is preschool, general, additional or vocational",
+                )
+                .at("level"))
+            }
         },
         only_free: match q.get("only_free").map(String::as_str) {
             None | Some("false") => false,
             Some("true") => true,
-            Some(_) => return Err(ApiError::bad_request("invalid_query", "only_free is true or false").at("only_free")),
+            Some(_) => {
+                return Err(
+                    ApiError::bad_request("invalid_query", "only_free is true or false")
+                        .at("only_free"),
+                )
+            }
         },
     };
     consistent(&registry, &q).await?;
     let rows = queries::vacancies(registry.read().pool(), &filter).await?;
-    let (capacity, enrolled) = rows.iter().fold((0, 0), |(c, e), r| (c + r.capacity, e + r.enrolled));
+    let (capacity, enrolled) = rows
+        .iter()
+        .fold((0, 0), |(c, e), r| (c + r.capacity, e + r.enrolled));
     Ok(Json(json!({ "capacity": capacity, "enrolled": enrolled, "free": capacity - enrolled, "classes": rows })).into_response())
 }
 
-pub(crate) async fn federal_register(State(registry): AppState, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn federal_register(
+    State(registry): AppState,
+    p: Params,
+) -> Result<Response, ApiError> {
     let q = params(p)?;
     let after = q.get("after").map(|a| uuid_text(a)).transpose()?;
     let limit = number_param(&q, "limit", 100, 1000)?.max(1) as i64;
     consistent(&registry, &q).await?;
     let rows = queries::federal_register(registry.read().pool(), after.as_deref(), limit).await?;
-    let next = if rows.len() as i64 == limit { rows.last().map(|r| r.learner_id.clone()) } else { None };
-    Ok(Json(json!({ "learners": rows, "next_after": next, "projected_position": registry.projected() })).into_response())
+    let next = if rows.len() as i64 == limit {
+        rows.last().map(|r| r.learner_id.clone())
+    } else {
+        None
+    };
+    Ok(Json(
+        json!({ "learners": rows, "next_after": next, "projected_position": registry.projected() }),
+    )
+    .into_response())
 }
 
-pub(crate) async fn federal_counts(State(registry): AppState, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn federal_counts(
+    State(registry): AppState,
+    p: Params,
+) -> Result<Response, ApiError> {
     let q = params(p)?;
     let mut by = Vec::new();
     if let Some(list) = q.get("by") {
         for part in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             by.push(CountDimension::parse(part).ok_or_else(|| {
-                ApiError::bad_request("invalid_query", format!("cannot group by {part:?}: use municipality, organization, level, grade")).at("by")
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!(
+                        "cannot group by {part:?}: use municipality, organization, level, grade"
+                    ),
+                )
+                .at("by")
             })?);
         }
     }
@@ -310,16 +439,25 @@ pub(crate) async fn feed(State(registry): AppState, p: Params) -> Result<Respons
 
 pub(crate) async fn verify(State(registry): AppState) -> Result<Response, ApiError> {
     let report = verify_chain(&**registry.log(), |_| {}).await?;
-    let status = if report.first_break.is_some() { StatusCode::CONFLICT } else { StatusCode::OK };
+    let status = if report.first_break.is_some() {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(report)).into_response())
 }
 
 pub(crate) async fn healthz(State(registry): AppState) -> Response {
-    Json(json!({ "status": "ok", "log_head": registry.head(), "projected": registry.projected() })).into_response()
+    Json(json!({ "status": "ok", "log_head": registry.head(), "projected": registry.projected() }))
+        .into_response()
 }
 
 pub(crate) async fn metrics(State(registry): AppState) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], registry.metrics().render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        registry.metrics().render(),
+    )
+        .into_response()
 }
 
 pub(crate) async fn not_found() -> ApiError {
@@ -327,10 +465,19 @@ pub(crate) async fn not_found() -> ApiError {
 }
 
 pub(crate) async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method; see /openapi.json")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method; see /openapi.json",
+    )
 }
 
 pub(crate) fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error").into_response()
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "internal error",
+    )
+    .into_response()
 }

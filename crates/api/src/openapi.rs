@@ -6,19 +6,41 @@
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use contingent_projections::queries::{
-    AttendanceGridRow, AttendanceRow, AttendanceSummary, ClassInfo, ClassRegisterView, CountRow, Diary,
-    EnrollmentRow, ExamRow, FederalEnrollment, FederalLearner, GridMark, GuardianRow, LearnerCard, LearnerSummary,
-    MarkRow, MarksGridRow, MovementRow, OrganizationRow, PeriodMarks, QueueView, ApplicationRow, RosterRow,
-    SubjectMarks, VacancyRow,
+    ApplicationRow, AttendanceGridRow, AttendanceRow, AttendanceSummary, ClassInfo,
+    ClassRegisterView, CountRow, Diary, EnrollmentRow, ExamRow, FederalEnrollment, FederalLearner,
+    GridMark, GuardianRow, LearnerCard, LearnerSummary, MarkRow, MarksGridRow, MovementRow,
+    OrganizationRow, PeriodMarks, QueueView, RosterRow, SubjectMarks, VacancyRow,
 };
 use serde_json::{json, Map, Value};
 use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(components(schemas(
-    LearnerCard, EnrollmentRow, MovementRow, GuardianRow, LearnerSummary, Diary, SubjectMarks, PeriodMarks, MarkRow,
-    AttendanceSummary, AttendanceRow, ExamRow, ClassInfo, ClassRegisterView, RosterRow, MarksGridRow, GridMark,
-    AttendanceGridRow, VacancyRow, QueueView, ApplicationRow, OrganizationRow, FederalLearner, FederalEnrollment, CountRow
+    LearnerCard,
+    EnrollmentRow,
+    MovementRow,
+    GuardianRow,
+    LearnerSummary,
+    Diary,
+    SubjectMarks,
+    PeriodMarks,
+    MarkRow,
+    AttendanceSummary,
+    AttendanceRow,
+    ExamRow,
+    ClassInfo,
+    ClassRegisterView,
+    RosterRow,
+    MarksGridRow,
+    GridMark,
+    AttendanceGridRow,
+    VacancyRow,
+    QueueView,
+    ApplicationRow,
+    OrganizationRow,
+    FederalLearner,
+    FederalEnrollment,
+    CountRow
 )))]
 struct ReadSchemas;
 
@@ -28,12 +50,30 @@ macro_rules! schema_files {
     };
 }
 
-const COMMAND_SCHEMAS: &[(&str, &str)] = schema_files!("commands", ".v1.schema.json", [
-    "register_organization", "open_class", "change_class_capacity", "register_birth", "register_learner",
-    "record_snils", "register_death", "link_guardian", "submit_application", "withdraw_application",
-    "reject_application", "enroll", "transfer", "record_mark", "correct_mark", "record_attendance",
-    "record_exam_result", "leave",
-]);
+const COMMAND_SCHEMAS: &[(&str, &str)] = schema_files!(
+    "commands",
+    ".v1.schema.json",
+    [
+        "register_organization",
+        "open_class",
+        "change_class_capacity",
+        "register_birth",
+        "register_learner",
+        "record_snils",
+        "register_death",
+        "link_guardian",
+        "submit_application",
+        "withdraw_application",
+        "reject_application",
+        "enroll",
+        "transfer",
+        "record_mark",
+        "correct_mark",
+        "record_attendance",
+        "record_exam_result",
+        "leave",
+    ]
+);
 
 const ENVELOPE_SCHEMA: &str = include_str!("../../../events-schema/envelope.v1.schema.json");
 
@@ -64,7 +104,12 @@ fn get(summary: &str, tag: &str, params: Vec<Value>, response: Value) -> Value {
 }
 
 fn id(description: &str) -> Value {
-    param("id", "path", description, json!({"type": "string", "format": "uuid"}))
+    param(
+        "id",
+        "path",
+        description,
+        json!({"type": "string", "format": "uuid"}),
+    )
 }
 
 fn schema_value(text: &str) -> Value {
@@ -125,8 +170,15 @@ pub fn build() -> Value {
         param("organization_id", "query", "Learners enrolled in this organization now.", json!({"type": "string", "format": "uuid"})),
         param("limit", "query", "At most (500).", json!({"type": "integer"})), min_position()],
         ok(json!({"type": "object", "properties": {"learners": {"type": "array", "items": reference("LearnerSummary")}}}), "Matching learners.")));
-    paths.insert("/v1/learners/{id}".into(), get("A learner's register entry: identity, status, enrollments, movements, guardians.", "register",
-        vec![id("Learner id."), min_position()], ok(reference("LearnerCard"), "The entry.")));
+    paths.insert(
+        "/v1/learners/{id}".into(),
+        get(
+            "A learner's register entry: identity, status, enrollments, movements, guardians.",
+            "register",
+            vec![id("Learner id."), min_position()],
+            ok(reference("LearnerCard"), "The entry."),
+        ),
+    );
     paths.insert("/v1/learners/{id}/diary".into(), get("A learner's diary: marks by subject and period with averages, attendance, exam results.", "diary",
         vec![id("Learner id."), param("academic_year", "query", "Only this academic year, e.g. 2025/2026.", json!({"type": "string"})), min_position()],
         ok(reference("Diary"), "The diary.")));
@@ -142,15 +194,54 @@ pub fn build() -> Value {
     paths.insert("/v1/organizations".into(), get("Organizations of the region.", "vacancies",
         vec![param("municipality", "query", "Only this municipality.", json!({"type": "string"})), min_position()],
         ok(json!({"type": "object", "properties": {"organizations": {"type": "array", "items": reference("OrganizationRow")}}}), "Organizations.")));
-    paths.insert("/v1/organizations/{id}/queue".into(), get("An organization's applications in queue order, with pending and overdue counts.", "vacancies",
-        vec![id("Organization id."), param("as_of", "query", "Judge overdue on this date (default today).", json!({"type": "string", "format": "date"})), min_position()],
-        ok(reference("QueueView"), "The queue.")));
-    paths.insert("/v1/classes/{id}/register".into(), get("A class register: roster on a date, marks grid, attendance grid.", "class register",
-        vec![id("Class id."),
-             param("on", "query", "Roster date (default today within the class's year).", json!({"type": "string", "format": "date"})),
-             param("from", "query", "First day of the grids.", json!({"type": "string", "format": "date"})),
-             param("to", "query", "Last day of the grids.", json!({"type": "string", "format": "date"})), min_position()],
-        ok(reference("ClassRegisterView"), "The register.")));
+    paths.insert(
+        "/v1/organizations/{id}/queue".into(),
+        get(
+            "An organization's applications in queue order, with pending and overdue counts.",
+            "vacancies",
+            vec![
+                id("Organization id."),
+                param(
+                    "as_of",
+                    "query",
+                    "Judge overdue on this date (default today).",
+                    json!({"type": "string", "format": "date"}),
+                ),
+                min_position(),
+            ],
+            ok(reference("QueueView"), "The queue."),
+        ),
+    );
+    paths.insert(
+        "/v1/classes/{id}/register".into(),
+        get(
+            "A class register: roster on a date, marks grid, attendance grid.",
+            "class register",
+            vec![
+                id("Class id."),
+                param(
+                    "on",
+                    "query",
+                    "Roster date (default today within the class's year).",
+                    json!({"type": "string", "format": "date"}),
+                ),
+                param(
+                    "from",
+                    "query",
+                    "First day of the grids.",
+                    json!({"type": "string", "format": "date"}),
+                ),
+                param(
+                    "to",
+                    "query",
+                    "Last day of the grids.",
+                    json!({"type": "string", "format": "date"}),
+                ),
+                min_position(),
+            ],
+            ok(reference("ClassRegisterView"), "The register."),
+        ),
+    );
     paths.insert("/v1/vacancies".into(), get("Capacity, enrolled and free places per class or group.", "vacancies",
         vec![param("organization_id", "query", "One organization.", json!({"type": "string", "format": "uuid"})),
              param("municipality", "query", "One municipality.", json!({"type": "string"})),

@@ -6,8 +6,8 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{
-    ApplicationSubmitted, AttendanceRecorded, BirthRegistered, Certificate, ClassOpened,
-    CivilRecord, GuardianLinked, LearnerRegistered, MarkRecorded, Order, OrganizationRegistered,
+    ApplicationSubmitted, AttendanceRecorded, BirthRegistered, Certificate, CivilRecord,
+    ClassOpened, GuardianLinked, LearnerRegistered, MarkRecorded, Order, OrganizationRegistered,
     Programme, SnilsRecorded,
 };
 use crate::ids::{ApplicationId, ClassId, EnrollmentId, LearnerId, MarkId};

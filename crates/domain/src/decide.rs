@@ -17,12 +17,9 @@ use crate::event::{
 use crate::ids::{ClassId, LearnerId};
 use crate::snils::Snils;
 use crate::state::{
-    fingerprint, name_fingerprint, record_key, ApplicationStatus, Class, Learner, SnilsOwner,
-    State,
+    fingerprint, name_fingerprint, record_key, ApplicationStatus, Class, Learner, SnilsOwner, State,
 };
-use crate::values::{
-    age_in_months, ExamForm, Level, MarkKind, OrganizationKind, TransferKind,
-};
+use crate::values::{age_in_months, ExamForm, Level, MarkKind, OrganizationKind, TransferKind};
 
 /// How far past today a business date may lie (clock skew between systems, time zones).
 pub const FUTURE_TOLERANCE_DAYS: u64 = 1;
@@ -37,7 +34,11 @@ pub const GRADE_ONE_MAX_MONTHS: i32 = 96;
 
 /// Decides a command against the state: the events that record it, none when the same fact is
 /// already recorded (a civil registry record reported twice), or the rule it breaks.
-pub fn decide(state: &State, command: &Command, today: NaiveDate) -> Result<Vec<Event>, DomainError> {
+pub fn decide(
+    state: &State,
+    command: &Command,
+    today: NaiveDate,
+) -> Result<Vec<Event>, DomainError> {
     let rules = Rules { state, today };
     match command {
         Command::RegisterOrganization(c) => rules.register_organization(c),
@@ -65,7 +66,9 @@ pub fn decide(state: &State, command: &Command, today: NaiveDate) -> Result<Vec<
 /// reported twice this is the learner of the first report.
 pub fn learner_of(state: &State, command: &Command) -> Option<LearnerId> {
     match command {
-        Command::RegisterBirth(c) => state.learner_by_birth_record(&c.record).or(Some(c.learner_id)),
+        Command::RegisterBirth(c) => state
+            .learner_by_birth_record(&c.record)
+            .or(Some(c.learner_id)),
         Command::RegisterDeath(c) => state
             .learner_by_death_record(&c.record)
             .or_else(|| resolve_person(state, &c.person).ok()),
@@ -73,7 +76,9 @@ pub fn learner_of(state: &State, command: &Command) -> Option<LearnerId> {
         Command::RecordSnils(c) => Some(c.learner_id),
         Command::LinkGuardian(c) => Some(c.learner_id),
         Command::SubmitApplication(c) => Some(c.learner_id),
-        Command::WithdrawApplication(c) => state.application(c.application_id).map(|a| a.learner_id),
+        Command::WithdrawApplication(c) => {
+            state.application(c.application_id).map(|a| a.learner_id)
+        }
         Command::RejectApplication(c) => state.application(c.application_id).map(|a| a.learner_id),
         Command::Enroll(c) => Some(c.learner_id),
         Command::Transfer(c) => Some(c.learner_id),
@@ -82,7 +87,9 @@ pub fn learner_of(state: &State, command: &Command) -> Option<LearnerId> {
         Command::RecordAttendance(c) => Some(c.learner_id),
         Command::RecordExamResult(c) => Some(c.learner_id),
         Command::Leave(c) => Some(c.learner_id),
-        Command::RegisterOrganization(_) | Command::OpenClass(_) | Command::ChangeClassCapacity(_) => None,
+        Command::RegisterOrganization(_)
+        | Command::OpenClass(_)
+        | Command::ChangeClassCapacity(_) => None,
     }
 }
 
@@ -160,15 +167,27 @@ impl<'a> Rules<'a> {
         let learner = self.learner(id)?;
         if let Some(died) = learner.died_on {
             if date.is_none_or(|d| d > died) {
-                return Err(DomainError::LearnerDeceased { learner: id, on: died });
+                return Err(DomainError::LearnerDeceased {
+                    learner: id,
+                    on: died,
+                });
             }
         }
         Ok(learner)
     }
 
-    fn after_birth(&self, learner: &Learner, what: &'static str, date: NaiveDate) -> Result<(), DomainError> {
+    fn after_birth(
+        &self,
+        learner: &Learner,
+        what: &'static str,
+        date: NaiveDate,
+    ) -> Result<(), DomainError> {
         if date < learner.birth_date {
-            return Err(DomainError::BeforeBirth { what, date, birth: learner.birth_date });
+            return Err(DomainError::BeforeBirth {
+                what,
+                date,
+                birth: learner.birth_date,
+            });
         }
         Ok(())
     }
@@ -187,7 +206,10 @@ impl<'a> Rules<'a> {
 
     fn new_learner_id(&self, id: LearnerId) -> Result<(), DomainError> {
         if self.state.learner(id).is_some() {
-            return Err(DomainError::AlreadyExists { what: "learner", id: id.to_string() });
+            return Err(DomainError::AlreadyExists {
+                what: "learner",
+                id: id.to_string(),
+            });
         }
         Ok(())
     }
@@ -200,7 +222,9 @@ impl<'a> Rules<'a> {
             });
         }
         if c.levels.is_empty() {
-            return Err(DomainError::Invalid("an organization teaches at least one level".into()));
+            return Err(DomainError::Invalid(
+                "an organization teaches at least one level".into(),
+            ));
         }
         let allowed: &[Level] = match c.kind {
             OrganizationKind::Kindergarten => &[Level::Preschool, Level::Additional],
@@ -210,10 +234,15 @@ impl<'a> Rules<'a> {
         };
         for (i, level) in c.levels.iter().enumerate() {
             if !allowed.contains(level) {
-                return Err(DomainError::Invalid(format!("a {} does not teach {}", c.kind, level)));
+                return Err(DomainError::Invalid(format!(
+                    "a {} does not teach {}",
+                    c.kind, level
+                )));
             }
             if c.levels[..i].contains(level) {
-                return Err(DomainError::Invalid(format!("level {level} is listed twice")));
+                return Err(DomainError::Invalid(format!(
+                    "level {level} is listed twice"
+                )));
             }
         }
         Ok(vec![Event::OrganizationRegistered(c.clone())])
@@ -221,7 +250,10 @@ impl<'a> Rules<'a> {
 
     fn open_class(&self, c: &ClassOpened) -> Result<Vec<Event>, DomainError> {
         if self.state.class(c.class_id).is_some() {
-            return Err(DomainError::AlreadyExists { what: "class", id: c.class_id.to_string() });
+            return Err(DomainError::AlreadyExists {
+                what: "class",
+                id: c.class_id.to_string(),
+            });
         }
         let org = self
             .state
@@ -235,11 +267,19 @@ impl<'a> Rules<'a> {
             return Err(DomainError::InvalidCapacity { max: MAX_CAPACITY });
         }
         if c.stay_mode.is_some() && c.level != Level::Preschool {
-            return Err(DomainError::Invalid("only preschool groups have a stay mode".into()));
+            return Err(DomainError::Invalid(
+                "only preschool groups have a stay mode".into(),
+            ));
         }
-        let latest = self.today.checked_add_days(Days::new(366)).unwrap_or(self.today);
+        let latest = self
+            .today
+            .checked_add_days(Days::new(366))
+            .unwrap_or(self.today);
         if c.academic_year.first_day() > latest {
-            return Err(DomainError::InFuture { what: "academic year", date: c.academic_year.first_day() });
+            return Err(DomainError::InFuture {
+                what: "academic year",
+                date: c.academic_year.first_day(),
+            });
         }
         Ok(vec![Event::ClassOpened(c.clone())])
     }
@@ -250,7 +290,10 @@ impl<'a> Rules<'a> {
             return Err(DomainError::InvalidCapacity { max: MAX_CAPACITY });
         }
         if c.capacity < class.enrolled {
-            return Err(DomainError::CapacityBelowEnrolled { capacity: c.capacity, enrolled: class.enrolled });
+            return Err(DomainError::CapacityBelowEnrolled {
+                capacity: c.capacity,
+                enrolled: class.enrolled,
+            });
         }
         Ok(vec![Event::ClassCapacityChanged(ClassCapacityChanged {
             class_id: c.class_id,
@@ -268,7 +311,9 @@ impl<'a> Rules<'a> {
             if existing.1 == birth_fingerprint(c) {
                 return Ok(Vec::new());
             }
-            return Err(DomainError::CivilRecordConflict(c.record.number.to_string()));
+            return Err(DomainError::CivilRecordConflict(
+                c.record.number.to_string(),
+            ));
         }
         self.new_learner_id(c.learner_id)?;
         self.not_future("birth date", c.birth_date)?;
@@ -310,8 +355,12 @@ impl<'a> Rules<'a> {
         let learner_id = resolve_person(self.state, &c.person);
         if let Some((recorded_for, print)) = self.state.death_records.get(&key) {
             return match learner_id {
-                Ok(id) if id == *recorded_for && *print == fingerprint(&(id, c.death_date)) => Ok(Vec::new()),
-                _ => Err(DomainError::CivilRecordConflict(c.record.number.to_string())),
+                Ok(id) if id == *recorded_for && *print == fingerprint(&(id, c.death_date)) => {
+                    Ok(Vec::new())
+                }
+                _ => Err(DomainError::CivilRecordConflict(
+                    c.record.number.to_string(),
+                )),
             };
         }
         let learner_id = learner_id?;
@@ -365,7 +414,8 @@ impl<'a> Rules<'a> {
                 || class.grade != c.grade
             {
                 return Err(DomainError::Invalid(
-                    "the class asked for belongs to another organization, level, year or grade".into(),
+                    "the class asked for belongs to another organization, level, year or grade"
+                        .into(),
                 ));
             }
         }
@@ -386,7 +436,10 @@ impl<'a> Rules<'a> {
         id: crate::ids::ApplicationId,
         date: NaiveDate,
     ) -> Result<&'a crate::state::Application, DomainError> {
-        let app = self.state.application(id).ok_or(DomainError::ApplicationNotFound(id))?;
+        let app = self
+            .state
+            .application(id)
+            .ok_or(DomainError::ApplicationNotFound(id))?;
         if app.status != ApplicationStatus::Pending {
             return Err(DomainError::ApplicationNotPending(id));
         }
@@ -422,7 +475,13 @@ impl<'a> Rules<'a> {
         })])
     }
 
-    fn check_join(&self, learner: &Learner, class_id: ClassId, class: &Class, date: NaiveDate) -> Result<(), DomainError> {
+    fn check_join(
+        &self,
+        learner: &Learner,
+        class_id: ClassId,
+        class: &Class,
+        date: NaiveDate,
+    ) -> Result<(), DomainError> {
         self.after_birth(learner, "enrollment date", date)?;
         self.not_future("enrollment date", date)?;
         let earliest = class
@@ -436,11 +495,18 @@ impl<'a> Rules<'a> {
                 class.academic_year
             )));
         }
-        if learner.memberships.iter().any(|m| m.class_id == class_id && m.until.is_none()) {
+        if learner
+            .memberships
+            .iter()
+            .any(|m| m.class_id == class_id && m.until.is_none())
+        {
             return Err(DomainError::AlreadyInClass(class_id));
         }
         if class.enrolled >= class.capacity {
-            return Err(DomainError::ClassFull { class: class_id, capacity: class.capacity });
+            return Err(DomainError::ClassFull {
+                class: class_id,
+                capacity: class.capacity,
+            });
         }
         Ok(())
     }
@@ -450,7 +516,10 @@ impl<'a> Rules<'a> {
         if self.state.enrollment_owners.contains_key(&c.enrollment_id)
             || learner.enrollments.iter().any(|e| e.id == c.enrollment_id)
         {
-            return Err(DomainError::AlreadyExists { what: "enrollment", id: c.enrollment_id.to_string() });
+            return Err(DomainError::AlreadyExists {
+                what: "enrollment",
+                id: c.enrollment_id.to_string(),
+            });
         }
         let class = self.class(c.class_id)?;
         self.check_join(learner, c.class_id, class, c.enrolled_on)?;
@@ -465,7 +534,10 @@ impl<'a> Rules<'a> {
         if class.level == Level::General && class.grade == 1 && c.age_exemption.is_none() {
             let months = age_in_months(learner.birth_date, class.academic_year.first_day());
             if !(GRADE_ONE_MIN_MONTHS..GRADE_ONE_MAX_MONTHS).contains(&months) {
-                return Err(DomainError::GradeOneAge { years: months.div_euclid(12), months: months.rem_euclid(12) });
+                return Err(DomainError::GradeOneAge {
+                    years: months.div_euclid(12),
+                    months: months.rem_euclid(12),
+                });
             }
         }
         if class.level == Level::Preschool {
@@ -475,7 +547,7 @@ impl<'a> Rules<'a> {
             }
         }
         if let Some(app_id) = c.application_id {
-            let app = self.pending_application(app_id, c.enrolled_on.max(self.state.application(app_id).map_or(c.enrolled_on, |a| a.submitted_on)))?;
+            let app = self.pending_application(app_id, c.enrolled_on)?;
             if app.learner_id != c.learner_id
                 || app.organization_id != class.organization_id
                 || app.level != class.level
@@ -513,7 +585,10 @@ impl<'a> Rules<'a> {
             .ok_or(DomainError::EnrollmentNotFound(enrollment_id))?;
         if !enrollment.active {
             if let Some(on) = learner.left_on {
-                return Err(DomainError::LearnerLeft { learner: learner_id, on });
+                return Err(DomainError::LearnerLeft {
+                    learner: learner_id,
+                    on,
+                });
             }
             return Err(DomainError::EnrollmentNotActive(enrollment_id));
         }
@@ -526,7 +601,9 @@ impl<'a> Rules<'a> {
         let from_class = self.class(from.class_id)?;
         let to_class = self.class(c.to_class_id)?;
         if c.to_class_id == from.class_id {
-            return Err(DomainError::InvalidTransfer("the learner is already in that class".into()));
+            return Err(DomainError::InvalidTransfer(
+                "the learner is already in that class".into(),
+            ));
         }
         if let Some(current) = learner.membership_on(from.class_id, c.transferred_on) {
             if c.transferred_on <= current.from {
@@ -535,7 +612,11 @@ impl<'a> Rules<'a> {
                     c.transferred_on, current.from
                 )));
             }
-        } else if learner.memberships.iter().any(|m| m.class_id == from.class_id && m.until.is_none() && m.from >= c.transferred_on) {
+        } else if learner
+            .memberships
+            .iter()
+            .any(|m| m.class_id == from.class_id && m.until.is_none() && m.from >= c.transferred_on)
+        {
             return Err(DomainError::DateOutOfRange(format!(
                 "the transfer date {} must follow the first day in the current class",
                 c.transferred_on
@@ -552,7 +633,10 @@ impl<'a> Rules<'a> {
         let same_org = to_class.organization_id == from.organization_id;
         let to_enrollment_id = match c.kind {
             TransferKind::WithinOrganization => {
-                if !same_org || to_class.academic_year != from_class.academic_year || to_class.level != from_class.level {
+                if !same_org
+                    || to_class.academic_year != from_class.academic_year
+                    || to_class.level != from_class.level
+                {
                     return Err(DomainError::InvalidTransfer(
                         "a transfer within an organization goes to a class of the same organization, level and year".into(),
                     ));
@@ -613,7 +697,12 @@ impl<'a> Rules<'a> {
     }
 
     /// A learner in a class on a date: the rule for marks and attendance.
-    fn in_class(&self, learner_id: LearnerId, class_id: ClassId, date: NaiveDate) -> Result<(), DomainError> {
+    fn in_class(
+        &self,
+        learner_id: LearnerId,
+        class_id: ClassId,
+        date: NaiveDate,
+    ) -> Result<(), DomainError> {
         let learner = self.living(learner_id, Some(date))?;
         let class = self.class(class_id)?;
         self.not_future("lesson date", date)?;
@@ -625,29 +714,44 @@ impl<'a> Rules<'a> {
         }
         if learner.membership_on(class_id, date).is_none() {
             if let Some(on) = learner.left_on.filter(|on| date > *on) {
-                return Err(DomainError::LearnerLeft { learner: learner_id, on });
+                return Err(DomainError::LearnerLeft {
+                    learner: learner_id,
+                    on,
+                });
             }
-            return Err(DomainError::NotInClass { learner: learner_id, class: class_id, date });
+            return Err(DomainError::NotInClass {
+                learner: learner_id,
+                class: class_id,
+                date,
+            });
         }
         Ok(())
     }
 
     fn record_mark(&self, c: &MarkRecorded) -> Result<Vec<Event>, DomainError> {
         if self.state.mark(c.mark_id).is_some() {
-            return Err(DomainError::AlreadyExists { what: "mark", id: c.mark_id.to_string() });
+            return Err(DomainError::AlreadyExists {
+                what: "mark",
+                id: c.mark_id.to_string(),
+            });
         }
         if !(1..=10).contains(&c.weight) {
             return Err(DomainError::Invalid("a mark's weight is 1 to 10".into()));
         }
         if c.kind == MarkKind::Period && c.period.is_none() {
-            return Err(DomainError::Invalid("a period mark names its period".into()));
+            return Err(DomainError::Invalid(
+                "a period mark names its period".into(),
+            ));
         }
         self.in_class(c.learner_id, c.class_id, c.lesson_date)?;
         Ok(vec![Event::MarkRecorded(c.clone())])
     }
 
     fn correct_mark(&self, c: &CorrectMark) -> Result<Vec<Event>, DomainError> {
-        let mark = self.state.mark(c.mark_id).ok_or(DomainError::MarkNotFound(c.mark_id))?;
+        let mark = self
+            .state
+            .mark(c.mark_id)
+            .ok_or(DomainError::MarkNotFound(c.mark_id))?;
         if mark.value == c.value {
             return Err(DomainError::MarkUnchanged(c.value.as_str()));
         }
@@ -675,12 +779,20 @@ impl<'a> Rules<'a> {
     fn record_exam(&self, c: &RecordExamResult) -> Result<Vec<Event>, DomainError> {
         let learner = self.living(c.learner_id, Some(c.exam_date))?;
         self.not_future("exam date", c.exam_date)?;
+        // The grade the learner was in on the exam date: results often arrive after the learner
+        // has graduated or moved up, and are still theirs.
         let grade = learner
-            .active_enrollments()
-            .find(|e| e.level == Level::General)
-            .map(|e| e.grade)
+            .memberships
+            .iter()
+            .filter(|m| m.covers(c.exam_date))
+            .filter_map(|m| self.state.class(m.class_id))
+            .find(|class| class.level == Level::General)
+            .map(|class| class.grade)
             .ok_or_else(|| {
-                DomainError::ExamNotAllowed("the state final attestation is for learners in general education".into())
+                DomainError::ExamNotAllowed(format!(
+                    "on {} the learner was in no general-education class; the state final attestation is for them",
+                    c.exam_date
+                ))
             })?;
         let grades: &[u8] = match c.form {
             ExamForm::Oge => &[9],
@@ -694,24 +806,38 @@ impl<'a> Rules<'a> {
             )));
         }
         if c.primary_points > 100 {
-            return Err(DomainError::InvalidExamResult("primary points are 0 to 100".into()));
+            return Err(DomainError::InvalidExamResult(
+                "primary points are 0 to 100".into(),
+            ));
         }
         match c.form {
             ExamForm::Ege => {
                 match c.test_score {
                     Some(score) if score <= 100 => {}
-                    _ => return Err(DomainError::InvalidExamResult("an ЕГЭ result has a test score 0 to 100".into())),
+                    _ => {
+                        return Err(DomainError::InvalidExamResult(
+                            "an ЕГЭ result has a test score 0 to 100".into(),
+                        ))
+                    }
                 }
                 if c.mark.is_some() {
-                    return Err(DomainError::InvalidExamResult("an ЕГЭ result has no 5-point mark".into()));
+                    return Err(DomainError::InvalidExamResult(
+                        "an ЕГЭ result has no 5-point mark".into(),
+                    ));
                 }
             }
             ExamForm::Oge | ExamForm::Gve => {
                 if c.mark.and_then(|m| m.points()).is_none() {
-                    return Err(DomainError::InvalidExamResult(format!("a {} result has a 5-point mark", c.form)));
+                    return Err(DomainError::InvalidExamResult(format!(
+                        "a {} result has a 5-point mark",
+                        c.form
+                    )));
                 }
                 if c.test_score.is_some() {
-                    return Err(DomainError::InvalidExamResult(format!("a {} result has no test score", c.form)));
+                    return Err(DomainError::InvalidExamResult(format!(
+                        "a {} result has no test score",
+                        c.form
+                    )));
                 }
             }
         }
@@ -731,7 +857,12 @@ impl<'a> Rules<'a> {
         let learner = self.living(c.learner_id, None)?;
         let enrollment = self.active_enrollment(c.learner_id, learner, c.enrollment_id)?;
         self.not_future("leaving date", c.left_on)?;
-        if let Some(m) = learner.memberships.iter().rev().find(|m| m.class_id == enrollment.class_id && m.until.is_none()) {
+        if let Some(m) = learner
+            .memberships
+            .iter()
+            .rev()
+            .find(|m| m.class_id == enrollment.class_id && m.until.is_none())
+        {
             if c.left_on < m.from {
                 return Err(DomainError::DateOutOfRange(format!(
                     "the leaving date {} is before the first day {} in the class",
@@ -739,7 +870,11 @@ impl<'a> Rules<'a> {
                 )));
             }
         }
-        if let Some(last) = self.state.last_facts.get(&(c.learner_id, enrollment.class_id)) {
+        if let Some(last) = self
+            .state
+            .last_facts
+            .get(&(c.learner_id, enrollment.class_id))
+        {
             if *last > c.left_on {
                 return Err(DomainError::DateOutOfRange(format!(
                     "the leaving date {} is before marks or attendance recorded in the class on {last}",
@@ -748,7 +883,9 @@ impl<'a> Rules<'a> {
             }
         }
         if c.certificate.is_some() && c.reason != crate::values::LeaveReason::Graduation {
-            return Err(DomainError::Invalid("a certificate is issued on graduation only".into()));
+            return Err(DomainError::Invalid(
+                "a certificate is issued on graduation only".into(),
+            ));
         }
         Ok(vec![Event::Left(Left {
             learner_id: c.learner_id,

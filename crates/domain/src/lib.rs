@@ -29,8 +29,8 @@ pub use event::{
     ApplicationRejected, ApplicationSubmitted, ApplicationWithdrawn, AttendanceRecorded,
     BirthRegistered, Certificate, CivilRecord, ClassCapacityChanged, ClassOpened, Consent,
     DeathRegistered, Document, Enrolled, Event, ExamResultRecorded, FullName, GuardianLinked,
-    LearnerRegistered, Left, MarkCorrected, MarkRecorded, Order, OrganizationRegistered,
-    Programme, SnilsRecorded, Transferred,
+    LearnerRegistered, Left, MarkCorrected, MarkRecorded, Order, OrganizationRegistered, Programme,
+    SnilsRecorded, Transferred,
 };
 pub use ids::{ApplicationId, ClassId, EnrollmentId, LearnerId, MarkId, OrganizationId};
 pub use snils::{Snils, SnilsError};
@@ -40,6 +40,6 @@ pub use state::{
 };
 pub use values::{
     age_in_months, AcademicYear, Attendance, EducationForm, ExamForm, LeaveReason, Level, Mark,
-    MarkKind, OrganizationKind, Priority, Relation, Sex, SourceKind, StayMode, Text,
-    TransferKind, ValueError,
+    MarkKind, OrganizationKind, Priority, Relation, Sex, SourceKind, StayMode, Text, TransferKind,
+    ValueError,
 };

@@ -48,7 +48,9 @@ impl Snils {
         if count != 11 {
             return Err(SnilsError::Format);
         }
-        let number = digits[..9].iter().fold(0u64, |acc, d| acc * 10 + u64::from(*d));
+        let number = digits[..9]
+            .iter()
+            .fold(0u64, |acc, d| acc * 10 + u64::from(*d));
         let found = digits[9] * 10 + digits[10];
         if number > 1_001_998 {
             let expected = Self::check_number(&digits[..9]);
@@ -141,13 +143,22 @@ mod tests {
     fn a_wrong_check_number_is_refused() {
         assert_eq!(
             Snils::parse("112-233-445 96"),
-            Err(SnilsError::CheckDigits { found: 96, expected: 95 })
+            Err(SnilsError::CheckDigits {
+                found: 96,
+                expected: 95
+            })
         );
     }
 
     #[test]
     fn malformed_input_is_refused() {
-        for bad in ["", "112-233-445", "112-233-445 955", "abc-def-ghi jk", "112_233_445 95"] {
+        for bad in [
+            "",
+            "112-233-445",
+            "112-233-445 955",
+            "abc-def-ghi jk",
+            "112_233_445 95",
+        ] {
             assert_eq!(Snils::parse(bad), Err(SnilsError::Format), "{bad}");
         }
     }

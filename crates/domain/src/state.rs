@@ -121,7 +121,9 @@ impl Learner {
 
     /// The stay in `class` that covers `date`.
     pub fn membership_on(&self, class: ClassId, date: NaiveDate) -> Option<&Membership> {
-        self.memberships.iter().find(|m| m.class_id == class && m.covers(date))
+        self.memberships
+            .iter()
+            .find(|m| m.class_id == class && m.covers(date))
     }
 
     fn end_membership(&mut self, class: ClassId, until: NaiveDate) {
@@ -264,12 +266,16 @@ impl State {
 
     /// The learner a civil registry birth record was recorded for.
     pub fn learner_by_birth_record(&self, record: &CivilRecord) -> Option<LearnerId> {
-        self.birth_records.get(&civil_key(record)).map(|(id, _)| *id)
+        self.birth_records
+            .get(&civil_key(record))
+            .map(|(id, _)| *id)
     }
 
     /// The learner a civil registry death record was recorded for.
     pub fn learner_by_death_record(&self, record: &CivilRecord) -> Option<LearnerId> {
-        self.death_records.get(&civil_key(record)).map(|(id, _)| *id)
+        self.death_records
+            .get(&civil_key(record))
+            .map(|(id, _)| *id)
     }
 
     /// Who a SNILS belongs to.
@@ -321,7 +327,10 @@ impl State {
             Event::OrganizationRegistered(e) => {
                 self.organizations.insert(
                     e.organization_id,
-                    Organization { kind: e.kind, levels: e.levels.clone() },
+                    Organization {
+                        kind: e.kind,
+                        levels: e.levels.clone(),
+                    },
                 );
             }
             Event::ClassOpened(e) => {
@@ -344,24 +353,31 @@ impl State {
                 }
             }
             Event::BirthRegistered(e) => {
-                self.learners.insert(e.learner_id, Learner::new(e.birth_date, e.snils));
-                self.birth_records
-                    .insert(civil_key(&e.record), (e.learner_id, crate::decide::birth_fingerprint(e)));
+                self.learners
+                    .insert(e.learner_id, Learner::new(e.birth_date, e.snils));
+                self.birth_records.insert(
+                    civil_key(&e.record),
+                    (e.learner_id, crate::decide::birth_fingerprint(e)),
+                );
                 if let Some(snils) = e.snils {
-                    self.snils_owners.insert(snils, SnilsOwner::Learner(e.learner_id));
+                    self.snils_owners
+                        .insert(snils, SnilsOwner::Learner(e.learner_id));
                 }
             }
             Event::LearnerRegistered(e) => {
-                self.learners.insert(e.learner_id, Learner::new(e.birth_date, e.snils));
+                self.learners
+                    .insert(e.learner_id, Learner::new(e.birth_date, e.snils));
                 if let Some(snils) = e.snils {
-                    self.snils_owners.insert(snils, SnilsOwner::Learner(e.learner_id));
+                    self.snils_owners
+                        .insert(snils, SnilsOwner::Learner(e.learner_id));
                 }
             }
             Event::SnilsRecorded(e) => {
                 if let Some(l) = self.learners.get_mut(&e.learner_id) {
                     l.snils = Some(e.snils);
                 }
-                self.snils_owners.insert(e.snils, SnilsOwner::Learner(e.learner_id));
+                self.snils_owners
+                    .insert(e.snils, SnilsOwner::Learner(e.learner_id));
             }
             Event::DeathRegistered(e) => {
                 self.death_records.insert(
@@ -435,7 +451,10 @@ impl State {
                 }
                 self.enrollment_owners.insert(e.enrollment_id, e.learner_id);
                 self.take_place(e.class_id);
-                if let Some(app) = e.application_id.and_then(|id| self.applications.get_mut(&id)) {
+                if let Some(app) = e
+                    .application_id
+                    .and_then(|id| self.applications.get_mut(&id))
+                {
                     app.status = ApplicationStatus::Accepted;
                 }
             }
@@ -447,7 +466,10 @@ impl State {
                         from: e.transferred_on,
                         until: None,
                     });
-                    let previous = l.enrollments.iter_mut().find(|en| en.id == e.from_enrollment_id);
+                    let previous = l
+                        .enrollments
+                        .iter_mut()
+                        .find(|en| en.id == e.from_enrollment_id);
                     if e.to_enrollment_id == e.from_enrollment_id {
                         if let Some(en) = previous {
                             en.class_id = e.to_class_id;
@@ -472,7 +494,8 @@ impl State {
                         });
                     }
                 }
-                self.enrollment_owners.insert(e.to_enrollment_id, e.learner_id);
+                self.enrollment_owners
+                    .insert(e.to_enrollment_id, e.learner_id);
                 self.free_place(e.from_class_id);
                 self.take_place(e.to_class_id);
             }
@@ -480,7 +503,11 @@ impl State {
                 self.record_fact(e.learner_id, e.class_id, e.lesson_date);
                 self.marks.insert(
                     e.mark_id,
-                    MarkRef { learner_id: e.learner_id, class_id: e.class_id, value: e.value },
+                    MarkRef {
+                        learner_id: e.learner_id,
+                        class_id: e.class_id,
+                        value: e.value,
+                    },
                 );
             }
             Event::MarkCorrected(e) => {

@@ -179,7 +179,10 @@ pub struct AcademicYear(u16);
 impl AcademicYear {
     /// Parses `YYYY/YYYY`.
     pub fn parse(input: &str) -> Result<Self, ValueError> {
-        let (a, b) = input.trim().split_once('/').ok_or(ValueError::AcademicYear)?;
+        let (a, b) = input
+            .trim()
+            .split_once('/')
+            .ok_or(ValueError::AcademicYear)?;
         let a: u16 = a.parse().map_err(|_| ValueError::AcademicYear)?;
         let b: u16 = b.parse().map_err(|_| ValueError::AcademicYear)?;
         if !(1900..=2200).contains(&a) || b != a + 1 {
@@ -472,9 +475,15 @@ mod tests {
 
     #[test]
     fn text_is_trimmed_and_bounded() {
-        assert_eq!(Text::parse("  Иванов ").map(|t| t.0), Ok("Иванов".to_owned()));
+        assert_eq!(
+            Text::parse("  Иванов ").map(|t| t.0),
+            Ok("Иванов".to_owned())
+        );
         assert_eq!(Text::parse("   "), Err(ValueError::Empty));
-        assert_eq!(Text::parse(&"я".repeat(201)), Err(ValueError::TooLong { max: 200 }));
+        assert_eq!(
+            Text::parse(&"я".repeat(201)),
+            Err(ValueError::TooLong { max: 200 })
+        );
         assert_eq!(Text::parse("a\u{0}b"), Err(ValueError::ControlCharacters));
     }
 
@@ -489,8 +498,14 @@ mod tests {
     #[test]
     fn academic_years() {
         let year = AcademicYear::parse("2025/2026").expect("valid");
-        assert_eq!(year.first_day(), NaiveDate::from_ymd_opt(2025, 9, 1).unwrap());
-        assert_eq!(AcademicYear::containing(NaiveDate::from_ymd_opt(2026, 5, 20).unwrap()), year);
+        assert_eq!(
+            year.first_day(),
+            NaiveDate::from_ymd_opt(2025, 9, 1).unwrap()
+        );
+        assert_eq!(
+            AcademicYear::containing(NaiveDate::from_ymd_opt(2026, 5, 20).unwrap()),
+            year
+        );
         assert!(AcademicYear::parse("2025/2027").is_err());
         assert!(AcademicYear::parse("2025").is_err());
     }
@@ -498,7 +513,13 @@ mod tests {
     #[test]
     fn ages_count_whole_months() {
         let birth = NaiveDate::from_ymd_opt(2019, 3, 15).unwrap();
-        assert_eq!(age_in_months(birth, NaiveDate::from_ymd_opt(2025, 9, 1).unwrap()), 77);
-        assert_eq!(age_in_months(birth, NaiveDate::from_ymd_opt(2025, 9, 15).unwrap()), 78);
+        assert_eq!(
+            age_in_months(birth, NaiveDate::from_ymd_opt(2025, 9, 1).unwrap()),
+            77
+        );
+        assert_eq!(
+            age_in_months(birth, NaiveDate::from_ymd_opt(2025, 9, 15).unwrap()),
+            78
+        );
     }
 }

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::NaiveDate;
 use contingent_domain::{
     decide, evolve, Attendance, ChangeClassCapacity, ClassId, ClassOpened, Command, CorrectMark,
-    Event, ExamForm, LeaveReason, LearnerId, Level, Mark, OrganizationKind, PersonRef,
+    Event, ExamForm, LearnerId, LeaveReason, Level, Mark, OrganizationKind, PersonRef,
     RecordExamResult, RejectApplication, Snils, SnilsOwner, SnilsRecorded, State, TransferKind,
     WithdrawApplication,
 };
@@ -27,7 +27,11 @@ const SNILS_POOL: usize = 8;
 const ENROLLMENT_POOL: u32 = 24;
 const MARK_POOL: u32 = 60;
 const APPLICATION_POOL: u32 = 8;
-const GUARDIAN_NAMES: [(&str, &str); 3] = [("Иванова", "Мария"), ("Петров", "Сергей"), ("Сидорова", "Анна")];
+const GUARDIAN_NAMES: [(&str, &str); 3] = [
+    ("Иванова", "Мария"),
+    ("Петров", "Сергей"),
+    ("Сидорова", "Анна"),
+];
 
 /// The day every command is decided on: after both academic years of the world.
 fn now() -> NaiveDate {
@@ -69,13 +73,22 @@ fn classes(capacities: &[u16]) -> Vec<ClassOpened> {
         .zip(capacities)
         .enumerate()
         .map(|(i, (&(org, level, grade, start), &capacity))| {
-            class(class_id(i as u32 + 1), organization_id(org), level, grade, start, capacity)
+            class(
+                class_id(i as u32 + 1),
+                organization_id(org),
+                level,
+                grade,
+                start,
+                capacity,
+            )
         })
         .collect()
 }
 
 fn snils_pool() -> Vec<Snils> {
-    (0..SNILS_POOL as u32).map(|i| snils(112_233_445 + 7_919 * i)).collect()
+    (0..SNILS_POOL as u32)
+        .map(|i| snils(112_233_445 + 7_919 * i))
+        .collect()
 }
 
 fn learner(i: usize) -> LearnerId {
@@ -87,31 +100,114 @@ fn birth_date(i: usize) -> NaiveDate {
     shift(date(2013, 9, 2), 200 * i as i64)
 }
 
-const MARKS: [Mark; 6] = [Mark::Two, Mark::Three, Mark::Four, Mark::Five, Mark::Pass, Mark::Fail];
+const MARKS: [Mark; 6] = [
+    Mark::Two,
+    Mark::Three,
+    Mark::Four,
+    Mark::Five,
+    Mark::Pass,
+    Mark::Fail,
+];
 
 /// One step of a random history, in terms of indices into the small world.
 #[derive(Clone, Debug)]
 enum Op {
     /// 0–1: the same birth record again; 2: with another birth date; 3: with another SNILS;
     /// 4: the same record retried under a fresh learner id.
-    Birth { learner: usize, variant: u8, snils: usize },
-    RecordSnils { learner: usize, snils: usize },
-    Death { learner: usize, by: usize, day: i64, record: u8 },
-    Guardian { learner: usize, snils: usize, name: usize },
-    Submit { app: u32, learner: usize, org: usize, level: usize, year: u16, day: i64 },
-    Withdraw { app: u32, day: i64 },
-    Reject { app: u32, day: i64 },
-    Enroll { enrollment: u32, learner: usize, class: usize, primary: bool, day: i64, app: Option<u32>, exemption: bool },
+    Birth {
+        learner: usize,
+        variant: u8,
+        snils: usize,
+    },
+    RecordSnils {
+        learner: usize,
+        snils: usize,
+    },
+    Death {
+        learner: usize,
+        by: usize,
+        day: i64,
+        record: u8,
+    },
+    Guardian {
+        learner: usize,
+        snils: usize,
+        name: usize,
+    },
+    Submit {
+        app: u32,
+        learner: usize,
+        org: usize,
+        level: usize,
+        year: u16,
+        day: i64,
+    },
+    Withdraw {
+        app: u32,
+        day: i64,
+    },
+    Reject {
+        app: u32,
+        day: i64,
+    },
+    Enroll {
+        enrollment: u32,
+        learner: usize,
+        class: usize,
+        primary: bool,
+        day: i64,
+        app: Option<u32>,
+        exemption: bool,
+    },
     /// `follow`: to a class that fits the kind, after the first day in the current class.
-    Transfer { learner: usize, pick: usize, kind: usize, to: usize, follow: bool, new: Option<u32>, day: i64 },
-    Leave { learner: usize, pick: usize, day: i64 },
+    Transfer {
+        learner: usize,
+        pick: usize,
+        kind: usize,
+        to: usize,
+        follow: bool,
+        new: Option<u32>,
+        day: i64,
+    },
+    Leave {
+        learner: usize,
+        pick: usize,
+        day: i64,
+    },
     /// `follow`: in a class the learner has been in, around the dates of that stay.
-    Mark { mark: u32, learner: usize, class: usize, follow: bool, day: i64, value: usize },
-    Correct { mark: u32, value: usize },
-    Attend { learner: usize, class: usize, follow: bool, day: i64, status: usize },
-    Exam { learner: usize, form: usize, score: u8, mark: usize, points: u16 },
-    Capacity { class: usize, capacity: u16 },
-    Repeat { back: usize },
+    Mark {
+        mark: u32,
+        learner: usize,
+        class: usize,
+        follow: bool,
+        day: i64,
+        value: usize,
+    },
+    Correct {
+        mark: u32,
+        value: usize,
+    },
+    Attend {
+        learner: usize,
+        class: usize,
+        follow: bool,
+        day: i64,
+        status: usize,
+    },
+    Exam {
+        learner: usize,
+        form: usize,
+        score: u8,
+        mark: usize,
+        points: u16,
+    },
+    Capacity {
+        class: usize,
+        capacity: u16,
+    },
+    Repeat {
+        back: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -177,12 +273,20 @@ fn history(steps: std::ops::Range<usize>) -> impl Strategy<Value = History> {
         proptest::collection::vec(proptest::option::weighted(0.3, 0..SNILS_POOL), LEARNERS),
         proptest::collection::vec(op(), steps),
     )
-        .prop_map(|(capacities, snils_at_birth, ops)| History { capacities, snils_at_birth, ops })
+        .prop_map(|(capacities, snils_at_birth, ops)| History {
+            capacities,
+            snils_at_birth,
+            ops,
+        })
 }
 
 /// A learner's enrollment picked by index: an active one for even picks, any one for odd picks,
 /// an id from the pool when the learner has none.
-fn pick_enrollment(state: &State, learner: LearnerId, pick: usize) -> contingent_domain::EnrollmentId {
+fn pick_enrollment(
+    state: &State,
+    learner: LearnerId,
+    pick: usize,
+) -> contingent_domain::EnrollmentId {
     let Some(l) = state.learner(learner) else {
         return enrollment_id(pick as u32 % ENROLLMENT_POOL + 1);
     };
@@ -208,16 +312,29 @@ fn birth_command(i: usize, snils: Option<usize>, variant: bool, pool: &[Snils]) 
 /// Turns a step into a command, given the world and what is recorded so far.
 /// A class the learner has been in, and a date around that stay (its first day up to the day
 /// after it ends, both edges included); or the class and day as generated.
-fn around_a_stay(state: &State, world: &[ClassOpened], i: usize, class: usize, follow: bool, day: i64) -> (ClassId, NaiveDate) {
+fn around_a_stay(
+    state: &State,
+    world: &[ClassOpened],
+    i: usize,
+    class: usize,
+    follow: bool,
+    day: i64,
+) -> (ClassId, NaiveDate) {
     if follow {
-        if let Some(l) = state.learner(learner(i)).filter(|l| !l.memberships.is_empty()) {
+        if let Some(l) = state
+            .learner(learner(i))
+            .filter(|l| !l.memberships.is_empty())
+        {
             let m = l.memberships[class % l.memberships.len()];
             let end = m.until.unwrap_or_else(|| shift(m.from, 300));
             let span = (end - m.from).num_days() + 1;
             return (m.class_id, shift(m.from, day.rem_euclid(span.max(1))));
         }
     }
-    (world[class].class_id, shift(world[class].academic_year.first_day(), day))
+    (
+        world[class].class_id,
+        shift(world[class].academic_year.first_day(), day),
+    )
 }
 
 /// A target class that fits the kind of transfer from the enrollment's current class, and a date
@@ -233,13 +350,22 @@ fn transfer_target(
     follow: bool,
     day: i64,
 ) -> (ClassId, NaiveDate) {
-    let generated = (world[to].class_id, shift(world[to].academic_year.first_day(), day));
+    let generated = (
+        world[to].class_id,
+        shift(world[to].academic_year.first_day(), day),
+    );
     if !follow {
         return generated;
     }
-    let Some(l) = state.learner(learner(i)) else { return generated };
-    let Some(e) = l.enrollment(enrollment) else { return generated };
-    let Some(from) = world.iter().find(|c| c.class_id == e.class_id) else { return generated };
+    let Some(l) = state.learner(learner(i)) else {
+        return generated;
+    };
+    let Some(e) = l.enrollment(enrollment) else {
+        return generated;
+    };
+    let Some(from) = world.iter().find(|c| c.class_id == e.class_id) else {
+        return generated;
+    };
     let candidates: Vec<&ClassOpened> = world
         .iter()
         .filter(|c| c.class_id != from.class_id && c.level == from.level)
@@ -284,7 +410,11 @@ fn command(
 ) -> Option<Command> {
     let first_day = |class: usize| world[class].academic_year.first_day();
     Some(match *op {
-        Op::Birth { learner: i, variant, snils } => match variant {
+        Op::Birth {
+            learner: i,
+            variant,
+            snils,
+        } => match variant {
             0 | 1 => birth_command(i, births[i], false, pool),
             2 => birth_command(i, births[i], true, pool),
             3 => birth_command(i, Some(snils), false, pool),
@@ -300,27 +430,57 @@ fn command(
                 Command::RegisterBirth(b)
             }
         },
-        Op::RecordSnils { learner: i, snils } => {
-            Command::RecordSnils(SnilsRecorded { learner_id: learner(i), snils: pool[snils] })
-        }
-        Op::Death { learner: i, by, day, record } => {
+        Op::RecordSnils { learner: i, snils } => Command::RecordSnils(SnilsRecorded {
+            learner_id: learner(i),
+            snils: pool[snils],
+        }),
+        Op::Death {
+            learner: i,
+            by,
+            day,
+            record,
+        } => {
             let mut d = death(learner(i), shift(sep1_2025(), day), &format!("D-{record}"));
             d.person = match by {
                 0 => PersonRef::LearnerId(learner(i)),
                 1 => PersonRef::Snils(pool[i % SNILS_POOL]),
                 _ => {
                     let r = birth_record(learner(i), birth_date(i));
-                    PersonRef::BirthRecord { office: r.office, number: r.number }
+                    PersonRef::BirthRecord {
+                        office: r.office,
+                        number: r.number,
+                    }
                 }
             };
             Command::RegisterDeath(d)
         }
-        Op::Guardian { learner: i, snils, name: n } => {
+        Op::Guardian {
+            learner: i,
+            snils,
+            name: n,
+        } => {
             let (surname, given) = GUARDIAN_NAMES[n];
-            Command::LinkGuardian(guardian(learner(i), pool[snils], name(surname, given, None), date(2025, 9, 1)))
+            Command::LinkGuardian(guardian(
+                learner(i),
+                pool[snils],
+                name(surname, given, None),
+                date(2025, 9, 1),
+            ))
         }
-        Op::Submit { app, learner: i, org, level, year: start, day } => {
-            let level = [Level::General, Level::Additional, Level::Preschool, Level::Vocational][level];
+        Op::Submit {
+            app,
+            learner: i,
+            org,
+            level,
+            year: start,
+            day,
+        } => {
+            let level = [
+                Level::General,
+                Level::Additional,
+                Level::Preschool,
+                Level::Vocational,
+            ][level];
             Command::SubmitApplication(application(
                 application_id(app),
                 learner(i),
@@ -341,26 +501,69 @@ fn command(
             rejected_on: shift(sep1_2025(), day),
             reason: t("нет мест"),
         }),
-        Op::Enroll { enrollment, learner: i, class, primary, day, app, exemption } => {
-            let mut e = enroll(enrollment_id(enrollment), learner(i), world[class].class_id, shift(first_day(class), day));
+        Op::Enroll {
+            enrollment,
+            learner: i,
+            class,
+            primary,
+            day,
+            app,
+            exemption,
+        } => {
+            let mut e = enroll(
+                enrollment_id(enrollment),
+                learner(i),
+                world[class].class_id,
+                shift(first_day(class), day),
+            );
             e.primary = primary;
             e.application_id = app.map(application_id);
             e.age_exemption = exemption.then(|| t("Разрешение учредителя"));
             Command::Enroll(e)
         }
-        Op::Transfer { learner: i, pick, kind, to, follow, new, day } => {
-            let kind = [TransferKind::WithinOrganization, TransferKind::NextGrade, TransferKind::ToOtherOrganization][kind];
+        Op::Transfer {
+            learner: i,
+            pick,
+            kind,
+            to,
+            follow,
+            new,
+            day,
+        } => {
+            let kind = [
+                TransferKind::WithinOrganization,
+                TransferKind::NextGrade,
+                TransferKind::ToOtherOrganization,
+            ][kind];
             let enrollment = pick_enrollment(state, learner(i), pick);
             let (to, on) = transfer_target(state, world, i, enrollment, kind, to, follow, day);
-            Command::Transfer(transfer(learner(i), enrollment, kind, to, new.map(enrollment_id), on))
+            Command::Transfer(transfer(
+                learner(i),
+                enrollment,
+                kind,
+                to,
+                new.map(enrollment_id),
+                on,
+            ))
         }
-        Op::Leave { learner: i, pick, day } => Command::Leave(leave(
+        Op::Leave {
+            learner: i,
+            pick,
+            day,
+        } => Command::Leave(leave(
             learner(i),
             pick_enrollment(state, learner(i), pick),
             shift(sep1_2025(), day),
             LeaveReason::MovedAway,
         )),
-        Op::Mark { mark: m, learner: i, class, follow, day, value } => {
+        Op::Mark {
+            mark: m,
+            learner: i,
+            class,
+            follow,
+            day,
+            value,
+        } => {
             let (class, on) = around_a_stay(state, world, i, class, follow, day);
             Command::RecordMark(mark(mark_id(m), learner(i), class, on, MARKS[value]))
         }
@@ -370,11 +573,23 @@ fn command(
             reason: t("исправление"),
             teacher: t("Петрова А. В."),
         }),
-        Op::Attend { learner: i, class, follow, day, status } => {
+        Op::Attend {
+            learner: i,
+            class,
+            follow,
+            day,
+            status,
+        } => {
             let (class, on) = around_a_stay(state, world, i, class, follow, day);
             Command::RecordAttendance(attendance(learner(i), class, on, Attendance::ALL[status]))
         }
-        Op::Exam { learner: i, form, score, mark, points } => Command::RecordExamResult(RecordExamResult {
+        Op::Exam {
+            learner: i,
+            form,
+            score,
+            mark,
+            points,
+        } => Command::RecordExamResult(RecordExamResult {
             learner_id: learner(i),
             form: [ExamForm::Oge, ExamForm::Ege, ExamForm::Gve][form],
             subject: t("Математика"),
@@ -468,7 +683,8 @@ impl Run {
     fn check_before(&mut self, event: &Event) -> Result<(), TestCaseError> {
         let fact = match event {
             Event::MarkRecorded(m) => {
-                self.marks.insert(m.mark_id, (m.learner_id, m.class_id, m.lesson_date));
+                self.marks
+                    .insert(m.mark_id, (m.learner_id, m.class_id, m.lesson_date));
                 Some((m.learner_id, m.class_id, m.lesson_date))
             }
             Event::AttendanceRecorded(a) => Some((a.learner_id, a.class_id, a.date)),
@@ -482,7 +698,10 @@ impl Run {
                 "{} recorded for a learner not in class {class} on {on}: {event:?}",
                 event.type_name()
             );
-            prop_assert!(l.is_some_and(|l| l.died_on.is_none_or(|d| on <= d)), "a fact after death: {event:?}");
+            prop_assert!(
+                l.is_some_and(|l| l.died_on.is_none_or(|d| on <= d)),
+                "a fact after death: {event:?}"
+            );
         }
         Ok(())
     }
@@ -497,45 +716,86 @@ impl Run {
             }
         }
         for (id, c) in state.classes() {
-            prop_assert!(c.enrolled <= c.capacity, "class {id}: {} enrolled in {} places", c.enrolled, c.capacity);
+            prop_assert!(
+                c.enrolled <= c.capacity,
+                "class {id}: {} enrolled in {} places",
+                c.enrolled,
+                c.capacity
+            );
             let stays = open.get(id).copied().unwrap_or(0);
-            prop_assert_eq!(c.enrolled, stays, "class {}: enrolled is not the number of open stays", id);
+            prop_assert_eq!(
+                c.enrolled,
+                stays,
+                "class {}: enrolled is not the number of open stays",
+                id
+            );
         }
         let mut snils_seen: HashMap<Snils, LearnerId> = HashMap::new();
         let mut enrollment_ids: HashSet<contingent_domain::EnrollmentId> = HashSet::new();
         for (id, l) in state.learners() {
             // One active primary general-education enrollment at most.
-            let primaries = l.active_enrollments().filter(|e| e.primary && e.level == Level::General).count();
-            prop_assert!(primaries <= 1, "learner {id} has {primaries} active primary general enrollments");
+            let primaries = l
+                .active_enrollments()
+                .filter(|e| e.primary && e.level == Level::General)
+                .count();
+            prop_assert!(
+                primaries <= 1,
+                "learner {id} has {primaries} active primary general enrollments"
+            );
             // Active enrollments and open stays are the same classes.
             let mut active: Vec<ClassId> = l.active_enrollments().map(|e| e.class_id).collect();
-            let mut stays: Vec<ClassId> = l.memberships.iter().filter(|m| m.until.is_none()).map(|m| m.class_id).collect();
+            let mut stays: Vec<ClassId> = l
+                .memberships
+                .iter()
+                .filter(|m| m.until.is_none())
+                .map(|m| m.class_id)
+                .collect();
             active.sort();
             stays.sort();
-            prop_assert_eq!(&active, &stays, "learner {}: active enrollments and open stays differ", id);
+            prop_assert_eq!(
+                &active,
+                &stays,
+                "learner {}: active enrollments and open stays differ",
+                id
+            );
             for m in &l.memberships {
-                prop_assert!(m.until.is_none_or(|u| m.from <= u), "learner {id}: a stay ends before it starts");
+                prop_assert!(
+                    m.until.is_none_or(|u| m.from <= u),
+                    "learner {id}: a stay ends before it starts"
+                );
             }
             // Nothing active after death.
             if l.died_on.is_some() {
-                prop_assert!(active.is_empty(), "deceased learner {id} has active enrollments");
+                prop_assert!(
+                    active.is_empty(),
+                    "deceased learner {id} has active enrollments"
+                );
             }
             // One SNILS, one learner.
             if let Some(s) = l.snils {
                 if let Some(other) = snils_seen.insert(s, *id) {
-                    return Err(TestCaseError::fail(format!("SNILS {s} belongs to learners {other} and {id}")));
+                    return Err(TestCaseError::fail(format!(
+                        "SNILS {s} belongs to learners {other} and {id}"
+                    )));
                 }
                 prop_assert_eq!(state.snils_owner(s), Some(SnilsOwner::Learner(*id)));
             }
             // Enrollment ids name one enrollment in the region.
             for e in &l.enrollments {
-                prop_assert!(enrollment_ids.insert(e.id), "enrollment id {} used twice", e.id);
+                prop_assert!(
+                    enrollment_ids.insert(e.id),
+                    "enrollment id {} used twice",
+                    e.id
+                );
             }
         }
         // Marks stay attached to their learner and class.
         for (id, (learner, class, _)) in &self.marks {
             let m = state.mark(*id);
-            prop_assert!(m.is_some_and(|m| m.learner_id == *learner && m.class_id == *class), "mark {id} moved");
+            prop_assert!(
+                m.is_some_and(|m| m.learner_id == *learner && m.class_id == *class),
+                "mark {id} moved"
+            );
         }
         // Every mark and attendance is still for a learner in the class on its date: no leaving or
         // transfer is dated before them. A death reported late is the one exception (the civil
@@ -569,18 +829,27 @@ impl Run {
             prop_assert_eq!(replay.mark(mark_id(n)), state.mark(mark_id(n)));
         }
         for n in 1..=APPLICATION_POOL {
-            prop_assert_eq!(replay.application(application_id(n)), state.application(application_id(n)));
+            prop_assert_eq!(
+                replay.application(application_id(n)),
+                state.application(application_id(n))
+            );
         }
         for i in 0..LEARNERS {
             let record = birth_record(learner(i), birth_date(i));
-            prop_assert_eq!(replay.learner_by_birth_record(&record), state.learner_by_birth_record(&record));
+            prop_assert_eq!(
+                replay.learner_by_birth_record(&record),
+                state.learner_by_birth_record(&record)
+            );
         }
         Ok(())
     }
 }
 
 /// A command repeated after it was recorded: facts with an id or a civil record are recorded once.
-fn check_repeat(command: &Command, decision: &Result<Vec<Event>, contingent_domain::DomainError>) -> Result<(), TestCaseError> {
+fn check_repeat(
+    command: &Command,
+    decision: &Result<Vec<Event>, contingent_domain::DomainError>,
+) -> Result<(), TestCaseError> {
     match command {
         Command::RegisterBirth(_) | Command::RegisterDeath(_) => {
             prop_assert!(
@@ -605,7 +874,11 @@ fn check_repeat(command: &Command, decision: &Result<Vec<Event>, contingent_doma
         | Command::Leave(_)
         | Command::RecordMark(_)
         | Command::LinkGuardian(_) => {
-            prop_assert!(decision.is_err(), "{} repeated was recorded twice: {decision:?}", command.name());
+            prop_assert!(
+                decision.is_err(),
+                "{} repeated was recorded twice: {decision:?}",
+                command.name()
+            );
         }
         // Transfers back and forth, corrections back and forth, attendance, exams and capacity
         // changes are new facts when repeated (the API's idempotency keys deduplicate retries).
@@ -623,17 +896,30 @@ fn run(h: &History) -> Result<Run, TestCaseError> {
     for class in run.world.clone() {
         run.step(Command::OpenClass(class), None)?;
     }
-    prop_assert_eq!(run.state.counts()[..2].to_vec(), vec![3, CLASSES.len()], "the world opens");
+    prop_assert_eq!(
+        run.state.counts()[..2].to_vec(),
+        vec![3, CLASSES.len()],
+        "the world opens"
+    );
     for (i, snils) in h.snils_at_birth.iter().enumerate() {
         let pool = run.pool.clone();
         run.step(birth_command(i, *snils, false, &pool), None)?;
     }
     for op in &h.ops {
         let repeat_of = match op {
-            Op::Repeat { back } if !run.issued.is_empty() => Some(run.issued.len() - 1 - back % run.issued.len()),
+            Op::Repeat { back } if !run.issued.is_empty() => {
+                Some(run.issued.len() - 1 - back % run.issued.len())
+            }
             _ => None,
         };
-        if let Some(command) = command(op, &run.world, &run.pool, &h.snils_at_birth, &run.state, &run.issued) {
+        if let Some(command) = command(
+            op,
+            &run.world,
+            &run.pool,
+            &h.snils_at_birth,
+            &run.state,
+            &run.issued,
+        ) {
             run.step(command, repeat_of)?;
         }
     }
@@ -641,8 +927,15 @@ fn run(h: &History) -> Result<Run, TestCaseError> {
 }
 
 fn config() -> Config {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(32);
-    Config { cases, failure_persistence: None, ..Config::default() }
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(32);
+    Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    }
 }
 
 proptest! {
@@ -693,7 +986,10 @@ fn random_histories_exercise_the_rules() {
         "record_exam_result",
         "change_class_capacity",
     ] {
-        assert!(accepted.get(name).copied().unwrap_or(0) > 0, "no {name} accepted: {accepted:?}");
+        assert!(
+            accepted.get(name).copied().unwrap_or(0) > 0,
+            "no {name} accepted: {accepted:?}"
+        );
     }
     for code in [
         "class_full",
@@ -709,7 +1005,10 @@ fn random_histories_exercise_the_rules() {
         "grade_one_age_rule",
         "application_not_pending",
     ] {
-        assert!(refused.get(code).copied().unwrap_or(0) > 0, "never refused with {code}: {refused:?}");
+        assert!(
+            refused.get(code).copied().unwrap_or(0) > 0,
+            "never refused with {code}: {refused:?}"
+        );
     }
     assert!(nothing > 0, "no fact was ever reported twice");
 }

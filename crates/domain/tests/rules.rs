@@ -6,10 +6,10 @@ mod support;
 use chrono::NaiveDate;
 use contingent_domain::{
     ApplicationRejected, ApplicationStatus, ApplicationWithdrawn, Attendance, ChangeClassCapacity,
-    ClassCapacityChanged, Command, CorrectMark, DomainError, Event, ExamForm,
+    ClassCapacityChanged, Command, CorrectMark, Document, DomainError, Event, ExamForm,
     ExamResultRecorded, LearnerRegistered, LeaveReason, Level, Mark, MarkCorrected, PersonRef,
     RecordExamResult, RejectApplication, Snils, SnilsError, SnilsOwner, SnilsRecorded,
-    TransferKind, WithdrawApplication, GRADE_ONE_MIN_MONTHS, Document,
+    TransferKind, WithdrawApplication, GRADE_ONE_MIN_MONTHS,
 };
 use support::*;
 
@@ -43,15 +43,30 @@ fn plus(mut events: Vec<Event>, more: impl IntoIterator<Item = Event>) -> Vec<Ev
     events
 }
 
-fn record_mark(id: u32, learner: contingent_domain::LearnerId, class: contingent_domain::ClassId, on: NaiveDate) -> Command {
+fn record_mark(
+    id: u32,
+    learner: contingent_domain::LearnerId,
+    class: contingent_domain::ClassId,
+    on: NaiveDate,
+) -> Command {
     Command::RecordMark(mark(mark_id(id), learner, class, on, Mark::Five))
 }
 
-fn mark_event(id: u32, learner: contingent_domain::LearnerId, class: contingent_domain::ClassId, on: NaiveDate) -> Event {
+fn mark_event(
+    id: u32,
+    learner: contingent_domain::LearnerId,
+    class: contingent_domain::ClassId,
+    on: NaiveDate,
+) -> Event {
     Event::MarkRecorded(mark(mark_id(id), learner, class, on, Mark::Five))
 }
 
-fn exam(learner: contingent_domain::LearnerId, form: ExamForm, score: Option<u8>, mark: Option<Mark>) -> RecordExamResult {
+fn exam(
+    learner: contingent_domain::LearnerId,
+    form: ExamForm,
+    score: Option<u8>,
+    mark: Option<Mark>,
+) -> RecordExamResult {
     RecordExamResult {
         learner_id: learner,
         form,
@@ -70,23 +85,47 @@ fn exam(learner: contingent_domain::LearnerId, form: ExamForm, score: Option<u8>
 #[test]
 fn a_fact_about_an_unknown_learner_is_refused() {
     given(world())
-        .when(record_mark(1, pupil(), class_5a().class_id, date(2025, 10, 1)))
+        .when(record_mark(
+            1,
+            pupil(),
+            class_5a().class_id,
+            date(2025, 10, 1),
+        ))
         .then_error("learner_not_found");
     given(world())
-        .when(Command::Enroll(enroll(enrollment_id(1), pupil(), class_5a().class_id, sep1())))
+        .when(Command::Enroll(enroll(
+            enrollment_id(1),
+            pupil(),
+            class_5a().class_id,
+            sep1(),
+        )))
         .then_error("learner_not_found");
     given(world())
-        .when(Command::RegisterDeath(death(pupil(), date(2025, 10, 1), "170")))
+        .when(Command::RegisterDeath(death(
+            pupil(),
+            date(2025, 10, 1),
+            "170",
+        )))
         .then_error("learner_not_found");
     given(world())
-        .when(Command::RecordSnils(SnilsRecorded { learner_id: pupil(), snils: snils(112_233_445) }))
+        .when(Command::RecordSnils(SnilsRecorded {
+            learner_id: pupil(),
+            snils: snils(112_233_445),
+        }))
         .then_error("learner_not_found");
 }
 
 #[test]
 fn a_class_of_an_unknown_organization_is_refused() {
     given(world())
-        .when(Command::OpenClass(class(class_id(99), organization_id(99), Level::General, 5, 2025, 25)))
+        .when(Command::OpenClass(class(
+            class_id(99),
+            organization_id(99),
+            Level::General,
+            5,
+            2025,
+            25,
+        )))
         .then_error("organization_not_found");
     given(plus(world(), [born(pupil(), pupil_born())]))
         .when(Command::SubmitApplication(application(
@@ -104,13 +143,22 @@ fn a_class_of_an_unknown_organization_is_refused() {
 #[test]
 fn an_enrollment_into_an_unknown_class_is_refused() {
     given(plus(world(), [born(pupil(), pupil_born())]))
-        .when(Command::Enroll(enroll(enrollment_id(1), pupil(), class_id(99), sep1())))
+        .when(Command::Enroll(enroll(
+            enrollment_id(1),
+            pupil(),
+            class_id(99),
+            sep1(),
+        )))
         .then_error("class_not_found");
     given(pupil_in_5a())
         .when(record_mark(1, pupil(), class_id(99), date(2025, 10, 1)))
         .then_error("class_not_found");
     given(pupil_in_5a())
-        .when(Command::ChangeClassCapacity(ChangeClassCapacity { class_id: class_id(99), capacity: 10, reason: None }))
+        .when(Command::ChangeClassCapacity(ChangeClassCapacity {
+            class_id: class_id(99),
+            capacity: 10,
+            reason: None,
+        }))
         .then_error("class_not_found");
 }
 
@@ -130,15 +178,27 @@ fn an_unknown_application_is_refused() {
             reason: t("нет мест"),
         }))
         .then_error("application_not_found");
-    let mut command = enroll(enrollment_id(2), pupil(), club_group().class_id, date(2025, 10, 1));
+    let mut command = enroll(
+        enrollment_id(2),
+        pupil(),
+        club_group().class_id,
+        date(2025, 10, 1),
+    );
     command.application_id = Some(application_id(99));
-    given(pupil_in_5a()).when(Command::Enroll(command)).then_error("application_not_found");
+    given(pupil_in_5a())
+        .when(Command::Enroll(command))
+        .then_error("application_not_found");
 }
 
 #[test]
 fn an_unknown_enrollment_is_refused() {
     given(pupil_in_5a())
-        .when(Command::Leave(leave(pupil(), enrollment_id(99), date(2025, 12, 1), LeaveReason::MovedAway)))
+        .when(Command::Leave(leave(
+            pupil(),
+            enrollment_id(99),
+            date(2025, 12, 1),
+            LeaveReason::MovedAway,
+        )))
         .then_error("enrollment_not_found");
     given(pupil_in_5a())
         .when(Command::Transfer(transfer(
@@ -175,24 +235,49 @@ fn pupil_died_on_10_november() -> Vec<Event> {
 #[test]
 fn no_mark_or_attendance_after_death() {
     given(pupil_died_on_10_november())
-        .when(record_mark(1, pupil(), class_5a().class_id, date(2025, 11, 11)))
+        .when(record_mark(
+            1,
+            pupil(),
+            class_5a().class_id,
+            date(2025, 11, 11),
+        ))
         .then_error("learner_deceased");
     given(pupil_died_on_10_november())
-        .when(Command::RecordAttendance(attendance(pupil(), class_5a().class_id, date(2025, 11, 11), Attendance::Ill)))
+        .when(Command::RecordAttendance(attendance(
+            pupil(),
+            class_5a().class_id,
+            date(2025, 11, 11),
+            Attendance::Ill,
+        )))
         .then_error("learner_deceased");
 }
 
 #[test]
 fn a_mark_for_a_lesson_before_the_death_is_still_accepted() {
     given(pupil_died_on_10_november())
-        .when(record_mark(1, pupil(), class_5a().class_id, date(2025, 11, 10)))
-        .then(vec![mark_event(1, pupil(), class_5a().class_id, date(2025, 11, 10))]);
+        .when(record_mark(
+            1,
+            pupil(),
+            class_5a().class_id,
+            date(2025, 11, 10),
+        ))
+        .then(vec![mark_event(
+            1,
+            pupil(),
+            class_5a().class_id,
+            date(2025, 11, 10),
+        )]);
 }
 
 #[test]
 fn no_enrollment_after_death() {
     given(pupil_died_on_10_november())
-        .when(Command::Enroll(enroll(enrollment_id(2), pupil(), club_group().class_id, date(2025, 11, 20))))
+        .when(Command::Enroll(enroll(
+            enrollment_id(2),
+            pupil(),
+            club_group().class_id,
+            date(2025, 11, 20),
+        )))
         .then_error("learner_deceased");
 }
 
@@ -221,10 +306,19 @@ fn no_movement_or_second_death_after_death() {
         )))
         .then_error("learner_deceased");
     given(pupil_died_on_10_november())
-        .when(Command::Leave(leave(pupil(), enrollment_id(1), date(2025, 11, 20), LeaveReason::Death)))
+        .when(Command::Leave(leave(
+            pupil(),
+            enrollment_id(1),
+            date(2025, 11, 20),
+            LeaveReason::Death,
+        )))
         .then_error("learner_deceased");
     given(pupil_died_on_10_november())
-        .when(Command::RegisterDeath(death(pupil(), date(2025, 11, 10), "171")))
+        .when(Command::RegisterDeath(death(
+            pupil(),
+            date(2025, 11, 10),
+            "171",
+        )))
         .then_error("learner_deceased");
 }
 
@@ -238,49 +332,115 @@ fn a_death_frees_the_place() {
             enrolled_in(enrollment_id(1), pupil(), &class_5a(), sep1()),
         ],
     );
-    let second = enroll(enrollment_id(2), learner_id(2), class_5a().class_id, date(2025, 11, 20));
-    given(events.clone()).when(Command::Enroll(second.clone())).then_error("class_full");
-    let full = class(class_5a().class_id, organization_id(1), Level::General, 5, 2025, 1);
+    let second = enroll(
+        enrollment_id(2),
+        learner_id(2),
+        class_5a().class_id,
+        date(2025, 11, 20),
+    );
+    given(events.clone())
+        .when(Command::Enroll(second.clone()))
+        .then_error("class_full");
+    let full = class(
+        class_5a().class_id,
+        organization_id(1),
+        Level::General,
+        5,
+        2025,
+        1,
+    );
     let after = given(events)
-        .when(Command::RegisterDeath(death(pupil(), date(2025, 11, 10), "170")))
+        .when(Command::RegisterDeath(death(
+            pupil(),
+            date(2025, 11, 10),
+            "170",
+        )))
         .then(vec![died(pupil(), date(2025, 11, 10), "170")]);
     let learner = after.state().learner(pupil()).expect("known");
     assert!(learner.active_enrollments().next().is_none());
-    assert_eq!(after.state().class(class_5a().class_id).map(|c| c.enrolled), Some(0));
-    after.when(Command::Enroll(second.clone())).then(vec![enrolled(&second, &full)]);
+    assert_eq!(
+        after.state().class(class_5a().class_id).map(|c| c.enrolled),
+        Some(0)
+    );
+    after
+        .when(Command::Enroll(second.clone()))
+        .then(vec![enrolled(&second, &full)]);
 }
 
 fn pupil_left_on_26_december() -> Vec<Event> {
-    let command = leave(pupil(), enrollment_id(1), date(2025, 12, 26), LeaveReason::MovedAway);
+    let command = leave(
+        pupil(),
+        enrollment_id(1),
+        date(2025, 12, 26),
+        LeaveReason::MovedAway,
+    );
     plus(pupil_in_5a(), [left(&command, &class_5a())])
 }
 
 #[test]
 fn leaving_is_recorded_and_frees_the_place() {
-    let command = leave(pupil(), enrollment_id(1), date(2025, 12, 26), LeaveReason::MovedAway);
-    let after = given(pupil_in_5a()).when(Command::Leave(command.clone())).then(vec![left(&command, &class_5a())]);
-    assert_eq!(after.state().class(class_5a().class_id).map(|c| c.enrolled), Some(0));
-    assert_eq!(after.state().learner(pupil()).and_then(|l| l.left_on), Some(date(2025, 12, 26)));
+    let command = leave(
+        pupil(),
+        enrollment_id(1),
+        date(2025, 12, 26),
+        LeaveReason::MovedAway,
+    );
+    let after = given(pupil_in_5a())
+        .when(Command::Leave(command.clone()))
+        .then(vec![left(&command, &class_5a())]);
+    assert_eq!(
+        after.state().class(class_5a().class_id).map(|c| c.enrolled),
+        Some(0)
+    );
+    assert_eq!(
+        after.state().learner(pupil()).and_then(|l| l.left_on),
+        Some(date(2025, 12, 26))
+    );
 }
 
 #[test]
 fn no_mark_or_attendance_after_leaving() {
     given(pupil_left_on_26_december())
-        .when(record_mark(1, pupil(), class_5a().class_id, date(2026, 1, 12)))
+        .when(record_mark(
+            1,
+            pupil(),
+            class_5a().class_id,
+            date(2026, 1, 12),
+        ))
         .then_error("learner_left");
     given(pupil_left_on_26_december())
-        .when(Command::RecordAttendance(attendance(pupil(), class_5a().class_id, date(2026, 1, 12), Attendance::Present)))
+        .when(Command::RecordAttendance(attendance(
+            pupil(),
+            class_5a().class_id,
+            date(2026, 1, 12),
+            Attendance::Present,
+        )))
         .then_error("learner_left");
     // The last day is still a day in the class.
     given(pupil_left_on_26_december())
-        .when(record_mark(1, pupil(), class_5a().class_id, date(2025, 12, 26)))
-        .then(vec![mark_event(1, pupil(), class_5a().class_id, date(2025, 12, 26))]);
+        .when(record_mark(
+            1,
+            pupil(),
+            class_5a().class_id,
+            date(2025, 12, 26),
+        ))
+        .then(vec![mark_event(
+            1,
+            pupil(),
+            class_5a().class_id,
+            date(2025, 12, 26),
+        )]);
 }
 
 #[test]
 fn no_movement_after_leaving() {
     given(pupil_left_on_26_december())
-        .when(Command::Leave(leave(pupil(), enrollment_id(1), date(2026, 1, 10), LeaveReason::Other)))
+        .when(Command::Leave(leave(
+            pupil(),
+            enrollment_id(1),
+            date(2026, 1, 10),
+            LeaveReason::Other,
+        )))
         .then_error("learner_left");
     given(pupil_left_on_26_december())
         .when(Command::Transfer(transfer(
@@ -296,52 +456,122 @@ fn no_movement_after_leaving() {
 
 #[test]
 fn a_new_enrollment_after_leaving_is_accepted() {
-    let again = enroll(enrollment_id(2), pupil(), class_5_school_b().class_id, date(2026, 1, 12));
+    let again = enroll(
+        enrollment_id(2),
+        pupil(),
+        class_5_school_b().class_id,
+        date(2026, 1, 12),
+    );
     let after = given(pupil_left_on_26_december())
         .when(Command::Enroll(again.clone()))
         .then(vec![enrolled(&again, &class_5_school_b())]);
     assert_eq!(after.state().learner(pupil()).and_then(|l| l.left_on), None);
     after
-        .when(record_mark(1, pupil(), class_5_school_b().class_id, date(2026, 1, 13)))
-        .then(vec![mark_event(1, pupil(), class_5_school_b().class_id, date(2026, 1, 13))]);
+        .when(record_mark(
+            1,
+            pupil(),
+            class_5_school_b().class_id,
+            date(2026, 1, 13),
+        ))
+        .then(vec![mark_event(
+            1,
+            pupil(),
+            class_5_school_b().class_id,
+            date(2026, 1, 13),
+        )]);
 }
 
 #[test]
 fn a_leaving_date_before_the_first_day_is_refused() {
     given(pupil_in_5a())
-        .when(Command::Leave(leave(pupil(), enrollment_id(1), date(2025, 8, 31), LeaveReason::MovedAway)))
+        .when(Command::Leave(leave(
+            pupil(),
+            enrollment_id(1),
+            date(2025, 8, 31),
+            LeaveReason::MovedAway,
+        )))
         .then_error("date_out_of_range");
 }
 
 #[test]
 fn a_leaving_dated_before_recorded_marks_or_attendance_is_refused() {
-    let with_a_mark = plus(pupil_in_5a(), [mark_event(1, pupil(), class_5a().class_id, date(2025, 12, 10))]);
+    let with_a_mark = plus(
+        pupil_in_5a(),
+        [mark_event(
+            1,
+            pupil(),
+            class_5a().class_id,
+            date(2025, 12, 10),
+        )],
+    );
     given(with_a_mark.clone())
-        .when(Command::Leave(leave(pupil(), enrollment_id(1), date(2025, 12, 9), LeaveReason::MovedAway)))
+        .when(Command::Leave(leave(
+            pupil(),
+            enrollment_id(1),
+            date(2025, 12, 9),
+            LeaveReason::MovedAway,
+        )))
         .then_error("date_out_of_range");
     // The day of the last mark is still a day in the class.
-    let on_the_day = leave(pupil(), enrollment_id(1), date(2025, 12, 10), LeaveReason::MovedAway);
+    let on_the_day = leave(
+        pupil(),
+        enrollment_id(1),
+        date(2025, 12, 10),
+        LeaveReason::MovedAway,
+    );
     given(with_a_mark)
         .when(Command::Leave(on_the_day.clone()))
         .then(vec![left(&on_the_day, &class_5a())]);
     let with_attendance = plus(
         pupil_in_5a(),
-        [Event::AttendanceRecorded(attendance(pupil(), class_5a().class_id, date(2025, 12, 10), Attendance::Present))],
+        [Event::AttendanceRecorded(attendance(
+            pupil(),
+            class_5a().class_id,
+            date(2025, 12, 10),
+            Attendance::Present,
+        ))],
     );
     given(with_attendance)
-        .when(Command::Leave(leave(pupil(), enrollment_id(1), date(2025, 12, 9), LeaveReason::MovedAway)))
+        .when(Command::Leave(leave(
+            pupil(),
+            enrollment_id(1),
+            date(2025, 12, 9),
+            LeaveReason::MovedAway,
+        )))
         .then_error("date_out_of_range");
 }
 
 #[test]
 fn a_transfer_dated_on_or_before_recorded_marks_in_the_old_class_is_refused() {
-    let with_a_mark = plus(pupil_in_5a(), [mark_event(1, pupil(), class_5a().class_id, date(2025, 12, 10))]);
+    let with_a_mark = plus(
+        pupil_in_5a(),
+        [mark_event(
+            1,
+            pupil(),
+            class_5a().class_id,
+            date(2025, 12, 10),
+        )],
+    );
     for on in [date(2025, 12, 1), date(2025, 12, 10)] {
         given(with_a_mark.clone())
-            .when(Command::Transfer(transfer(pupil(), enrollment_id(1), TransferKind::WithinOrganization, class_5b().class_id, None, on)))
+            .when(Command::Transfer(transfer(
+                pupil(),
+                enrollment_id(1),
+                TransferKind::WithinOrganization,
+                class_5b().class_id,
+                None,
+                on,
+            )))
             .then_error("date_out_of_range");
     }
-    let next_day = transfer(pupil(), enrollment_id(1), TransferKind::WithinOrganization, class_5b().class_id, None, date(2025, 12, 11));
+    let next_day = transfer(
+        pupil(),
+        enrollment_id(1),
+        TransferKind::WithinOrganization,
+        class_5b().class_id,
+        None,
+        date(2025, 12, 11),
+    );
     given(with_a_mark)
         .when(Command::Transfer(next_day.clone()))
         .then(vec![transferred(&next_day, &class_5a(), &class_5b())]);
@@ -350,15 +580,32 @@ fn a_transfer_dated_on_or_before_recorded_marks_in_the_old_class_is_refused() {
 #[test]
 fn a_death_reported_late_is_recorded_even_after_later_marks() {
     // The civil registry's fact is not refused; the marks after it stay visible as such.
-    let with_a_mark = plus(pupil_in_5a(), [mark_event(1, pupil(), class_5a().class_id, date(2025, 12, 10))]);
+    let with_a_mark = plus(
+        pupil_in_5a(),
+        [mark_event(
+            1,
+            pupil(),
+            class_5a().class_id,
+            date(2025, 12, 10),
+        )],
+    );
     given(with_a_mark)
-        .when(Command::RegisterDeath(death(pupil(), date(2025, 12, 1), "170")))
+        .when(Command::RegisterDeath(death(
+            pupil(),
+            date(2025, 12, 1),
+            "170",
+        )))
         .then(vec![died(pupil(), date(2025, 12, 1), "170")]);
 }
 
 #[test]
 fn a_certificate_is_issued_on_graduation_only() {
-    let mut command = leave(pupil(), enrollment_id(1), date(2026, 5, 25), LeaveReason::Expulsion);
+    let mut command = leave(
+        pupil(),
+        enrollment_id(1),
+        date(2026, 5, 25),
+        LeaveReason::Expulsion,
+    );
     command.certificate = Some(contingent_domain::Certificate {
         series: None,
         number: t("12345"),
@@ -377,16 +624,31 @@ fn a_certificate_is_issued_on_graduation_only() {
 #[test]
 fn a_second_primary_general_enrollment_is_refused() {
     given(pupil_in_5a())
-        .when(Command::Enroll(enroll(enrollment_id(2), pupil(), class_5_school_b().class_id, date(2025, 10, 1))))
+        .when(Command::Enroll(enroll(
+            enrollment_id(2),
+            pupil(),
+            class_5_school_b().class_id,
+            date(2025, 10, 1),
+        )))
         .then_error("second_primary_enrollment");
     given(pupil_in_5a())
-        .when(Command::Enroll(enroll(enrollment_id(2), pupil(), class_5b().class_id, date(2025, 10, 1))))
+        .when(Command::Enroll(enroll(
+            enrollment_id(2),
+            pupil(),
+            class_5b().class_id,
+            date(2025, 10, 1),
+        )))
         .then_error("second_primary_enrollment");
 }
 
 #[test]
 fn a_secondary_general_enrollment_is_accepted() {
-    let mut secondary = enroll(enrollment_id(2), pupil(), class_5_school_b().class_id, date(2025, 10, 1));
+    let mut secondary = enroll(
+        enrollment_id(2),
+        pupil(),
+        class_5_school_b().class_id,
+        date(2025, 10, 1),
+    );
     secondary.primary = false;
     given(pupil_in_5a())
         .when(Command::Enroll(secondary.clone()))
@@ -395,8 +657,18 @@ fn a_secondary_general_enrollment_is_accepted() {
 
 #[test]
 fn an_additional_education_enrollment_is_accepted_in_parallel() {
-    let club_enrollment = enroll(enrollment_id(2), pupil(), club_group().class_id, date(2025, 10, 1));
-    let school_club_enrollment = enroll(enrollment_id(3), pupil(), school_club().class_id, date(2025, 10, 1));
+    let club_enrollment = enroll(
+        enrollment_id(2),
+        pupil(),
+        club_group().class_id,
+        date(2025, 10, 1),
+    );
+    let school_club_enrollment = enroll(
+        enrollment_id(3),
+        pupil(),
+        school_club().class_id,
+        date(2025, 10, 1),
+    );
     given(pupil_in_5a())
         .when(Command::Enroll(club_enrollment.clone()))
         .then(vec![enrolled(&club_enrollment, &club_group())])
@@ -408,10 +680,23 @@ fn an_additional_education_enrollment_is_accepted_in_parallel() {
 fn an_enrollment_into_a_class_the_learner_is_in_is_refused() {
     let events = plus(
         pupil_in_5a(),
-        [enrolled(&enroll(enrollment_id(2), pupil(), club_group().class_id, date(2025, 10, 1)), &club_group())],
+        [enrolled(
+            &enroll(
+                enrollment_id(2),
+                pupil(),
+                club_group().class_id,
+                date(2025, 10, 1),
+            ),
+            &club_group(),
+        )],
     );
     given(events)
-        .when(Command::Enroll(enroll(enrollment_id(3), pupil(), club_group().class_id, date(2025, 10, 2))))
+        .when(Command::Enroll(enroll(
+            enrollment_id(3),
+            pupil(),
+            club_group().class_id,
+            date(2025, 10, 2),
+        )))
         .then_error("already_in_class");
 }
 
@@ -419,11 +704,21 @@ fn an_enrollment_into_a_class_the_learner_is_in_is_refused() {
 fn an_enrollment_id_is_used_once() {
     // By the same learner...
     given(pupil_in_5a())
-        .when(Command::Enroll(enroll(enrollment_id(1), pupil(), club_group().class_id, date(2025, 10, 1))))
+        .when(Command::Enroll(enroll(
+            enrollment_id(1),
+            pupil(),
+            club_group().class_id,
+            date(2025, 10, 1),
+        )))
         .then_error("already_exists");
     // ...and by another learner: enrollment ids name one enrollment in the whole region.
     given(plus(pupil_in_5a(), [born(learner_id(2), pupil_born())]))
-        .when(Command::Enroll(enroll(enrollment_id(1), learner_id(2), class_5a().class_id, date(2025, 10, 1))))
+        .when(Command::Enroll(enroll(
+            enrollment_id(1),
+            learner_id(2),
+            class_5a().class_id,
+            date(2025, 10, 1),
+        )))
         .then_error("already_exists");
 }
 
@@ -467,27 +762,60 @@ fn full_5a() -> Vec<Event> {
 }
 
 fn small_5a() -> contingent_domain::ClassOpened {
-    class(class_5a().class_id, organization_id(1), Level::General, 5, 2025, 2)
+    class(
+        class_5a().class_id,
+        organization_id(1),
+        Level::General,
+        5,
+        2025,
+        2,
+    )
 }
 
 #[test]
 fn an_enrollment_into_a_full_class_is_refused() {
     let error = given(full_5a())
-        .when(Command::Enroll(enroll(enrollment_id(3), learner_id(3), class_5a().class_id, date(2025, 10, 1))))
+        .when(Command::Enroll(enroll(
+            enrollment_id(3),
+            learner_id(3),
+            class_5a().class_id,
+            date(2025, 10, 1),
+        )))
         .then_error("class_full");
-    assert_eq!(error, DomainError::ClassFull { class: class_5a().class_id, capacity: 2 });
+    assert_eq!(
+        error,
+        DomainError::ClassFull {
+            class: class_5a().class_id,
+            capacity: 2
+        }
+    );
 }
 
 #[test]
 fn a_place_freed_by_leaving_can_be_taken() {
-    let leaving = leave(learner_id(1), enrollment_id(1), date(2025, 10, 3), LeaveReason::MovedAway);
-    let third = enroll(enrollment_id(3), learner_id(3), class_5a().class_id, date(2025, 10, 6));
+    let leaving = leave(
+        learner_id(1),
+        enrollment_id(1),
+        date(2025, 10, 3),
+        LeaveReason::MovedAway,
+    );
+    let third = enroll(
+        enrollment_id(3),
+        learner_id(3),
+        class_5a().class_id,
+        date(2025, 10, 6),
+    );
     given(full_5a())
         .when(Command::Leave(leaving.clone()))
         .then(vec![left(&leaving, &small_5a())])
         .when(Command::Enroll(third.clone()))
         .then(vec![enrolled(&third, &small_5a())])
-        .when(Command::Enroll(enroll(enrollment_id(4), learner_id(1), class_5a().class_id, date(2025, 10, 7))))
+        .when(Command::Enroll(enroll(
+            enrollment_id(4),
+            learner_id(1),
+            class_5a().class_id,
+            date(2025, 10, 7),
+        )))
         .then_error("class_full");
 }
 
@@ -501,19 +829,41 @@ fn a_place_freed_by_a_transfer_out_can_be_taken() {
         None,
         date(2025, 10, 3),
     );
-    let third = enroll(enrollment_id(3), learner_id(3), class_5a().class_id, date(2025, 10, 6));
+    let third = enroll(
+        enrollment_id(3),
+        learner_id(3),
+        class_5a().class_id,
+        date(2025, 10, 6),
+    );
     let after = given(full_5a())
         .when(Command::Transfer(out.clone()))
         .then(vec![transferred(&out, &small_5a(), &class_5b())])
         .when(Command::Enroll(third.clone()))
         .then(vec![enrolled(&third, &small_5a())]);
-    assert_eq!(after.state().class(class_5a().class_id).map(|c| (c.enrolled, c.capacity)), Some((2, 2)));
-    assert_eq!(after.state().class(class_5b().class_id).map(|c| c.enrolled), Some(1));
+    assert_eq!(
+        after
+            .state()
+            .class(class_5a().class_id)
+            .map(|c| (c.enrolled, c.capacity)),
+        Some((2, 2))
+    );
+    assert_eq!(
+        after.state().class(class_5b().class_id).map(|c| c.enrolled),
+        Some(1)
+    );
 }
 
 #[test]
 fn a_transfer_into_a_full_class_is_refused() {
-    let events = plus(full_5a(), [enrolled_in(enrollment_id(3), learner_id(3), &class_5b(), sep1())]);
+    let events = plus(
+        full_5a(),
+        [enrolled_in(
+            enrollment_id(3),
+            learner_id(3),
+            &class_5b(),
+            sep1(),
+        )],
+    );
     given(events)
         .when(Command::Transfer(transfer(
             learner_id(3),
@@ -529,16 +879,33 @@ fn a_transfer_into_a_full_class_is_refused() {
 #[test]
 fn a_capacity_below_the_enrolled_is_refused() {
     let error = given(full_5a())
-        .when(Command::ChangeClassCapacity(ChangeClassCapacity { class_id: class_5a().class_id, capacity: 1, reason: None }))
+        .when(Command::ChangeClassCapacity(ChangeClassCapacity {
+            class_id: class_5a().class_id,
+            capacity: 1,
+            reason: None,
+        }))
         .then_error("capacity_below_enrolled");
-    assert_eq!(error, DomainError::CapacityBelowEnrolled { capacity: 1, enrolled: 2 });
+    assert_eq!(
+        error,
+        DomainError::CapacityBelowEnrolled {
+            capacity: 1,
+            enrolled: 2
+        }
+    );
 }
 
 #[test]
 fn a_capacity_at_or_above_the_enrolled_is_accepted() {
-    let command = ChangeClassCapacity { class_id: class_5a().class_id, capacity: 3, reason: Some(t("новый кабинет")) };
+    let command = ChangeClassCapacity {
+        class_id: class_5a().class_id,
+        capacity: 3,
+        reason: Some(t("новый кабинет")),
+    };
     given(full_5a())
-        .when(Command::ChangeClassCapacity(ChangeClassCapacity { capacity: 2, ..command.clone() }))
+        .when(Command::ChangeClassCapacity(ChangeClassCapacity {
+            capacity: 2,
+            ..command.clone()
+        }))
         .then(vec![Event::ClassCapacityChanged(ClassCapacityChanged {
             class_id: class_5a().class_id,
             organization_id: organization_id(1),
@@ -552,7 +919,12 @@ fn a_capacity_at_or_above_the_enrolled_is_accepted() {
             capacity: 3,
             reason: Some(t("новый кабинет")),
         })])
-        .when(Command::Enroll(enroll(enrollment_id(3), learner_id(3), class_5a().class_id, date(2025, 10, 6))))
+        .when(Command::Enroll(enroll(
+            enrollment_id(3),
+            learner_id(3),
+            class_5a().class_id,
+            date(2025, 10, 6),
+        )))
         .then_accepted();
 }
 
@@ -560,10 +932,21 @@ fn a_capacity_at_or_above_the_enrolled_is_accepted() {
 fn a_capacity_out_of_range_is_refused() {
     for capacity in [0, 1001] {
         given(full_5a())
-            .when(Command::ChangeClassCapacity(ChangeClassCapacity { class_id: class_5a().class_id, capacity, reason: None }))
+            .when(Command::ChangeClassCapacity(ChangeClassCapacity {
+                class_id: class_5a().class_id,
+                capacity,
+                reason: None,
+            }))
             .then_error("invalid_capacity");
         given(vec![Event::OrganizationRegistered(school_a())])
-            .when(Command::OpenClass(class(class_id(1), organization_id(1), Level::General, 5, 2025, capacity)))
+            .when(Command::OpenClass(class(
+                class_id(1),
+                organization_id(1),
+                Level::General,
+                5,
+                2025,
+                capacity,
+            )))
             .then_error("invalid_capacity");
     }
 }
@@ -576,9 +959,21 @@ fn a_capacity_out_of_range_is_refused() {
 fn pupil_moved_to_5b() -> Vec<Event> {
     let mut events = world();
     events.push(born(pupil(), pupil_born()));
-    events.push(enrolled_in(enrollment_id(1), pupil(), &class_5a(), date(2025, 9, 15)));
+    events.push(enrolled_in(
+        enrollment_id(1),
+        pupil(),
+        &class_5a(),
+        date(2025, 9, 15),
+    ));
     events.push(transferred(
-        &transfer(pupil(), enrollment_id(1), TransferKind::WithinOrganization, class_5b().class_id, None, date(2025, 12, 1)),
+        &transfer(
+            pupil(),
+            enrollment_id(1),
+            TransferKind::WithinOrganization,
+            class_5b().class_id,
+            None,
+            date(2025, 12, 1),
+        ),
         &class_5a(),
         &class_5b(),
     ));
@@ -588,46 +983,92 @@ fn pupil_moved_to_5b() -> Vec<Event> {
 #[test]
 fn a_mark_before_the_enrollment_is_refused() {
     given(pupil_moved_to_5b())
-        .when(record_mark(1, pupil(), class_5a().class_id, date(2025, 9, 10)))
+        .when(record_mark(
+            1,
+            pupil(),
+            class_5a().class_id,
+            date(2025, 9, 10),
+        ))
         .then_error("learner_not_in_class");
 }
 
 #[test]
 fn a_mark_after_the_transfer_out_is_refused() {
     let error = given(pupil_moved_to_5b())
-        .when(record_mark(1, pupil(), class_5a().class_id, date(2025, 12, 5)))
+        .when(record_mark(
+            1,
+            pupil(),
+            class_5a().class_id,
+            date(2025, 12, 5),
+        ))
         .then_error("learner_not_in_class");
     assert_eq!(
         error,
-        DomainError::NotInClass { learner: pupil(), class: class_5a().class_id, date: date(2025, 12, 5) }
+        DomainError::NotInClass {
+            learner: pupil(),
+            class: class_5a().class_id,
+            date: date(2025, 12, 5)
+        }
     );
 }
 
 #[test]
 fn a_mark_in_another_class_is_refused() {
     given(pupil_moved_to_5b())
-        .when(record_mark(1, pupil(), class_5_school_b().class_id, date(2025, 10, 1)))
+        .when(record_mark(
+            1,
+            pupil(),
+            class_5_school_b().class_id,
+            date(2025, 10, 1),
+        ))
         .then_error("learner_not_in_class");
     given(pupil_moved_to_5b())
-        .when(record_mark(1, pupil(), class_5b().class_id, date(2025, 10, 1)))
+        .when(record_mark(
+            1,
+            pupil(),
+            class_5b().class_id,
+            date(2025, 10, 1),
+        ))
         .then_error("learner_not_in_class");
 }
 
 #[test]
 fn attendance_follows_the_same_rule() {
     given(pupil_moved_to_5b())
-        .when(Command::RecordAttendance(attendance(pupil(), class_5a().class_id, date(2025, 12, 5), Attendance::Late)))
+        .when(Command::RecordAttendance(attendance(
+            pupil(),
+            class_5a().class_id,
+            date(2025, 12, 5),
+            Attendance::Late,
+        )))
         .then_error("learner_not_in_class");
     given(pupil_moved_to_5b())
-        .when(Command::RecordAttendance(attendance(pupil(), class_5a().class_id, date(2025, 9, 14), Attendance::Late)))
+        .when(Command::RecordAttendance(attendance(
+            pupil(),
+            class_5a().class_id,
+            date(2025, 9, 14),
+            Attendance::Late,
+        )))
         .then_error("learner_not_in_class");
-    let present = attendance(pupil(), class_5b().class_id, date(2025, 12, 5), Attendance::Present);
+    let present = attendance(
+        pupil(),
+        class_5b().class_id,
+        date(2025, 12, 5),
+        Attendance::Present,
+    );
     given(pupil_moved_to_5b())
         .when(Command::RecordAttendance(present.clone()))
         .then(vec![Event::AttendanceRecorded(present)]);
-    let mut bad_lesson = attendance(pupil(), class_5b().class_id, date(2025, 12, 5), Attendance::Present);
+    let mut bad_lesson = attendance(
+        pupil(),
+        class_5b().class_id,
+        date(2025, 12, 5),
+        Attendance::Present,
+    );
     bad_lesson.lesson = Some(13);
-    given(pupil_moved_to_5b()).when(Command::RecordAttendance(bad_lesson)).then_error("invalid_value");
+    given(pupil_moved_to_5b())
+        .when(Command::RecordAttendance(bad_lesson))
+        .then_error("invalid_value");
 }
 
 #[test]
@@ -639,10 +1080,20 @@ fn marks_on_the_transfer_date_land_in_the_new_class_only() {
         .then_error("learner_not_in_class");
     given(pupil_moved_to_5b())
         .when(record_mark(1, pupil(), class_5b().class_id, transfer_day))
-        .then(vec![mark_event(1, pupil(), class_5b().class_id, transfer_day)]);
+        .then(vec![mark_event(
+            1,
+            pupil(),
+            class_5b().class_id,
+            transfer_day,
+        )]);
     given(pupil_moved_to_5b())
         .when(record_mark(1, pupil(), class_5a().class_id, day_before))
-        .then(vec![mark_event(1, pupil(), class_5a().class_id, day_before)]);
+        .then(vec![mark_event(
+            1,
+            pupil(),
+            class_5a().class_id,
+            day_before,
+        )]);
     given(pupil_moved_to_5b())
         .when(record_mark(1, pupil(), class_5b().class_id, day_before))
         .then_error("learner_not_in_class");
@@ -650,12 +1101,28 @@ fn marks_on_the_transfer_date_land_in_the_new_class_only() {
 
 #[test]
 fn a_mark_needs_a_weight_of_1_to_10_and_a_period_for_period_marks() {
-    let mut heavy = mark(mark_id(1), pupil(), class_5a().class_id, date(2025, 10, 1), Mark::Five);
+    let mut heavy = mark(
+        mark_id(1),
+        pupil(),
+        class_5a().class_id,
+        date(2025, 10, 1),
+        Mark::Five,
+    );
     heavy.weight = 11;
-    given(pupil_in_5a()).when(Command::RecordMark(heavy)).then_error("invalid_value");
-    let mut period = mark(mark_id(1), pupil(), class_5a().class_id, date(2025, 10, 1), Mark::Five);
+    given(pupil_in_5a())
+        .when(Command::RecordMark(heavy))
+        .then_error("invalid_value");
+    let mut period = mark(
+        mark_id(1),
+        pupil(),
+        class_5a().class_id,
+        date(2025, 10, 1),
+        Mark::Five,
+    );
     period.kind = contingent_domain::MarkKind::Period;
-    given(pupil_in_5a()).when(Command::RecordMark(period.clone())).then_error("invalid_value");
+    given(pupil_in_5a())
+        .when(Command::RecordMark(period.clone()))
+        .then_error("invalid_value");
     period.period = Some(t("term-1"));
     given(pupil_in_5a())
         .when(Command::RecordMark(period.clone()))
@@ -664,9 +1131,22 @@ fn a_mark_needs_a_weight_of_1_to_10_and_a_period_for_period_marks() {
 
 #[test]
 fn a_mark_id_is_used_once() {
-    given(plus(pupil_in_5a(), [mark_event(1, pupil(), class_5a().class_id, date(2025, 10, 1))]))
-        .when(record_mark(1, pupil(), class_5a().class_id, date(2025, 10, 2)))
-        .then_error("already_exists");
+    given(plus(
+        pupil_in_5a(),
+        [mark_event(
+            1,
+            pupil(),
+            class_5a().class_id,
+            date(2025, 10, 1),
+        )],
+    ))
+    .when(record_mark(
+        1,
+        pupil(),
+        class_5a().class_id,
+        date(2025, 10, 2),
+    ))
+    .then_error("already_exists");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -678,7 +1158,12 @@ fn an_enrollment_before_birth_is_refused() {
     let baby = learner_id(7);
     let events = plus(world(), [born(baby, date(2025, 10, 1))]);
     given(events.clone())
-        .when(Command::Enroll(enroll(enrollment_id(1), baby, kindergarten_group().class_id, date(2025, 9, 20))))
+        .when(Command::Enroll(enroll(
+            enrollment_id(1),
+            baby,
+            kindergarten_group().class_id,
+            date(2025, 9, 20),
+        )))
         .then_error("date_before_birth");
     given(events)
         .when(Command::SubmitApplication(application(
@@ -696,7 +1181,11 @@ fn an_enrollment_before_birth_is_refused() {
 #[test]
 fn a_death_before_birth_is_refused() {
     given(plus(world(), [born(pupil(), pupil_born())]))
-        .when(Command::RegisterDeath(death(pupil(), date(2014, 5, 9), "170")))
+        .when(Command::RegisterDeath(death(
+            pupil(),
+            date(2014, 5, 9),
+            "170",
+        )))
         .then_error("date_before_birth");
 }
 
@@ -711,23 +1200,44 @@ fn dates_in_the_future_beyond_the_tolerance_are_refused() {
         .when(record_mark(1, pupil(), class_5a().class_id, tomorrow))
         .then(vec![mark_event(1, pupil(), class_5a().class_id, tomorrow)]);
     given(plus(world(), [born(pupil(), pupil_born())]))
-        .when(Command::Enroll(enroll(enrollment_id(1), pupil(), class_5a().class_id, after_tomorrow)))
+        .when(Command::Enroll(enroll(
+            enrollment_id(1),
+            pupil(),
+            class_5a().class_id,
+            after_tomorrow,
+        )))
         .then_error("date_in_future");
     given(world())
         .when(Command::RegisterBirth(birth(pupil(), after_tomorrow)))
         .then_error("date_in_future");
     given(pupil_in_5a())
-        .when(Command::Leave(leave(pupil(), enrollment_id(1), after_tomorrow, LeaveReason::MovedAway)))
+        .when(Command::Leave(leave(
+            pupil(),
+            enrollment_id(1),
+            after_tomorrow,
+            LeaveReason::MovedAway,
+        )))
         .then_error("date_in_future");
     given(pupil_in_5a())
-        .when(Command::RegisterDeath(death(pupil(), after_tomorrow, "170")))
+        .when(Command::RegisterDeath(death(
+            pupil(),
+            after_tomorrow,
+            "170",
+        )))
         .then_error("date_in_future");
 }
 
 #[test]
 fn a_class_too_far_ahead_is_refused() {
     given(vec![Event::OrganizationRegistered(school_a())])
-        .when(Command::OpenClass(class(class_id(1), organization_id(1), Level::General, 5, 2027, 25)))
+        .when(Command::OpenClass(class(
+            class_id(1),
+            organization_id(1),
+            Level::General,
+            5,
+            2027,
+            25,
+        )))
         .then_error("date_in_future");
     let next_year = class(class_id(1), organization_id(1), Level::General, 5, 2026, 25);
     given(vec![Event::OrganizationRegistered(school_a())])
@@ -739,20 +1249,39 @@ fn a_class_too_far_ahead_is_refused() {
 fn a_birth_record_before_the_birth_is_refused() {
     let mut command = birth(pupil(), date(2025, 6, 1));
     command.record.date = date(2025, 5, 30);
-    given(world()).when(Command::RegisterBirth(command)).then_error("date_out_of_range");
+    given(world())
+        .when(Command::RegisterBirth(command))
+        .then_error("date_out_of_range");
 }
 
 #[test]
 fn dates_outside_the_academic_year_are_refused() {
     let events = plus(world(), [born(pupil(), pupil_born())]);
     // Summer enrollment: up to 122 days before 1 September.
-    let early = enroll(enrollment_id(1), pupil(), class_5a().class_id, date(2025, 5, 2));
-    given(events.clone()).when(Command::Enroll(early.clone())).then(vec![enrolled(&early, &class_5a())]);
+    let early = enroll(
+        enrollment_id(1),
+        pupil(),
+        class_5a().class_id,
+        date(2025, 5, 2),
+    );
     given(events.clone())
-        .when(Command::Enroll(enroll(enrollment_id(1), pupil(), class_5a().class_id, date(2025, 5, 1))))
+        .when(Command::Enroll(early.clone()))
+        .then(vec![enrolled(&early, &class_5a())]);
+    given(events.clone())
+        .when(Command::Enroll(enroll(
+            enrollment_id(1),
+            pupil(),
+            class_5a().class_id,
+            date(2025, 5, 1),
+        )))
         .then_error("date_out_of_range");
     given(events)
-        .when(Command::Enroll(enroll(enrollment_id(1), pupil(), class_5a().class_id, date(2026, 9, 1))))
+        .when(Command::Enroll(enroll(
+            enrollment_id(1),
+            pupil(),
+            class_5a().class_id,
+            date(2026, 9, 1),
+        )))
         .today(date(2026, 10, 1))
         .then_error("date_out_of_range");
     // A lesson before 1 September of the class's year, even for a learner enrolled in the summer.
@@ -761,10 +1290,20 @@ fn dates_outside_the_academic_year_are_refused() {
         [enrolled(&early, &class_5a())],
     );
     given(summer.clone())
-        .when(record_mark(1, pupil(), class_5a().class_id, date(2025, 8, 31)))
+        .when(record_mark(
+            1,
+            pupil(),
+            class_5a().class_id,
+            date(2025, 8, 31),
+        ))
         .then_error("date_out_of_range");
     given(summer)
-        .when(record_mark(1, pupil(), class_5a().class_id, date(2025, 9, 1)))
+        .when(record_mark(
+            1,
+            pupil(),
+            class_5a().class_id,
+            date(2025, 9, 1),
+        ))
         .then_accepted();
 }
 
@@ -774,7 +1313,12 @@ fn dates_outside_the_academic_year_are_refused() {
 
 fn grade_one(born_on: NaiveDate, exemption: Option<&str>) -> support::Expectation {
     let child = learner_id(6);
-    let mut command = enroll(enrollment_id(6), child, class_1a().class_id, date(2025, 9, 1));
+    let mut command = enroll(
+        enrollment_id(6),
+        child,
+        class_1a().class_id,
+        date(2025, 9, 1),
+    );
     command.age_exemption = exemption.map(t);
     given(plus(world(), [born(child, born_on)])).when(Command::Enroll(command))
 }
@@ -782,15 +1326,29 @@ fn grade_one(born_on: NaiveDate, exemption: Option<&str>) -> support::Expectatio
 #[test]
 fn grade_one_at_exactly_6_years_6_months_is_accepted() {
     let child = learner_id(6);
-    let command = enroll(enrollment_id(6), child, class_1a().class_id, date(2025, 9, 1));
-    assert_eq!(contingent_domain::age_in_months(date(2019, 3, 1), date(2025, 9, 1)), GRADE_ONE_MIN_MONTHS);
+    let command = enroll(
+        enrollment_id(6),
+        child,
+        class_1a().class_id,
+        date(2025, 9, 1),
+    );
+    assert_eq!(
+        contingent_domain::age_in_months(date(2019, 3, 1), date(2025, 9, 1)),
+        GRADE_ONE_MIN_MONTHS
+    );
     grade_one(date(2019, 3, 1), None).then(vec![enrolled(&command, &class_1a())]);
 }
 
 #[test]
 fn grade_one_at_6_years_5_months_is_refused() {
     let error = grade_one(date(2019, 3, 2), None).then_error("grade_one_age_rule");
-    assert_eq!(error, DomainError::GradeOneAge { years: 6, months: 5 });
+    assert_eq!(
+        error,
+        DomainError::GradeOneAge {
+            years: 6,
+            months: 5
+        }
+    );
 }
 
 #[test]
@@ -801,16 +1359,30 @@ fn grade_one_at_7_years_11_months_is_accepted() {
 #[test]
 fn grade_one_at_8_years_is_refused() {
     let error = grade_one(date(2017, 9, 1), None).then_error("grade_one_age_rule");
-    assert_eq!(error, DomainError::GradeOneAge { years: 8, months: 0 });
+    assert_eq!(
+        error,
+        DomainError::GradeOneAge {
+            years: 8,
+            months: 0
+        }
+    );
 }
 
 #[test]
 fn grade_one_out_of_age_with_an_exemption_is_accepted() {
     let child = learner_id(6);
-    let mut command = enroll(enrollment_id(6), child, class_1a().class_id, date(2025, 9, 1));
+    let mut command = enroll(
+        enrollment_id(6),
+        child,
+        class_1a().class_id,
+        date(2025, 9, 1),
+    );
     command.age_exemption = Some(t("Разрешение управления образования № 44 от 20.08.2025"));
-    grade_one(date(2019, 8, 1), Some("Разрешение управления образования № 44 от 20.08.2025"))
-        .then(vec![enrolled(&command, &class_1a())]);
+    grade_one(
+        date(2019, 8, 1),
+        Some("Разрешение управления образования № 44 от 20.08.2025"),
+    )
+    .then(vec![enrolled(&command, &class_1a())]);
     grade_one(date(2017, 9, 1), Some("Разрешение № 45")).then_accepted();
     grade_one(date(2019, 8, 1), None).then_error("grade_one_age_rule");
 }
@@ -820,10 +1392,20 @@ fn the_age_rule_is_for_grade_one_only() {
     // A 5-year-old in a school club is fine; an 11-year-old in a kindergarten group is not.
     let child = learner_id(6);
     given(plus(world(), [born(child, date(2020, 6, 1))]))
-        .when(Command::Enroll(enroll(enrollment_id(6), child, school_club().class_id, date(2025, 9, 1))))
+        .when(Command::Enroll(enroll(
+            enrollment_id(6),
+            child,
+            school_club().class_id,
+            date(2025, 9, 1),
+        )))
         .then_accepted();
     given(pupil_in_5a())
-        .when(Command::Enroll(enroll(enrollment_id(2), pupil(), kindergarten_group().class_id, date(2025, 9, 1))))
+        .when(Command::Enroll(enroll(
+            enrollment_id(2),
+            pupil(),
+            kindergarten_group().class_id,
+            date(2025, 9, 1),
+        )))
         .then_error("preschool_age_rule");
 }
 
@@ -833,8 +1415,20 @@ fn the_age_rule_is_for_grade_one_only() {
 
 #[test]
 fn invalid_snils_check_digits_are_refused_at_parse() {
-    assert_eq!(Snils::parse("112-233-445 96"), Err(SnilsError::CheckDigits { found: 96, expected: 95 }));
-    assert_eq!(Snils::parse("112-233-445 59"), Err(SnilsError::CheckDigits { found: 59, expected: 95 }));
+    assert_eq!(
+        Snils::parse("112-233-445 96"),
+        Err(SnilsError::CheckDigits {
+            found: 96,
+            expected: 95
+        })
+    );
+    assert_eq!(
+        Snils::parse("112-233-445 59"),
+        Err(SnilsError::CheckDigits {
+            found: 59,
+            expected: 95
+        })
+    );
     assert_eq!(Snils::parse("112-233-445"), Err(SnilsError::Format));
     assert!(Snils::parse("112-233-445 95").is_ok());
     // S = 9·1+8·2+…; S mod 101 = 101 gives check 00: numbers whose sum is 100 or 101 end in 00.
@@ -853,10 +1447,17 @@ fn one_snils_cannot_belong_to_two_learners() {
         ],
     );
     given(events.clone())
-        .when(Command::RegisterBirth(birth_with_snils(learner_id(3), pupil_born(), s1)))
+        .when(Command::RegisterBirth(birth_with_snils(
+            learner_id(3),
+            pupil_born(),
+            s1,
+        )))
         .then_error("snils_belongs_to_another_person");
     given(events.clone())
-        .when(Command::RecordSnils(SnilsRecorded { learner_id: learner_id(2), snils: s1 }))
+        .when(Command::RecordSnils(SnilsRecorded {
+            learner_id: learner_id(2),
+            snils: s1,
+        }))
         .then_error("snils_belongs_to_another_person");
     given(events.clone())
         .when(Command::RegisterLearner(LearnerRegistered {
@@ -864,29 +1465,49 @@ fn one_snils_cannot_belong_to_two_learners() {
             person: name("Сидоров", "Олег", None),
             sex: contingent_domain::Sex::Male,
             birth_date: pupil_born(),
-            document: Document { kind: t("passport"), series: Some(t("0114")), number: t("123456") },
+            document: Document {
+                kind: t("passport"),
+                series: Some(t("0114")),
+                number: t("123456"),
+            },
             snils: Some(s1),
         }))
         .then_error("snils_belongs_to_another_person");
     // The learner's own SNILS again records nothing; another one is refused.
     given(events.clone())
-        .when(Command::RecordSnils(SnilsRecorded { learner_id: learner_id(1), snils: s1 }))
+        .when(Command::RecordSnils(SnilsRecorded {
+            learner_id: learner_id(1),
+            snils: s1,
+        }))
         .then_nothing();
     given(events.clone())
-        .when(Command::RecordSnils(SnilsRecorded { learner_id: learner_id(1), snils: snils(200_300_400) }))
+        .when(Command::RecordSnils(SnilsRecorded {
+            learner_id: learner_id(1),
+            snils: snils(200_300_400),
+        }))
         .then_error("snils_already_recorded");
-    let recorded = SnilsRecorded { learner_id: learner_id(2), snils: snils(200_300_400) };
+    let recorded = SnilsRecorded {
+        learner_id: learner_id(2),
+        snils: snils(200_300_400),
+    };
     let after = given(events)
         .when(Command::RecordSnils(recorded.clone()))
         .then(vec![Event::SnilsRecorded(recorded)]);
-    assert_eq!(after.state().snils_owner(snils(200_300_400)), Some(SnilsOwner::Learner(learner_id(2))));
+    assert_eq!(
+        after.state().snils_owner(snils(200_300_400)),
+        Some(SnilsOwner::Learner(learner_id(2)))
+    );
 }
 
 fn siblings_with_a_mother() -> Vec<Event> {
     plus(
         world(),
         [
-            Event::BirthRegistered(birth_with_snils(learner_id(1), pupil_born(), snils(112_233_445))),
+            Event::BirthRegistered(birth_with_snils(
+                learner_id(1),
+                pupil_born(),
+                snils(112_233_445),
+            )),
             born(learner_id(2), date(2016, 2, 3)),
             Event::GuardianLinked(guardian(
                 learner_id(1),
@@ -900,7 +1521,12 @@ fn siblings_with_a_mother() -> Vec<Event> {
 
 #[test]
 fn a_guardian_snils_reused_for_a_sibling_with_the_same_name_is_accepted() {
-    let link = guardian(learner_id(2), snils(300_400_500), name("иванова", "мария", Some("петровна")), date(2025, 9, 2));
+    let link = guardian(
+        learner_id(2),
+        snils(300_400_500),
+        name("иванова", "мария", Some("петровна")),
+        date(2025, 9, 2),
+    );
     given(siblings_with_a_mother())
         .when(Command::LinkGuardian(link.clone()))
         .then(vec![Event::GuardianLinked(link)]);
@@ -929,7 +1555,10 @@ fn a_learner_snils_cannot_be_a_guardian_snils_and_back() {
         )))
         .then_error("snils_belongs_to_another_person");
     given(siblings_with_a_mother())
-        .when(Command::RecordSnils(SnilsRecorded { learner_id: learner_id(2), snils: snils(300_400_500) }))
+        .when(Command::RecordSnils(SnilsRecorded {
+            learner_id: learner_id(2),
+            snils: snils(300_400_500),
+        }))
         .then_error("snils_belongs_to_another_person");
 }
 
@@ -967,22 +1596,40 @@ fn a_birth_is_recorded() {
     let after = given(world())
         .when(Command::RegisterBirth(command.clone()))
         .then(vec![Event::BirthRegistered(command.clone())]);
-    assert_eq!(after.state().learner_by_birth_record(&command.record), Some(pupil()));
-    assert_eq!(after.state().learner(pupil()).map(|l| l.birth_date), Some(pupil_born()));
+    assert_eq!(
+        after.state().learner_by_birth_record(&command.record),
+        Some(pupil())
+    );
+    assert_eq!(
+        after.state().learner(pupil()).map(|l| l.birth_date),
+        Some(pupil_born())
+    );
 }
 
 #[test]
 fn the_same_birth_record_twice_records_nothing() {
     let events = plus(world(), [born(pupil(), pupil_born())]);
-    given(events.clone()).when(Command::RegisterBirth(birth(pupil(), pupil_born()))).then_nothing();
+    given(events.clone())
+        .when(Command::RegisterBirth(birth(pupil(), pupil_born())))
+        .then_nothing();
     // A retry with a freshly generated learner id is the same birth.
-    let retry = contingent_domain::BirthRegistered { learner_id: learner_id(77), ..birth(pupil(), pupil_born()) };
-    let after = given(events.clone()).when(Command::RegisterBirth(retry.clone())).then_nothing();
-    assert_eq!(contingent_domain::learner_of(after.state(), &Command::RegisterBirth(retry)), Some(pupil()));
+    let retry = contingent_domain::BirthRegistered {
+        learner_id: learner_id(77),
+        ..birth(pupil(), pupil_born())
+    };
+    let after = given(events.clone())
+        .when(Command::RegisterBirth(retry.clone()))
+        .then_nothing();
+    assert_eq!(
+        contingent_domain::learner_of(after.state(), &Command::RegisterBirth(retry)),
+        Some(pupil())
+    );
     // The record number and office are compared without regard to case.
     let mut shouting = birth(pupil(), pupil_born());
     shouting.record.office = t("ОТДЕЛ ЗАГС ЦЕНТРАЛЬНОГО РАЙОНА Г. БАРНАУЛА");
-    given(events).when(Command::RegisterBirth(shouting)).then_nothing();
+    given(events)
+        .when(Command::RegisterBirth(shouting))
+        .then_nothing();
 }
 
 #[test]
@@ -990,59 +1637,112 @@ fn the_same_birth_record_with_other_contents_is_a_conflict() {
     let events = plus(world(), [born(pupil(), pupil_born())]);
     let mut other_date = birth(pupil(), pupil_born());
     other_date.birth_date = date(2014, 5, 11);
-    given(events.clone()).when(Command::RegisterBirth(other_date)).then_error("civil_record_conflict");
+    given(events.clone())
+        .when(Command::RegisterBirth(other_date))
+        .then_error("civil_record_conflict");
     let mut other_name = birth(pupil(), pupil_born());
     other_name.child.name = t("Павел");
-    given(events.clone()).when(Command::RegisterBirth(other_name)).then_error("civil_record_conflict");
+    given(events.clone())
+        .when(Command::RegisterBirth(other_name))
+        .then_error("civil_record_conflict");
     // Another record for an id already taken.
     let mut other_record = birth(pupil(), pupil_born());
     other_record.record.number = t("999");
-    given(events).when(Command::RegisterBirth(other_record)).then_error("already_exists");
+    given(events)
+        .when(Command::RegisterBirth(other_record))
+        .then_error("already_exists");
 }
 
 #[test]
 fn a_death_is_recorded_by_learner_id_snils_or_birth_record() {
     let s1 = snils(112_233_445);
-    let events = plus(world(), [Event::BirthRegistered(birth_with_snils(pupil(), pupil_born(), s1))]);
+    let events = plus(
+        world(),
+        [Event::BirthRegistered(birth_with_snils(
+            pupil(),
+            pupil_born(),
+            s1,
+        ))],
+    );
     let expected = vec![died(pupil(), date(2025, 11, 10), "170")];
     given(events.clone())
-        .when(Command::RegisterDeath(death(pupil(), date(2025, 11, 10), "170")))
+        .when(Command::RegisterDeath(death(
+            pupil(),
+            date(2025, 11, 10),
+            "170",
+        )))
         .then(expected.clone());
     let mut by_snils = death(pupil(), date(2025, 11, 10), "170");
     by_snils.person = PersonRef::Snils(s1);
-    given(events.clone()).when(Command::RegisterDeath(by_snils)).then(expected.clone());
+    given(events.clone())
+        .when(Command::RegisterDeath(by_snils))
+        .then(expected.clone());
     let record = birth_record(pupil(), pupil_born());
     let mut by_record = death(pupil(), date(2025, 11, 10), "170");
-    by_record.person = PersonRef::BirthRecord { office: record.office, number: record.number };
-    given(events.clone()).when(Command::RegisterDeath(by_record)).then(expected);
+    by_record.person = PersonRef::BirthRecord {
+        office: record.office,
+        number: record.number,
+    };
+    given(events.clone())
+        .when(Command::RegisterDeath(by_record))
+        .then(expected);
     let mut by_unknown_snils = death(pupil(), date(2025, 11, 10), "170");
     by_unknown_snils.person = PersonRef::Snils(snils(200_300_400));
-    given(events).when(Command::RegisterDeath(by_unknown_snils)).then_error("learner_not_found");
+    given(events)
+        .when(Command::RegisterDeath(by_unknown_snils))
+        .then_error("learner_not_found");
 }
 
 #[test]
 fn the_same_death_record_twice_records_nothing() {
-    let events = plus(world(), [born(pupil(), pupil_born()), died(pupil(), date(2025, 11, 10), "170")]);
+    let events = plus(
+        world(),
+        [
+            born(pupil(), pupil_born()),
+            died(pupil(), date(2025, 11, 10), "170"),
+        ],
+    );
     given(events.clone())
-        .when(Command::RegisterDeath(death(pupil(), date(2025, 11, 10), "170")))
+        .when(Command::RegisterDeath(death(
+            pupil(),
+            date(2025, 11, 10),
+            "170",
+        )))
         .then_nothing();
     let record = birth_record(pupil(), pupil_born());
     let mut by_record = death(pupil(), date(2025, 11, 10), "170");
-    by_record.person = PersonRef::BirthRecord { office: record.office, number: record.number };
-    given(events).when(Command::RegisterDeath(by_record)).then_nothing();
+    by_record.person = PersonRef::BirthRecord {
+        office: record.office,
+        number: record.number,
+    };
+    given(events)
+        .when(Command::RegisterDeath(by_record))
+        .then_nothing();
 }
 
 #[test]
 fn the_same_death_record_with_other_contents_is_a_conflict() {
     let events = plus(
         world(),
-        [born(pupil(), pupil_born()), born(learner_id(2), pupil_born()), died(pupil(), date(2025, 11, 10), "170")],
+        [
+            born(pupil(), pupil_born()),
+            born(learner_id(2), pupil_born()),
+            died(pupil(), date(2025, 11, 10), "170"),
+        ],
     );
     given(events.clone())
-        .when(Command::RegisterDeath(death(pupil(), date(2025, 11, 11), "170")))
+        .when(Command::RegisterDeath(death(
+            pupil(),
+            date(2025, 11, 11),
+            "170",
+        )))
         .then_error("civil_record_conflict");
     given(events)
-        .when(Command::RegisterDeath(death(learner_id(2), date(2025, 11, 10), "170")))
+        .when(Command::RegisterDeath(death(
+            learner_id(2),
+            date(2025, 11, 10),
+            "170",
+        )))
         .then_error("civil_record_conflict");
 }
 
@@ -1052,7 +1752,14 @@ fn the_same_death_record_with_other_contents_is_a_conflict() {
 
 #[test]
 fn a_transfer_within_the_organization_is_recorded() {
-    let command = transfer(pupil(), enrollment_id(1), TransferKind::WithinOrganization, class_5b().class_id, None, date(2025, 11, 10));
+    let command = transfer(
+        pupil(),
+        enrollment_id(1),
+        TransferKind::WithinOrganization,
+        class_5b().class_id,
+        None,
+        date(2025, 11, 10),
+    );
     let after = given(pupil_in_5a())
         .when(Command::Transfer(command.clone()))
         .then(vec![transferred(&command, &class_5a(), &class_5b())]);
@@ -1060,48 +1767,106 @@ fn a_transfer_within_the_organization_is_recorded() {
     let enrollment = learner.enrollment(enrollment_id(1)).expect("kept");
     assert!(enrollment.active);
     assert_eq!(enrollment.class_id, class_5b().class_id);
-    assert_eq!(after.state().class(class_5a().class_id).map(|c| c.enrolled), Some(0));
-    assert_eq!(after.state().class(class_5b().class_id).map(|c| c.enrolled), Some(1));
+    assert_eq!(
+        after.state().class(class_5a().class_id).map(|c| c.enrolled),
+        Some(0)
+    );
+    assert_eq!(
+        after.state().class(class_5b().class_id).map(|c| c.enrolled),
+        Some(1)
+    );
 }
 
 #[test]
 fn a_transfer_within_the_organization_stays_in_it_and_in_the_year() {
     for to in [class_5_school_b().class_id, class_6a().class_id] {
         given(pupil_in_5a())
-            .when(Command::Transfer(transfer(pupil(), enrollment_id(1), TransferKind::WithinOrganization, to, None, date(2025, 11, 10))))
+            .when(Command::Transfer(transfer(
+                pupil(),
+                enrollment_id(1),
+                TransferKind::WithinOrganization,
+                to,
+                None,
+                date(2025, 11, 10),
+            )))
             .then_error("invalid_transfer");
     }
     given(pupil_in_5a())
-        .when(Command::Transfer(transfer(pupil(), enrollment_id(1), TransferKind::WithinOrganization, school_club().class_id, None, date(2025, 11, 10))))
+        .when(Command::Transfer(transfer(
+            pupil(),
+            enrollment_id(1),
+            TransferKind::WithinOrganization,
+            school_club().class_id,
+            None,
+            date(2025, 11, 10),
+        )))
         .then_error("invalid_transfer");
     given(pupil_in_5a())
-        .when(Command::Transfer(transfer(pupil(), enrollment_id(1), TransferKind::WithinOrganization, class_5a().class_id, None, date(2025, 11, 10))))
+        .when(Command::Transfer(transfer(
+            pupil(),
+            enrollment_id(1),
+            TransferKind::WithinOrganization,
+            class_5a().class_id,
+            None,
+            date(2025, 11, 10),
+        )))
         .then_error("invalid_transfer");
 }
 
 #[test]
 fn a_transfer_to_the_next_grade_is_recorded() {
-    let command = transfer(pupil(), enrollment_id(1), TransferKind::NextGrade, class_6a().class_id, None, date(2026, 9, 1));
+    let command = transfer(
+        pupil(),
+        enrollment_id(1),
+        TransferKind::NextGrade,
+        class_6a().class_id,
+        None,
+        date(2026, 9, 1),
+    );
     let after = given(pupil_in_5a())
         .when(Command::Transfer(command.clone()))
         .today(date(2026, 9, 1))
         .then(vec![transferred(&command, &class_5a(), &class_6a())]);
     let learner = after.state().learner(pupil()).expect("known");
-    assert_eq!(learner.enrollment(enrollment_id(1)).map(|e| e.grade), Some(6));
+    assert_eq!(
+        learner.enrollment(enrollment_id(1)).map(|e| e.grade),
+        Some(6)
+    );
 }
 
 #[test]
 fn a_transfer_to_the_next_grade_goes_to_grade_plus_one_of_the_next_year() {
     for to in [class_7a_next_year().class_id, class_5b().class_id] {
         given(pupil_in_5a())
-            .when(Command::Transfer(transfer(pupil(), enrollment_id(1), TransferKind::NextGrade, to, None, date(2026, 9, 1))))
+            .when(Command::Transfer(transfer(
+                pupil(),
+                enrollment_id(1),
+                TransferKind::NextGrade,
+                to,
+                None,
+                date(2026, 9, 1),
+            )))
             .today(date(2026, 9, 1))
             .then_error("invalid_transfer");
     }
     // Grade 6 of the next year, but of another school: that is a transfer to another organization.
-    let elsewhere = class(class_id(40), organization_id(2), Level::General, 6, 2026, 25);
+    let elsewhere = class(
+        class_id(40),
+        organization_id(2),
+        Level::General,
+        6,
+        2026,
+        25,
+    );
     given(plus(pupil_in_5a(), [Event::ClassOpened(elsewhere.clone())]))
-        .when(Command::Transfer(transfer(pupil(), enrollment_id(1), TransferKind::NextGrade, elsewhere.class_id, None, date(2026, 9, 1))))
+        .when(Command::Transfer(transfer(
+            pupil(),
+            enrollment_id(1),
+            TransferKind::NextGrade,
+            elsewhere.class_id,
+            None,
+            date(2026, 9, 1),
+        )))
         .today(date(2026, 9, 1))
         .then_error("invalid_transfer");
 }
@@ -1118,17 +1883,45 @@ fn a_transfer_to_another_organization_opens_a_new_enrollment_and_frees_the_old_p
     );
     let after = given(pupil_in_5a())
         .when(Command::Transfer(command.clone()))
-        .then(vec![transferred(&command, &class_5a(), &class_5_school_b())]);
+        .then(vec![transferred(
+            &command,
+            &class_5a(),
+            &class_5_school_b(),
+        )]);
     let learner = after.state().learner(pupil()).expect("known");
-    assert_eq!(learner.enrollment(enrollment_id(1)).map(|e| e.active), Some(false));
+    assert_eq!(
+        learner.enrollment(enrollment_id(1)).map(|e| e.active),
+        Some(false)
+    );
     let new = learner.enrollment(enrollment_id(2)).expect("opened");
     assert!(new.active && new.primary);
-    assert_eq!((new.organization_id, new.class_id, new.level), (organization_id(2), class_5_school_b().class_id, Level::General));
-    assert_eq!(after.state().class(class_5a().class_id).map(|c| c.enrolled), Some(0));
-    assert_eq!(after.state().class(class_5_school_b().class_id).map(|c| c.enrolled), Some(1));
+    assert_eq!(
+        (new.organization_id, new.class_id, new.level),
+        (
+            organization_id(2),
+            class_5_school_b().class_id,
+            Level::General
+        )
+    );
+    assert_eq!(
+        after.state().class(class_5a().class_id).map(|c| c.enrolled),
+        Some(0)
+    );
+    assert_eq!(
+        after
+            .state()
+            .class(class_5_school_b().class_id)
+            .map(|c| c.enrolled),
+        Some(1)
+    );
     // The old enrollment has ended.
     after
-        .when(Command::Leave(leave(pupil(), enrollment_id(1), date(2025, 11, 20), LeaveReason::Other)))
+        .when(Command::Leave(leave(
+            pupil(),
+            enrollment_id(1),
+            date(2025, 11, 20),
+            LeaveReason::Other,
+        )))
         .then_error("enrollment_not_active");
 }
 
@@ -1174,7 +1967,14 @@ fn a_transfer_to_another_organization_needs_a_new_enrollment_id() {
 fn a_transfer_must_follow_the_first_day_in_the_class() {
     for on in [sep1(), date(2025, 8, 20)] {
         given(pupil_in_5a())
-            .when(Command::Transfer(transfer(pupil(), enrollment_id(1), TransferKind::WithinOrganization, class_5b().class_id, None, on)))
+            .when(Command::Transfer(transfer(
+                pupil(),
+                enrollment_id(1),
+                TransferKind::WithinOrganization,
+                class_5b().class_id,
+                None,
+                on,
+            )))
             .then_error("date_out_of_range");
     }
 }
@@ -1230,20 +2030,40 @@ fn an_oge_in_grade_9_with_a_5_point_mark_is_recorded() {
 fn an_oge_outside_grade_9_is_refused() {
     for learner in [eleventh_grader(), pupil()] {
         given(exam_world())
-            .when(Command::RecordExamResult(exam(learner, ExamForm::Oge, None, Some(Mark::Four))))
+            .when(Command::RecordExamResult(exam(
+                learner,
+                ExamForm::Oge,
+                None,
+                Some(Mark::Four),
+            )))
             .then_error("exam_not_allowed");
     }
     // Not in general education at all.
     given(exam_world())
-        .when(Command::RecordExamResult(exam(learner_id(12), ExamForm::Oge, None, Some(Mark::Four))))
+        .when(Command::RecordExamResult(exam(
+            learner_id(12),
+            ExamForm::Oge,
+            None,
+            Some(Mark::Four),
+        )))
         .then_error("exam_not_allowed");
 }
 
 #[test]
 fn an_oge_needs_a_5_point_mark_and_no_test_score() {
-    for (score, mark) in [(None, None), (None, Some(Mark::Pass)), (None, Some(Mark::Fail)), (Some(70), Some(Mark::Four))] {
+    for (score, mark) in [
+        (None, None),
+        (None, Some(Mark::Pass)),
+        (None, Some(Mark::Fail)),
+        (Some(70), Some(Mark::Four)),
+    ] {
         given(exam_world())
-            .when(Command::RecordExamResult(exam(ninth_grader(), ExamForm::Oge, score, mark)))
+            .when(Command::RecordExamResult(exam(
+                ninth_grader(),
+                ExamForm::Oge,
+                score,
+                mark,
+            )))
             .then_error("invalid_exam_result");
     }
     let mut too_many_points = exam(ninth_grader(), ExamForm::Oge, None, Some(Mark::Five));
@@ -1266,15 +2086,30 @@ fn an_ege_in_grade_11_with_a_score_0_to_100_is_recorded() {
 #[test]
 fn an_ege_outside_grade_11_is_refused() {
     given(exam_world())
-        .when(Command::RecordExamResult(exam(ninth_grader(), ExamForm::Ege, Some(80), None)))
+        .when(Command::RecordExamResult(exam(
+            ninth_grader(),
+            ExamForm::Ege,
+            Some(80),
+            None,
+        )))
         .then_error("exam_not_allowed");
 }
 
 #[test]
 fn an_ege_needs_a_test_score_of_at_most_100_and_no_mark() {
-    for (score, mark) in [(Some(101), None), (Some(255), None), (None, None), (Some(80), Some(Mark::Five))] {
+    for (score, mark) in [
+        (Some(101), None),
+        (Some(255), None),
+        (None, None),
+        (Some(80), Some(Mark::Five)),
+    ] {
         given(exam_world())
-            .when(Command::RecordExamResult(exam(eleventh_grader(), ExamForm::Ege, score, mark)))
+            .when(Command::RecordExamResult(exam(
+                eleventh_grader(),
+                ExamForm::Ege,
+                score,
+                mark,
+            )))
             .then_error("invalid_exam_result");
     }
 }
@@ -1288,7 +2123,12 @@ fn a_gve_is_sat_in_grade_9_or_11() {
             .then(vec![exam_recorded(&command, grade)]);
     }
     given(exam_world())
-        .when(Command::RecordExamResult(exam(pupil(), ExamForm::Gve, None, Some(Mark::Three))))
+        .when(Command::RecordExamResult(exam(
+            pupil(),
+            ExamForm::Gve,
+            None,
+            Some(Mark::Three),
+        )))
         .then_error("exam_not_allowed");
 }
 
@@ -1320,13 +2160,21 @@ fn corrected(id: u32, previous: Mark, value: Mark) -> Event {
 fn pupil_with_a_three() -> Vec<Event> {
     plus(
         pupil_in_5a(),
-        [Event::MarkRecorded(mark(mark_id(1), pupil(), class_5a().class_id, date(2025, 10, 1), Mark::Three))],
+        [Event::MarkRecorded(mark(
+            mark_id(1),
+            pupil(),
+            class_5a().class_id,
+            date(2025, 10, 1),
+            Mark::Three,
+        ))],
     )
 }
 
 #[test]
 fn a_correction_that_changes_nothing_is_refused() {
-    given(pupil_with_a_three()).when(correct(1, Mark::Three)).then_error("mark_unchanged");
+    given(pupil_with_a_three())
+        .when(correct(1, Mark::Three))
+        .then_error("mark_unchanged");
 }
 
 #[test]
@@ -1336,8 +2184,13 @@ fn a_correction_carries_the_previous_value() {
         .then(vec![corrected(1, Mark::Three, Mark::Four)])
         .when(correct(1, Mark::Five))
         .then(vec![corrected(1, Mark::Four, Mark::Five)]);
-    assert_eq!(after.state().mark(mark_id(1)).map(|m| m.value), Some(Mark::Five));
-    after.when(correct(1, Mark::Five)).then_error("mark_unchanged");
+    assert_eq!(
+        after.state().mark(mark_id(1)).map(|m| m.value),
+        Some(Mark::Five)
+    );
+    after
+        .when(correct(1, Mark::Five))
+        .then_error("mark_unchanged");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1349,15 +2202,32 @@ fn first_grader() -> contingent_domain::LearnerId {
 }
 
 fn for_grade_one(id: u32, org: u32) -> contingent_domain::ApplicationSubmitted {
-    application(application_id(id), first_grader(), organization_id(org), Level::General, 2025, 1, date(2025, 4, 1))
+    application(
+        application_id(id),
+        first_grader(),
+        organization_id(org),
+        Level::General,
+        2025,
+        1,
+        date(2025, 4, 1),
+    )
 }
 
 fn applicant() -> Vec<Event> {
-    plus(world(), [born(first_grader(), date(2018, 12, 1)), born(learner_id(21), date(2018, 12, 1))])
+    plus(
+        world(),
+        [
+            born(first_grader(), date(2018, 12, 1)),
+            born(learner_id(21), date(2018, 12, 1)),
+        ],
+    )
 }
 
 fn applied() -> Vec<Event> {
-    plus(applicant(), [Event::ApplicationSubmitted(for_grade_one(1, 1))])
+    plus(
+        applicant(),
+        [Event::ApplicationSubmitted(for_grade_one(1, 1))],
+    )
 }
 
 #[test]
@@ -1365,7 +2235,13 @@ fn an_application_is_recorded() {
     let after = given(applicant())
         .when(Command::SubmitApplication(for_grade_one(1, 1)))
         .then(vec![Event::ApplicationSubmitted(for_grade_one(1, 1))]);
-    assert_eq!(after.state().application(application_id(1)).map(|a| a.status), Some(ApplicationStatus::Pending));
+    assert_eq!(
+        after
+            .state()
+            .application(application_id(1))
+            .map(|a| a.status),
+        Some(ApplicationStatus::Pending)
+    );
 }
 
 #[test]
@@ -1373,25 +2249,42 @@ fn a_second_pending_application_for_the_same_place_is_refused() {
     let error = given(applied())
         .when(Command::SubmitApplication(for_grade_one(2, 1)))
         .then_error("application_already_pending");
-    assert_eq!(error, DomainError::ApplicationAlreadyPending(application_id(1)));
+    assert_eq!(
+        error,
+        DomainError::ApplicationAlreadyPending(application_id(1))
+    );
     // Another school is another place; the same id is taken.
-    given(applied()).when(Command::SubmitApplication(for_grade_one(2, 2))).then_accepted();
-    given(applied()).when(Command::SubmitApplication(for_grade_one(1, 2))).then_error("already_exists");
+    given(applied())
+        .when(Command::SubmitApplication(for_grade_one(2, 2)))
+        .then_accepted();
+    given(applied())
+        .when(Command::SubmitApplication(for_grade_one(1, 2)))
+        .then_error("already_exists");
 }
 
 #[test]
 fn an_application_for_a_level_not_taught_is_refused() {
     let mut wrong = for_grade_one(1, 3);
     wrong.level = Level::General;
-    given(applicant()).when(Command::SubmitApplication(wrong)).then_error("level_not_taught");
+    given(applicant())
+        .when(Command::SubmitApplication(wrong))
+        .then_error("level_not_taught");
 }
 
 fn withdraw(id: u32, on: NaiveDate) -> Command {
-    Command::WithdrawApplication(WithdrawApplication { application_id: application_id(id), withdrawn_on: on, reason: None })
+    Command::WithdrawApplication(WithdrawApplication {
+        application_id: application_id(id),
+        withdrawn_on: on,
+        reason: None,
+    })
 }
 
 fn reject(id: u32, on: NaiveDate) -> Command {
-    Command::RejectApplication(RejectApplication { application_id: application_id(id), rejected_on: on, reason: t("нет мест") })
+    Command::RejectApplication(RejectApplication {
+        application_id: application_id(id),
+        rejected_on: on,
+        reason: t("нет мест"),
+    })
 }
 
 #[test]
@@ -1407,11 +2300,19 @@ fn an_application_is_withdrawn_only_while_pending() {
         })])
         .when(withdraw(1, date(2025, 4, 11)))
         .then_error("application_not_pending");
-    let withdrawn = given(applied()).when(withdraw(1, date(2025, 4, 10))).then_accepted();
-    withdrawn.when(reject(1, date(2025, 4, 11))).then_error("application_not_pending");
+    let withdrawn = given(applied())
+        .when(withdraw(1, date(2025, 4, 10)))
+        .then_accepted();
+    withdrawn
+        .when(reject(1, date(2025, 4, 11)))
+        .then_error("application_not_pending");
     // Once withdrawn, a new application for the same place can be submitted.
-    let withdrawn = given(applied()).when(withdraw(1, date(2025, 4, 10))).then_accepted();
-    withdrawn.when(Command::SubmitApplication(for_grade_one(2, 1))).then_accepted();
+    let withdrawn = given(applied())
+        .when(withdraw(1, date(2025, 4, 10)))
+        .then_accepted();
+    withdrawn
+        .when(Command::SubmitApplication(for_grade_one(2, 1)))
+        .then_accepted();
 }
 
 #[test]
@@ -1425,40 +2326,85 @@ fn an_application_is_rejected_only_while_pending() {
             rejected_on: date(2025, 4, 10),
             reason: t("нет мест"),
         })]);
-    assert_eq!(after.state().application(application_id(1)).map(|a| a.status), Some(ApplicationStatus::Rejected));
-    after.when(withdraw(1, date(2025, 4, 11))).then_error("application_not_pending");
+    assert_eq!(
+        after
+            .state()
+            .application(application_id(1))
+            .map(|a| a.status),
+        Some(ApplicationStatus::Rejected)
+    );
+    after
+        .when(withdraw(1, date(2025, 4, 11)))
+        .then_error("application_not_pending");
 }
 
 #[test]
 fn a_decision_before_the_submission_is_refused() {
-    given(applied()).when(withdraw(1, date(2025, 3, 31))).then_error("date_out_of_range");
-    given(applied()).when(reject(1, shift(today(), 2))).then_error("date_in_future");
+    given(applied())
+        .when(withdraw(1, date(2025, 3, 31)))
+        .then_error("date_out_of_range");
+    given(applied())
+        .when(reject(1, shift(today(), 2)))
+        .then_error("date_in_future");
 }
 
 #[test]
 fn an_enrollment_with_the_application_accepts_it_once() {
-    let mut command = enroll(enrollment_id(1), first_grader(), class_1a().class_id, date(2025, 9, 1));
+    let mut command = enroll(
+        enrollment_id(1),
+        first_grader(),
+        class_1a().class_id,
+        date(2025, 9, 1),
+    );
     command.application_id = Some(application_id(1));
     let after = given(applied())
         .when(Command::Enroll(command.clone()))
         .then(vec![enrolled(&command, &class_1a())]);
-    assert_eq!(after.state().application(application_id(1)).map(|a| a.status), Some(ApplicationStatus::Accepted));
-    let mut reuse = enroll(enrollment_id(2), learner_id(21), class_1a().class_id, date(2025, 9, 1));
+    assert_eq!(
+        after
+            .state()
+            .application(application_id(1))
+            .map(|a| a.status),
+        Some(ApplicationStatus::Accepted)
+    );
+    let mut reuse = enroll(
+        enrollment_id(2),
+        learner_id(21),
+        class_1a().class_id,
+        date(2025, 9, 1),
+    );
     reuse.application_id = Some(application_id(1));
-    let error = after.when(Command::Enroll(reuse)).then_error("application_not_pending");
+    let error = after
+        .when(Command::Enroll(reuse))
+        .then_error("application_not_pending");
     assert_eq!(error, DomainError::ApplicationNotPending(application_id(1)));
 }
 
 #[test]
 fn an_enrollment_with_someone_elses_application_is_refused() {
-    let mut other_learner = enroll(enrollment_id(2), learner_id(21), class_1a().class_id, date(2025, 9, 1));
+    let mut other_learner = enroll(
+        enrollment_id(2),
+        learner_id(21),
+        class_1a().class_id,
+        date(2025, 9, 1),
+    );
     other_learner.application_id = Some(application_id(1));
-    given(applied()).when(Command::Enroll(other_learner)).then_error("application_mismatch");
-    let mut other_school = enroll(enrollment_id(2), first_grader(), class_1a().class_id, date(2025, 9, 1));
-    other_school.application_id = Some(application_id(2));
-    given(plus(applicant(), [Event::ApplicationSubmitted(for_grade_one(2, 2))]))
-        .when(Command::Enroll(other_school))
+    given(applied())
+        .when(Command::Enroll(other_learner))
         .then_error("application_mismatch");
+    let mut other_school = enroll(
+        enrollment_id(2),
+        first_grader(),
+        class_1a().class_id,
+        date(2025, 9, 1),
+    );
+    other_school.application_id = Some(application_id(2));
+    given(plus(
+        applicant(),
+        [Event::ApplicationSubmitted(for_grade_one(2, 2))],
+    ))
+    .when(Command::Enroll(other_school))
+    .then_error("application_mismatch");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1469,13 +2415,19 @@ fn an_enrollment_with_someone_elses_application_is_refused() {
 fn organizations_teach_the_levels_of_their_kind() {
     let mut kindergarten_school = kindergarten();
     kindergarten_school.levels = vec![Level::Preschool, Level::General];
-    given(vec![]).when(Command::RegisterOrganization(kindergarten_school)).then_error("invalid_value");
+    given(vec![])
+        .when(Command::RegisterOrganization(kindergarten_school))
+        .then_error("invalid_value");
     let mut twice = school_a();
     twice.levels = vec![Level::General, Level::General];
-    given(vec![]).when(Command::RegisterOrganization(twice)).then_error("invalid_value");
+    given(vec![])
+        .when(Command::RegisterOrganization(twice))
+        .then_error("invalid_value");
     let mut none = club();
     none.levels = vec![];
-    given(vec![]).when(Command::RegisterOrganization(none)).then_error("invalid_value");
+    given(vec![])
+        .when(Command::RegisterOrganization(none))
+        .then_error("invalid_value");
     given(vec![])
         .when(Command::RegisterOrganization(college()))
         .then(vec![Event::OrganizationRegistered(college())])
@@ -1485,20 +2437,67 @@ fn organizations_teach_the_levels_of_their_kind() {
 
 #[test]
 fn classes_fit_the_levels_and_grades_of_their_organization() {
-    let base = vec![Event::OrganizationRegistered(school_a()), Event::OrganizationRegistered(club())];
+    let base = vec![
+        Event::OrganizationRegistered(school_a()),
+        Event::OrganizationRegistered(club()),
+    ];
     given(base.clone())
-        .when(Command::OpenClass(class(class_id(1), organization_id(4), Level::General, 5, 2025, 20)))
+        .when(Command::OpenClass(class(
+            class_id(1),
+            organization_id(4),
+            Level::General,
+            5,
+            2025,
+            20,
+        )))
         .then_error("level_not_taught");
     given(base.clone())
-        .when(Command::OpenClass(class(class_id(1), organization_id(1), Level::General, 12, 2025, 20)))
+        .when(Command::OpenClass(class(
+            class_id(1),
+            organization_id(1),
+            Level::General,
+            12,
+            2025,
+            20,
+        )))
         .then_error("invalid_value");
     given(base.clone())
-        .when(Command::OpenClass(class(class_id(1), organization_id(1), Level::General, 0, 2025, 20)))
+        .when(Command::OpenClass(class(
+            class_id(1),
+            organization_id(1),
+            Level::General,
+            0,
+            2025,
+            20,
+        )))
         .then_error("invalid_value");
     let mut stay = class(class_id(1), organization_id(1), Level::General, 5, 2025, 20);
     stay.stay_mode = Some(contingent_domain::StayMode::FullDay);
-    given(base.clone()).when(Command::OpenClass(stay)).then_error("invalid_value");
+    given(base.clone())
+        .when(Command::OpenClass(stay))
+        .then_error("invalid_value");
     given(plus(base, [Event::ClassOpened(class_5a())]))
         .when(Command::OpenClass(class_5a()))
         .then_error("already_exists");
+}
+
+#[test]
+fn an_exam_result_arriving_after_graduation_is_the_graduates() {
+    let graduation = leave(
+        eleventh_grader(),
+        enrollment_id(11),
+        date(2026, 6, 30),
+        LeaveReason::Graduation,
+    );
+    let command = exam(eleventh_grader(), ExamForm::Ege, Some(81), None);
+    given(plus(exam_world(), [left(&graduation, &class_11a())]))
+        .when(Command::RecordExamResult(command.clone()))
+        .then(vec![exam_recorded(&command, 11)]);
+    // An exam dated after the learner left is not theirs to sit in that class.
+    let mut late = command;
+    late.exam_date = date(2026, 7, 10);
+    given(plus(exam_world(), [left(&graduation, &class_11a())]))
+        .when(Command::RecordExamResult(late))
+        .today(date(2026, 11, 22))
+        .then_error("exam_not_allowed");
 }

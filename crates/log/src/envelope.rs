@@ -117,13 +117,21 @@ impl RecordedEvent {
     pub fn seal(envelope: Envelope) -> Result<Self, LogError> {
         let body = serde_json::to_vec(&envelope).map_err(|e| LogError::Codec(e.to_string()))?;
         let hash = Hash::of(&body);
-        Ok(Self { envelope, body, hash })
+        Ok(Self {
+            envelope,
+            body,
+            hash,
+        })
     }
 
     /// Decodes stored bytes; the stored hash is taken as given (see [`crate::verify_chain`]).
     pub fn open(body: Vec<u8>, hash: Hash) -> Result<Self, LogError> {
         let envelope = serde_json::from_slice(&body).map_err(|e| LogError::Codec(e.to_string()))?;
-        Ok(Self { envelope, body, hash })
+        Ok(Self {
+            envelope,
+            body,
+            hash,
+        })
     }
 
     /// The position.
@@ -160,7 +168,9 @@ impl Envelope {
                 event_id: Uuid::now_v7(),
                 schema_version: event.schema_version(),
                 learner_id: event.learner_id(),
-                business_date: event.business_date().unwrap_or_else(|| recorded_at.date_naive()),
+                business_date: event
+                    .business_date()
+                    .unwrap_or_else(|| recorded_at.date_naive()),
                 recorded_at,
                 source: meta.source.clone(),
                 actor: meta.actor.clone(),

@@ -53,7 +53,10 @@ pub struct Head {
 
 impl Head {
     /// The head of an empty log.
-    pub const EMPTY: Head = Head { position: 0, hash: GENESIS_HASH };
+    pub const EMPTY: Head = Head {
+        position: 0,
+        hash: GENESIS_HASH,
+    };
 }
 
 /// An append-only, totally ordered log of sealed events.

@@ -20,7 +20,10 @@ pub struct ChainVerifier {
 
 impl Default for ChainVerifier {
     fn default() -> Self {
-        Self { expected_position: 1, prev_hash: GENESIS_HASH }
+        Self {
+            expected_position: 1,
+            prev_hash: GENESIS_HASH,
+        }
     }
 }
 
@@ -41,15 +44,24 @@ impl ChainVerifier {
     }
 
     /// Checks the next stored event, given as its raw bytes and stored hash.
-    pub fn check(&mut self, position: u64, body: &[u8], stored_hash: Hash) -> Result<(), ChainBreak> {
+    pub fn check(
+        &mut self,
+        position: u64,
+        body: &[u8],
+        stored_hash: Hash,
+    ) -> Result<(), ChainBreak> {
         let here = self.expected_position;
         if position != here {
-            return Err(ChainBreak { position: here, problem: format!("expected position {here}, found {position}") });
+            return Err(ChainBreak {
+                position: here,
+                problem: format!("expected position {here}, found {position}"),
+            });
         }
         if Hash::of(body) != stored_hash {
             return Err(ChainBreak {
                 position,
-                problem: "the stored bytes do not match the stored hash: the event was altered".into(),
+                problem: "the stored bytes do not match the stored hash: the event was altered"
+                    .into(),
             });
         }
         let envelope: Envelope = serde_json::from_slice(body).map_err(|e| ChainBreak {
@@ -59,7 +71,10 @@ impl ChainVerifier {
         if envelope.position != position {
             return Err(ChainBreak {
                 position,
-                problem: format!("the event says position {}, stored at {position}", envelope.position),
+                problem: format!(
+                    "the event says position {}, stored at {position}",
+                    envelope.position
+                ),
             });
         }
         if envelope.prev_hash != self.prev_hash {
@@ -92,7 +107,9 @@ impl ChainVerifier {
 }
 
 /// Verifies a whole sequence from the first event; the first break, if any.
-pub fn verify_chain<'a>(events: impl IntoIterator<Item = &'a RecordedEvent>) -> Result<u64, ChainBreak> {
+pub fn verify_chain<'a>(
+    events: impl IntoIterator<Item = &'a RecordedEvent>,
+) -> Result<u64, ChainBreak> {
     let mut verifier = ChainVerifier::new();
     for event in events {
         verifier.check_recorded(event)?;

@@ -10,7 +10,11 @@ use crate::Projection;
 
 pub(crate) struct ClassRegister;
 
-async fn person(tx: &mut SqliteConnection, learner: LearnerId, name: &FullName) -> Result<(), sqlx::Error> {
+async fn person(
+    tx: &mut SqliteConnection,
+    learner: LearnerId,
+    name: &FullName,
+) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO class_register_people VALUES (?, ?, ?, ?)")
         .bind(learner.to_string())
         .bind(name.surname.as_str())
@@ -21,7 +25,12 @@ async fn person(tx: &mut SqliteConnection, learner: LearnerId, name: &FullName) 
     Ok(())
 }
 
-async fn join(tx: &mut SqliteConnection, class: String, learner: String, from: String) -> Result<(), sqlx::Error> {
+async fn join(
+    tx: &mut SqliteConnection,
+    class: String,
+    learner: String,
+    from: String,
+) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO class_register_roster VALUES (?, ?, ?, NULL)")
         .bind(class)
         .bind(learner)
@@ -31,7 +40,12 @@ async fn join(tx: &mut SqliteConnection, class: String, learner: String, from: S
     Ok(())
 }
 
-async fn part(tx: &mut SqliteConnection, class: String, learner: String, until: String) -> Result<(), sqlx::Error> {
+async fn part(
+    tx: &mut SqliteConnection,
+    class: String,
+    learner: String,
+    until: String,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE class_register_roster SET until_date = max(?, from_date) WHERE class_id = ? AND learner_id = ? AND until_date IS NULL")
         .bind(until)
         .bind(class)
@@ -52,10 +66,20 @@ impl Projection for ClassRegister {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["class_register_classes", "class_register_people", "class_register_roster", "class_register_marks", "class_register_attendance"]
+        &[
+            "class_register_classes",
+            "class_register_people",
+            "class_register_roster",
+            "class_register_marks",
+            "class_register_attendance",
+        ]
     }
 
-    async fn apply(&self, tx: &mut SqliteConnection, recorded: &RecordedEvent) -> Result<(), sqlx::Error> {
+    async fn apply(
+        &self,
+        tx: &mut SqliteConnection,
+        recorded: &RecordedEvent,
+    ) -> Result<(), sqlx::Error> {
         match &recorded.envelope.event {
             Event::ClassOpened(e) => {
                 sqlx::query("INSERT INTO class_register_classes VALUES (?, ?, ?, ?, ?, ?, ?)")
@@ -78,12 +102,40 @@ impl Projection for ClassRegister {
             }
             Event::BirthRegistered(e) => person(tx, e.learner_id, &e.child).await?,
             Event::LearnerRegistered(e) => person(tx, e.learner_id, &e.person).await?,
-            Event::Enrolled(e) => join(tx, e.class_id.to_string(), e.learner_id.to_string(), date(e.enrolled_on)).await?,
-            Event::Transferred(e) => {
-                part(tx, e.from_class_id.to_string(), e.learner_id.to_string(), date(e.transferred_on)).await?;
-                join(tx, e.to_class_id.to_string(), e.learner_id.to_string(), date(e.transferred_on)).await?;
+            Event::Enrolled(e) => {
+                join(
+                    tx,
+                    e.class_id.to_string(),
+                    e.learner_id.to_string(),
+                    date(e.enrolled_on),
+                )
+                .await?
             }
-            Event::Left(e) => part(tx, e.class_id.to_string(), e.learner_id.to_string(), day_after(e.left_on)).await?,
+            Event::Transferred(e) => {
+                part(
+                    tx,
+                    e.from_class_id.to_string(),
+                    e.learner_id.to_string(),
+                    date(e.transferred_on),
+                )
+                .await?;
+                join(
+                    tx,
+                    e.to_class_id.to_string(),
+                    e.learner_id.to_string(),
+                    date(e.transferred_on),
+                )
+                .await?;
+            }
+            Event::Left(e) => {
+                part(
+                    tx,
+                    e.class_id.to_string(),
+                    e.learner_id.to_string(),
+                    day_after(e.left_on),
+                )
+                .await?
+            }
             Event::DeathRegistered(e) => {
                 sqlx::query("UPDATE class_register_roster SET until_date = max(?, from_date) WHERE learner_id = ? AND until_date IS NULL")
                     .bind(day_after(e.death_date))

@@ -24,26 +24,36 @@ impl Projection for Diary {
         &["diary_marks", "diary_attendance", "diary_exams"]
     }
 
-    async fn apply(&self, tx: &mut SqliteConnection, recorded: &RecordedEvent) -> Result<(), sqlx::Error> {
+    async fn apply(
+        &self,
+        tx: &mut SqliteConnection,
+        recorded: &RecordedEvent,
+    ) -> Result<(), sqlx::Error> {
         match &recorded.envelope.event {
             Event::MarkRecorded(e) => {
-                let period = e.period.as_ref().map(|p| p.as_str().to_owned()).unwrap_or_else(|| term(e.lesson_date).to_owned());
-                sqlx::query("INSERT INTO diary_marks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)")
-                    .bind(e.mark_id.to_string())
-                    .bind(e.learner_id.to_string())
-                    .bind(e.class_id.to_string())
-                    .bind(e.subject.as_str())
-                    .bind(date(e.lesson_date))
-                    .bind(period)
-                    .bind(e.kind.as_str())
-                    .bind(e.work.as_str())
-                    .bind(e.value.as_str())
-                    .bind(e.value.points().map(i64::from))
-                    .bind(i64::from(e.weight))
-                    .bind(e.teacher.as_str())
-                    .bind(e.value.as_str())
-                    .execute(tx)
-                    .await?;
+                let period = e
+                    .period
+                    .as_ref()
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_else(|| term(e.lesson_date).to_owned());
+                sqlx::query(
+                    "INSERT INTO diary_marks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                )
+                .bind(e.mark_id.to_string())
+                .bind(e.learner_id.to_string())
+                .bind(e.class_id.to_string())
+                .bind(e.subject.as_str())
+                .bind(date(e.lesson_date))
+                .bind(period)
+                .bind(e.kind.as_str())
+                .bind(e.work.as_str())
+                .bind(e.value.as_str())
+                .bind(e.value.points().map(i64::from))
+                .bind(i64::from(e.weight))
+                .bind(e.teacher.as_str())
+                .bind(e.value.as_str())
+                .execute(tx)
+                .await?;
             }
             Event::MarkCorrected(e) => {
                 sqlx::query("UPDATE diary_marks SET value = ?, points = ?, corrections = corrections + 1 WHERE mark_id = ?")

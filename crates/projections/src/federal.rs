@@ -12,7 +12,12 @@ use crate::Projection;
 
 pub(crate) struct Federal;
 
-async fn status(tx: &mut SqliteConnection, learner: &str, status: &str, position: u64) -> Result<(), sqlx::Error> {
+async fn status(
+    tx: &mut SqliteConnection,
+    learner: &str,
+    status: &str,
+    position: u64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE federal_learners SET status = ?, last_position = ? WHERE learner_id = ?")
         .bind(status)
         .bind(position as i64)
@@ -33,10 +38,18 @@ impl Projection for Federal {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["federal_organizations", "federal_learners", "federal_enrollments"]
+        &[
+            "federal_organizations",
+            "federal_learners",
+            "federal_enrollments",
+        ]
     }
 
-    async fn apply(&self, tx: &mut SqliteConnection, recorded: &RecordedEvent) -> Result<(), sqlx::Error> {
+    async fn apply(
+        &self,
+        tx: &mut SqliteConnection,
+        recorded: &RecordedEvent,
+    ) -> Result<(), sqlx::Error> {
         let position = recorded.position();
         match &recorded.envelope.event {
             Event::OrganizationRegistered(e) => {

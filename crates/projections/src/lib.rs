@@ -34,7 +34,11 @@ pub trait Projection: Send + Sync + 'static {
     /// Its tables, for dropping on rebuild and comparing.
     fn tables(&self) -> &'static [&'static str];
     /// Applies one event inside the projector's transaction.
-    async fn apply(&self, tx: &mut SqliteConnection, event: &RecordedEvent) -> Result<(), sqlx::Error>;
+    async fn apply(
+        &self,
+        tx: &mut SqliteConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), sqlx::Error>;
 }
 
 /// Every read model of the registry.

@@ -27,13 +27,22 @@ pub struct Projector {
 
 impl Projector {
     /// A projector over `projections`, starting from the positions stored in `store`.
-    pub async fn new(store: ReadStore, projections: Vec<Box<dyn Projection>>, batch: usize) -> Result<Self, ProjectorError> {
+    pub async fn new(
+        store: ReadStore,
+        projections: Vec<Box<dyn Projection>>,
+        batch: usize,
+    ) -> Result<Self, ProjectorError> {
         let stored = store.positions().await?;
         let positions = projections
             .iter()
             .map(|p| (p.name(), stored.get(p.name()).copied().unwrap_or(0)))
             .collect();
-        Ok(Self { store, projections, positions, batch: batch.max(1) })
+        Ok(Self {
+            store,
+            projections,
+            positions,
+            batch: batch.max(1),
+        })
     }
 
     /// The lowest position of all projections: everything up to it is in every read model.
@@ -46,7 +55,9 @@ impl Projector {
     pub async fn run_once(&mut self, log: &dyn EventLog) -> Result<usize, ProjectorError> {
         let from = self.position();
         let events = log.read_after(from, self.batch).await?;
-        let Some(last) = events.last().map(|e| e.position()) else { return Ok(0) };
+        let Some(last) = events.last().map(|e| e.position()) else {
+            return Ok(0);
+        };
         let mut tx = self.store.pool().begin().await?;
         for event in &events {
             for projection in &self.projections {
@@ -69,14 +80,21 @@ impl Projector {
         }
         tx.commit().await?;
         for projection in &self.projections {
-            let p = self.positions.get_mut(projection.name()).expect("known projection");
+            let p = self
+                .positions
+                .get_mut(projection.name())
+                .expect("known projection");
             *p = (*p).max(last);
         }
         Ok(events.len())
     }
 
     /// Applies batches until the log has nothing more; returns how many events were applied.
-    pub async fn catch_up(&mut self, log: &dyn EventLog, mut progress: impl FnMut(u64)) -> Result<u64, ProjectorError> {
+    pub async fn catch_up(
+        &mut self,
+        log: &dyn EventLog,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64, ProjectorError> {
         let mut total = 0u64;
         loop {
             let n = self.run_once(log).await?;

@@ -253,38 +253,41 @@ pub async fn learner(pool: &SqlitePool, learner_id: &str) -> Result<Option<Learn
         end_reason: os(r, "end_reason"),
     })
     .collect();
-    let movements = sqlx::query("SELECT * FROM register_movements WHERE learner_id = ? ORDER BY position")
-        .bind(learner_id)
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|r| MovementRow {
-            position: n(r, "position"),
-            date: s(r, "date"),
-            kind: s(r, "kind"),
-            from_organization_id: os(r, "from_organization_id"),
-            from_class_id: os(r, "from_class_id"),
-            to_organization_id: os(r, "to_organization_id"),
-            to_class_id: os(r, "to_class_id"),
-            reason: os(r, "reason"),
-            order_number: os(r, "order_number"),
-        })
-        .collect();
-    let guardians = sqlx::query("SELECT * FROM register_guardians WHERE learner_id = ? ORDER BY guardian_snils")
-        .bind(learner_id)
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|r| GuardianRow {
-            snils: s(r, "guardian_snils"),
-            surname: s(r, "surname"),
-            name: s(r, "name"),
-            patronymic: os(r, "patronymic"),
-            relation: s(r, "relation"),
-            consent_given_on: s(r, "consent_given_on"),
-            consent_document: s(r, "consent_document"),
-        })
-        .collect();
+    let movements =
+        sqlx::query("SELECT * FROM register_movements WHERE learner_id = ? ORDER BY position")
+            .bind(learner_id)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| MovementRow {
+                position: n(r, "position"),
+                date: s(r, "date"),
+                kind: s(r, "kind"),
+                from_organization_id: os(r, "from_organization_id"),
+                from_class_id: os(r, "from_class_id"),
+                to_organization_id: os(r, "to_organization_id"),
+                to_class_id: os(r, "to_class_id"),
+                reason: os(r, "reason"),
+                order_number: os(r, "order_number"),
+            })
+            .collect();
+    let guardians = sqlx::query(
+        "SELECT * FROM register_guardians WHERE learner_id = ? ORDER BY guardian_snils",
+    )
+    .bind(learner_id)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| GuardianRow {
+        snils: s(r, "guardian_snils"),
+        surname: s(r, "surname"),
+        name: s(r, "name"),
+        patronymic: os(r, "patronymic"),
+        relation: s(r, "relation"),
+        consent_given_on: s(r, "consent_given_on"),
+        consent_document: s(r, "consent_document"),
+    })
+    .collect();
     Ok(Some(LearnerCard {
         learner_id: s(&row, "learner_id"),
         surname: s(&row, "surname"),
@@ -407,11 +410,16 @@ pub struct ExamRow {
 
 fn weighted(marks: &[(i64, i64)]) -> Option<f64> {
     let weight: i64 = marks.iter().map(|(_, w)| w).sum();
-    (weight > 0).then(|| round2(marks.iter().map(|(p, w)| (p * w) as f64).sum::<f64>() / weight as f64))
+    (weight > 0)
+        .then(|| round2(marks.iter().map(|(p, w)| (p * w) as f64).sum::<f64>() / weight as f64))
 }
 
 /// A learner's diary, for one academic year or all of them.
-pub async fn diary(pool: &SqlitePool, learner_id: &str, year: Option<AcademicYear>) -> Result<Option<Diary>> {
+pub async fn diary(
+    pool: &SqlitePool,
+    learner_id: &str,
+    year: Option<AcademicYear>,
+) -> Result<Option<Diary>> {
     let Some(row) = sqlx::query("SELECT * FROM register_learners WHERE learner_id = ?")
         .bind(learner_id)
         .fetch_optional(pool)
@@ -420,7 +428,10 @@ pub async fn diary(pool: &SqlitePool, learner_id: &str, year: Option<AcademicYea
         return Ok(None);
     };
     let (from, to) = match year {
-        Some(y) => (crate::sql::date(y.first_day()), crate::sql::date(y.last_day())),
+        Some(y) => (
+            crate::sql::date(y.first_day()),
+            crate::sql::date(y.last_day()),
+        ),
         None => ("0000-01-01".to_owned(), "9999-12-31".to_owned()),
     };
     let marks = sqlx::query(
@@ -438,7 +449,11 @@ pub async fn diary(pool: &SqlitePool, learner_id: &str, year: Option<AcademicYea
         let subject = s(r, "subject");
         let period = s(r, "period");
         if subjects.last().is_none_or(|x| x.subject != subject) {
-            subjects.push(SubjectMarks { subject: subject.clone(), average: None, periods: Vec::new() });
+            subjects.push(SubjectMarks {
+                subject: subject.clone(),
+                average: None,
+                periods: Vec::new(),
+            });
             subject_points.push(Vec::new());
         }
         let current = subjects.last_mut().expect("pushed");
@@ -447,14 +462,22 @@ pub async fn diary(pool: &SqlitePool, learner_id: &str, year: Option<AcademicYea
                 last.average = weighted(&period_points);
             }
             period_points.clear();
-            current.periods.push(PeriodMarks { period, average: None, period_mark: None, marks: Vec::new() });
+            current.periods.push(PeriodMarks {
+                period,
+                average: None,
+                period_mark: None,
+                marks: Vec::new(),
+            });
         }
         let kind = s(r, "kind");
         let value = s(r, "value");
         if kind == "current" {
             if let Some(points) = on(r, "points") {
                 period_points.push((points, n(r, "weight")));
-                subject_points.last_mut().expect("pushed").push((points, n(r, "weight")));
+                subject_points
+                    .last_mut()
+                    .expect("pushed")
+                    .push((points, n(r, "weight")));
             }
         }
         let period_entry = current.periods.last_mut().expect("pushed");
@@ -632,8 +655,12 @@ pub async fn class_register(
         return Ok(None);
     };
     let year = AcademicYear::parse(&s(&c, "academic_year")).ok();
-    let first = year.map(|y| crate::sql::date(y.first_day())).unwrap_or_default();
-    let last = year.map(|y| crate::sql::date(y.last_day())).unwrap_or_default();
+    let first = year
+        .map(|y| crate::sql::date(y.first_day()))
+        .unwrap_or_default();
+    let last = year
+        .map(|y| crate::sql::date(y.last_day()))
+        .unwrap_or_default();
     let on_date = on_date.unwrap_or_else(|| {
         let today = crate::sql::date(chrono::Utc::now().date_naive());
         today.clamp(first.clone(), last.clone())
@@ -695,13 +722,20 @@ pub async fn class_register(
     {
         let learner = s(&r, "learner_id");
         if attendance.last().is_none_or(|a| a.learner_id != learner) {
-            attendance.push(AttendanceGridRow { learner_id: learner, records: Vec::new() });
+            attendance.push(AttendanceGridRow {
+                learner_id: learner,
+                records: Vec::new(),
+            });
         }
-        attendance.last_mut().expect("pushed").records.push(AttendanceRow {
-            date: s(&r, "date"),
-            lesson: on(&r, "lesson"),
-            status: s(&r, "status"),
-        });
+        attendance
+            .last_mut()
+            .expect("pushed")
+            .records
+            .push(AttendanceRow {
+                date: s(&r, "date"),
+                lesson: on(&r, "lesson"),
+                status: s(&r, "status"),
+            });
     }
     Ok(Some(ClassRegisterView {
         class: ClassInfo {
@@ -851,11 +885,17 @@ pub struct ApplicationRow {
 }
 
 /// An organization's queue.
-pub async fn queue(pool: &SqlitePool, organization_id: &str, as_of: &str) -> Result<Option<QueueView>> {
-    let exists: Option<(String,)> = sqlx::query_as("SELECT organization_id FROM vacancy_organizations WHERE organization_id = ?")
-        .bind(organization_id)
-        .fetch_optional(pool)
-        .await?;
+pub async fn queue(
+    pool: &SqlitePool,
+    organization_id: &str,
+    as_of: &str,
+) -> Result<Option<QueueView>> {
+    let exists: Option<(String,)> = sqlx::query_as(
+        "SELECT organization_id FROM vacancy_organizations WHERE organization_id = ?",
+    )
+    .bind(organization_id)
+    .fetch_optional(pool)
+    .await?;
     if exists.is_none() {
         return Ok(None);
     }
@@ -894,7 +934,10 @@ pub async fn queue(pool: &SqlitePool, organization_id: &str, as_of: &str) -> Res
     Ok(Some(QueueView {
         organization_id: organization_id.to_owned(),
         as_of: as_of.to_owned(),
-        pending: applications.iter().filter(|a| a.status == "pending").count() as i64,
+        pending: applications
+            .iter()
+            .filter(|a| a.status == "pending")
+            .count() as i64,
         overdue: applications.iter().filter(|a| a.overdue).count() as i64,
         applications,
     }))
@@ -918,7 +961,10 @@ pub struct OrganizationRow {
 }
 
 /// Organizations, optionally of one municipality.
-pub async fn organizations(pool: &SqlitePool, municipality: Option<&str>) -> Result<Vec<OrganizationRow>> {
+pub async fn organizations(
+    pool: &SqlitePool,
+    municipality: Option<&str>,
+) -> Result<Vec<OrganizationRow>> {
     let rows = sqlx::query(
         "SELECT o.*, (SELECT count(*) FROM register_enrollments e WHERE e.organization_id = o.organization_id AND e.ended_on IS NULL) AS learners \
          FROM register_organizations o WHERE (?1 IS NULL OR o.municipality = ?1) ORDER BY o.municipality, o.name, o.organization_id",
@@ -933,7 +979,11 @@ pub async fn organizations(pool: &SqlitePool, municipality: Option<&str>) -> Res
             name: s(r, "name"),
             municipality: s(r, "municipality"),
             kind: s(r, "kind"),
-            levels: s(r, "levels").split(',').filter(|x| !x.is_empty()).map(str::to_owned).collect(),
+            levels: s(r, "levels")
+                .split(',')
+                .filter(|x| !x.is_empty())
+                .map(str::to_owned)
+                .collect(),
             learners: n(r, "learners"),
         })
         .collect())
@@ -984,12 +1034,18 @@ pub struct FederalEnrollment {
 }
 
 /// A page of the federal register, by learner id after `after`.
-pub async fn federal_register(pool: &SqlitePool, after: Option<&str>, limit: i64) -> Result<Vec<FederalLearner>> {
-    let learners = sqlx::query("SELECT * FROM federal_learners WHERE learner_id > ? ORDER BY learner_id LIMIT ?")
-        .bind(after.unwrap_or(""))
-        .bind(limit.clamp(1, 1000))
-        .fetch_all(pool)
-        .await?;
+pub async fn federal_register(
+    pool: &SqlitePool,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<FederalLearner>> {
+    let learners = sqlx::query(
+        "SELECT * FROM federal_learners WHERE learner_id > ? ORDER BY learner_id LIMIT ?",
+    )
+    .bind(after.unwrap_or(""))
+    .bind(limit.clamp(1, 1000))
+    .fetch_all(pool)
+    .await?;
     let mut out = Vec::with_capacity(learners.len());
     for l in &learners {
         let id = s(l, "learner_id");
@@ -1079,24 +1135,48 @@ pub struct CountRow {
 }
 
 /// Learners with an active enrollment, grouped by the given dimensions (in a fixed order).
-pub async fn federal_counts(pool: &SqlitePool, by: &[CountDimension], academic_year: Option<&str>) -> Result<Vec<CountRow>> {
-    let dims: Vec<CountDimension> = [CountDimension::Municipality, CountDimension::Organization, CountDimension::Level, CountDimension::Grade]
-        .into_iter()
-        .filter(|d| by.contains(d))
-        .collect();
+pub async fn federal_counts(
+    pool: &SqlitePool,
+    by: &[CountDimension],
+    academic_year: Option<&str>,
+) -> Result<Vec<CountRow>> {
+    let dims: Vec<CountDimension> = [
+        CountDimension::Municipality,
+        CountDimension::Organization,
+        CountDimension::Level,
+        CountDimension::Grade,
+    ]
+    .into_iter()
+    .filter(|d| by.contains(d))
+    .collect();
     let cols: Vec<&str> = dims.iter().map(|d| d.column()).collect();
-    let select = if cols.is_empty() { String::new() } else { format!("{}, ", cols.join(", ")) };
-    let group = if cols.is_empty() { String::new() } else { format!("GROUP BY {0} ORDER BY {0}", cols.join(", ")) };
+    let select = if cols.is_empty() {
+        String::new()
+    } else {
+        format!("{}, ", cols.join(", "))
+    };
+    let group = if cols.is_empty() {
+        String::new()
+    } else {
+        format!("GROUP BY {0} ORDER BY {0}", cols.join(", "))
+    };
     let sql = format!(
         "SELECT {select} count(DISTINCT learner_id) AS learners FROM federal_enrollments \
          WHERE ended_on IS NULL AND (?1 IS NULL OR academic_year = ?1) {group}"
     );
-    let rows = sqlx::query(&sql).bind(academic_year).fetch_all(pool).await?;
+    let rows = sqlx::query(&sql)
+        .bind(academic_year)
+        .fetch_all(pool)
+        .await?;
     Ok(rows
         .iter()
         .map(|r| CountRow {
-            municipality: dims.contains(&CountDimension::Municipality).then(|| s(r, "municipality")),
-            organization_id: dims.contains(&CountDimension::Organization).then(|| s(r, "organization_id")),
+            municipality: dims
+                .contains(&CountDimension::Municipality)
+                .then(|| s(r, "municipality")),
+            organization_id: dims
+                .contains(&CountDimension::Organization)
+                .then(|| s(r, "organization_id")),
             level: dims.contains(&CountDimension::Level).then(|| s(r, "level")),
             grade: dims.contains(&CountDimension::Grade).then(|| n(r, "grade")),
             learners: n(r, "learners"),

@@ -52,10 +52,21 @@ impl Projection for Register {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["register_learners", "register_organizations", "register_classes", "register_enrollments", "register_movements", "register_guardians"]
+        &[
+            "register_learners",
+            "register_organizations",
+            "register_classes",
+            "register_enrollments",
+            "register_movements",
+            "register_guardians",
+        ]
     }
 
-    async fn apply(&self, tx: &mut SqliteConnection, recorded: &RecordedEvent) -> Result<(), sqlx::Error> {
+    async fn apply(
+        &self,
+        tx: &mut SqliteConnection,
+        recorded: &RecordedEvent,
+    ) -> Result<(), sqlx::Error> {
         let position = recorded.position();
         match &recorded.envelope.event {
             Event::OrganizationRegistered(e) => {
@@ -146,7 +157,18 @@ impl Projection for Register {
                     .bind(&learner)
                     .execute(&mut *tx)
                     .await?;
-                movement(tx, position, learner, date(e.death_date), "died", (None, None), (None, None), None, Some(e.record.number.as_str())).await?;
+                movement(
+                    tx,
+                    position,
+                    learner,
+                    date(e.death_date),
+                    "died",
+                    (None, None),
+                    (None, None),
+                    None,
+                    Some(e.record.number.as_str()),
+                )
+                .await?;
             }
             Event::GuardianLinked(e) => {
                 sqlx::query("INSERT INTO register_guardians VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
@@ -193,7 +215,10 @@ impl Projection for Register {
                     date(e.enrolled_on),
                     "enrolled",
                     (None, None),
-                    (Some(e.organization_id.to_string()), Some(e.class_id.to_string())),
+                    (
+                        Some(e.organization_id.to_string()),
+                        Some(e.class_id.to_string()),
+                    ),
                     None,
                     Some(e.order.number.as_str()),
                 )
@@ -236,8 +261,14 @@ impl Projection for Register {
                     e.learner_id.to_string(),
                     date(e.transferred_on),
                     e.kind.as_str(),
-                    (Some(e.from_organization_id.to_string()), Some(e.from_class_id.to_string())),
-                    (Some(e.to_organization_id.to_string()), Some(e.to_class_id.to_string())),
+                    (
+                        Some(e.from_organization_id.to_string()),
+                        Some(e.from_class_id.to_string()),
+                    ),
+                    (
+                        Some(e.to_organization_id.to_string()),
+                        Some(e.to_class_id.to_string()),
+                    ),
                     None,
                     Some(e.order.number.as_str()),
                 )
@@ -266,7 +297,10 @@ impl Projection for Register {
                     learner,
                     date(e.left_on),
                     "left",
-                    (Some(e.organization_id.to_string()), Some(e.class_id.to_string())),
+                    (
+                        Some(e.organization_id.to_string()),
+                        Some(e.class_id.to_string()),
+                    ),
                     (None, None),
                     Some(e.reason.as_str()),
                     Some(e.order.number.as_str()),

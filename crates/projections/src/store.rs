@@ -20,14 +20,20 @@ pub struct ReadStore {
 
 impl ReadStore {
     /// Opens (creating if needed) the read-model database and every projection's tables.
-    pub async fn open(path: &Path, projections: &[Box<dyn Projection>]) -> Result<Self, sqlx::Error> {
+    pub async fn open(
+        path: &Path,
+        projections: &[Box<dyn Projection>],
+    ) -> Result<Self, sqlx::Error> {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
             .pragma("cache_size", "-65536");
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
         sqlx::raw_sql(POSITIONS).execute(&pool).await?;
         for p in projections {
             sqlx::raw_sql(p.schema()).execute(&pool).await?;
@@ -50,7 +56,9 @@ impl ReadStore {
     pub async fn reset(&self, projection: &dyn Projection) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         for table in projection.tables() {
-            sqlx::query(&format!("DROP TABLE IF EXISTS {table}")).execute(&mut *tx).await?;
+            sqlx::query(&format!("DROP TABLE IF EXISTS {table}"))
+                .execute(&mut *tx)
+                .await?;
         }
         sqlx::query("DELETE FROM projection_positions WHERE projection = ?")
             .bind(projection.name())
@@ -62,18 +70,24 @@ impl ReadStore {
 
     /// Positions of the projections.
     pub async fn positions(&self) -> Result<BTreeMap<String, u64>, sqlx::Error> {
-        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT projection, position FROM projection_positions")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT projection, position FROM projection_positions")
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.into_iter().map(|(k, v)| (k, v as u64)).collect())
     }
 }
 
 /// Every row of every given table, as text, sorted: two stores with equal dumps hold the same rows.
-pub async fn dump_tables(pool: &SqlitePool, tables: &[&str]) -> Result<BTreeMap<String, Vec<String>>, sqlx::Error> {
+pub async fn dump_tables(
+    pool: &SqlitePool,
+    tables: &[&str],
+) -> Result<BTreeMap<String, Vec<String>>, sqlx::Error> {
     let mut out = BTreeMap::new();
     for table in tables {
-        let rows = sqlx::query(&format!("SELECT * FROM {table}")).fetch_all(pool).await?;
+        let rows = sqlx::query(&format!("SELECT * FROM {table}"))
+            .fetch_all(pool)
+            .await?;
         let mut lines: Vec<String> = rows
             .iter()
             .map(|row| {

@@ -19,7 +19,9 @@ pub const DECISION_DAYS_GENERAL: u64 = 30;
 /// (or 1 September of the year asked for); for the other levels, 30 days after submission.
 pub fn due_on(e: &ApplicationSubmitted) -> NaiveDate {
     match e.level {
-        Level::Preschool => e.desired_start.unwrap_or_else(|| e.academic_year.first_day()),
+        Level::Preschool => e
+            .desired_start
+            .unwrap_or_else(|| e.academic_year.first_day()),
         _ => e
             .submitted_on
             .checked_add_days(Days::new(DECISION_DAYS_GENERAL))
@@ -47,10 +49,19 @@ impl Projection for Vacancies {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["vacancy_organizations", "vacancy_classes", "vacancy_placements", "vacancy_applications"]
+        &[
+            "vacancy_organizations",
+            "vacancy_classes",
+            "vacancy_placements",
+            "vacancy_applications",
+        ]
     }
 
-    async fn apply(&self, tx: &mut SqliteConnection, recorded: &RecordedEvent) -> Result<(), sqlx::Error> {
+    async fn apply(
+        &self,
+        tx: &mut SqliteConnection,
+        recorded: &RecordedEvent,
+    ) -> Result<(), sqlx::Error> {
         match &recorded.envelope.event {
             Event::OrganizationRegistered(e) => {
                 sqlx::query("INSERT INTO vacancy_organizations VALUES (?, ?, ?, ?)")
@@ -144,19 +155,23 @@ impl Projection for Vacancies {
                     .await?;
             }
             Event::Left(e) => {
-                let freed: Option<(String,)> = sqlx::query_as("DELETE FROM vacancy_placements WHERE enrollment_id = ? RETURNING class_id")
-                    .bind(e.enrollment_id.to_string())
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                let freed: Option<(String,)> = sqlx::query_as(
+                    "DELETE FROM vacancy_placements WHERE enrollment_id = ? RETURNING class_id",
+                )
+                .bind(e.enrollment_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
                 if let Some((class,)) = freed {
                     shift(tx, class, -1).await?;
                 }
             }
             Event::DeathRegistered(e) => {
-                let freed: Vec<(String,)> = sqlx::query_as("DELETE FROM vacancy_placements WHERE learner_id = ? RETURNING class_id")
-                    .bind(e.learner_id.to_string())
-                    .fetch_all(&mut *tx)
-                    .await?;
+                let freed: Vec<(String,)> = sqlx::query_as(
+                    "DELETE FROM vacancy_placements WHERE learner_id = ? RETURNING class_id",
+                )
+                .bind(e.learner_id.to_string())
+                .fetch_all(&mut *tx)
+                .await?;
                 for (class,) in freed {
                     shift(tx, class, -1).await?;
                 }

@@ -21,7 +21,10 @@ pub struct VerifyReport {
 }
 
 /// Walks the whole chain from the first event, reporting the first event that does not match.
-pub async fn verify(log: &dyn EventLog, mut progress: impl FnMut(u64)) -> Result<VerifyReport, RegistryError> {
+pub async fn verify(
+    log: &dyn EventLog,
+    mut progress: impl FnMut(u64),
+) -> Result<VerifyReport, RegistryError> {
     let mut verifier = ChainVerifier::new();
     loop {
         let batch = log.read_raw_after(verifier.checked(), 10_000).await?;
@@ -39,7 +42,11 @@ pub async fn verify(log: &dyn EventLog, mut progress: impl FnMut(u64)) -> Result
         }
         progress(verifier.checked());
     }
-    Ok(VerifyReport { verified: verifier.checked(), head_hash: verifier.head().to_hex(), first_break: None })
+    Ok(VerifyReport {
+        verified: verifier.checked(),
+        head_hash: verifier.head().to_hex(),
+        first_break: None,
+    })
 }
 
 /// Rebuilds read models from the first event of the log. With `only`, those models are dropped
@@ -57,17 +64,25 @@ pub async fn rebuild(
         Some(names) => {
             for name in names {
                 if !projections.iter().any(|p| p.name() == name) {
-                    return Err(RegistryError::Unavailable(format!("no read model is called {name}")));
+                    return Err(RegistryError::Unavailable(format!(
+                        "no read model is called {name}"
+                    )));
                 }
             }
             let store = ReadStore::open(read_path, &projections).await?;
-            for p in projections.iter().filter(|p| names.iter().any(|n| n == p.name())) {
+            for p in projections
+                .iter()
+                .filter(|p| names.iter().any(|n| n == p.name()))
+            {
                 store.reset(p.as_ref()).await?;
             }
             let mut projector = Projector::new(store.clone(), projections, batch)
                 .await
                 .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
-            let n = projector.catch_up(log, progress).await.map_err(|e| RegistryError::Unavailable(e.to_string()))?;
+            let n = projector
+                .catch_up(log, progress)
+                .await
+                .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
             store.close().await;
             Ok(n)
         }
@@ -78,11 +93,15 @@ pub async fn rebuild(
             let mut projector = Projector::new(store.clone(), projections, batch)
                 .await
                 .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
-            let n = projector.catch_up(log, progress).await.map_err(|e| RegistryError::Unavailable(e.to_string()))?;
+            let n = projector
+                .catch_up(log, progress)
+                .await
+                .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
             store.close().await;
             remove_database(read_path)?;
-            std::fs::rename(&fresh, read_path)
-                .map_err(|e| RegistryError::Unavailable(format!("cannot replace {}: {e}", read_path.display())))?;
+            std::fs::rename(&fresh, read_path).map_err(|e| {
+                RegistryError::Unavailable(format!("cannot replace {}: {e}", read_path.display()))
+            })?;
             Ok(n)
         }
     }
@@ -95,7 +114,12 @@ fn remove_database(path: &Path) -> Result<(), RegistryError> {
         match std::fs::remove_file(&file) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(RegistryError::Unavailable(format!("cannot remove {}: {e}", file.display()))),
+            Err(e) => {
+                return Err(RegistryError::Unavailable(format!(
+                    "cannot remove {}: {e}",
+                    file.display()
+                )))
+            }
         }
     }
     Ok(())

@@ -39,21 +39,66 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let counter = |out: &mut String, name: &str, help: &str, kind: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
         };
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        counter(&mut out, "contingent_commands_accepted_total", "Commands accepted.", "counter", get(&self.commands_accepted));
-        counter(&mut out, "contingent_commands_replayed_total", "Commands answered from the idempotency record.", "counter", get(&self.commands_replayed));
-        counter(&mut out, "contingent_events_appended_total", "Events appended to the log.", "counter", get(&self.events_appended));
-        counter(&mut out, "contingent_group_commits_total", "Group commits of the writer.", "counter", get(&self.group_commits));
+        counter(
+            &mut out,
+            "contingent_commands_accepted_total",
+            "Commands accepted.",
+            "counter",
+            get(&self.commands_accepted),
+        );
+        counter(
+            &mut out,
+            "contingent_commands_replayed_total",
+            "Commands answered from the idempotency record.",
+            "counter",
+            get(&self.commands_replayed),
+        );
+        counter(
+            &mut out,
+            "contingent_events_appended_total",
+            "Events appended to the log.",
+            "counter",
+            get(&self.events_appended),
+        );
+        counter(
+            &mut out,
+            "contingent_group_commits_total",
+            "Group commits of the writer.",
+            "counter",
+            get(&self.group_commits),
+        );
         let _ = writeln!(
             out,
             "# HELP contingent_append_seconds_total Time spent in durable appends.\n# TYPE contingent_append_seconds_total counter\ncontingent_append_seconds_total {:.6}",
             get(&self.append_micros) as f64 / 1e6
         );
-        counter(&mut out, "contingent_events_projected_total", "Events applied to the read models.", "counter", get(&self.events_projected));
-        counter(&mut out, "contingent_log_head_position", "Position of the last event in the log.", "gauge", get(&self.log_head));
-        counter(&mut out, "contingent_projected_position", "Position applied to every read model.", "gauge", get(&self.projected_position));
+        counter(
+            &mut out,
+            "contingent_events_projected_total",
+            "Events applied to the read models.",
+            "counter",
+            get(&self.events_projected),
+        );
+        counter(
+            &mut out,
+            "contingent_log_head_position",
+            "Position of the last event in the log.",
+            "gauge",
+            get(&self.log_head),
+        );
+        counter(
+            &mut out,
+            "contingent_projected_position",
+            "Position applied to every read model.",
+            "gauge",
+            get(&self.projected_position),
+        );
         let _ = writeln!(
             out,
             "# HELP contingent_projection_lag_events Events appended but not yet in every read model.\n# TYPE contingent_projection_lag_events gauge\ncontingent_projection_lag_events {}",
@@ -62,7 +107,10 @@ impl Metrics {
         let _ = writeln!(out, "# HELP contingent_commands_refused_total Commands refused, by rule.\n# TYPE contingent_commands_refused_total counter");
         if let Ok(map) = self.refused.lock() {
             for (code, n) in map.iter() {
-                let _ = writeln!(out, "contingent_commands_refused_total{{code=\"{code}\"}} {n}");
+                let _ = writeln!(
+                    out,
+                    "contingent_commands_refused_total{{code=\"{code}\"}} {n}"
+                );
             }
         }
         out

@@ -115,9 +115,16 @@ pub struct Registry {
 impl Registry {
     /// Opens the embedded registry in `settings.data_dir`: replays the log into the writer's
     /// state, then starts the writer and the projector.
-    pub async fn open(settings: Settings, progress: impl FnMut(u64)) -> Result<Self, RegistryError> {
-        std::fs::create_dir_all(&settings.data_dir)
-            .map_err(|e| RegistryError::Unavailable(format!("cannot create {}: {e}", settings.data_dir.display())))?;
+    pub async fn open(
+        settings: Settings,
+        progress: impl FnMut(u64),
+    ) -> Result<Self, RegistryError> {
+        std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+            RegistryError::Unavailable(format!(
+                "cannot create {}: {e}",
+                settings.data_dir.display()
+            ))
+        })?;
         let log: Arc<dyn EventLog> = Arc::new(SqliteLog::open(&settings.log_path()).await?);
         let read = ReadStore::open(&settings.read_path(), &all_projections()).await?;
         Self::start(settings, log, read, progress).await
@@ -132,34 +139,68 @@ impl Registry {
     ) -> Result<Self, RegistryError> {
         let state = WriterState::load(&*log, progress).await?;
         let metrics = Arc::new(Metrics::default());
-        metrics.log_head.store(state.head.position, Ordering::Relaxed);
+        metrics
+            .log_head
+            .store(state.head.position, Ordering::Relaxed);
         let (head_tx, head) = watch::channel(state.head.position);
         let (jobs_tx, jobs_rx) = mpsc::channel(settings.max_batch * 4);
-        let writer = tokio::spawn(writer::run(log.clone(), state, jobs_rx, head_tx, metrics.clone(), settings.max_batch));
+        let writer = tokio::spawn(writer::run(
+            log.clone(),
+            state,
+            jobs_rx,
+            head_tx,
+            metrics.clone(),
+            settings.max_batch,
+        ));
         let projector = Projector::new(read.clone(), all_projections(), settings.projector_batch)
             .await
             .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
         let (projected_tx, projected) = watch::channel(projector.position());
-        metrics.projected_position.store(projector.position(), Ordering::Relaxed);
-        let projecting = tokio::spawn(project(log.clone(), projector, head.clone(), projected_tx, metrics.clone()));
-        Ok(Self { settings, log, jobs: jobs_tx, head, projected, read, metrics, tasks: vec![writer, projecting] })
+        metrics
+            .projected_position
+            .store(projector.position(), Ordering::Relaxed);
+        let projecting = tokio::spawn(project(
+            log.clone(),
+            projector,
+            head.clone(),
+            projected_tx,
+            metrics.clone(),
+        ));
+        Ok(Self {
+            settings,
+            log,
+            jobs: jobs_tx,
+            head,
+            projected,
+            read,
+            metrics,
+            tasks: vec![writer, projecting],
+        })
     }
 
     /// Decides a command and, if accepted, appends its events durably before answering.
     pub async fn submit(&self, command: Command, meta: Metadata) -> Result<Receipt, RegistryError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { command, meta, reply })
+            .send(Job {
+                command,
+                meta,
+                reply,
+            })
             .await
             .map_err(|_| RegistryError::Unavailable("the writer has stopped".into()))?;
-        answer.await.map_err(|_| RegistryError::Unavailable("the writer has stopped".into()))?
+        answer
+            .await
+            .map_err(|_| RegistryError::Unavailable("the writer has stopped".into()))?
     }
 
     /// Waits until every read model has applied the log up to `position` (or `timeout` passes);
     /// returns whether it has.
     pub async fn wait_projected(&self, position: u64, timeout: Duration) -> bool {
         let mut rx = self.projected.clone();
-        tokio::time::timeout(timeout, rx.wait_for(|p| *p >= position)).await.is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(timeout, rx.wait_for(|p| *p >= position))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Waits until the read models have caught up with everything appended so far.
@@ -216,13 +257,23 @@ impl Registry {
     }
 
     /// A page of the log after `after`, for feed subscribers.
-    pub async fn feed(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, RegistryError> {
+    pub async fn feed(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, RegistryError> {
         Ok(self.log.read_after(after, limit).await?)
     }
 
     /// Stops the writer and the projector and closes the databases.
     pub async fn shutdown(self) {
-        let Registry { jobs, tasks, read, log, .. } = self;
+        let Registry {
+            jobs,
+            tasks,
+            read,
+            log,
+            ..
+        } = self;
         drop(jobs);
         let mut tasks = tasks.into_iter();
         if let Some(writer) = tasks.next() {
@@ -252,8 +303,12 @@ async fn project(
                 }
             }
             Ok(n) => {
-                metrics.events_projected.fetch_add(n as u64, Ordering::Relaxed);
-                metrics.projected_position.store(projector.position(), Ordering::Relaxed);
+                metrics
+                    .events_projected
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                metrics
+                    .projected_position
+                    .store(projector.position(), Ordering::Relaxed);
                 let _ = projected.send(projector.position());
             }
             Err(error) => {

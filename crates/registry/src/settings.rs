@@ -18,7 +18,12 @@ pub struct Settings {
 impl Settings {
     /// Defaults for a data directory.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        Self { data_dir: data_dir.into(), max_batch: 1024, projector_batch: 2000, max_body_bytes: 64 * 1024 }
+        Self {
+            data_dir: data_dir.into(),
+            max_batch: 1024,
+            projector_batch: 2000,
+            max_body_bytes: 64 * 1024,
+        }
     }
 
     /// The event log file.

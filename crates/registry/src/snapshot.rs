@@ -104,7 +104,9 @@ impl LearnerSnapshot {
         let mut snap: Option<Self> = None;
         for recorded in events {
             let env = &recorded.envelope;
-            if known_at.is_some_and(|k| env.recorded_at > k) || as_of.is_some_and(|d| env.business_date > d) {
+            if known_at.is_some_and(|k| env.recorded_at > k)
+                || as_of.is_some_and(|d| env.business_date > d)
+            {
                 continue;
             }
             let blank = |name: String, sex: &str, birth: NaiveDate, snils: Option<String>| Self {
@@ -128,10 +130,20 @@ impl LearnerSnapshot {
             };
             match &env.event {
                 Event::BirthRegistered(e) => {
-                    snap = Some(blank(full_name(&e.child), e.sex.as_str(), e.birth_date, e.snils.map(|s| s.to_string())));
+                    snap = Some(blank(
+                        full_name(&e.child),
+                        e.sex.as_str(),
+                        e.birth_date,
+                        e.snils.map(|s| s.to_string()),
+                    ));
                 }
                 Event::LearnerRegistered(e) => {
-                    snap = Some(blank(full_name(&e.person), e.sex.as_str(), e.birth_date, e.snils.map(|s| s.to_string())));
+                    snap = Some(blank(
+                        full_name(&e.person),
+                        e.sex.as_str(),
+                        e.birth_date,
+                        e.snils.map(|s| s.to_string()),
+                    ));
                 }
                 _ => {}
             }
@@ -150,13 +162,16 @@ impl LearnerSnapshot {
                 }
                 Event::GuardianLinked(e) => s.guardians.push(e.guardian_snils.to_string()),
                 Event::ApplicationSubmitted(e) => {
-                    s.applications.insert(e.application_id.to_string(), "pending");
+                    s.applications
+                        .insert(e.application_id.to_string(), "pending");
                 }
                 Event::ApplicationWithdrawn(e) => {
-                    s.applications.insert(e.application_id.to_string(), "withdrawn");
+                    s.applications
+                        .insert(e.application_id.to_string(), "withdrawn");
                 }
                 Event::ApplicationRejected(e) => {
-                    s.applications.insert(e.application_id.to_string(), "rejected");
+                    s.applications
+                        .insert(e.application_id.to_string(), "rejected");
                 }
                 Event::Enrolled(e) => {
                     s.status = "enrolled";
@@ -176,7 +191,10 @@ impl LearnerSnapshot {
                     });
                 }
                 Event::Transferred(e) => {
-                    let from = s.enrollments.iter_mut().find(|en| en.enrollment_id == e.from_enrollment_id.to_string());
+                    let from = s
+                        .enrollments
+                        .iter_mut()
+                        .find(|en| en.enrollment_id == e.from_enrollment_id.to_string());
                     if e.to_enrollment_id == e.from_enrollment_id {
                         if let Some(en) = from {
                             en.class_id = e.to_class_id.to_string();
@@ -203,7 +221,11 @@ impl LearnerSnapshot {
                     }
                 }
                 Event::Left(e) => {
-                    if let Some(en) = s.enrollments.iter_mut().find(|en| en.enrollment_id == e.enrollment_id.to_string()) {
+                    if let Some(en) = s
+                        .enrollments
+                        .iter_mut()
+                        .find(|en| en.enrollment_id == e.enrollment_id.to_string())
+                    {
                         en.ended_on = Some(e.left_on);
                         en.end_reason = Some(e.reason.as_str().to_owned());
                     }
@@ -212,10 +234,12 @@ impl LearnerSnapshot {
                     }
                 }
                 Event::MarkRecorded(e) => {
-                    s.marks.insert(e.mark_id.to_string(), e.value.as_str().to_owned());
+                    s.marks
+                        .insert(e.mark_id.to_string(), e.value.as_str().to_owned());
                 }
                 Event::MarkCorrected(e) => {
-                    s.marks.insert(e.mark_id.to_string(), e.value.as_str().to_owned());
+                    s.marks
+                        .insert(e.mark_id.to_string(), e.value.as_str().to_owned());
                 }
                 Event::AttendanceRecorded(_) => s.attendance_records += 1,
                 Event::ExamResultRecorded(e) => s.exams.push(SnapshotExam {

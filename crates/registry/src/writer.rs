@@ -59,7 +59,11 @@ pub(crate) fn command_of_event(event: &Event) -> &'static str {
 impl WriterState {
     /// Replays the whole log: the state, the head, and a receipt for every idempotency key.
     pub async fn load(log: &dyn EventLog, mut progress: impl FnMut(u64)) -> Result<Self, LogError> {
-        let mut me = WriterState { state: State::new(), head: Head::EMPTY, receipts: HashMap::new() };
+        let mut me = WriterState {
+            state: State::new(),
+            head: Head::EMPTY,
+            receipts: HashMap::new(),
+        };
         loop {
             let batch = log.read_after(me.head.position, 10_000).await?;
             if batch.is_empty() {
@@ -75,7 +79,10 @@ impl WriterState {
 
     fn remember(&mut self, event: &RecordedEvent) {
         self.state.apply(&event.envelope.event);
-        self.head = Head { position: event.position(), hash: event.hash };
+        self.head = Head {
+            position: event.position(),
+            hash: event.hash,
+        };
         if let Some(key) = &event.envelope.idempotency_key {
             let receipt = self.receipts.entry(key.clone()).or_insert_with(|| Receipt {
                 command: command_of_event(&event.envelope.event),
@@ -109,13 +116,20 @@ pub(crate) async fn run(
         let now = Utc::now();
         let today = now.date_naive();
         let mut sealed: Vec<RecordedEvent> = Vec::new();
-        let mut answers: Vec<(Reply, Result<Receipt, RegistryError>)> = Vec::with_capacity(batch.len());
+        let mut answers: Vec<(Reply, Result<Receipt, RegistryError>)> =
+            Vec::with_capacity(batch.len());
         let mut new_keys: Vec<String> = Vec::new();
         for job in batch.drain(..) {
             let answer = decide_one(&mut me, &job, today, now, &mut sealed, &metrics);
             if let (Ok(receipt), Some(key)) = (&answer, &job.meta.idempotency_key) {
                 if !receipt.replayed {
-                    me.receipts.insert(key.clone(), Receipt { replayed: true, ..receipt.clone() });
+                    me.receipts.insert(
+                        key.clone(),
+                        Receipt {
+                            replayed: true,
+                            ..receipt.clone()
+                        },
+                    );
                     new_keys.push(key.clone());
                 }
             }
@@ -124,11 +138,15 @@ pub(crate) async fn run(
         if !sealed.is_empty() {
             let started = Instant::now();
             let appended = log.append(&sealed).await;
-            metrics.append_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            metrics
+                .append_micros
+                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
             match appended {
                 Ok(()) => {
                     metrics.group_commits.fetch_add(1, Ordering::Relaxed);
-                    metrics.events_appended.fetch_add(sealed.len() as u64, Ordering::Relaxed);
+                    metrics
+                        .events_appended
+                        .fetch_add(sealed.len() as u64, Ordering::Relaxed);
                     metrics.log_head.store(me.head.position, Ordering::Relaxed);
                     let _ = head_tx.send(me.head.position);
                 }
@@ -137,7 +155,9 @@ pub(crate) async fn run(
                     // Nothing of this batch is durable: forget it and take the log's word.
                     match WriterState::load(&*log, |_| {}).await {
                         Ok(reloaded) => me = reloaded,
-                        Err(reload) => tracing::error!(%reload, "reloading the writer's state failed"),
+                        Err(reload) => {
+                            tracing::error!(%reload, "reloading the writer's state failed")
+                        }
                     }
                     let message = error.to_string();
                     for (_, answer) in answers.iter_mut() {
@@ -204,7 +224,10 @@ fn decide_one(
     };
     for event in &new {
         me.state.apply(&event.envelope.event);
-        me.head = Head { position: event.position(), hash: event.hash };
+        me.head = Head {
+            position: event.position(),
+            hash: event.hash,
+        };
         receipt.events.push(crate::registry::receipt_event(event));
     }
     receipt.learner_id = new.first().and_then(|e| e.envelope.learner_id);

@@ -16,22 +16,41 @@ async fn main() {
     };
     let seed = args.next().and_then(|s| s.parse().ok()).unwrap_or(2026);
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let path = args.next().map_or_else(|| dir.path().to_owned(), std::path::PathBuf::from);
-    let registry = Registry::open(Settings::new(&path), |_| {}).await.expect("the registry opens");
-    let config = Config { seed, scale, today: chrono::Utc::now().date_naive() };
+    let path = args
+        .next()
+        .map_or_else(|| dir.path().to_owned(), std::path::PathBuf::from);
+    let registry = Registry::open(Settings::new(&path), |_| {})
+        .await
+        .expect("the registry opens");
+    let config = Config {
+        seed,
+        scale,
+        today: chrono::Utc::now().date_naive(),
+    };
     let mut started: BTreeMap<Stage, (Instant, bool)> = BTreeMap::new();
     let report = generate(&registry, &config, |stage, done, total| {
-        let (at, shown) = started.entry(stage).or_insert_with(|| (Instant::now(), false));
+        let (at, shown) = started
+            .entry(stage)
+            .or_insert_with(|| (Instant::now(), false));
         if done == total && total > 0 && !*shown {
             *shown = true;
-            println!("{:>14}: {total:>7} commands in {:?}", stage.label(), at.elapsed());
+            println!(
+                "{:>14}: {total:>7} commands in {:?}",
+                stage.label(),
+                at.elapsed()
+            );
         }
     })
     .await
     .expect("generation runs");
     println!(
         "commands {} accepted {} replayed {} events {} refused {:?} in {:?}",
-        report.commands, report.accepted, report.replayed, report.events, report.refused, report.elapsed
+        report.commands,
+        report.accepted,
+        report.replayed,
+        report.events,
+        report.refused,
+        report.elapsed
     );
     for line in &report.unexpected {
         println!("unexpected: {line}");

@@ -1,14 +1,14 @@
 //! From the plan to commands: each stage as waves of commands. The commands of one wave are
 //! independent of each other; a wave is submitted only after the one before it is acknowledged.
 
+use contingent_domain::SourceKind;
 use contingent_domain::{
     ApplicationSubmitted, AttendanceRecorded, BirthRegistered, ChangeClassCapacity, ClassOpened,
-    Command, Consent, Enroll, EducationForm, EnrollmentId, GuardianLinked, LearnerRegistered,
+    Command, Consent, EducationForm, Enroll, EnrollmentId, GuardianLinked, LearnerRegistered,
     Leave, Level, Mark, MarkId, MarkKind, MarkRecorded, OrganizationRegistered, Programme,
     RecordExamResult, RejectApplication, SnilsRecorded, Transfer, WithdrawApplication,
 };
 use contingent_log::{Metadata, Source};
-use contingent_domain::SourceKind;
 
 use crate::plan::{plus, text, uuid, Decision, EnrollP, LeaveP, Origin, Plan, TransferP};
 use crate::submit::Item;
@@ -21,16 +21,31 @@ pub(crate) const PORTAL: &str = "ЕПГУ (Госуслуги)";
 pub(crate) const EXAM_CENTRE: &str = "РЦОИ Алтайского края";
 
 pub(crate) fn meta(kind: SourceKind, id: &str, actor: &str) -> Metadata {
-    Metadata { source: Source { kind, id: id.to_owned() }, actor: actor.to_owned(), idempotency_key: None }
+    Metadata {
+        source: Source {
+            kind,
+            id: id.to_owned(),
+        },
+        actor: actor.to_owned(),
+        idempotency_key: None,
+    }
 }
 
 pub(crate) fn item(command: Command, meta: Metadata) -> Item {
-    Item { command, meta, expect: None }
+    Item {
+        command,
+        meta,
+        expect: None,
+    }
 }
 
 impl Plan {
     pub(crate) fn org_meta(&self, org: usize, actor: &str) -> Metadata {
-        meta(SourceKind::Organization, &self.orgs[org].id.to_string(), actor)
+        meta(
+            SourceKind::Organization,
+            &self.orgs[org].id.to_string(),
+            actor,
+        )
     }
 
     /// Stage 1: the directory — organizations, then their classes.
@@ -76,7 +91,10 @@ impl Plan {
     fn birth_command(&self, i: usize) -> Option<Item> {
         let l = &self.learners[i];
         match &l.origin {
-            Origin::Birth { record, certificate } => Some(item(
+            Origin::Birth {
+                record,
+                certificate,
+            } => Some(item(
                 Command::RegisterBirth(BirthRegistered {
                     learner_id: l.id,
                     record: record.clone(),
@@ -86,7 +104,11 @@ impl Plan {
                     certificate: Some(certificate.clone()),
                     snils: l.snils,
                 }),
-                meta(SourceKind::CivilRegistry, record.office.as_str(), "egr-zags"),
+                meta(
+                    SourceKind::CivilRegistry,
+                    record.office.as_str(),
+                    "egr-zags",
+                ),
             )),
             Origin::Arrival { .. } => None,
         }
@@ -118,11 +140,22 @@ impl Plan {
                 }
             }
         }
-        let mut second: Vec<Item> = self.duplicates.iter().filter_map(|&i| self.birth_command(i)).collect();
+        let mut second: Vec<Item> = self
+            .duplicates
+            .iter()
+            .filter_map(|&i| self.birth_command(i))
+            .collect();
         for &(i, snils) in &self.late_snils {
             second.push(item(
-                Command::RecordSnils(SnilsRecorded { learner_id: self.learners[i].id, snils }),
-                meta(SourceKind::Region, "Социальный фонд России (СМЭВ)", "sfr-exchange"),
+                Command::RecordSnils(SnilsRecorded {
+                    learner_id: self.learners[i].id,
+                    snils,
+                }),
+                meta(
+                    SourceKind::Region,
+                    "Социальный фонд России (СМЭВ)",
+                    "sfr-exchange",
+                ),
             ));
         }
         vec![first, second]
@@ -142,7 +175,9 @@ impl Plan {
                 (l.link_father, family.father.as_ref()),
             ];
             for (k, (link, guardian)) in parents.into_iter().enumerate() {
-                let (true, Some(g)) = (link, guardian) else { continue };
+                let (true, Some(g)) = (link, guardian) else {
+                    continue;
+                };
                 links.push(item(
                     Command::LinkGuardian(GuardianLinked {
                         learner_id: l.id,
@@ -151,7 +186,11 @@ impl Plan {
                         relation: g.relation,
                         consent: Consent {
                             given_on: l.consent,
-                            document: text(&format!("Согласие на обработку персональных данных № {}/{}", i + 1, k + 1)),
+                            document: text(&format!(
+                                "Согласие на обработку персональных данных № {}/{}",
+                                i + 1,
+                                k + 1
+                            )),
                         },
                     }),
                     meta.clone(),
@@ -189,7 +228,12 @@ impl Plan {
                 }),
                 meta(SourceKind::Portal, PORTAL, "epgu"),
             ),
-            Decision::Reject { app, org, date, reason } => item(
+            Decision::Reject {
+                app,
+                org,
+                date,
+                reason,
+            } => item(
                 Command::RejectApplication(RejectApplication {
                     application_id: *app,
                     rejected_on: *date,
@@ -257,18 +301,29 @@ impl Plan {
     pub(crate) fn application_waves(&self) -> Vec<Vec<Item>> {
         vec![
             self.apps_prev.iter().map(|a| self.application(a)).collect(),
-            self.decisions_prev.iter().map(|d| self.decision(d)).collect(),
+            self.decisions_prev
+                .iter()
+                .map(|d| self.decision(d))
+                .collect(),
         ]
     }
 
     /// Stage 5: enrollments of the previous year.
     pub(crate) fn enrollment_waves(&self) -> Vec<Vec<Item>> {
-        vec![self.enroll_prev.iter().map(|e| self.enrollment(e)).collect()]
+        vec![self
+            .enroll_prev
+            .iter()
+            .map(|e| self.enrollment(e))
+            .collect()]
     }
 
     /// Stage 7: movements during the previous year.
     pub(crate) fn transfer_waves(&self) -> Vec<Vec<Item>> {
-        let mut wave: Vec<Item> = self.transfers_mid.iter().map(|t| self.transfer_item(t)).collect();
+        let mut wave: Vec<Item> = self
+            .transfers_mid
+            .iter()
+            .map(|t| self.transfer_item(t))
+            .collect();
         wave.extend(self.leaves_mid.iter().map(|l| self.leave_item(l)));
         vec![wave]
     }
@@ -297,7 +352,11 @@ impl Plan {
 
     /// Stage 9: leaving at the end of the year: graduates, kindergarten leavers, clubs.
     pub(crate) fn leaver_waves(&self) -> Vec<Vec<Item>> {
-        vec![self.leaves_year_end.iter().map(|l| self.leave_item(l)).collect()]
+        vec![self
+            .leaves_year_end
+            .iter()
+            .map(|l| self.leave_item(l))
+            .collect()]
     }
 
     /// Stage 10: the new year — applications, next-grade transfers and admissions, then the
@@ -306,7 +365,11 @@ impl Plan {
         let mut first: Vec<Item> = self.apps_cur.iter().map(|a| self.application(a)).collect();
         first.extend(self.transfers_next.iter().map(|t| self.transfer_item(t)));
         first.extend(self.enroll_cur.iter().map(|e| self.enrollment(e)));
-        let mut second: Vec<Item> = self.enroll_cur_app.iter().map(|e| self.enrollment(e)).collect();
+        let mut second: Vec<Item> = self
+            .enroll_cur_app
+            .iter()
+            .map(|e| self.enrollment(e))
+            .collect();
         second.extend(self.decisions_cur.iter().map(|d| self.decision(d)));
         vec![first, second]
     }
@@ -315,7 +378,9 @@ impl Plan {
     pub(crate) fn refusal_waves(&self) -> Vec<Vec<Item>> {
         let mut rng = self.extra_rng();
         let today = self.today;
-        let cur_classes: Vec<usize> = (0..self.classes.len()).filter(|&c| self.classes[c].key.year == self.cur).collect();
+        let cur_classes: Vec<usize> = (0..self.classes.len())
+            .filter(|&c| self.classes[c].key.year == self.cur)
+            .collect();
         let mut first = Vec::new();
         let mut second = Vec::new();
 
@@ -323,7 +388,9 @@ impl Plan {
         let full = cur_classes
             .iter()
             .copied()
-            .filter(|&c| self.classes[c].key.level == Level::Preschool && self.classes[c].joined > 0)
+            .filter(|&c| {
+                self.classes[c].key.level == Level::Preschool && self.classes[c].joined > 0
+            })
             .max_by_key(|&c| (self.classes[c].joined, std::cmp::Reverse(c)))
             .or_else(|| {
                 cur_classes
@@ -338,7 +405,9 @@ impl Plan {
                 Command::ChangeClassCapacity(ChangeClassCapacity {
                     class_id: class.id,
                     capacity: class.joined,
-                    reason: Some(text("Сокращение числа мест по предписанию Роспотребнадзора")),
+                    reason: Some(text(
+                        "Сокращение числа мест по предписанию Роспотребнадзора",
+                    )),
                 }),
                 self.org_meta(class.key.org, "org-operator"),
             ));
@@ -348,9 +417,14 @@ impl Plan {
                 .find(|a| {
                     a.org == class.key.org
                         && a.level == class.key.level
-                        && !self.enroll_cur_app.iter().any(|e| e.application == Some(a.id))
+                        && !self
+                            .enroll_cur_app
+                            .iter()
+                            .any(|e| e.application == Some(a.id))
                         && !self.decisions_cur.iter().any(|d| match d {
-                            Decision::Withdraw { app, .. } | Decision::Reject { app, .. } => *app == a.id,
+                            Decision::Withdraw { app, .. } | Decision::Reject { app, .. } => {
+                                *app == a.id
+                            }
                         })
                 })
                 .map(|a| (a.learner, Some(a.id)));
@@ -365,11 +439,18 @@ impl Plan {
                     enrollment_id: EnrollmentId::from_uuid(uuid(&mut rng)),
                     learner_id: self.learners[learner].id,
                     class_id: class.id,
-                    programme: Programme { name: text(&class.programme), adapted: false, focus: None },
+                    programme: Programme {
+                        name: text(&class.programme),
+                        adapted: false,
+                        focus: None,
+                    },
                     primary: true,
                     form: EducationForm::FullTime,
                     enrolled_on: today,
-                    order: contingent_domain::Order { number: text("999-в"), date: today },
+                    order: contingent_domain::Order {
+                        number: text("999-в"),
+                        date: today,
+                    },
                     application_id: application,
                     age_exemption: None,
                 }),
@@ -387,12 +468,18 @@ impl Plan {
                 k.level == Level::General && k.grade >= 2 && !self.classes[c].members.is_empty()
             })
             .collect();
-        let last_school_day = crate::marks::school_days(self.cur.first_day(), today).last().copied();
+        let last_school_day = crate::marks::school_days(self.cur.first_day(), today)
+            .last()
+            .copied();
         if let (Some(&a), Some(day)) = (schools.first(), last_school_day) {
             let class_a = &self.classes[a];
             let pupil = class_a.members[0].learner;
             let org = class_a.key.org;
-            let teacher = self.orgs[org].teachers.get("Математика").cloned().unwrap_or_else(|| "Учитель".into());
+            let teacher = self.orgs[org]
+                .teachers
+                .get("Математика")
+                .cloned()
+                .unwrap_or_else(|| "Учитель".into());
             let mark = |class_id, date, rng: &mut rand_chacha::ChaCha8Rng| {
                 Command::RecordMark(MarkRecorded {
                     mark_id: MarkId::from_uuid(uuid(rng)),
@@ -409,7 +496,10 @@ impl Plan {
                 })
             };
             // A mark for a pupil of another class.
-            if let Some(&b) = schools.iter().find(|&&b| b != a && !self.classes[b].members.iter().any(|m| m.learner == pupil)) {
+            if let Some(&b) = schools
+                .iter()
+                .find(|&&b| b != a && !self.classes[b].members.iter().any(|m| m.learner == pupil))
+            {
                 second.push(Item {
                     command: mark(self.classes[b].id, day, &mut rng),
                     meta: self.org_meta(self.classes[b].key.org, &teacher),
@@ -428,9 +518,14 @@ impl Plan {
             // (In a region of one school, another class of the same school.)
             let free = |c: &&usize| {
                 let k = self.classes[**c].key;
-                k.level == Level::General && **c != a && self.classes[**c].joined < self.classes[**c].capacity
+                k.level == Level::General
+                    && **c != a
+                    && self.classes[**c].joined < self.classes[**c].capacity
             };
-            let elsewhere = cur_classes.iter().filter(free).find(|&&c| self.classes[c].key.org != org);
+            let elsewhere = cur_classes
+                .iter()
+                .filter(free)
+                .find(|&&c| self.classes[c].key.org != org);
             if let Some(&c) = elsewhere.or_else(|| cur_classes.iter().find(free)) {
                 let class_c = &self.classes[c];
                 second.push(Item {
@@ -438,11 +533,18 @@ impl Plan {
                         enrollment_id: EnrollmentId::from_uuid(uuid(&mut rng)),
                         learner_id: self.learners[pupil].id,
                         class_id: class_c.id,
-                        programme: Programme { name: text(&class_c.programme), adapted: false, focus: None },
+                        programme: Programme {
+                            name: text(&class_c.programme),
+                            adapted: false,
+                            focus: None,
+                        },
                         primary: true,
                         form: EducationForm::FullTime,
                         enrolled_on: today,
-                        order: contingent_domain::Order { number: text("998-у"), date: today },
+                        order: contingent_domain::Order {
+                            number: text("998-у"),
+                            date: today,
+                        },
                         application_id: None,
                         age_exemption: None,
                     }),
@@ -455,7 +557,14 @@ impl Plan {
     }
 
     /// An attendance record.
-    pub(crate) fn attendance(&self, learner: usize, class: usize, date: chrono::NaiveDate, lesson: Option<u8>, status: contingent_domain::Attendance) -> Item {
+    pub(crate) fn attendance(
+        &self,
+        learner: usize,
+        class: usize,
+        date: chrono::NaiveDate,
+        lesson: Option<u8>,
+        status: contingent_domain::Attendance,
+    ) -> Item {
         item(
             Command::RecordAttendance(AttendanceRecorded {
                 learner_id: self.learners[learner].id,

@@ -48,12 +48,26 @@ impl Scale {
     /// The CLI demo: 3 municipalities, 12 schools, 8 kindergartens, 3 additional-education
     /// organizations, 2 colleges and 2,500 learners.
     pub fn demo() -> Self {
-        Self { municipalities: 3, schools: 12, kindergartens: 8, additional: 3, colleges: 2, learners: 2500 }
+        Self {
+            municipalities: 3,
+            schools: 12,
+            kindergartens: 8,
+            additional: 3,
+            colleges: 2,
+            learners: 2500,
+        }
     }
 
     /// For tests: 300 learners in 2 municipalities.
     pub fn tiny() -> Self {
-        Self { municipalities: 2, schools: 3, kindergartens: 2, additional: 1, colleges: 1, learners: 300 }
+        Self {
+            municipalities: 2,
+            schools: 3,
+            kindergartens: 2,
+            additional: 1,
+            colleges: 1,
+            learners: 300,
+        }
     }
 }
 
@@ -220,7 +234,10 @@ pub async fn generate(
             Step::Waves(waves) => run.stage(stage, waves).await?,
             Step::Marks(marks) => {
                 let survey = marks.survey();
-                run.begin(stage, survey.daily + survey.term_marks.len() as u64 + survey.corrections.len() as u64);
+                run.begin(
+                    stage,
+                    survey.daily + survey.term_marks.len() as u64 + survey.corrections.len() as u64,
+                );
                 run.wave(marks.stream()).await?;
                 let mut after = survey.term_marks;
                 after.extend(survey.corrections);
@@ -286,7 +303,11 @@ fn featured(plan: &plan::Plan) -> Featured {
     let i = plan.featured;
     let learner = &plan.learners[i];
     let family = &plan.families[learner.family];
-    let guardian = if learner.link_mother { family.mother.as_ref() } else { family.father.as_ref() };
+    let guardian = if learner.link_mother {
+        family.mother.as_ref()
+    } else {
+        family.father.as_ref()
+    };
     let name = &learner.name;
     let learner_name = match &name.patronymic {
         Some(p) => format!("{} {} {}", name.surname, name.name, p),
@@ -296,14 +317,22 @@ fn featured(plan: &plan::Plan) -> Featured {
     let kindergarten = plan
         .orgs
         .iter()
-        .find(|o| o.kind == contingent_domain::OrganizationKind::Kindergarten && o.muni == family.muni)
-        .or_else(|| plan.orgs.iter().find(|o| o.kind == contingent_domain::OrganizationKind::Kindergarten))
+        .find(|o| {
+            o.kind == contingent_domain::OrganizationKind::Kindergarten && o.muni == family.muni
+        })
+        .or_else(|| {
+            plan.orgs
+                .iter()
+                .find(|o| o.kind == contingent_domain::OrganizationKind::Kindergarten)
+        })
         .map(|o| o.id)
         .unwrap_or_else(|| plan.orgs[0].id);
     Featured {
         learner_id: learner.id,
         learner_name,
-        guardian_snils: guardian.map(|g| g.snils).unwrap_or_else(|| Snils::from_number(1).expect("small numbers are valid")),
+        guardian_snils: guardian
+            .map(|g| g.snils)
+            .unwrap_or_else(|| Snils::from_number(1).expect("small numbers are valid")),
         school_id: plan.orgs[class.key.org].id,
         class_id: class.id,
         college_id: plan.featured_college.map(|c| plan.orgs[c].id),
@@ -338,13 +367,19 @@ mod tests {
                             state.apply(e);
                         }
                         if let Some(code) = item.expect {
-                            unexpected.push(format!("{} accepted, expected {code}", item.command.name()));
+                            unexpected
+                                .push(format!("{} accepted, expected {code}", item.command.name()));
                         }
                     }
                     Err(e) => {
                         *refused.entry(e.code()).or_default() += 1;
                         if item.expect != Some(e.code()) && unexpected.len() < 20 {
-                            unexpected.push(format!("{}: {e} ({}) {:?}", item.command.name(), e.code(), brief(&item.command)));
+                            unexpected.push(format!(
+                                "{}: {e} ({}) {:?}",
+                                item.command.name(),
+                                e.code(),
+                                brief(&item.command)
+                            ));
                         }
                     }
                 }
@@ -376,18 +411,43 @@ mod tests {
     }
 
     fn expected() -> BTreeMap<&'static str, u64> {
-        [("class_full", 1), ("learner_not_in_class", 1), ("second_primary_enrollment", 1), ("date_in_future", 1)]
-            .into_iter()
-            .collect()
+        [
+            ("class_full", 1),
+            ("learner_not_in_class", 1),
+            ("second_primary_enrollment", 1),
+            ("date_in_future", 1),
+        ]
+        .into_iter()
+        .collect()
     }
 
     #[test]
     fn plans_follow_the_rules_for_any_seed_size_and_date() {
-        let dates = [(2026, 11, 22), (2026, 9, 3), (2027, 3, 15), (2026, 7, 10), (2026, 10, 31)];
+        let dates = [
+            (2026, 11, 22),
+            (2026, 9, 3),
+            (2027, 3, 15),
+            (2026, 7, 10),
+            (2026, 10, 31),
+        ];
         let sizes = [
             Scale::tiny(),
-            Scale { municipalities: 1, schools: 1, kindergartens: 1, additional: 0, colleges: 0, learners: 120 },
-            Scale { municipalities: 4, schools: 5, kindergartens: 3, additional: 5, colleges: 6, learners: 400 },
+            Scale {
+                municipalities: 1,
+                schools: 1,
+                kindergartens: 1,
+                additional: 0,
+                colleges: 0,
+                learners: 120,
+            },
+            Scale {
+                municipalities: 4,
+                schools: 5,
+                kindergartens: 3,
+                additional: 5,
+                colleges: 6,
+                learners: 400,
+            },
         ];
         for (k, (y, m, d)) in dates.into_iter().enumerate() {
             for (s, scale) in sizes.iter().enumerate() {
@@ -409,7 +469,11 @@ mod tests {
     #[ignore]
     fn demo_plans_follow_the_rules() {
         for seed in [1, 2026, 9999] {
-            let config = Config { seed, scale: Scale::demo(), today: chrono::NaiveDate::from_ymd_opt(2026, 11, 22).expect("a date") };
+            let config = Config {
+                seed,
+                scale: Scale::demo(),
+                today: chrono::NaiveDate::from_ymd_opt(2026, 11, 22).expect("a date"),
+            };
             let (refused, unexpected, _) = replay(&config);
             assert!(unexpected.is_empty(), "{config:?}: {unexpected:#?}");
             assert_eq!(refused, expected(), "{config:?}");
@@ -418,7 +482,11 @@ mod tests {
 
     #[test]
     fn the_featured_learner_is_in_grade_eleven() {
-        let config = Config { seed: 3, scale: Scale::tiny(), today: chrono::NaiveDate::from_ymd_opt(2026, 11, 22).expect("a date") };
+        let config = Config {
+            seed: 3,
+            scale: Scale::tiny(),
+            today: chrono::NaiveDate::from_ymd_opt(2026, 11, 22).expect("a date"),
+        };
         let plan = plan::Plan::build(&config).expect("a plan");
         let class = &plan.classes[plan.featured_class];
         assert_eq!(class.key.grade, 11);
@@ -432,9 +500,15 @@ mod tests {
     fn an_empty_region_is_a_configuration_error() {
         let config = Config {
             seed: 1,
-            scale: Scale { schools: 0, ..Scale::tiny() },
+            scale: Scale {
+                schools: 0,
+                ..Scale::tiny()
+            },
             today: chrono::NaiveDate::from_ymd_opt(2026, 11, 22).expect("a date"),
         };
-        assert!(matches!(plan::Plan::build(&config), Err(SimError::Config(_))));
+        assert!(matches!(
+            plan::Plan::build(&config),
+            Err(SimError::Config(_))
+        ));
     }
 }

@@ -60,11 +60,20 @@ pub(crate) struct Marks<'a> {
 
 impl<'a> Marks<'a> {
     /// Marks of `year` from 1 September to `last`, about `rate` a pupil per school day.
-    pub(crate) fn new(plan: &'a Plan, year: AcademicYear, last: NaiveDate, seed: u64, rate: f64, corrections: bool) -> Self {
+    pub(crate) fn new(
+        plan: &'a Plan,
+        year: AcademicYear,
+        last: NaiveDate,
+        seed: u64,
+        rate: f64,
+        corrections: bool,
+    ) -> Self {
         let days = school_days(year.first_day(), last.min(year.last_day()));
         let term_over = last >= ymd(i32::from(year.start_year()), 10, 31);
         let term_end = if term_over {
-            days.iter().copied().rfind(|d| d.month() == 9 || d.month() == 10)
+            days.iter()
+                .copied()
+                .rfind(|d| d.month() == 9 || d.month() == 10)
         } else {
             None
         };
@@ -76,7 +85,15 @@ impl<'a> Marks<'a> {
                     && !class.members.is_empty()
             })
             .collect();
-        Self { plan, days, term_end, classes, seed, rate, corrections }
+        Self {
+            plan,
+            days,
+            term_end,
+            classes,
+            seed,
+            rate,
+            corrections,
+        }
     }
 
     /// The commands of one school day, in a fixed order.
@@ -127,10 +144,15 @@ impl<'a> Marks<'a> {
                     count = count.max(2);
                 }
                 let ability = plan.learners[learner].ability;
-                let subjects: Vec<&'static str> =
-                    class.subjects.iter().copied().choose_multiple(&mut rng, count.min(class.subjects.len()));
+                let subjects: Vec<&'static str> = class
+                    .subjects
+                    .iter()
+                    .copied()
+                    .choose_multiple(&mut rng, count.min(class.subjects.len()));
                 for subject in subjects {
-                    let (work, weight) = *names::works(subject).choose(&mut rng).unwrap_or(&("ответ на уроке", 1));
+                    let (work, weight) = *names::works(subject)
+                        .choose(&mut rng)
+                        .unwrap_or(&("ответ на уроке", 1));
                     let noise: f64 = rng.gen::<f64>() + rng.gen::<f64>() + rng.gen::<f64>() - 1.5;
                     let points = (ability + noise).round().clamp(2.0, 5.0) as u8;
                     let teacher = org.teachers.get(subject).map_or("Учитель", String::as_str);
@@ -168,16 +190,25 @@ impl<'a> Marks<'a> {
         // (class, learner, subject) -> (weighted points, weights)
         let mut sums: BTreeMap<(usize, usize, &'static str), (u32, u32)> = BTreeMap::new();
         let mut corrections = Vec::new();
-        let class_of: BTreeMap<contingent_domain::ClassId, usize> =
-            self.classes.iter().map(|&c| (plan.classes[c].id, c)).collect();
-        let learner_of: BTreeMap<contingent_domain::LearnerId, usize> =
-            plan.learners.iter().enumerate().map(|(i, l)| (l.id, i)).collect();
+        let class_of: BTreeMap<contingent_domain::ClassId, usize> = self
+            .classes
+            .iter()
+            .map(|&c| (plan.classes[c].id, c))
+            .collect();
+        let learner_of: BTreeMap<contingent_domain::LearnerId, usize> = plan
+            .learners
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.id, i))
+            .collect();
         for n in 0..self.days.len() {
             let items = self.day(n);
             daily += items.len() as u64;
             let mut first_of_day = true;
             for it in &items {
-                let Command::RecordMark(m) = &it.command else { continue };
+                let Command::RecordMark(m) = &it.command else {
+                    continue;
+                };
                 if self.corrections && first_of_day && CORRECTED_DAYS.contains(&n) {
                     first_of_day = false;
                     let value = match m.value {
@@ -197,13 +228,19 @@ impl<'a> Marks<'a> {
                     ));
                 }
                 if self.term_end.is_some_and(|end| m.lesson_date <= end) {
-                    let (Some(&c), Some(&l)) = (class_of.get(&m.class_id), learner_of.get(&m.learner_id)) else {
+                    let (Some(&c), Some(&l)) =
+                        (class_of.get(&m.class_id), learner_of.get(&m.learner_id))
+                    else {
                         continue;
                     };
                     if plan.classes[c].key.level != Level::General {
                         continue;
                     }
-                    let subject = plan.classes[c].subjects.iter().copied().find(|s| *s == m.subject.as_str());
+                    let subject = plan.classes[c]
+                        .subjects
+                        .iter()
+                        .copied()
+                        .find(|s| *s == m.subject.as_str());
                     let Some(subject) = subject else { continue };
                     let entry = sums.entry((c, l, subject)).or_default();
                     let points = u32::from(m.value.points().unwrap_or(3));
@@ -217,11 +254,19 @@ impl<'a> Marks<'a> {
             let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x7465_726d);
             for ((c, l, subject), (points, weights)) in sums {
                 let class = &plan.classes[c];
-                if weights < 2 || !class.members.iter().any(|m| m.learner == l && m.covers(end)) {
+                if weights < 2
+                    || !class
+                        .members
+                        .iter()
+                        .any(|m| m.learner == l && m.covers(end))
+                {
                     continue;
                 }
                 let average = (points * 2 + weights) / (weights * 2);
-                let teacher = plan.orgs[class.key.org].teachers.get(subject).map_or("Учитель", String::as_str);
+                let teacher = plan.orgs[class.key.org]
+                    .teachers
+                    .get(subject)
+                    .map_or("Учитель", String::as_str);
                 term_marks.push(item(
                     Command::RecordMark(MarkRecorded {
                         mark_id: MarkId::from_uuid(uuid(&mut rng)),
@@ -240,6 +285,10 @@ impl<'a> Marks<'a> {
                 ));
             }
         }
-        Survey { daily, term_marks, corrections }
+        Survey {
+            daily,
+            term_marks,
+            corrections,
+        }
     }
 }

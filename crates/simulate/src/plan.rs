@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use chrono::{Datelike, NaiveDate, TimeDelta};
 use contingent_domain::{
-    age_in_months, AcademicYear, ApplicationId, Certificate, ClassId, CivilRecord, Document,
-    EnrollmentId, ExamForm, FullName, LeaveReason, LearnerId, Level, Mark, Order, OrganizationId,
+    age_in_months, AcademicYear, ApplicationId, Certificate, CivilRecord, ClassId, Document,
+    EnrollmentId, ExamForm, FullName, LearnerId, LeaveReason, Level, Mark, Order, OrganizationId,
     OrganizationKind, Priority, Relation, Sex, Snils, StayMode, Text, TransferKind,
 };
 use rand::seq::SliceRandom;
@@ -58,7 +58,9 @@ fn between(rng: &mut ChaCha8Rng, from: NaiveDate, to: NaiveDate) -> NaiveDate {
 
 fn capitalized(s: &str) -> String {
     let mut chars = s.chars();
-    chars.next().map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
+    chars
+        .next()
+        .map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
 }
 
 fn initial(s: &str) -> char {
@@ -150,7 +152,10 @@ pub(crate) struct Family {
 /// How a learner came into the registry.
 pub(crate) enum Origin {
     /// Birth registered by the region's civil registry.
-    Birth { record: CivilRecord, certificate: Document },
+    Birth {
+        record: CivilRecord,
+        certificate: Document,
+    },
     /// Arrived from another region, registered from a document.
     Arrival { document: Document },
 }
@@ -204,8 +209,17 @@ pub(crate) struct AppP {
 
 /// A decision on an application other than enrollment.
 pub(crate) enum Decision {
-    Withdraw { app: ApplicationId, date: NaiveDate, reason: &'static str },
-    Reject { app: ApplicationId, org: usize, date: NaiveDate, reason: &'static str },
+    Withdraw {
+        app: ApplicationId,
+        date: NaiveDate,
+        reason: &'static str,
+    },
+    Reject {
+        app: ApplicationId,
+        org: usize,
+        date: NaiveDate,
+        reason: &'static str,
+    },
 }
 
 /// An enrollment.
@@ -402,27 +416,41 @@ impl Plan {
             names::FATHERS[self.rng.gen_range(0..names::FATHERS.len())].0
         };
         let father = names::FATHERS[self.rng.gen_range(0..names::FATHERS.len())].0;
-        format!("{} {}. {}.", names::surname_for(surname, female), initial(name), initial(father))
+        format!(
+            "{} {}. {}.",
+            names::surname_for(surname, female),
+            initial(name),
+            initial(father)
+        )
     }
 
     /// The order of an organization for a date and purpose, numbered in the order first asked.
     fn order(&mut self, org: usize, date: NaiveDate, tag: &'static str) -> Order {
         let next = &mut self.order_seq[org];
-        let number = *self.order_numbers.entry((org, date, tag)).or_insert_with(|| {
-            *next += 1;
-            *next
-        });
-        Order { number: text(&format!("{number}-{tag}")), date }
+        let number = *self
+            .order_numbers
+            .entry((org, date, tag))
+            .or_insert_with(|| {
+                *next += 1;
+                *next
+            });
+        Order {
+            number: text(&format!("{number}-{tag}")),
+            date,
+        }
     }
 
     /// Organizations of a kind in a municipality, or of the whole region when it has none.
     fn orgs_of(&self, kind: OrganizationKind, muni: usize) -> Vec<usize> {
-        let local: Vec<usize> =
-            (0..self.orgs.len()).filter(|&o| self.orgs[o].kind == kind && self.orgs[o].muni == muni).collect();
+        let local: Vec<usize> = (0..self.orgs.len())
+            .filter(|&o| self.orgs[o].kind == kind && self.orgs[o].muni == muni)
+            .collect();
         if !local.is_empty() {
             return local;
         }
-        (0..self.orgs.len()).filter(|&o| self.orgs[o].kind == kind).collect()
+        (0..self.orgs.len())
+            .filter(|&o| self.orgs[o].kind == kind)
+            .collect()
     }
 
     /// An organization of a kind near a municipality, drawn by size.
@@ -463,67 +491,81 @@ impl Plan {
         }
         let id = ClassId::from_uuid(uuid(&mut self.rng));
         let org = &self.orgs[key.org];
-        let (name, capacity, programme, subjects): (String, u16, String, Vec<&'static str>) = match key.level {
-            Level::General => {
-                let letter = names::LETTERS
-                    .get(usize::from(key.idx))
-                    .map_or_else(|| format!("-{}", key.idx + 1), |l| (*l).to_owned());
-                let stage = match key.grade {
-                    1..=4 => "начального",
-                    5..=9 => "основного",
-                    _ => "среднего",
-                };
-                (
-                    format!("{}{}", key.grade, letter),
-                    self.rng.gen_range(25..=30),
-                    format!("Основная образовательная программа {stage} общего образования"),
-                    names::school_subjects(key.grade).to_vec(),
-                )
-            }
-            Level::Preschool => {
-                let label = names::GROUPS[(key.org * 3 + usize::from(key.grade) * 5 + usize::from(key.idx)) % names::GROUPS.len()];
-                (
-                    format!("{} «{label}»", names::age_group(key.grade)),
-                    self.rng.gen_range(20..=25),
-                    "Образовательная программа дошкольного образования".to_owned(),
-                    Vec::new(),
-                )
-            }
-            Level::Additional => {
-                let club = org.clubs.get(usize::from(key.spec)).copied().unwrap_or("Кружок");
-                let name = if key.idx == 0 { club.to_owned() } else { format!("{club} (группа {})", key.idx + 1) };
-                (
-                    name,
-                    self.rng.gen_range(15..=20),
-                    format!("Дополнительная общеразвивающая программа: {club}"),
-                    Vec::new(),
-                )
-            }
-            Level::Vocational => {
-                let (code, specialty, abbr, professional) = org.specialties[usize::from(key.spec)];
-                let admitted = (i32::from(key.year.start_year()) - i32::from(key.grade) + 1).rem_euclid(100);
-                let name = if key.idx == 0 {
-                    format!("{abbr}-{admitted:02}")
-                } else {
-                    format!("{abbr}-{admitted:02}-{}", key.idx + 1)
-                };
-                let mut subjects: Vec<&'static str> = if key.grade == 1 {
-                    names::COLLEGE_FIRST_COURSE.to_vec()
-                } else {
-                    names::COLLEGE_LATER_COURSES.to_vec()
-                };
-                subjects.push(professional[0]);
-                if key.grade > 1 {
-                    subjects.push(professional[1]);
+        let (name, capacity, programme, subjects): (String, u16, String, Vec<&'static str>) =
+            match key.level {
+                Level::General => {
+                    let letter = names::LETTERS
+                        .get(usize::from(key.idx))
+                        .map_or_else(|| format!("-{}", key.idx + 1), |l| (*l).to_owned());
+                    let stage = match key.grade {
+                        1..=4 => "начального",
+                        5..=9 => "основного",
+                        _ => "среднего",
+                    };
+                    (
+                        format!("{}{}", key.grade, letter),
+                        self.rng.gen_range(25..=30),
+                        format!("Основная образовательная программа {stage} общего образования"),
+                        names::school_subjects(key.grade).to_vec(),
+                    )
                 }
-                (
+                Level::Preschool => {
+                    let label = names::GROUPS[(key.org * 3
+                        + usize::from(key.grade) * 5
+                        + usize::from(key.idx))
+                        % names::GROUPS.len()];
+                    (
+                        format!("{} «{label}»", names::age_group(key.grade)),
+                        self.rng.gen_range(20..=25),
+                        "Образовательная программа дошкольного образования".to_owned(),
+                        Vec::new(),
+                    )
+                }
+                Level::Additional => {
+                    let club = org
+                        .clubs
+                        .get(usize::from(key.spec))
+                        .copied()
+                        .unwrap_or("Кружок");
+                    let name = if key.idx == 0 {
+                        club.to_owned()
+                    } else {
+                        format!("{club} (группа {})", key.idx + 1)
+                    };
+                    (
+                        name,
+                        self.rng.gen_range(15..=20),
+                        format!("Дополнительная общеразвивающая программа: {club}"),
+                        Vec::new(),
+                    )
+                }
+                Level::Vocational => {
+                    let (code, specialty, abbr, professional) =
+                        org.specialties[usize::from(key.spec)];
+                    let admitted = (i32::from(key.year.start_year()) - i32::from(key.grade) + 1)
+                        .rem_euclid(100);
+                    let name = if key.idx == 0 {
+                        format!("{abbr}-{admitted:02}")
+                    } else {
+                        format!("{abbr}-{admitted:02}-{}", key.idx + 1)
+                    };
+                    let mut subjects: Vec<&'static str> = if key.grade == 1 {
+                        names::COLLEGE_FIRST_COURSE.to_vec()
+                    } else {
+                        names::COLLEGE_LATER_COURSES.to_vec()
+                    };
+                    subjects.push(professional[0]);
+                    if key.grade > 1 {
+                        subjects.push(professional[1]);
+                    }
+                    (
                     name,
                     self.rng.gen_range(25..=30),
                     format!("Программа подготовки специалистов среднего звена по специальности {code} {specialty}"),
                     subjects,
                 )
-            }
-        };
+                }
+            };
         let stay_mode = (key.level == Level::Preschool).then(|| {
             let r: f64 = self.rng.gen();
             if key.grade <= 1 && r < 0.3 {
@@ -551,7 +593,14 @@ impl Plan {
     }
 
     fn key(org: usize, year: AcademicYear, level: Level, grade: u8, spec: u8, idx: u8) -> ClassKey {
-        ClassKey { org, year, level, grade, spec, idx }
+        ClassKey {
+            org,
+            year,
+            level,
+            grade,
+            spec,
+            idx,
+        }
     }
 
     /// Records that a learner did something on a date for an organization (for consent dates).
@@ -565,7 +614,11 @@ impl Plan {
     fn join(&mut self, class: usize, learner: usize, from: NaiveDate) {
         let c = &mut self.classes[class];
         c.joined += 1;
-        c.members.push(Member { learner, from, until: None });
+        c.members.push(Member {
+            learner,
+            from,
+            until: None,
+        });
     }
 
     fn part(&mut self, class: usize, learner: usize, until: NaiveDate) {
@@ -601,12 +654,20 @@ impl Plan {
         let order = self.order(key.org, order_date, tag);
         let adapted = key.level != Level::Additional && self.rng.gen_bool(0.01);
         let focus = (key.level == Level::General && key.grade >= 10).then(|| {
-            ["технологический профиль", "естественно-научный профиль", "гуманитарный профиль", "социально-экономический профиль", "универсальный профиль"]
-                [self.rng.gen_range(0..5)]
+            [
+                "технологический профиль",
+                "естественно-научный профиль",
+                "гуманитарный профиль",
+                "социально-экономический профиль",
+                "универсальный профиль",
+            ][self.rng.gen_range(0..5)]
         });
         self.join(class, learner, date);
         self.touch(learner, date, Some(key.org));
-        let placement = Placement { enrollment: id, class };
+        let placement = Placement {
+            enrollment: id,
+            class,
+        };
         let l = &mut self.learners[learner];
         match key.level {
             Level::General => l.general = Some(placement),
@@ -614,14 +675,29 @@ impl Plan {
             Level::Vocational => l.vocational = Some(placement),
             Level::Additional => l.club = Some(placement),
         }
-        EnrollP { id, learner, class, date, order, application, primary, exemption, adapted, focus }
+        EnrollP {
+            id,
+            learner,
+            class,
+            date,
+            order,
+            application,
+            primary,
+            exemption,
+            adapted,
+            focus,
+        }
     }
 
     fn certificate(&mut self, issued_on: NaiveDate) -> Certificate {
         self.certificate_seq += 1;
         Certificate {
             series: None,
-            number: text(&format!("022{:02}{:09}", issued_on.year().rem_euclid(100), self.certificate_seq)),
+            number: text(&format!(
+                "022{:02}{:09}",
+                issued_on.year().rem_euclid(100),
+                self.certificate_seq
+            )),
             issued_on,
         }
     }
@@ -635,10 +711,22 @@ impl Plan {
         certificate: Option<Certificate>,
     ) -> LeaveP {
         let org = self.classes[placement.class].key.org;
-        let tag = if self.classes[placement.class].key.level == Level::Preschool { "в" } else { "о" };
+        let tag = if self.classes[placement.class].key.level == Level::Preschool {
+            "в"
+        } else {
+            "о"
+        };
         let order = self.order(org, date, tag);
         self.part(placement.class, learner, plus(date, 1));
-        LeaveP { learner, enrollment: placement.enrollment, org, date, reason, order, certificate }
+        LeaveP {
+            learner,
+            enrollment: placement.enrollment,
+            org,
+            date,
+            reason,
+            order,
+            certificate,
+        }
     }
 
     fn transfer(
@@ -651,8 +739,8 @@ impl Plan {
         order_date: NaiveDate,
     ) -> (TransferP, Placement) {
         let to_org = self.classes[to_class].key.org;
-        let to_enrollment =
-            (kind == TransferKind::ToOtherOrganization).then(|| EnrollmentId::from_uuid(uuid(&mut self.rng)));
+        let to_enrollment = (kind == TransferKind::ToOtherOrganization)
+            .then(|| EnrollmentId::from_uuid(uuid(&mut self.rng)));
         let tag = match self.classes[to_class].key.level {
             Level::Preschool => "в",
             Level::Vocational => "к",
@@ -661,9 +749,20 @@ impl Plan {
         let order = self.order(to_org, order_date, tag);
         self.part(from.class, learner, date);
         self.join(to_class, learner, date);
-        let placement = Placement { enrollment: to_enrollment.unwrap_or(from.enrollment), class: to_class };
+        let placement = Placement {
+            enrollment: to_enrollment.unwrap_or(from.enrollment),
+            class: to_class,
+        };
         (
-            TransferP { learner, enrollment: from.enrollment, kind, to_class, to_enrollment, date, order },
+            TransferP {
+                learner,
+                enrollment: from.enrollment,
+                kind,
+                to_class,
+                to_enrollment,
+                date,
+                order,
+            },
             placement,
         )
     }
@@ -685,7 +784,11 @@ impl Plan {
             } else {
                 format!("Отдел ЗАГС ({name})")
             };
-            self.munis.push(Muni { name, adjective, office });
+            self.munis.push(Muni {
+                name,
+                adjective,
+                office,
+            });
         }
         let m = self.munis.len();
         let mut school_no = vec![0u32; m];
@@ -693,7 +796,11 @@ impl Plan {
         let mut additional_no = vec![0u32; m];
         let mut college_names: BTreeSet<String> = BTreeSet::new();
 
-        let add = |plan: &mut Plan, name: String, muni: usize, kind: OrganizationKind, levels: Vec<Level>| {
+        let add = |plan: &mut Plan,
+                   name: String,
+                   muni: usize,
+                   kind: OrganizationKind,
+                   levels: Vec<Level>| {
             let id = OrganizationId::from_uuid(uuid(&mut plan.rng));
             let weight = plan.rng.gen_range(1..=3);
             plan.orgs.push(Org {
@@ -723,7 +830,13 @@ impl Plan {
             } else {
                 format!("МБОУ «Лицей № {n}»")
             };
-            let o = add(self, name, muni, OrganizationKind::School, vec![Level::General]);
+            let o = add(
+                self,
+                name,
+                muni,
+                OrganizationKind::School,
+                vec![Level::General],
+            );
             for subject in names::SUBJECTS {
                 let teacher = self.teacher();
                 self.orgs[o].teachers.insert(subject, teacher);
@@ -734,14 +847,26 @@ impl Plan {
             kindergarten_no[muni] += self.rng.gen_range(1..=12);
             let n = kindergarten_no[muni];
             let title = names::KINDERGARTENS[self.rng.gen_range(0..names::KINDERGARTENS.len())];
-            add(self, format!("МБДОУ Детский сад № {n} «{title}»"), muni, OrganizationKind::Kindergarten, vec![Level::Preschool]);
+            add(
+                self,
+                format!("МБДОУ Детский сад № {n} «{title}»"),
+                muni,
+                OrganizationKind::Kindergarten,
+                vec![Level::Preschool],
+            );
         }
         for i in 0..scale.additional {
             let muni = i % m;
             additional_no[muni] += self.rng.gen_range(1..=4);
             let (template, clubs) = names::ADDITIONAL[i % names::ADDITIONAL.len()];
             let name = template.replace("{n}", &additional_no[muni].to_string());
-            let o = add(self, name, muni, OrganizationKind::Additional, vec![Level::Additional]);
+            let o = add(
+                self,
+                name,
+                muni,
+                OrganizationKind::Additional,
+                vec![Level::Additional],
+            );
             let mut clubs = clubs.to_vec();
             clubs.shuffle(&mut self.rng);
             clubs.truncate(4);
@@ -761,7 +886,13 @@ impl Plan {
                 k += 1;
             }
             college_names.insert(name.clone());
-            let o = add(self, name, muni, OrganizationKind::College, vec![Level::Vocational]);
+            let o = add(
+                self,
+                name,
+                muni,
+                OrganizationKind::College,
+                vec![Level::Vocational],
+            );
             let mut specialties = specialties.to_vec();
             specialties.truncate(2);
             let mut subjects: Vec<&'static str> = names::COLLEGE_FIRST_COURSE.to_vec();
@@ -800,7 +931,14 @@ impl Plan {
                         let courses = if year == self.prev { 2 } else { 3 };
                         for spec in 0..self.orgs[o].specialties.len() {
                             for course in 1..=courses {
-                                self.class_for(Self::key(o, year, Level::Vocational, course, spec as u8, 0));
+                                self.class_for(Self::key(
+                                    o,
+                                    year,
+                                    Level::Vocational,
+                                    course,
+                                    spec as u8,
+                                    0,
+                                ));
                             }
                         }
                     }
@@ -813,7 +951,13 @@ impl Plan {
 
     fn people(&mut self, target: usize) {
         let muni_weights: Vec<u32> = (0..self.munis.len())
-            .map(|m| 1 + self.orgs.iter().filter(|o| o.muni == m && o.kind != OrganizationKind::Additional).count() as u32)
+            .map(|m| {
+                1 + self
+                    .orgs
+                    .iter()
+                    .filter(|o| o.muni == m && o.kind != OrganizationKind::Additional)
+                    .count() as u32
+            })
             .collect();
         let earliest = plus(years_before(self.today, 19), 1);
         let latest = years_before(self.today, 1);
@@ -903,7 +1047,12 @@ impl Plan {
         } else {
             None
         };
-        self.families.push(Family { muni, mother, father, children: Vec::new() });
+        self.families.push(Family {
+            muni,
+            mother,
+            father,
+            children: Vec::new(),
+        });
         // The children's surname and patronymic come from the father's side.
         self.family_meta.push((surname, father_name));
         self.families.len() - 1
@@ -918,18 +1067,31 @@ impl Plan {
         } else {
             names::BOYS[self.rng.gen_range(0..names::BOYS.len())]
         };
-        let patronymic = if female { names::FATHERS[father_name].2 } else { names::FATHERS[father_name].1 };
+        let patronymic = if female {
+            names::FATHERS[father_name].2
+        } else {
+            names::FATHERS[father_name].1
+        };
         let name = FullName {
             surname: text(&names::surname_for(surname, female)),
             name: text(first),
             patronymic: Some(text(patronymic)),
         };
-        let snils = if self.rng.gen_bool(0.9) { Some(self.new_snils()) } else { None };
+        let snils = if self.rng.gen_bool(0.9) {
+            Some(self.new_snils())
+        } else {
+            None
+        };
         let ability = 2.7 + (self.rng.gen::<f64>() + self.rng.gen::<f64>()) * 1.1;
         let muni = self.families[family].muni;
         self.record_seq += 1;
         let record = CivilRecord {
-            number: text(&format!("1102{:02}{}{:06}", muni + 1, birth.year(), self.record_seq)),
+            number: text(&format!(
+                "1102{:02}{}{:06}",
+                muni + 1,
+                birth.year(),
+                self.record_seq
+            )),
             date: plus(birth, self.rng.gen_range(3..=30)).min(self.today),
             office: text(&self.munis[muni].office),
         };
@@ -950,7 +1112,10 @@ impl Plan {
             sex,
             birth,
             snils,
-            origin: Origin::Birth { record, certificate },
+            origin: Origin::Birth {
+                record,
+                certificate,
+            },
             ability,
             m_prev: age_in_months(birth, self.prev.first_day()),
             link_mother,
@@ -975,7 +1140,10 @@ impl Plan {
         let p1 = self.prev.first_day();
         let y = i32::from(self.prev.start_year());
         let prev = self.prev;
-        let has_colleges = self.orgs.iter().any(|o| o.kind == OrganizationKind::College);
+        let has_colleges = self
+            .orgs
+            .iter()
+            .any(|o| o.kind == OrganizationKind::College);
         let mut kindergarten: BTreeMap<(usize, u8), Vec<(usize, ApplicationId)>> = BTreeMap::new();
         let mut school: BTreeMap<(usize, u8), Vec<usize>> = BTreeMap::new();
         let mut college: BTreeMap<(usize, u8, u8), Vec<usize>> = BTreeMap::new();
@@ -1000,10 +1168,16 @@ impl Plan {
                 if !self.rng.gen_bool(0.88) {
                     continue;
                 }
-                let Some(kg) = self.pick_org(OrganizationKind::Kindergarten, muni) else { continue };
+                let Some(kg) = self.pick_org(OrganizationKind::Kindergarten, muni) else {
+                    continue;
+                };
                 let group = (m / 12).clamp(1, 6) as u8;
                 let birth = self.learners[i].birth;
-                let submitted_on = between(&mut self.rng, plus(birth, 60).max(plus(p1, -400)), plus(p1, -10));
+                let submitted_on = between(
+                    &mut self.rng,
+                    plus(birth, 60).max(plus(p1, -400)),
+                    plus(p1, -10),
+                );
                 let priority = self.priority();
                 let id = ApplicationId::from_uuid(uuid(&mut self.rng));
                 self.apps_prev.push(AppP {
@@ -1050,7 +1224,9 @@ impl Plan {
                 false
             };
             if to_school {
-                let Some(s) = self.pick_org(OrganizationKind::School, muni) else { continue };
+                let Some(s) = self.pick_org(OrganizationKind::School, muni) else {
+                    continue;
+                };
                 school.entry((s, grade)).or_default().push(i);
                 if !featured && grade <= 10 && self.rng.gen_bool(0.025) {
                     let d = between(&mut self.rng, plus(p1, 7), ymd(y, 10, 31));
@@ -1062,7 +1238,9 @@ impl Plan {
                 continue;
             }
             let course = if grade == 10 { 1 } else { 2 };
-            let Some(c) = self.pick_org(OrganizationKind::College, muni) else { continue };
+            let Some(c) = self.pick_org(OrganizationKind::College, muni) else {
+                continue;
+            };
             let spec = self.rng.gen_range(0..self.orgs[c].specialties.len()) as u8;
             college.entry((c, spec, course)).or_default().push(i);
         }
@@ -1074,16 +1252,26 @@ impl Plan {
                 Document {
                     kind: text("foreign_birth_certificate"),
                     series: None,
-                    number: text(&format!("{}{:07}", ["KZ", "KG", "UZ", "TJ"][self.rng.gen_range(0..4)], self.rng.gen_range(0..10_000_000))),
+                    number: text(&format!(
+                        "{}{:07}",
+                        ["KZ", "KG", "UZ", "TJ"][self.rng.gen_range(0..4)],
+                        self.rng.gen_range(0..10_000_000)
+                    )),
                 }
             } else {
                 Document {
                     kind: text("birth_certificate"),
-                    series: Some(text(["I-МЮ", "II-ПВ", "III-ЕТ", "IV-ОМ"][self.rng.gen_range(0..4)])),
+                    series: Some(text(
+                        ["I-МЮ", "II-ПВ", "III-ЕТ", "IV-ОМ"][self.rng.gen_range(0..4)],
+                    )),
                     number: text(&format!("{:06}", self.rng.gen_range(100_000..=999_999))),
                 }
             };
-            let snils = if self.rng.gen_bool(0.5) { Some(self.new_snils()) } else { None };
+            let snils = if self.rng.gen_bool(0.5) {
+                Some(self.new_snils())
+            } else {
+                None
+            };
             let l = &mut self.learners[i];
             l.origin = Origin::Arrival { document };
             l.snils = snils;
@@ -1093,8 +1281,19 @@ impl Plan {
         for ((kg, group), kids) in std::mem::take(&mut kindergarten) {
             let n = kids.len().div_ceil(20).max(1);
             for (k, (i, app)) in kids.into_iter().enumerate() {
-                let class = self.class_for(Self::key(kg, prev, Level::Preschool, group, 0, (k % n) as u8));
-                let date = if self.rng.gen_bool(0.85) { p1 } else { between(&mut self.rng, plus(p1, 1), plus(p1, 14)) };
+                let class = self.class_for(Self::key(
+                    kg,
+                    prev,
+                    Level::Preschool,
+                    group,
+                    0,
+                    (k % n) as u8,
+                ));
+                let date = if self.rng.gen_bool(0.85) {
+                    p1
+                } else {
+                    between(&mut self.rng, plus(p1, 1), plus(p1, 14))
+                };
                 let e = self.enroll(i, class, date, plus(date, -3), Some(app), true, None);
                 self.enroll_prev.push(e);
             }
@@ -1104,7 +1303,8 @@ impl Plan {
         for ((s, grade), pupils) in std::mem::take(&mut school) {
             let n = parallels(pupils.len(), 25);
             for (k, i) in pupils.into_iter().enumerate() {
-                let class = self.class_for(Self::key(s, prev, Level::General, grade, 0, (k % n) as u8));
+                let class =
+                    self.class_for(Self::key(s, prev, Level::General, grade, 0, (k % n) as u8));
                 let (date, order_date) = match arrivals.get(&i) {
                     Some(&d) => (d, d),
                     None => (p1, ymd(y, 8, 28)),
@@ -1128,7 +1328,14 @@ impl Plan {
         for ((c, spec, course), students) in std::mem::take(&mut college) {
             let n = students.len().div_ceil(25).max(1);
             for (k, i) in students.into_iter().enumerate() {
-                let class = self.class_for(Self::key(c, prev, Level::Vocational, course, spec, (k % n) as u8));
+                let class = self.class_for(Self::key(
+                    c,
+                    prev,
+                    Level::Vocational,
+                    course,
+                    spec,
+                    (k % n) as u8,
+                ));
                 let e = self.enroll(i, class, p1, ymd(y, 8, 25), None, true, None);
                 self.enroll_prev.push(e);
             }
@@ -1139,23 +1346,36 @@ impl Plan {
         self.arrivals = arrivals;
     }
 
-    fn clubs(&mut self, year: AcademicYear, grades: std::ops::RangeInclusive<u8>, skip: &BTreeSet<usize>) {
+    fn clubs(
+        &mut self,
+        year: AcademicYear,
+        grades: std::ops::RangeInclusive<u8>,
+        skip: &BTreeSet<usize>,
+    ) {
         let first = plus(year.first_day(), 1);
         let last = plus(year.first_day(), 29).min(self.today);
         if last < first {
             return;
         }
         for i in 0..self.learners.len() {
-            let Some(placement) = self.learners[i].general else { continue };
+            let Some(placement) = self.learners[i].general else {
+                continue;
+            };
             let key = self.classes[placement.class].key;
-            if key.year != year || !grades.contains(&key.grade) || skip.contains(&i) || self.learners[i].gone {
+            if key.year != year
+                || !grades.contains(&key.grade)
+                || skip.contains(&i)
+                || self.learners[i].gone
+            {
                 continue;
             }
             if !self.rng.gen_bool(0.18) {
                 continue;
             }
             let muni = self.families[self.learners[i].family].muni;
-            let Some(org) = self.pick_org(OrganizationKind::Additional, muni) else { return };
+            let Some(org) = self.pick_org(OrganizationKind::Additional, muni) else {
+                return;
+            };
             let clubs = self.orgs[org].clubs.len();
             if clubs == 0 {
                 continue;
@@ -1185,7 +1405,9 @@ impl Plan {
             .filter(|&i| {
                 i != self.featured
                     && !self.arrivals.contains_key(&i)
-                    && self.grade_of(self.learners[i].general).is_some_and(|g| g <= 8 || g == 10)
+                    && self
+                        .grade_of(self.learners[i].general)
+                        .is_some_and(|g| g <= 8 || g == 10)
             })
             .collect();
         pupils.shuffle(&mut self.rng);
@@ -1199,12 +1421,26 @@ impl Plan {
             if left == 0 {
                 break;
             }
-            let Some(from_p) = self.learners[i].general else { continue };
+            let Some(from_p) = self.learners[i].general else {
+                continue;
+            };
             let key = self.classes[from_p.class].key;
-            let other = ClassKey { idx: if key.idx == 0 { 1 } else { 0 }, ..key };
-            let Some(&to_class) = self.class_index.get(&other) else { continue };
+            let other = ClassKey {
+                idx: if key.idx == 0 { 1 } else { 0 },
+                ..key
+            };
+            let Some(&to_class) = self.class_index.get(&other) else {
+                continue;
+            };
             let date = between(&mut self.rng, from, to);
-            let (t, placement) = self.transfer(i, from_p, TransferKind::WithinOrganization, to_class, date, date);
+            let (t, placement) = self.transfer(
+                i,
+                from_p,
+                TransferKind::WithinOrganization,
+                to_class,
+                date,
+                date,
+            );
             self.learners[i].general = Some(placement);
             self.transfers_mid.push(t);
             moved.insert(i);
@@ -1212,7 +1448,13 @@ impl Plan {
         }
 
         // To another school.
-        if self.orgs.iter().filter(|o| o.kind == OrganizationKind::School).count() > 1 {
+        if self
+            .orgs
+            .iter()
+            .filter(|o| o.kind == OrganizationKind::School)
+            .count()
+            > 1
+        {
             let mut left = count(0.01, total);
             for &i in &pupils {
                 if left == 0 {
@@ -1221,7 +1463,9 @@ impl Plan {
                 if moved.contains(&i) {
                     continue;
                 }
-                let Some(from_p) = self.learners[i].general else { continue };
+                let Some(from_p) = self.learners[i].general else {
+                    continue;
+                };
                 let key = self.classes[from_p.class].key;
                 let muni = self.orgs[key.org].muni;
                 let mut targets: Vec<usize> = self
@@ -1235,10 +1479,17 @@ impl Plan {
                         .collect();
                 }
                 let target = targets[self.rng.gen_range(0..targets.len())];
-                let to_class = self.class_for(Self::key(target, prev, Level::General, key.grade, 0, 0));
+                let to_class =
+                    self.class_for(Self::key(target, prev, Level::General, key.grade, 0, 0));
                 let date = between(&mut self.rng, from, to);
-                let (t, placement) =
-                    self.transfer(i, from_p, TransferKind::ToOtherOrganization, to_class, date, plus(date, -1));
+                let (t, placement) = self.transfer(
+                    i,
+                    from_p,
+                    TransferKind::ToOtherOrganization,
+                    to_class,
+                    date,
+                    plus(date, -1),
+                );
                 self.learners[i].general = Some(placement);
                 self.transfers_mid.push(t);
                 moved.insert(i);
@@ -1255,7 +1506,9 @@ impl Plan {
             if moved.contains(&i) || self.learners[i].club.is_some() {
                 continue;
             }
-            let Some(p) = self.learners[i].general else { continue };
+            let Some(p) = self.learners[i].general else {
+                continue;
+            };
             let date = between(&mut self.rng, from, to);
             let leave = self.leave(i, p, date, LeaveReason::MovedAway, None);
             self.leaves_mid.push(leave);
@@ -1272,14 +1525,21 @@ impl Plan {
                 i != self.featured
                     && !moved.contains(&i)
                     && self.learners[i].club.is_none()
-                    && (self.learners[i].vocational.is_some() || self.grade_of(self.learners[i].general) == Some(10))
+                    && (self.learners[i].vocational.is_some()
+                        || self.grade_of(self.learners[i].general) == Some(10))
             })
             .collect();
         older.shuffle(&mut self.rng);
-        let expel = if older.is_empty() { 0 } else { count(0.01, older.len()) };
+        let expel = if older.is_empty() {
+            0
+        } else {
+            count(0.01, older.len())
+        };
         for &i in older.iter().take(expel) {
             let l = &self.learners[i];
-            let Some(p) = l.vocational.or(l.general) else { continue };
+            let Some(p) = l.vocational.or(l.general) else {
+                continue;
+            };
             let date = between(&mut self.rng, from, to);
             let leave = self.leave(i, p, date, LeaveReason::Expulsion, None);
             self.leaves_mid.push(leave);
@@ -1295,7 +1555,9 @@ impl Plan {
     fn exams(&mut self) {
         let june = i32::from(self.prev.start_year()) + 1;
         for i in 0..self.learners.len() {
-            let Some(grade) = self.grade_of(self.learners[i].general) else { continue };
+            let Some(grade) = self.grade_of(self.learners[i].general) else {
+                continue;
+            };
             let ability = self.learners[i].ability;
             if grade == 9 {
                 for &(subject, max, [three, four, five], day) in names::OGE {
@@ -1333,7 +1595,8 @@ impl Plan {
                 for e in chosen {
                     let (subject, max, day) = names::EGE[e];
                     let primary = self.points(ability, max);
-                    let score = ((u32::from(primary) * 100 + u32::from(max) / 2) / u32::from(max)).min(100) as u8;
+                    let score = ((u32::from(primary) * 100 + u32::from(max) / 2) / u32::from(max))
+                        .min(100) as u8;
                     self.exams.push(ExamP {
                         learner: i,
                         form: ExamForm::Ege,
@@ -1362,7 +1625,10 @@ impl Plan {
         let jun30 = ymd(y1, 6, 30);
         let c1 = self.cur.first_day();
         let cur = self.cur;
-        let has_colleges = self.orgs.iter().any(|o| o.kind == OrganizationKind::College);
+        let has_colleges = self
+            .orgs
+            .iter()
+            .any(|o| o.kind == OrganizationKind::College);
         let mut college_newcomers: Vec<usize> = Vec::new();
 
         for i in 0..self.learners.len() {
@@ -1382,8 +1648,13 @@ impl Plan {
                     self.learners[i].preschool = None;
                 } else {
                     let key = self.classes[p.class].key;
-                    let to = self.class_for(ClassKey { year: cur, grade: key.grade + 1, ..key });
-                    let (t, placement) = self.transfer(i, p, TransferKind::NextGrade, to, c1, may29);
+                    let to = self.class_for(ClassKey {
+                        year: cur,
+                        grade: key.grade + 1,
+                        ..key
+                    });
+                    let (t, placement) =
+                        self.transfer(i, p, TransferKind::NextGrade, to, c1, may29);
                     self.transfers_next.push(t);
                     self.learners[i].preschool = Some(placement);
                 }
@@ -1392,7 +1663,8 @@ impl Plan {
             if let Some(p) = self.learners[i].general {
                 let key = self.classes[p.class].key;
                 let featured = i == self.featured;
-                let graduates = key.grade == 11 || (key.grade == 9 && !featured && self.rng.gen_bool(0.4));
+                let graduates =
+                    key.grade == 11 || (key.grade == 9 && !featured && self.rng.gen_bool(0.4));
                 if graduates {
                     let certificate = self.certificate(ymd(y1, 6, 26));
                     let leave = self.leave(i, p, jun30, LeaveReason::Graduation, Some(certificate));
@@ -1403,9 +1675,14 @@ impl Plan {
                         college_newcomers.push(i);
                     }
                 } else {
-                    let to = self.class_for(ClassKey { year: cur, grade: key.grade + 1, ..key });
+                    let to = self.class_for(ClassKey {
+                        year: cur,
+                        grade: key.grade + 1,
+                        ..key
+                    });
                     let order_date = if key.grade == 9 { jun30 } else { may29 };
-                    let (t, placement) = self.transfer(i, p, TransferKind::NextGrade, to, c1, order_date);
+                    let (t, placement) =
+                        self.transfer(i, p, TransferKind::NextGrade, to, c1, order_date);
                     self.transfers_next.push(t);
                     self.learners[i].general = Some(placement);
                 }
@@ -1413,7 +1690,11 @@ impl Plan {
             // College: the next course.
             if let Some(p) = self.learners[i].vocational {
                 let key = self.classes[p.class].key;
-                let to = self.class_for(ClassKey { year: cur, grade: key.grade + 1, ..key });
+                let to = self.class_for(ClassKey {
+                    year: cur,
+                    grade: key.grade + 1,
+                    ..key
+                });
                 let (t, placement) = self.transfer(i, p, TransferKind::NextGrade, to, c1, jun30);
                 self.transfers_next.push(t);
                 self.learners[i].vocational = Some(placement);
@@ -1424,14 +1705,17 @@ impl Plan {
         let mut groups: BTreeMap<(usize, u8), Vec<usize>> = BTreeMap::new();
         for i in college_newcomers {
             let muni = self.families[self.learners[i].family].muni;
-            let Some(c) = self.pick_org(OrganizationKind::College, muni) else { continue };
+            let Some(c) = self.pick_org(OrganizationKind::College, muni) else {
+                continue;
+            };
             let spec = self.rng.gen_range(0..self.orgs[c].specialties.len()) as u8;
             groups.entry((c, spec)).or_default().push(i);
         }
         for ((c, spec), students) in groups {
             let n = students.len().div_ceil(25).max(1);
             for (k, i) in students.into_iter().enumerate() {
-                let class = self.class_for(Self::key(c, cur, Level::Vocational, 1, spec, (k % n) as u8));
+                let class =
+                    self.class_for(Self::key(c, cur, Level::Vocational, 1, spec, (k % n) as u8));
                 let e = self.enroll(i, class, c1, ymd(y1, 8, 20), None, true, None);
                 if i == self.featured {
                     self.featured_college = Some(c);
@@ -1510,9 +1794,15 @@ impl Plan {
             if plus(birth, 60) > latest {
                 continue;
             }
-            let Some(kg) = self.pick_org(OrganizationKind::Kindergarten, muni) else { continue };
+            let Some(kg) = self.pick_org(OrganizationKind::Kindergarten, muni) else {
+                continue;
+            };
             let submitted_on = between(&mut self.rng, plus(birth, 60), latest);
-            let desired = if self.rng.gen_bool(0.6) { c1 } else { between(&mut self.rng, plus(c1, 1), plus(c1, 120)) };
+            let desired = if self.rng.gen_bool(0.6) {
+                c1
+            } else {
+                between(&mut self.rng, plus(c1, 1), plus(c1, 120))
+            };
             let priority = self.priority();
             let id = ApplicationId::from_uuid(uuid(&mut self.rng));
             self.apps_cur.push(AppP {
@@ -1555,7 +1845,8 @@ impl Plan {
         for (kg, kids) in queue {
             let n = kids.len().div_ceil(20).max(1);
             for (k, (i, app, date)) in kids.into_iter().enumerate() {
-                let class = self.class_for(Self::key(kg, cur, Level::Preschool, 1, 0, (k % n) as u8));
+                let class =
+                    self.class_for(Self::key(kg, cur, Level::Preschool, 1, 0, (k % n) as u8));
                 let e = self.enroll(i, class, date, plus(date, -2), Some(app), true, None);
                 self.enroll_cur_app.push(e);
             }
@@ -1601,9 +1892,9 @@ impl Plan {
             }
         }
         if duplicates.is_empty() {
-            if let Some(i) = (0..self.learners.len())
-                .find(|&i| i != self.featured && matches!(self.learners[i].origin, Origin::Birth { .. }))
-            {
+            if let Some(i) = (0..self.learners.len()).find(|&i| {
+                i != self.featured && matches!(self.learners[i].origin, Origin::Birth { .. })
+            }) {
                 duplicates.push(i);
             }
         }

@@ -36,7 +36,11 @@ struct Outcome {
 async fn submit_one(registry: &Registry, item: Item) -> Outcome {
     let command = item.command.name();
     let result = registry.submit(item.command, item.meta).await;
-    Outcome { command, expect: item.expect, result }
+    Outcome {
+        command,
+        expect: item.expect,
+        result,
+    }
 }
 
 /// The running counts.
@@ -63,7 +67,15 @@ pub(crate) struct Runner<'r, P> {
 
 impl<'r, P: FnMut(Stage, u64, u64)> Runner<'r, P> {
     pub(crate) fn new(registry: &'r Registry, progress: P) -> Self {
-        Self { registry, progress, tally: Tally::default(), stage: Stage::Directory, done: 0, total: 0, reported: 0 }
+        Self {
+            registry,
+            progress,
+            tally: Tally::default(),
+            stage: Stage::Directory,
+            done: 0,
+            total: 0,
+            reported: 0,
+        }
     }
 
     /// Starts a stage of `total` commands.
@@ -82,7 +94,11 @@ impl<'r, P: FnMut(Stage, u64, u64)> Runner<'r, P> {
     }
 
     /// Submits a whole stage given as waves.
-    pub(crate) async fn stage(&mut self, stage: Stage, waves: Vec<Vec<Item>>) -> Result<(), SimError> {
+    pub(crate) async fn stage(
+        &mut self,
+        stage: Stage,
+        waves: Vec<Vec<Item>>,
+    ) -> Result<(), SimError> {
         self.begin(stage, waves.iter().map(|w| w.len() as u64).sum());
         for wave in waves {
             self.wave(wave.into_iter()).await?;
@@ -152,7 +168,10 @@ impl<'r, P: FnMut(Stage, u64, u64)> Runner<'r, P> {
                     self.tally.replayed += 1;
                 }
                 if let Some(code) = outcome.expect {
-                    self.note(format!("{}: expected a refusal ({code}), but it was accepted", outcome.command));
+                    self.note(format!(
+                        "{}: expected a refusal ({code}), but it was accepted",
+                        outcome.command
+                    ));
                 }
             }
             Err(RegistryError::Refused(error)) => {
@@ -163,7 +182,11 @@ impl<'r, P: FnMut(Stage, u64, u64)> Runner<'r, P> {
                 }
             }
             Err(error @ RegistryError::IdempotencyKeyReused { .. }) => {
-                *self.tally.refused.entry("idempotency_key_reused".to_owned()).or_default() += 1;
+                *self
+                    .tally
+                    .refused
+                    .entry("idempotency_key_reused".to_owned())
+                    .or_default() += 1;
                 self.note(format!("{}: {error}", outcome.command));
             }
             Err(RegistryError::Unavailable(message)) => return Err(SimError::Unavailable(message)),

@@ -22,9 +22,18 @@ fn assert_send<T: Send>(_: &T) {}
 
 /// Generates into a fresh registry; returns the report, every event of the log in order, and the
 /// featured learner's event types.
-async fn run(seed: u64) -> (Report, Vec<Event>, Vec<&'static str>, BTreeMap<Stage, (u64, u64)>) {
+async fn run(
+    seed: u64,
+) -> (
+    Report,
+    Vec<Event>,
+    Vec<&'static str>,
+    BTreeMap<Stage, (u64, u64)>,
+) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let registry = Registry::open(Settings::new(dir.path()), |_| {}).await.expect("the registry opens");
+    let registry = Registry::open(Settings::new(dir.path()), |_| {})
+        .await
+        .expect("the registry opens");
     let mut stages = BTreeMap::new();
     let config = config(seed);
     let generating = generate(&registry, &config, |stage, done, total| {
@@ -46,7 +55,10 @@ async fn run(seed: u64) -> (Report, Vec<Event>, Vec<&'static str>, BTreeMap<Stag
         .iter()
         .map(|e| e.envelope.event.type_name())
         .collect();
-    assert!(registry.wait_caught_up(Duration::from_secs(60)).await, "the read models catch up");
+    assert!(
+        registry.wait_caught_up(Duration::from_secs(60)).await,
+        "the read models catch up"
+    );
     registry.shutdown().await;
     (report, events, history, stages)
 }
@@ -56,14 +68,26 @@ async fn a_tiny_region_follows_the_rules() {
     let (report, events, history, stages) = run(42).await;
     println!(
         "commands {} accepted {} replayed {} events {} refused {:?} in {:?}",
-        report.commands, report.accepted, report.replayed, report.events, report.refused, report.elapsed
+        report.commands,
+        report.accepted,
+        report.replayed,
+        report.events,
+        report.refused,
+        report.elapsed
     );
     for line in &report.unexpected {
         println!("unexpected: {line}");
     }
     assert!(report.accepted > 0);
-    assert_eq!(report.events, events.len() as u64, "every accepted event is in the log");
-    assert!(report.replayed >= 1, "a birth reported twice is accepted without new events");
+    assert_eq!(
+        report.events,
+        events.len() as u64,
+        "every accepted event is in the log"
+    );
+    assert!(
+        report.replayed >= 1,
+        "a birth reported twice is accepted without new events"
+    );
     let expected: BTreeMap<String, u64> = [
         ("class_full", 1),
         ("learner_not_in_class", 1),
@@ -73,13 +97,22 @@ async fn a_tiny_region_follows_the_rules() {
     .into_iter()
     .map(|(code, n)| (code.to_owned(), n))
     .collect();
-    assert_eq!(report.refused, expected, "only the deliberate bad commands are refused");
+    assert_eq!(
+        report.refused, expected,
+        "only the deliberate bad commands are refused"
+    );
     assert!(report.unexpected.is_empty(), "{:#?}", report.unexpected);
-    assert_eq!(report.commands, report.accepted + report.refused.values().sum::<u64>());
+    assert_eq!(
+        report.commands,
+        report.accepted + report.refused.values().sum::<u64>()
+    );
 
     // Every stage reported, and finished.
     for stage in Stage::ALL {
-        let (done, total) = stages.get(stage).copied().unwrap_or_else(|| panic!("{stage} reported no progress"));
+        let (done, total) = stages
+            .get(stage)
+            .copied()
+            .unwrap_or_else(|| panic!("{stage} reported no progress"));
         assert_eq!(done, total, "{stage} finished");
     }
 
@@ -88,18 +121,40 @@ async fn a_tiny_region_follows_the_rules() {
         if *kind == "death_registered" {
             continue;
         }
-        assert!(events.iter().any(|e| e.type_name() == *kind), "no {kind} event");
+        assert!(
+            events.iter().any(|e| e.type_name() == *kind),
+            "no {kind} event"
+        );
     }
 
     // The featured learner's story.
-    println!("featured {} ({:?}): {history:?}", report.featured.learner_name, report.featured.learner_id);
+    println!(
+        "featured {} ({:?}): {history:?}",
+        report.featured.learner_name, report.featured.learner_id
+    );
     assert_eq!(history.first(), Some(&"birth_registered"));
-    for kind in ["guardian_linked", "enrolled", "mark_recorded", "attendance_recorded", "exam_result_recorded", "left"] {
-        assert!(history.contains(&kind), "the featured learner has no {kind}");
+    for kind in [
+        "guardian_linked",
+        "enrolled",
+        "mark_recorded",
+        "attendance_recorded",
+        "exam_result_recorded",
+        "left",
+    ] {
+        assert!(
+            history.contains(&kind),
+            "the featured learner has no {kind}"
+        );
     }
     let left = history.iter().position(|t| *t == "left").expect("left");
-    assert!(history[left..].contains(&"enrolled"), "enrolled again after leaving");
-    assert!(history[left..].contains(&"mark_recorded"), "marks in college");
+    assert!(
+        history[left..].contains(&"enrolled"),
+        "enrolled again after leaving"
+    );
+    assert!(
+        history[left..].contains(&"mark_recorded"),
+        "marks in college"
+    );
     assert!(report.featured.college_id.is_some());
 }
 
@@ -110,9 +165,21 @@ async fn the_same_seed_gives_the_same_events() {
     assert_eq!(first.events, second.events);
     assert_eq!(first.featured, second.featured);
     assert_eq!(first_events.len(), second_events.len());
-    if let Some(at) = first_events.iter().zip(&second_events).position(|(a, b)| a != b) {
-        panic!("the logs differ at position {}: {:?} vs {:?}", at + 1, first_events[at], second_events[at]);
+    if let Some(at) = first_events
+        .iter()
+        .zip(&second_events)
+        .position(|(a, b)| a != b)
+    {
+        panic!(
+            "the logs differ at position {}: {:?} vs {:?}",
+            at + 1,
+            first_events[at],
+            second_events[at]
+        );
     }
     let (_, other_events, _, _) = run(8).await;
-    assert_ne!(first_events, other_events, "another seed gives another region");
+    assert_ne!(
+        first_events, other_events,
+        "another seed gives another region"
+    );
 }

@@ -15,10 +15,10 @@
 
 use chrono::{Days, NaiveDate};
 use contingent_domain::{
-    decide, evolve, AcademicYear, ApplicationId, ApplicationSubmitted, AttendanceRecorded,
-    Attendance, BirthRegistered, CivilRecord, ClassId, ClassOpened, Command, Consent,
+    decide, evolve, AcademicYear, ApplicationId, ApplicationSubmitted, Attendance,
+    AttendanceRecorded, BirthRegistered, CivilRecord, ClassId, ClassOpened, Command, Consent,
     DeathRegistered, Document, DomainError, EducationForm, Enroll, Enrolled, EnrollmentId, Event,
-    FullName, GuardianLinked, LeaveReason, Leave, LearnerId, Left, Level, Mark, MarkId, MarkKind,
+    FullName, GuardianLinked, LearnerId, Leave, LeaveReason, Left, Level, Mark, MarkId, MarkKind,
     MarkRecorded, Order, OrganizationId, OrganizationKind, OrganizationRegistered, PersonRef,
     Priority, Programme, RegisterDeath, Relation, Sex, Snils, State, StayMode, Text, Transfer,
     TransferKind, Transferred,
@@ -43,13 +43,20 @@ pub struct Scenario {
 /// Starts a scenario from events already in the log.
 pub fn given(events: Vec<Event>) -> Scenario {
     let state = events.iter().fold(State::new(), evolve);
-    Scenario { state, history: events }
+    Scenario {
+        state,
+        history: events,
+    }
 }
 
 impl Scenario {
     /// The command under test.
     pub fn when(self, command: Command) -> Expectation {
-        Expectation { scenario: self, command, today: today() }
+        Expectation {
+            scenario: self,
+            command,
+            today: today(),
+        }
     }
 
     /// The state folded from every event so far.
@@ -87,7 +94,12 @@ impl Expectation {
     pub fn then(self, expected: Vec<Event>) -> Scenario {
         match self.decision() {
             Ok(events) => {
-                assert_eq!(events, expected, "command {} recorded other events", self.command.name());
+                assert_eq!(
+                    events,
+                    expected,
+                    "command {} recorded other events",
+                    self.command.name()
+                );
                 self.apply(events)
             }
             Err(e) => panic!(
@@ -104,10 +116,18 @@ impl Expectation {
     pub fn then_accepted(self) -> Scenario {
         match self.decision() {
             Ok(events) => {
-                assert!(!events.is_empty(), "command {} recorded nothing", self.command.name());
+                assert!(
+                    !events.is_empty(),
+                    "command {} recorded nothing",
+                    self.command.name()
+                );
                 self.apply(events)
             }
-            Err(e) => panic!("command {} was refused with {} ({e})", self.command.name(), e.code()),
+            Err(e) => panic!(
+                "command {} was refused with {} ({e})",
+                self.command.name(),
+                e.code()
+            ),
         }
     }
 
@@ -120,8 +140,16 @@ impl Expectation {
                 self.command.name()
             ),
             Err(e) => {
-                assert_eq!(e.code(), code, "command {} refused with another rule: {e}", self.command.name());
-                assert!(DomainError::CODES.contains(&code), "{code} is missing from DomainError::CODES");
+                assert_eq!(
+                    e.code(),
+                    code,
+                    "command {} refused with another rule: {e}",
+                    self.command.name()
+                );
+                assert!(
+                    DomainError::CODES.contains(&code),
+                    "{code} is missing from DomainError::CODES"
+                );
                 e
             }
         }
@@ -132,7 +160,11 @@ impl Expectation {
     pub fn then_nothing(self) -> Scenario {
         match self.decision() {
             Ok(events) => {
-                assert!(events.is_empty(), "command {} recorded {events:?}; expected nothing", self.command.name());
+                assert!(
+                    events.is_empty(),
+                    "command {} recorded {events:?}; expected nothing",
+                    self.command.name()
+                );
                 self.scenario
             }
             Err(e) => panic!(
@@ -144,7 +176,10 @@ impl Expectation {
     }
 
     fn apply(self, events: Vec<Event>) -> Scenario {
-        let Scenario { mut state, mut history } = self.scenario;
+        let Scenario {
+            mut state,
+            mut history,
+        } = self.scenario;
         for event in events {
             state = evolve(state, &event);
             history.push(event);
@@ -165,9 +200,11 @@ pub fn date(y: i32, m: u32, d: u32) -> NaiveDate {
 /// `date` plus `days` (may be negative).
 pub fn shift(date: NaiveDate, days: i64) -> NaiveDate {
     if days >= 0 {
-        date.checked_add_days(Days::new(days.unsigned_abs())).expect("in range")
+        date.checked_add_days(Days::new(days.unsigned_abs()))
+            .expect("in range")
     } else {
-        date.checked_sub_days(Days::new(days.unsigned_abs())).expect("in range")
+        date.checked_sub_days(Days::new(days.unsigned_abs()))
+            .expect("in range")
     }
 }
 
@@ -221,17 +258,28 @@ pub fn mark_id(n: u32) -> MarkId {
 
 /// An order dated `on`.
 pub fn order(on: NaiveDate) -> Order {
-    Order { number: t(&format!("{}-уч", on.format("%m%d"))), date: on }
+    Order {
+        number: t(&format!("{}-уч", on.format("%m%d"))),
+        date: on,
+    }
 }
 
 /// A full name.
 pub fn name(surname: &str, given: &str, patronymic: Option<&str>) -> FullName {
-    FullName { surname: t(surname), name: t(given), patronymic: patronymic.map(t) }
+    FullName {
+        surname: t(surname),
+        name: t(given),
+        patronymic: patronymic.map(t),
+    }
 }
 
 /// The general-education programme.
 pub fn programme() -> Programme {
-    Programme { name: t("Основная общеобразовательная программа"), adapted: false, focus: None }
+    Programme {
+        name: t("Основная общеобразовательная программа"),
+        adapted: false,
+        focus: None,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -243,8 +291,13 @@ pub fn organization(id: OrganizationId, kind: OrganizationKind) -> OrganizationR
     let (name, levels) = match kind {
         OrganizationKind::Kindergarten => ("МБДОУ «Детский сад № 12»", vec![Level::Preschool]),
         OrganizationKind::School => ("МБОУ «СОШ № 7»", vec![Level::General, Level::Additional]),
-        OrganizationKind::Additional => ("МБУ ДО «Дом детского творчества»", vec![Level::Additional]),
-        OrganizationKind::College => ("КГБПОУ «Барнаульский политехнический колледж»", vec![Level::Vocational]),
+        OrganizationKind::Additional => {
+            ("МБУ ДО «Дом детского творчества»", vec![Level::Additional])
+        }
+        OrganizationKind::College => (
+            "КГБПОУ «Барнаульский политехнический колледж»",
+            vec![Level::Vocational],
+        ),
     };
     OrganizationRegistered {
         organization_id: id,
@@ -256,7 +309,14 @@ pub fn organization(id: OrganizationId, kind: OrganizationKind) -> OrganizationR
 }
 
 /// A class or group of a level, grade, academic year (its first calendar year) and capacity.
-pub fn class(id: ClassId, org: OrganizationId, level: Level, grade: u8, start: u16, capacity: u16) -> ClassOpened {
+pub fn class(
+    id: ClassId,
+    org: OrganizationId,
+    level: Level,
+    grade: u8,
+    start: u16,
+    capacity: u16,
+) -> ClassOpened {
     let letter = ["А", "Б", "В", "Г", "Д"][(short(id.as_uuid()) % 5) as usize];
     ClassOpened {
         class_id: id,
@@ -309,7 +369,14 @@ pub fn class_5_school_b() -> ClassOpened {
 }
 /// A robotics group of the additional-education centre, 2025/2026, 15 places.
 pub fn club_group() -> ClassOpened {
-    class(class_id(5), organization_id(4), Level::Additional, 0, 2025, 15)
+    class(
+        class_id(5),
+        organization_id(4),
+        Level::Additional,
+        0,
+        2025,
+        15,
+    )
 }
 /// 1А of school A, 2025/2026.
 pub fn class_1a() -> ClassOpened {
@@ -321,7 +388,14 @@ pub fn class_9a() -> ClassOpened {
 }
 /// 11А of school A, 2025/2026.
 pub fn class_11a() -> ClassOpened {
-    class(class_id(8), organization_id(1), Level::General, 11, 2025, 25)
+    class(
+        class_id(8),
+        organization_id(1),
+        Level::General,
+        11,
+        2025,
+        25,
+    )
 }
 /// 7А of school A, 2026/2027 (not the next grade after 5А).
 pub fn class_7a_next_year() -> ClassOpened {
@@ -329,11 +403,25 @@ pub fn class_7a_next_year() -> ClassOpened {
 }
 /// A kindergarten group for 3-year-olds, 2025/2026.
 pub fn kindergarten_group() -> ClassOpened {
-    class(class_id(10), organization_id(3), Level::Preschool, 3, 2025, 20)
+    class(
+        class_id(10),
+        organization_id(3),
+        Level::Preschool,
+        3,
+        2025,
+        20,
+    )
 }
 /// An additional-education group of school A, 2025/2026.
 pub fn school_club() -> ClassOpened {
-    class(class_id(11), organization_id(1), Level::Additional, 0, 2025, 15)
+    class(
+        class_id(11),
+        organization_id(1),
+        Level::Additional,
+        0,
+        2025,
+        15,
+    )
 }
 
 /// The standard world: every organization above and every class above.
@@ -409,7 +497,10 @@ pub fn birth(learner: LearnerId, born: NaiveDate) -> BirthRegistered {
 
 /// A birth with a SNILS.
 pub fn birth_with_snils(learner: LearnerId, born: NaiveDate, number: Snils) -> BirthRegistered {
-    BirthRegistered { snils: Some(number), ..birth(learner, born) }
+    BirthRegistered {
+        snils: Some(number),
+        ..birth(learner, born)
+    }
 }
 
 /// The event of a learner born on a date.
@@ -419,17 +510,29 @@ pub fn born(learner: LearnerId, on: NaiveDate) -> Event {
 
 /// A death as the civil registry reports it.
 pub fn death(learner: LearnerId, on: NaiveDate, record: &str) -> RegisterDeath {
-    RegisterDeath { person: PersonRef::LearnerId(learner), record: death_record(on, record), death_date: on }
+    RegisterDeath {
+        person: PersonRef::LearnerId(learner),
+        record: death_record(on, record),
+        death_date: on,
+    }
 }
 
 /// A death record.
 pub fn death_record(on: NaiveDate, number: &str) -> CivilRecord {
-    CivilRecord { number: t(number), date: on, office: t("Отдел ЗАГС Центрального района г. Барнаула") }
+    CivilRecord {
+        number: t(number),
+        date: on,
+        office: t("Отдел ЗАГС Центрального района г. Барнаула"),
+    }
 }
 
 /// The event of a learner's death.
 pub fn died(learner: LearnerId, on: NaiveDate, record: &str) -> Event {
-    Event::DeathRegistered(DeathRegistered { learner_id: learner, record: death_record(on, record), death_date: on })
+    Event::DeathRegistered(DeathRegistered {
+        learner_id: learner,
+        record: death_record(on, record),
+        death_date: on,
+    })
 }
 
 /// A guardian linked with consent given on `on`.
@@ -439,7 +542,10 @@ pub fn guardian(learner: LearnerId, number: Snils, who: FullName, on: NaiveDate)
         guardian_snils: number,
         guardian: who,
         relation: Relation::Mother,
-        consent: Consent { given_on: on, document: t("Согласие на обработку ПДн № 17") },
+        consent: Consent {
+            given_on: on,
+            document: t("Согласие на обработку ПДн № 17"),
+        },
     }
 }
 
@@ -448,7 +554,12 @@ pub fn guardian(learner: LearnerId, number: Snils, who: FullName, on: NaiveDate)
 // ---------------------------------------------------------------------------------------------
 
 /// A primary full-time enrollment command.
-pub fn enroll(enrollment: EnrollmentId, learner: LearnerId, class: ClassId, on: NaiveDate) -> Enroll {
+pub fn enroll(
+    enrollment: EnrollmentId,
+    learner: LearnerId,
+    class: ClassId,
+    on: NaiveDate,
+) -> Enroll {
     Enroll {
         enrollment_id: enrollment,
         learner_id: learner,
@@ -485,7 +596,12 @@ pub fn enrolled(c: &Enroll, class: &ClassOpened) -> Event {
 }
 
 /// The event of a primary enrollment of `learner` into `class` on `on`.
-pub fn enrolled_in(enrollment: EnrollmentId, learner: LearnerId, class: &ClassOpened, on: NaiveDate) -> Event {
+pub fn enrolled_in(
+    enrollment: EnrollmentId,
+    learner: LearnerId,
+    class: &ClassOpened,
+    on: NaiveDate,
+) -> Event {
     enrolled(&enroll(enrollment, learner, class.class_id, on), class)
 }
 
@@ -528,8 +644,20 @@ pub fn transferred(c: &Transfer, from: &ClassOpened, to: &ClassOpened) -> Event 
 }
 
 /// A leaving command.
-pub fn leave(learner: LearnerId, enrollment: EnrollmentId, on: NaiveDate, reason: LeaveReason) -> Leave {
-    Leave { learner_id: learner, enrollment_id: enrollment, left_on: on, reason, order: order(on), certificate: None }
+pub fn leave(
+    learner: LearnerId,
+    enrollment: EnrollmentId,
+    on: NaiveDate,
+    reason: LeaveReason,
+) -> Leave {
+    Leave {
+        learner_id: learner,
+        enrollment_id: enrollment,
+        left_on: on,
+        reason,
+        order: order(on),
+        certificate: None,
+    }
 }
 
 /// The event an accepted leaving records from `class`.
@@ -575,7 +703,13 @@ pub fn application(
 // ---------------------------------------------------------------------------------------------
 
 /// A current mark for a lesson.
-pub fn mark(id: MarkId, learner: LearnerId, class: ClassId, on: NaiveDate, value: Mark) -> MarkRecorded {
+pub fn mark(
+    id: MarkId,
+    learner: LearnerId,
+    class: ClassId,
+    on: NaiveDate,
+    value: Mark,
+) -> MarkRecorded {
     MarkRecorded {
         mark_id: id,
         learner_id: learner,
@@ -592,6 +726,17 @@ pub fn mark(id: MarkId, learner: LearnerId, class: ClassId, on: NaiveDate, value
 }
 
 /// Attendance of a whole day.
-pub fn attendance(learner: LearnerId, class: ClassId, on: NaiveDate, status: Attendance) -> AttendanceRecorded {
-    AttendanceRecorded { learner_id: learner, class_id: class, date: on, lesson: None, status }
+pub fn attendance(
+    learner: LearnerId,
+    class: ClassId,
+    on: NaiveDate,
+    status: Attendance,
+) -> AttendanceRecorded {
+    AttendanceRecorded {
+        learner_id: learner,
+        class_id: class,
+        date: on,
+        lesson: None,
+        status,
+    }
 }
