@@ -23,7 +23,7 @@ use contingent_domain::{
     ApplicationSubmitted, AttendanceRecorded, BirthRegistered, ChangeClassCapacity, ClassOpened,
     Command, CorrectMark, Enroll, GuardianLinked, LearnerRegistered, Leave, MarkRecorded,
     OrganizationRegistered, RecordExamResult, RegisterDeath, RejectApplication, SnilsRecorded,
-    Transfer, WithdrawApplication,
+    TeacherAssigned, Transfer, UnassignTeacher, WithdrawApplication,
 };
 use jsonschema::{Draft, Retrieve, Uri, Validator};
 use serde::de::DeserializeOwned;
@@ -41,6 +41,7 @@ const REUSED: &[(&str, &str, Option<&str>)] = &[
         Some("organization_id"),
     ),
     ("open_class", "class_opened", Some("class_id")),
+    ("assign_teacher", "teacher_assigned", None),
     ("register_birth", "birth_registered", Some("learner_id")),
     ("register_learner", "learner_registered", Some("learner_id")),
     ("record_snils", "snils_recorded", None),
@@ -186,6 +187,8 @@ fn parse(name: &str, body: &Value) -> Result<Value, String> {
         "register_organization" => round_trip::<OrganizationRegistered>(body),
         "open_class" => round_trip::<ClassOpened>(body),
         "change_class_capacity" => round_trip::<ChangeClassCapacity>(body),
+        "assign_teacher" => round_trip::<TeacherAssigned>(body),
+        "unassign_teacher" => round_trip::<UnassignTeacher>(body),
         "register_birth" => round_trip::<BirthRegistered>(body),
         "register_learner" => round_trip::<LearnerRegistered>(body),
         "record_snils" => round_trip::<SnilsRecorded>(body),
@@ -604,6 +607,12 @@ fn bad_bodies_fail_validation_and_parsing() {
             Some(json!("0199a1f0-3c2e-7b41-9d20-5e6f7a8b9c02")),
         ),
         (
+            "unassign_teacher",
+            "organization_id is taken from the class",
+            "/organization_id",
+            Some(json!("0199a1f0-3c2e-7b41-9d20-5e6f7a8b9c01")),
+        ),
+        (
             "register_death",
             "the death event's learner_id",
             "/learner_id",
@@ -630,6 +639,14 @@ fn bad_bodies_fail_validation_and_parsing() {
         ("leave", "no order date", "/order/date", None),
         ("register_birth", "no record office", "/record/office", None),
         ("link_guardian", "no consent", "/consent", None),
+        ("assign_teacher", "no subjects", "/subjects", None),
+        (
+            "assign_teacher",
+            "no organization",
+            "/organization_id",
+            None,
+        ),
+        ("unassign_teacher", "no last day", "/until", None),
         // values outside the vocabularies and types
         ("record_mark", "mark 6", "/value", Some(json!("6"))),
         (
@@ -668,6 +685,30 @@ fn bad_bodies_fail_validation_and_parsing() {
             "levels not a list",
             "/levels",
             Some(json!("general")),
+        ),
+        (
+            "assign_teacher",
+            "subjects as one string",
+            "/subjects",
+            Some(json!("Русский язык")),
+        ),
+        (
+            "assign_teacher",
+            "an empty subject",
+            "/subjects",
+            Some(json!(["Русский язык", ""])),
+        ),
+        (
+            "assign_teacher",
+            "a blank account",
+            "/teacher",
+            Some(json!("  ")),
+        ),
+        (
+            "unassign_teacher",
+            "not a date",
+            "/until",
+            Some(json!("26.12.2025")),
         ),
         (
             "change_class_capacity",

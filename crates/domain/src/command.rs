@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{
     ApplicationSubmitted, AttendanceRecorded, BirthRegistered, Certificate, CivilRecord,
     ClassOpened, GuardianLinked, LearnerRegistered, MarkRecorded, Order, OrganizationRegistered,
-    Programme, SnilsRecorded,
+    Programme, SnilsRecorded, TeacherAssigned,
 };
 use crate::ids::{ApplicationId, ClassId, EnrollmentId, LearnerId, MarkId};
 use crate::snils::Snils;
@@ -29,6 +29,18 @@ pub enum PersonRef {
         /// Record number.
         number: Text,
     },
+}
+
+/// End a teacher's assignment to a class.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnassignTeacher {
+    /// The class.
+    pub class_id: ClassId,
+    /// The teacher's account.
+    pub teacher: Text,
+    /// Last day.
+    pub until: NaiveDate,
 }
 
 /// Change the capacity of a class or group.
@@ -202,6 +214,8 @@ pub enum Command {
     RegisterOrganization(OrganizationRegistered),
     OpenClass(ClassOpened),
     ChangeClassCapacity(ChangeClassCapacity),
+    AssignTeacher(TeacherAssigned),
+    UnassignTeacher(UnassignTeacher),
     RegisterBirth(BirthRegistered),
     RegisterLearner(LearnerRegistered),
     RecordSnils(SnilsRecorded),
@@ -225,6 +239,8 @@ impl Command {
         "register_organization",
         "open_class",
         "change_class_capacity",
+        "assign_teacher",
+        "unassign_teacher",
         "register_birth",
         "register_learner",
         "record_snils",
@@ -248,6 +264,8 @@ impl Command {
             Self::RegisterOrganization(_) => "register_organization",
             Self::OpenClass(_) => "open_class",
             Self::ChangeClassCapacity(_) => "change_class_capacity",
+            Self::AssignTeacher(_) => "assign_teacher",
+            Self::UnassignTeacher(_) => "unassign_teacher",
             Self::RegisterBirth(_) => "register_birth",
             Self::RegisterLearner(_) => "register_learner",
             Self::RecordSnils(_) => "record_snils",

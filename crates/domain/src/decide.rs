@@ -5,14 +5,14 @@ use chrono::{Days, NaiveDate};
 
 use crate::command::{
     ChangeClassCapacity, Command, CorrectMark, Enroll, Leave, PersonRef, RecordExamResult,
-    RegisterDeath, RejectApplication, Transfer, WithdrawApplication,
+    RegisterDeath, RejectApplication, Transfer, UnassignTeacher, WithdrawApplication,
 };
 use crate::error::DomainError;
 use crate::event::{
     ApplicationRejected, ApplicationSubmitted, ApplicationWithdrawn, AttendanceRecorded,
     BirthRegistered, ClassCapacityChanged, ClassOpened, DeathRegistered, Enrolled, Event,
     ExamResultRecorded, GuardianLinked, LearnerRegistered, Left, MarkCorrected, MarkRecorded,
-    OrganizationRegistered, SnilsRecorded, Transferred,
+    OrganizationRegistered, SnilsRecorded, TeacherAssigned, TeacherUnassigned, Transferred,
 };
 use crate::ids::{ClassId, LearnerId};
 use crate::snils::Snils;
@@ -44,6 +44,8 @@ pub fn decide(
         Command::RegisterOrganization(c) => rules.register_organization(c),
         Command::OpenClass(c) => rules.open_class(c),
         Command::ChangeClassCapacity(c) => rules.change_capacity(c),
+        Command::AssignTeacher(c) => rules.assign_teacher(c),
+        Command::UnassignTeacher(c) => rules.unassign_teacher(c),
         Command::RegisterBirth(c) => rules.register_birth(c),
         Command::RegisterLearner(c) => rules.register_learner(c),
         Command::RecordSnils(c) => rules.record_snils(c),
@@ -89,7 +91,9 @@ pub fn learner_of(state: &State, command: &Command) -> Option<LearnerId> {
         Command::Leave(c) => Some(c.learner_id),
         Command::RegisterOrganization(_)
         | Command::OpenClass(_)
-        | Command::ChangeClassCapacity(_) => None,
+        | Command::ChangeClassCapacity(_)
+        | Command::AssignTeacher(_)
+        | Command::UnassignTeacher(_) => None,
     }
 }
 
@@ -300,6 +304,51 @@ impl<'a> Rules<'a> {
             organization_id: class.organization_id,
             capacity: c.capacity,
             reason: c.reason.clone(),
+        })])
+    }
+
+    fn assign_teacher(&self, c: &TeacherAssigned) -> Result<Vec<Event>, DomainError> {
+        let class = self.class(c.class_id)?;
+        if class.organization_id != c.organization_id {
+            return Err(DomainError::Invalid(
+                "the class belongs to another organization".into(),
+            ));
+        }
+        if class.teachers.contains(&c.teacher) {
+            return Err(DomainError::AlreadyExists {
+                what: "teacher assignment",
+                id: c.teacher.to_string(),
+            });
+        }
+        if c.subjects.is_empty() {
+            return Err(DomainError::Invalid(
+                "a teacher is assigned for at least one subject".into(),
+            ));
+        }
+        self.not_future("assignment date", c.from)?;
+        if c.from > class.academic_year.last_day() {
+            return Err(DomainError::DateOutOfRange(format!(
+                "{} is after academic year {} of the class",
+                c.from, class.academic_year
+            )));
+        }
+        Ok(vec![Event::TeacherAssigned(c.clone())])
+    }
+
+    fn unassign_teacher(&self, c: &UnassignTeacher) -> Result<Vec<Event>, DomainError> {
+        let class = self.class(c.class_id)?;
+        if !class.teachers.contains(&c.teacher) {
+            return Err(DomainError::Invalid(format!(
+                "{} does not teach this class",
+                c.teacher
+            )));
+        }
+        self.not_future("last day", c.until)?;
+        Ok(vec![Event::TeacherUnassigned(TeacherUnassigned {
+            class_id: c.class_id,
+            organization_id: class.organization_id,
+            teacher: c.teacher.clone(),
+            until: c.until,
         })])
     }
 

@@ -475,6 +475,38 @@ pub struct Left {
     pub certificate: Option<Certificate>,
 }
 
+/// A teacher was assigned to teach a class or group (by its organization).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeacherAssigned {
+    /// The class.
+    pub class_id: ClassId,
+    /// The organization it belongs to.
+    pub organization_id: OrganizationId,
+    /// The teacher's account: the subject of their sign-on tokens.
+    pub teacher: Text,
+    /// The teacher's name as shown in registers.
+    pub teacher_name: Text,
+    /// Subjects taught in the class.
+    pub subjects: Vec<Text>,
+    /// First day.
+    pub from: NaiveDate,
+}
+
+/// A teacher no longer teaches a class or group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeacherUnassigned {
+    /// The class.
+    pub class_id: ClassId,
+    /// The organization it belongs to.
+    pub organization_id: OrganizationId,
+    /// The teacher's account.
+    pub teacher: Text,
+    /// Last day.
+    pub until: NaiveDate,
+}
+
 /// Every event type of the registry. Serialized as `{"type": "...", "data": {...}}` inside the
 /// envelope.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -484,6 +516,8 @@ pub enum Event {
     OrganizationRegistered(OrganizationRegistered),
     ClassOpened(ClassOpened),
     ClassCapacityChanged(ClassCapacityChanged),
+    TeacherAssigned(TeacherAssigned),
+    TeacherUnassigned(TeacherUnassigned),
     BirthRegistered(BirthRegistered),
     LearnerRegistered(LearnerRegistered),
     SnilsRecorded(SnilsRecorded),
@@ -507,6 +541,8 @@ impl Event {
         "organization_registered",
         "class_opened",
         "class_capacity_changed",
+        "teacher_assigned",
+        "teacher_unassigned",
         "birth_registered",
         "learner_registered",
         "snils_recorded",
@@ -530,6 +566,8 @@ impl Event {
             Self::OrganizationRegistered(_) => "organization_registered",
             Self::ClassOpened(_) => "class_opened",
             Self::ClassCapacityChanged(_) => "class_capacity_changed",
+            Self::TeacherAssigned(_) => "teacher_assigned",
+            Self::TeacherUnassigned(_) => "teacher_unassigned",
             Self::BirthRegistered(_) => "birth_registered",
             Self::LearnerRegistered(_) => "learner_registered",
             Self::SnilsRecorded(_) => "snils_recorded",
@@ -558,7 +596,9 @@ impl Event {
         match self {
             Self::OrganizationRegistered(_)
             | Self::ClassOpened(_)
-            | Self::ClassCapacityChanged(_) => None,
+            | Self::ClassCapacityChanged(_)
+            | Self::TeacherAssigned(_)
+            | Self::TeacherUnassigned(_) => None,
             Self::BirthRegistered(e) => Some(e.learner_id),
             Self::LearnerRegistered(e) => Some(e.learner_id),
             Self::SnilsRecorded(e) => Some(e.learner_id),
@@ -582,6 +622,8 @@ impl Event {
         match self {
             Self::OrganizationRegistered(_) | Self::ClassCapacityChanged(_) => None,
             Self::ClassOpened(e) => Some(e.academic_year.first_day()),
+            Self::TeacherAssigned(e) => Some(e.from),
+            Self::TeacherUnassigned(e) => Some(e.until),
             Self::BirthRegistered(e) => Some(e.birth_date),
             Self::LearnerRegistered(e) => Some(e.birth_date),
             Self::SnilsRecorded(_) => None,
@@ -606,6 +648,8 @@ impl Event {
             Self::OrganizationRegistered(e) => Some(e.organization_id),
             Self::ClassOpened(e) => Some(e.organization_id),
             Self::ClassCapacityChanged(e) => Some(e.organization_id),
+            Self::TeacherAssigned(e) => Some(e.organization_id),
+            Self::TeacherUnassigned(e) => Some(e.organization_id),
             Self::ApplicationSubmitted(e) => Some(e.organization_id),
             Self::ApplicationWithdrawn(e) => Some(e.organization_id),
             Self::ApplicationRejected(e) => Some(e.organization_id),

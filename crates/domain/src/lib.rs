@@ -18,7 +18,7 @@ mod values;
 
 pub use command::{
     ChangeClassCapacity, Command, CorrectMark, Enroll, Leave, PersonRef, RecordExamResult,
-    RegisterDeath, RejectApplication, Transfer, WithdrawApplication,
+    RegisterDeath, RejectApplication, Transfer, UnassignTeacher, WithdrawApplication,
 };
 pub use decide::{
     decide, learner_of, EARLY_ENROLLMENT_DAYS, FUTURE_TOLERANCE_DAYS, GRADE_ONE_MAX_MONTHS,
@@ -30,7 +30,7 @@ pub use event::{
     BirthRegistered, Certificate, CivilRecord, ClassCapacityChanged, ClassOpened, Consent,
     DeathRegistered, Document, Enrolled, Event, ExamResultRecorded, FullName, GuardianLinked,
     LearnerRegistered, Left, MarkCorrected, MarkRecorded, Order, OrganizationRegistered, Programme,
-    SnilsRecorded, Transferred,
+    SnilsRecorded, TeacherAssigned, TeacherUnassigned, Transferred,
 };
 pub use ids::{ApplicationId, ClassId, EnrollmentId, LearnerId, MarkId, OrganizationId};
 pub use snils::{Snils, SnilsError};

@@ -10,11 +10,13 @@ use chrono::{Days, NaiveDate};
 use crate::event::{CivilRecord, Event, FullName};
 use crate::ids::{ApplicationId, ClassId, EnrollmentId, LearnerId, MarkId, OrganizationId};
 use crate::snils::Snils;
-use crate::values::{AcademicYear, Level, Mark, OrganizationKind, StayMode};
+use crate::values::{AcademicYear, Level, Mark, OrganizationKind, StayMode, Text};
 
 /// An organization of the regional directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Organization {
+    /// The municipality it belongs to.
+    pub municipality: Text,
     /// Kind.
     pub kind: OrganizationKind,
     /// Levels taught.
@@ -38,6 +40,8 @@ pub struct Class {
     pub enrolled: u16,
     /// Kindergarten stay mode.
     pub stay_mode: Option<StayMode>,
+    /// Accounts of the teachers assigned to it now.
+    pub teachers: Vec<Text>,
 }
 
 /// One enrollment of a learner.
@@ -328,6 +332,7 @@ impl State {
                 self.organizations.insert(
                     e.organization_id,
                     Organization {
+                        municipality: e.municipality.clone(),
                         kind: e.kind,
                         levels: e.levels.clone(),
                     },
@@ -344,8 +349,21 @@ impl State {
                         capacity: e.capacity,
                         enrolled: 0,
                         stay_mode: e.stay_mode,
+                        teachers: Vec::new(),
                     },
                 );
+            }
+            Event::TeacherAssigned(e) => {
+                if let Some(c) = self.classes.get_mut(&e.class_id) {
+                    if !c.teachers.contains(&e.teacher) {
+                        c.teachers.push(e.teacher.clone());
+                    }
+                }
+            }
+            Event::TeacherUnassigned(e) => {
+                if let Some(c) = self.classes.get_mut(&e.class_id) {
+                    c.teachers.retain(|t| t != &e.teacher);
+                }
             }
             Event::ClassCapacityChanged(e) => {
                 if let Some(c) = self.classes.get_mut(&e.class_id) {

@@ -1,6 +1,6 @@
 //! Property tests of the decider: random sequences of a few hundred commands over a small fixed
-//! world (three organizations, ten small classes, a dozen learners, a small pool of SNILS and of
-//! ids, dates over two academic years, commands repeated at random). Every command goes through
+//! world (three organizations, ten small classes, a dozen learners, a small pool of SNILS, of
+//! ids and of teachers, dates over two academic years, commands repeated at random). Every command goes through
 //! `decide`; accepted events go through `evolve`; after every step the invariants the write side
 //! must never break are checked.
 //!
@@ -27,6 +27,13 @@ const SNILS_POOL: usize = 8;
 const ENROLLMENT_POOL: u32 = 24;
 const MARK_POOL: u32 = 60;
 const APPLICATION_POOL: u32 = 8;
+const TEACHERS: [&str; 4] = [
+    "teacher-0001",
+    "teacher-0002",
+    "teacher-0003",
+    "teacher-0004",
+];
+const TEACHER_SUBJECTS: [&[&str]; 3] = [&["Математика"], &["Русский язык", "Литература"], &[]];
 const GUARDIAN_NAMES: [(&str, &str); 3] = [
     ("Иванова", "Мария"),
     ("Петров", "Сергей"),
@@ -205,6 +212,21 @@ enum Op {
         class: usize,
         capacity: u16,
     },
+    /// `other_org`: named with another organization than the class's.
+    Assign {
+        class: usize,
+        teacher: usize,
+        subjects: usize,
+        other_org: bool,
+        day: i64,
+    },
+    /// `follow`: a teacher assigned now, to this class or the next one that has teachers.
+    Unassign {
+        class: usize,
+        teacher: usize,
+        follow: bool,
+        day: i64,
+    },
     Repeat {
         back: usize,
     },
@@ -254,7 +276,11 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(learner, class, follow, day, status)| Op::Attend { learner, class, follow, day, status }),
         2 => (l.clone(), 0..3usize, 0u8..=110, 0..=MARKS.len(), 0u16..=105)
             .prop_map(|(learner, form, score, mark, points)| Op::Exam { learner, form, score, mark, points }),
-        2 => (c, 0u16..=4).prop_map(|(class, capacity)| Op::Capacity { class, capacity }),
+        2 => (c.clone(), 0u16..=4).prop_map(|(class, capacity)| Op::Capacity { class, capacity }),
+        2 => (c.clone(), 0..TEACHERS.len(), 0..TEACHER_SUBJECTS.len(), proptest::bool::weighted(0.1), -10i64..400)
+            .prop_map(|(class, teacher, subjects, other_org, day)| Op::Assign { class, teacher, subjects, other_org, day }),
+        1 => (c, 0..TEACHERS.len(), proptest::bool::weighted(0.8), -10i64..400)
+            .prop_map(|(class, teacher, follow, day)| Op::Unassign { class, teacher, follow, day }),
         4 => (0..40usize).prop_map(|back| Op::Repeat { back }),
     ]
 }
@@ -603,6 +629,50 @@ fn command(
             capacity,
             reason: None,
         }),
+        Op::Assign {
+            class,
+            teacher,
+            subjects,
+            other_org,
+            day,
+        } => {
+            let mut a = assignment(
+                &world[class],
+                TEACHERS[teacher],
+                TEACHER_SUBJECTS[subjects],
+                shift(first_day(class), day),
+            );
+            if other_org {
+                a.organization_id = organization_id(if a.organization_id == organization_id(1) {
+                    2
+                } else {
+                    1
+                });
+            }
+            Command::AssignTeacher(a)
+        }
+        Op::Unassign {
+            class,
+            teacher,
+            follow,
+            day,
+        } => {
+            let assigned = (0..world.len())
+                .map(|k| (class + k) % world.len())
+                .find_map(|k| {
+                    let teachers = &state.class(world[k].class_id)?.teachers;
+                    let t = teachers.get(teacher % teachers.len().max(1))?;
+                    Some((k, t.as_str().to_owned()))
+                })
+                .filter(|_| follow);
+            let (class, teacher) =
+                assigned.unwrap_or_else(|| (class, TEACHERS[teacher].to_owned()));
+            Command::UnassignTeacher(unassignment(
+                world[class].class_id,
+                &teacher,
+                shift(first_day(class), day),
+            ))
+        }
         Op::Repeat { back } => {
             if issued.is_empty() {
                 return None;
@@ -634,6 +704,8 @@ struct Run {
     marks: HashMap<contingent_domain::MarkId, ClassFact>,
     /// Every mark and attendance recorded.
     class_facts: Vec<ClassFact>,
+    /// The teachers of each class as the accepted events say: assigned and not since unassigned.
+    teachers: HashMap<ClassId, Vec<String>>,
     tally: Tally,
 }
 
@@ -648,6 +720,7 @@ impl Run {
             recorded: Vec::new(),
             marks: HashMap::new(),
             class_facts: Vec::new(),
+            teachers: HashMap::new(),
             tally: Tally::default(),
         }
     }
@@ -688,6 +761,35 @@ impl Run {
                 Some((m.learner_id, m.class_id, m.lesson_date))
             }
             Event::AttendanceRecorded(a) => Some((a.learner_id, a.class_id, a.date)),
+            Event::TeacherAssigned(a) => {
+                let class = self.state.class(a.class_id);
+                prop_assert!(
+                    class.is_some_and(|c| c.organization_id == a.organization_id),
+                    "a teacher assigned to a class of another organization: {event:?}"
+                );
+                prop_assert!(!a.subjects.is_empty(), "an assignment without subjects");
+                let teachers = self.teachers.entry(a.class_id).or_default();
+                prop_assert!(
+                    !teachers.contains(&a.teacher.as_str().to_owned()),
+                    "{} assigned twice to class {}",
+                    a.teacher,
+                    a.class_id
+                );
+                teachers.push(a.teacher.as_str().to_owned());
+                None
+            }
+            Event::TeacherUnassigned(u) => {
+                let teachers = self.teachers.entry(u.class_id).or_default();
+                let before = teachers.len();
+                teachers.retain(|t| t != u.teacher.as_str());
+                prop_assert_eq!(
+                    teachers.len() + 1,
+                    before,
+                    "a teacher unassigned from a class they did not teach: {:?}",
+                    event
+                );
+                None
+            }
             _ => None,
         };
         if let Some((learner, class, on)) = fact {
@@ -716,6 +818,14 @@ impl Run {
             }
         }
         for (id, c) in state.classes() {
+            // The teachers of a class are those assigned and not since unassigned, once each.
+            let teachers: Vec<&str> = c.teachers.iter().map(|t| t.as_str()).collect();
+            let expected: Vec<&str> = self
+                .teachers
+                .get(id)
+                .map(|t| t.iter().map(String::as_str).collect())
+                .unwrap_or_default();
+            prop_assert_eq!(teachers, expected, "the teachers of class {}", id);
             prop_assert!(
                 c.enrolled <= c.capacity,
                 "class {id}: {} enrolled in {} places",
@@ -880,8 +990,9 @@ fn check_repeat(
                 command.name()
             );
         }
-        // Transfers back and forth, corrections back and forth, attendance, exams and capacity
-        // changes are new facts when repeated (the API's idempotency keys deduplicate retries).
+        // Transfers back and forth, corrections back and forth, attendance, exams, capacity
+        // changes and teachers assigned, unassigned and assigned again are new facts when
+        // repeated (the API's idempotency keys deduplicate retries).
         _ => {}
     }
     Ok(())
@@ -985,6 +1096,8 @@ fn random_histories_exercise_the_rules() {
         "record_attendance",
         "record_exam_result",
         "change_class_capacity",
+        "assign_teacher",
+        "unassign_teacher",
     ] {
         assert!(
             accepted.get(name).copied().unwrap_or(0) > 0,

@@ -2408,6 +2408,207 @@ fn an_enrollment_with_someone_elses_application_is_refused() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Teachers of a class
+// ---------------------------------------------------------------------------------------------
+
+fn teachers_of(scenario: &support::Scenario, class: contingent_domain::ClassId) -> Vec<String> {
+    scenario
+        .state()
+        .class(class)
+        .expect("the class is open")
+        .teachers
+        .iter()
+        .map(|t| t.as_str().to_owned())
+        .collect()
+}
+
+fn assign(
+    class: &contingent_domain::ClassOpened,
+    teacher: &str,
+    subjects: &[&str],
+    from: NaiveDate,
+) -> Command {
+    Command::AssignTeacher(assignment(class, teacher, subjects, from))
+}
+
+#[test]
+fn a_teacher_is_assigned_then_unassigned() {
+    let petrova = assignment(&class_5a(), "teacher-0001", &["Математика"], sep1());
+    let sidorov = assignment(
+        &class_5a(),
+        "teacher-0002",
+        &["Русский язык", "Литература"],
+        sep1(),
+    );
+    let s = given(world())
+        .when(Command::AssignTeacher(petrova.clone()))
+        .then(vec![Event::TeacherAssigned(petrova.clone())]);
+    assert_eq!(teachers_of(&s, class_5a().class_id), ["teacher-0001"]);
+    assert!(teachers_of(&s, class_5b().class_id).is_empty());
+    let s = s
+        .when(Command::AssignTeacher(sidorov.clone()))
+        .then(vec![Event::TeacherAssigned(sidorov)]);
+    assert_eq!(
+        teachers_of(&s, class_5a().class_id),
+        ["teacher-0001", "teacher-0002"]
+    );
+    // The same teacher in another class of the school.
+    let s = s
+        .when(assign(&class_5b(), "teacher-0001", &["Математика"], sep1()))
+        .then_accepted();
+    assert_eq!(teachers_of(&s, class_5b().class_id), ["teacher-0001"]);
+    // Unassigned from one class, still a teacher of the other.
+    let s = s
+        .when(Command::UnassignTeacher(unassignment(
+            class_5a().class_id,
+            "teacher-0001",
+            date(2025, 12, 26),
+        )))
+        .then(vec![unassigned(
+            &class_5a(),
+            "teacher-0001",
+            date(2025, 12, 26),
+        )]);
+    assert_eq!(teachers_of(&s, class_5a().class_id), ["teacher-0002"]);
+    assert_eq!(teachers_of(&s, class_5b().class_id), ["teacher-0001"]);
+    // And assigned again later.
+    let mut again = petrova;
+    again.from = date(2026, 1, 12);
+    let s = s
+        .when(Command::AssignTeacher(again.clone()))
+        .then(vec![Event::TeacherAssigned(again)]);
+    assert_eq!(
+        teachers_of(&s, class_5a().class_id),
+        ["teacher-0002", "teacher-0001"]
+    );
+}
+
+#[test]
+fn a_teacher_of_an_unknown_class_is_refused() {
+    let unknown = class(
+        class_id(99),
+        organization_id(1),
+        Level::General,
+        5,
+        2025,
+        25,
+    );
+    given(world())
+        .when(assign(&unknown, "teacher-0001", &["Математика"], sep1()))
+        .then_error("class_not_found");
+    given(world())
+        .when(Command::UnassignTeacher(unassignment(
+            class_id(99),
+            "teacher-0001",
+            date(2025, 12, 26),
+        )))
+        .then_error("class_not_found");
+}
+
+#[test]
+fn a_teacher_of_another_organizations_class_is_refused() {
+    let mut command = assignment(&class_5a(), "teacher-0001", &["Математика"], sep1());
+    command.organization_id = class_5_school_b().organization_id;
+    given(world())
+        .when(Command::AssignTeacher(command))
+        .then_error("invalid_value");
+}
+
+#[test]
+fn a_teacher_assigned_twice_is_refused() {
+    given(world())
+        .when(assign(&class_5a(), "teacher-0001", &["Математика"], sep1()))
+        .then_accepted()
+        .when(assign(
+            &class_5a(),
+            "teacher-0001",
+            &["Информатика"],
+            date(2025, 10, 1),
+        ))
+        .then_error("already_exists");
+}
+
+#[test]
+fn a_teacher_is_assigned_for_at_least_one_subject() {
+    given(world())
+        .when(assign(&class_5a(), "teacher-0001", &[], sep1()))
+        .then_error("invalid_value");
+}
+
+#[test]
+fn assignment_dates_in_the_future_or_after_the_year_are_refused() {
+    let tomorrow = shift(today(), 1);
+    let after_tomorrow = shift(today(), 2);
+    given(world())
+        .when(assign(
+            &class_5a(),
+            "teacher-0001",
+            &["Математика"],
+            after_tomorrow,
+        ))
+        .then_error("date_in_future");
+    given(world())
+        .when(assign(
+            &class_5a(),
+            "teacher-0001",
+            &["Математика"],
+            tomorrow,
+        ))
+        .then_accepted()
+        .when(Command::UnassignTeacher(unassignment(
+            class_5a().class_id,
+            "teacher-0001",
+            after_tomorrow,
+        )))
+        .then_error("date_in_future");
+    // 5А is a class of 2025/2026: nobody starts teaching it on 1 September 2026.
+    given(world())
+        .when(assign(
+            &class_5a(),
+            "teacher-0001",
+            &["Математика"],
+            date(2026, 9, 1),
+        ))
+        .today(date(2026, 9, 10))
+        .then_error("date_out_of_range");
+    given(world())
+        .when(assign(
+            &class_5a(),
+            "teacher-0001",
+            &["Математика"],
+            date(2026, 8, 31),
+        ))
+        .today(date(2026, 9, 10))
+        .then_accepted();
+}
+
+#[test]
+fn unassigning_a_teacher_not_assigned_is_refused() {
+    let unassign = Command::UnassignTeacher(unassignment(
+        class_5a().class_id,
+        "teacher-0001",
+        date(2025, 12, 26),
+    ));
+    given(world())
+        .when(unassign.clone())
+        .then_error("invalid_value");
+    // A teacher of another class.
+    given(world())
+        .when(assign(&class_5b(), "teacher-0001", &["Математика"], sep1()))
+        .then_accepted()
+        .when(unassign.clone())
+        .then_error("invalid_value");
+    // Already unassigned.
+    given(world())
+        .when(assign(&class_5a(), "teacher-0001", &["Математика"], sep1()))
+        .then_accepted()
+        .when(unassign.clone())
+        .then_accepted()
+        .when(unassign)
+        .then_error("invalid_value");
+}
+
+// ---------------------------------------------------------------------------------------------
 // The directory
 // ---------------------------------------------------------------------------------------------
 

@@ -23,8 +23,8 @@ use contingent_domain::{
     Enrolled, EnrollmentId, Event, ExamForm, ExamResultRecorded, FullName, GuardianLinked,
     LearnerId, LearnerRegistered, LeaveReason, Left, Level, Mark, MarkCorrected, MarkId, MarkKind,
     MarkRecorded, Order, OrganizationId, OrganizationKind, OrganizationRegistered, Priority,
-    Programme, Relation, Sex, Snils, SnilsRecorded, SourceKind, StayMode, Text, TransferKind,
-    Transferred,
+    Programme, Relation, Sex, Snils, SnilsRecorded, SourceKind, StayMode, TeacherAssigned,
+    TeacherUnassigned, Text, TransferKind, Transferred,
 };
 use contingent_log::{verify_chain, Envelope, Hash, Metadata, RecordedEvent, Source, GENESIS_HASH};
 use jsonschema::{Draft, Resource, Retrieve, Uri, Validator};
@@ -421,6 +421,20 @@ fn full_examples(s: &Story) -> Vec<Event> {
             capacity: 28,
             reason: Some(t("Решение учредителя от 15.08.2025 № 112")),
         }),
+        Event::TeacherAssigned(TeacherAssigned {
+            class_id: s.class_1a,
+            organization_id: s.school,
+            teacher: t("teacher-0042"),
+            teacher_name: t("Петрова Ольга Ивановна"),
+            subjects: vec![t("Русский язык"), t("Литература"), t("Математика")],
+            from: d(2025, 9, 1),
+        }),
+        Event::TeacherUnassigned(TeacherUnassigned {
+            class_id: s.class_1a,
+            organization_id: s.school,
+            teacher: t("teacher-0042"),
+            until: d(2025, 12, 26),
+        }),
         Event::BirthRegistered(BirthRegistered {
             learner_id: s.maria,
             record: CivilRecord {
@@ -626,6 +640,21 @@ fn minimal_examples(s: &Story) -> Vec<Event> {
             organization_id: s.college,
             capacity: 30,
             reason: None,
+        }),
+        // No optional fields: the fewest subjects the registry accepts.
+        Event::TeacherAssigned(TeacherAssigned {
+            class_id: s.college_group,
+            organization_id: s.college,
+            teacher: t("t7"),
+            teacher_name: t("Smith J."),
+            subjects: vec![t("Физическая культура")],
+            from: d(2026, 1, 12),
+        }),
+        Event::TeacherUnassigned(TeacherUnassigned {
+            class_id: s.college_group,
+            organization_id: s.college,
+            teacher: t("t7"),
+            until: d(2026, 5, 29),
         }),
         Event::BirthRegistered(BirthRegistered {
             learner_id: s.ivan,
@@ -1656,6 +1685,52 @@ fn other_malformed_values_are_rejected() {
         "enrolled",
         "the data of another type",
         |v| set(v, "/type", json!("mark_recorded")),
+        true,
+    );
+}
+
+#[test]
+fn malformed_teacher_assignments_are_rejected() {
+    assert_rejected(
+        "teacher_assigned",
+        "subjects as one string",
+        |v| set(v, "/data/subjects", json!("Математика")),
+        true,
+    );
+    assert_rejected(
+        "teacher_assigned",
+        "an empty subject",
+        |v| set(v, "/data/subjects", json!(["Математика", ""])),
+        true,
+    );
+    assert_rejected(
+        "teacher_assigned",
+        "no teacher name",
+        |v| remove(v, "/data/teacher_name"),
+        true,
+    );
+    assert_rejected(
+        "teacher_assigned",
+        "a learner_id on a reference fact",
+        |v| {
+            set(
+                v,
+                "/learner_id",
+                json!("0198e0c8-7d7c-7c2a-9a63-5d1f0e2b3c4d"),
+            )
+        },
+        false,
+    );
+    assert_rejected(
+        "teacher_unassigned",
+        "no last day",
+        |v| remove(v, "/data/until"),
+        true,
+    );
+    assert_rejected(
+        "teacher_unassigned",
+        "the subjects of an assignment",
+        |v| set(v, "/data/subjects", json!(["Математика"])),
         true,
     );
 }

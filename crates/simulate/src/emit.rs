@@ -6,7 +6,8 @@ use contingent_domain::{
     ApplicationSubmitted, AttendanceRecorded, BirthRegistered, ChangeClassCapacity, ClassOpened,
     Command, Consent, EducationForm, Enroll, EnrollmentId, GuardianLinked, LearnerRegistered,
     Leave, Level, Mark, MarkId, MarkKind, MarkRecorded, OrganizationRegistered, Programme,
-    RecordExamResult, RejectApplication, SnilsRecorded, Transfer, WithdrawApplication,
+    RecordExamResult, RejectApplication, SnilsRecorded, TeacherAssigned, Transfer, UnassignTeacher,
+    WithdrawApplication,
 };
 use contingent_log::{Metadata, Source};
 
@@ -48,7 +49,26 @@ impl Plan {
         )
     }
 
-    /// Stage 1: the directory — organizations, then their classes.
+    /// The assignment of a class's teacher, by index into the class's assignments.
+    fn assignment(&self, class: usize, index: usize) -> Item {
+        let c = &self.classes[class];
+        let a = &c.teachers[index];
+        let teacher = &self.teachers[a.teacher];
+        item(
+            Command::AssignTeacher(TeacherAssigned {
+                class_id: c.id,
+                organization_id: self.orgs[c.key.org].id,
+                teacher: text(&teacher.account),
+                teacher_name: text(&teacher.name),
+                subjects: a.subjects.iter().map(|s| text(s)).collect(),
+                from: a.from,
+            }),
+            self.org_meta(c.key.org, "org-operator"),
+        )
+    }
+
+    /// Stage 1: the directory — organizations, their classes, then the teachers of the school
+    /// classes (those who take over a class during the year are assigned with the transfers).
     pub(crate) fn directory_waves(&self) -> Vec<Vec<Item>> {
         let orgs = self
             .orgs
@@ -85,7 +105,20 @@ impl Plan {
                 )
             })
             .collect();
-        vec![orgs, classes]
+        let later: Vec<(usize, usize)> = self
+            .replacements
+            .iter()
+            .map(|r| (r.class, r.started))
+            .collect();
+        let mut teachers = Vec::new();
+        for (c, class) in self.classes.iter().enumerate() {
+            for k in 0..class.teachers.len() {
+                if !later.contains(&(c, k)) {
+                    teachers.push(self.assignment(c, k));
+                }
+            }
+        }
+        vec![orgs, classes, teachers]
     }
 
     fn birth_command(&self, i: usize) -> Option<Item> {
@@ -317,7 +350,8 @@ impl Plan {
             .collect()]
     }
 
-    /// Stage 7: movements during the previous year.
+    /// Stage 7: movements during the previous year, and teachers replaced at the new year (the
+    /// one leaving and the one taking over are different accounts, so both fit in one wave).
     pub(crate) fn transfer_waves(&self) -> Vec<Vec<Item>> {
         let mut wave: Vec<Item> = self
             .transfers_mid
@@ -325,6 +359,19 @@ impl Plan {
             .map(|t| self.transfer_item(t))
             .collect();
         wave.extend(self.leaves_mid.iter().map(|l| self.leave_item(l)));
+        for r in &self.replacements {
+            let class = &self.classes[r.class];
+            let ended = &class.teachers[r.ended];
+            wave.push(item(
+                Command::UnassignTeacher(UnassignTeacher {
+                    class_id: class.id,
+                    teacher: text(&self.teachers[ended.teacher].account),
+                    until: ended.until.unwrap_or(ended.from),
+                }),
+                self.org_meta(class.key.org, "org-operator"),
+            ));
+            wave.push(self.assignment(r.class, r.started));
+        }
         vec![wave]
     }
 
@@ -475,11 +522,8 @@ impl Plan {
             let class_a = &self.classes[a];
             let pupil = class_a.members[0].learner;
             let org = class_a.key.org;
-            let teacher = self.orgs[org]
-                .teachers
-                .get("Математика")
-                .cloned()
-                .unwrap_or_else(|| "Учитель".into());
+            let (teacher, account) = self.marker(a, "Математика", day);
+            let (teacher, account) = (teacher.to_owned(), account.to_owned());
             let mark = |class_id, date, rng: &mut rand_chacha::ChaCha8Rng| {
                 Command::RecordMark(MarkRecorded {
                     mark_id: MarkId::from_uuid(uuid(rng)),
@@ -502,7 +546,7 @@ impl Plan {
             {
                 second.push(Item {
                     command: mark(self.classes[b].id, day, &mut rng),
-                    meta: self.org_meta(self.classes[b].key.org, &teacher),
+                    meta: self.org_meta(self.classes[b].key.org, &account),
                     expect: Some("learner_not_in_class"),
                 });
             }
@@ -511,7 +555,7 @@ impl Plan {
             let ahead = plus(today.max(chrono::Utc::now().date_naive()), 10);
             second.push(Item {
                 command: mark(class_a.id, ahead, &mut rng),
-                meta: self.org_meta(org, &teacher),
+                meta: self.org_meta(org, &account),
                 expect: Some("date_in_future"),
             });
             // A second primary general enrollment, in another school's class with free places.
@@ -565,6 +609,14 @@ impl Plan {
         lesson: Option<u8>,
         status: contingent_domain::Attendance,
     ) -> Item {
+        // The class teacher: the first teacher assigned who teaches the class on the day.
+        let actor = self.classes[class]
+            .teachers
+            .iter()
+            .find(|a| a.covers(date))
+            .map_or("class-teacher", |a| {
+                self.teachers[a.teacher].account.as_str()
+            });
         item(
             Command::RecordAttendance(AttendanceRecorded {
                 learner_id: self.learners[learner].id,
@@ -573,7 +625,7 @@ impl Plan {
                 lesson,
                 status,
             }),
-            self.org_meta(self.classes[class].key.org, "class-teacher"),
+            self.org_meta(self.classes[class].key.org, actor),
         )
     }
 }

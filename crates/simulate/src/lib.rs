@@ -85,7 +85,7 @@ pub struct Config {
 /// The stages of generation, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Stage {
-    /// Organizations and the classes of both years.
+    /// Organizations, the classes of both years and the teachers of school classes.
     Directory,
     /// Births from the civil registry and arrivals from other regions.
     Births,
@@ -97,7 +97,7 @@ pub enum Stage {
     Enrollments,
     /// Marks and attendance of the previous year's first term.
     Marks,
-    /// Transfers and leavers during the previous year.
+    /// Transfers and leavers during the previous year, and teachers replaced at the new year.
     Transfers,
     /// State exams (ОГЭ, ЕГЭ) in June.
     Exams,
@@ -168,6 +168,11 @@ pub struct Featured {
     pub school_id: OrganizationId,
     /// The grade-11 class of the previous year.
     pub class_id: ClassId,
+    /// The account (sign-on token subject) of a teacher assigned to that class and never
+    /// unassigned: the one who gave the learner their first mark in it.
+    pub teacher: String,
+    /// That teacher's surname, name and patronymic.
+    pub teacher_name: String,
     /// The college of the current year (none in a region without colleges).
     pub college_id: Option<OrganizationId>,
     /// A kindergarten of the learner's municipality.
@@ -314,6 +319,7 @@ fn featured(plan: &plan::Plan) -> Featured {
         None => format!("{} {}", name.surname, name.name),
     };
     let class = &plan.classes[plan.featured_class];
+    let teacher = featured_teacher(plan);
     let kindergarten = plan
         .orgs
         .iter()
@@ -335,10 +341,45 @@ fn featured(plan: &plan::Plan) -> Featured {
             .unwrap_or_else(|| Snils::from_number(1).expect("small numbers are valid")),
         school_id: plan.orgs[class.key.org].id,
         class_id: class.id,
+        teacher: teacher.map_or_else(String::new, |t| t.account.clone()),
+        teacher_name: teacher.map_or_else(String::new, |t| t.name.clone()),
         college_id: plan.featured_college.map(|c| plan.orgs[c].id),
         kindergarten_id: kindergarten,
         municipality: plan.munis[family.muni].name.clone(),
     }
+}
+
+/// A teacher of the featured learner's class of the previous year: the one who gave them their
+/// first mark there, or else the first one assigned.
+fn featured_teacher(plan: &plan::Plan) -> Option<&plan::TeacherP> {
+    let c = plan.featured_class;
+    let class = &plan.classes[c];
+    let learner = plan.learners[plan.featured].id;
+    if let Step::Marks(marks) = step(plan, Stage::Marks) {
+        for n in 0..marks.days.len().min(5) {
+            let first = marks
+                .day(n)
+                .into_iter()
+                .find_map(|item| match item.command {
+                    contingent_domain::Command::RecordMark(m)
+                        if m.learner_id == learner && m.class_id == class.id =>
+                    {
+                        Some((m.subject, m.lesson_date))
+                    }
+                    _ => None,
+                });
+            if let Some((subject, date)) = first {
+                if let Some(t) = plan.teacher_of(c, subject.as_str(), date) {
+                    return Some(t);
+                }
+            }
+        }
+    }
+    class
+        .teachers
+        .iter()
+        .find(|a| a.until.is_none())
+        .map(|a| &plan.teachers[a.teacher])
 }
 
 #[cfg(test)]
@@ -494,6 +535,70 @@ mod tests {
         assert!(plan.featured_college.is_some());
         let f = featured(&plan);
         assert_eq!(f.college_id, plan.featured_college.map(|c| plan.orgs[c].id));
+        // The featured teacher teaches the class, all year.
+        let assigned = class
+            .teachers
+            .iter()
+            .find(|a| plan.teachers[a.teacher].account == f.teacher)
+            .expect("the featured teacher is assigned to the featured class");
+        assert_eq!(plan.teachers[assigned.teacher].name, f.teacher_name);
+        assert!(assigned.until.is_none());
+        assert!(f.teacher.starts_with("teacher-"));
+        assert_eq!(f.teacher_name.split(' ').count(), 3, "{}", f.teacher_name);
+    }
+
+    #[test]
+    fn every_school_class_has_one_to_three_teachers_for_its_subjects() {
+        let config = Config {
+            seed: 5,
+            scale: Scale::tiny(),
+            today: chrono::NaiveDate::from_ymd_opt(2026, 11, 22).expect("a date"),
+        };
+        let plan = plan::Plan::build(&config).expect("a plan");
+        let mut shared = false;
+        let mut teaching: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (c, class) in plan.classes.iter().enumerate() {
+            if class.key.level != contingent_domain::Level::General {
+                assert!(class.teachers.is_empty(), "{}", class.name);
+                continue;
+            }
+            let now: Vec<_> = class
+                .teachers
+                .iter()
+                .filter(|a| a.until.is_none())
+                .collect();
+            assert!(
+                (1..=3).contains(&now.len()),
+                "{}: {} teachers",
+                class.name,
+                now.len()
+            );
+            for subject in &class.subjects {
+                let day = class.key.year.first_day();
+                assert!(
+                    plan.teacher_of(c, subject, day).is_some(),
+                    "{}: nobody teaches {subject}",
+                    class.name
+                );
+            }
+            for a in &class.teachers {
+                assert!(!a.subjects.is_empty());
+                let classes = teaching.entry(a.teacher).or_default();
+                if let Some(&other) = classes.last() {
+                    assert_eq!(
+                        plan.classes[other].key.org, class.key.org,
+                        "a teacher of two schools"
+                    );
+                    shared |= plan.classes[other].key.year == class.key.year;
+                }
+                classes.push(c);
+            }
+        }
+        assert!(shared, "no teacher teaches two classes of a year");
+        assert!(!plan.replacements.is_empty(), "no teacher is replaced");
+        let accounts: std::collections::BTreeSet<_> =
+            plan.teachers.iter().map(|t| &t.account).collect();
+        assert_eq!(accounts.len(), plan.teachers.len(), "accounts are unique");
     }
 
     #[test]

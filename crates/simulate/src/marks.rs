@@ -105,7 +105,6 @@ impl<'a> Marks<'a> {
         let mut out = Vec::new();
         for &c in &self.classes {
             let class = &plan.classes[c];
-            let org = &plan.orgs[class.key.org];
             for member in class.members.iter().filter(|m| m.covers(date)) {
                 let learner = member.learner;
                 let featured = learner == plan.featured;
@@ -155,7 +154,7 @@ impl<'a> Marks<'a> {
                         .unwrap_or(&("ответ на уроке", 1));
                     let noise: f64 = rng.gen::<f64>() + rng.gen::<f64>() + rng.gen::<f64>() - 1.5;
                     let points = (ability + noise).round().clamp(2.0, 5.0) as u8;
-                    let teacher = org.teachers.get(subject).map_or("Учитель", String::as_str);
+                    let (teacher, account) = plan.marker(c, subject, date);
                     out.push(item(
                         Command::RecordMark(MarkRecorded {
                             mark_id: MarkId::from_uuid(uuid(&mut rng)),
@@ -170,7 +169,7 @@ impl<'a> Marks<'a> {
                             weight,
                             teacher: text(teacher),
                         }),
-                        plan.org_meta(class.key.org, teacher),
+                        plan.org_meta(class.key.org, account),
                     ));
                 }
             }
@@ -263,10 +262,7 @@ impl<'a> Marks<'a> {
                     continue;
                 }
                 let average = (points * 2 + weights) / (weights * 2);
-                let teacher = plan.orgs[class.key.org]
-                    .teachers
-                    .get(subject)
-                    .map_or("Учитель", String::as_str);
+                let (teacher, account) = plan.marker(c, subject, end);
                 term_marks.push(item(
                     Command::RecordMark(MarkRecorded {
                         mark_id: MarkId::from_uuid(uuid(&mut rng)),
@@ -281,7 +277,7 @@ impl<'a> Marks<'a> {
                         weight: 1,
                         teacher: text(teacher),
                     }),
-                    plan.org_meta(class.key.org, teacher),
+                    plan.org_meta(class.key.org, account),
                 ));
             }
         }

@@ -649,6 +649,49 @@ pub(crate) fn school_subjects(grade: u8) -> &'static [&'static str] {
     }
 }
 
+/// The subjects taught in a school grade, by area, in the order teachers take them: in primary
+/// grades the class teacher's subjects, English, physical education; in later grades the
+/// humanities, mathematics and the sciences, English and physical education. Unlike
+/// [`school_subjects`], grade 1 has subjects too (it is taught, just not marked).
+pub(crate) fn teaching_areas(grade: u8) -> [Vec<&'static str>; 3] {
+    const AREAS_PRIMARY: [&[&str]; 3] = [
+        &["Русский язык", "Литература", "Математика"],
+        &["Английский язык"],
+        &["Физическая культура"],
+    ];
+    const AREAS_SECONDARY: [&[&str]; 3] = [
+        &["Русский язык", "Литература", "История"],
+        &[
+            "Математика",
+            "Физика",
+            "Информатика",
+            "Химия",
+            "Биология",
+            "География",
+        ],
+        &["Английский язык", "Физическая культура"],
+    ];
+    let (areas, taught): (_, &[&str]) = match grade {
+        0 | 1 => (
+            AREAS_PRIMARY,
+            &[
+                "Русский язык",
+                "Литература",
+                "Математика",
+                "Физическая культура",
+            ],
+        ),
+        2..=4 => (AREAS_PRIMARY, school_subjects(grade)),
+        _ => (AREAS_SECONDARY, school_subjects(grade)),
+    };
+    areas.map(|area| {
+        area.iter()
+            .copied()
+            .filter(|s| taught.contains(s))
+            .collect()
+    })
+}
+
 /// General subjects of the first college course.
 pub(crate) const COLLEGE_FIRST_COURSE: &[&str] = &[
     "Русский язык",

@@ -84,7 +84,8 @@ pub(crate) struct Org {
     pub kind: OrganizationKind,
     pub levels: Vec<Level>,
     pub weight: u32,
-    /// A teacher per subject taught.
+    /// A teacher per subject taught, named by initials: who marks where no teacher is assigned
+    /// to the class (college groups).
     pub teachers: BTreeMap<&'static str, String>,
     /// Clubs of an additional-education organization.
     pub clubs: Vec<&'static str>,
@@ -117,6 +118,37 @@ impl Member {
     }
 }
 
+/// A teacher of a school, with an account (the subject of their sign-on tokens).
+pub(crate) struct TeacherP {
+    /// Account, such as `teacher-0042`: stable for a seed, numbered across the region.
+    pub account: String,
+    /// Surname, name and patronymic.
+    pub name: String,
+}
+
+/// A teacher's assignment to a class: the subjects they teach in it, from a first day until a
+/// last day (`None`: still teaching it).
+pub(crate) struct AssignP {
+    pub teacher: usize,
+    pub subjects: Vec<&'static str>,
+    pub from: NaiveDate,
+    pub until: Option<NaiveDate>,
+}
+
+impl AssignP {
+    pub fn covers(&self, date: NaiveDate) -> bool {
+        self.from <= date && self.until.is_none_or(|until| date <= until)
+    }
+}
+
+/// A teacher replaced during the year: the assignment that ends and the one that follows it.
+pub(crate) struct Replacement {
+    pub class: usize,
+    /// Indices into the class's assignments.
+    pub ended: usize,
+    pub started: usize,
+}
+
 /// A class or group.
 pub(crate) struct ClassP {
     pub id: ClassId,
@@ -131,6 +163,8 @@ pub(crate) struct ClassP {
     /// Subjects marked in it.
     pub subjects: Vec<&'static str>,
     pub members: Vec<Member>,
+    /// Teachers assigned to it (school classes), in the order they were assigned.
+    pub teachers: Vec<AssignP>,
 }
 
 /// A parent.
@@ -302,6 +336,10 @@ pub(crate) struct Plan {
     pub featured: usize,
     pub featured_class: usize,
     pub featured_college: Option<usize>,
+    /// The teachers of schools.
+    pub teachers: Vec<TeacherP>,
+    /// Teachers replaced during the previous year.
+    pub replacements: Vec<Replacement>,
     /// Seeds of the mark generators of the two years and of the deliberate commands.
     pub seed_marks_prev: u64,
     pub seed_marks_cur: u64,
@@ -370,6 +408,8 @@ impl Plan {
             featured: 0,
             featured_class: 0,
             featured_college: None,
+            teachers: Vec::new(),
+            replacements: Vec::new(),
             seed_marks_prev: 0,
             seed_marks_cur: 0,
             seed_extra: 0,
@@ -393,6 +433,7 @@ impl Plan {
         plan.year_end();
         plan.current_year();
         plan.finish();
+        plan.staff();
         Ok(plan)
     }
 
@@ -587,6 +628,7 @@ impl Plan {
             programme,
             subjects,
             members: Vec::new(),
+            teachers: Vec::new(),
         });
         self.class_index.insert(key, index);
         index
@@ -1854,6 +1896,178 @@ impl Plan {
 
         // Clubs of the new year.
         self.clubs(cur, 1..=9, &BTreeSet::new());
+    }
+
+    // ---------------------------------------------------------------- teachers
+
+    /// Assigns 1 to 3 teachers to every school class of both years, for the class's subjects, and
+    /// replaces a teacher in a few classes in the middle of the previous year. Drawn from a
+    /// generator of its own, so that the rest of the plan is the same with or without teachers.
+    fn staff(&mut self) {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed_extra);
+        rng.set_stream(1);
+        // The teachers of a school by what they teach (primary or secondary, a set of areas),
+        // and how many classes each teaches in a year.
+        let mut roster: BTreeMap<(usize, bool, Vec<usize>), Vec<usize>> = BTreeMap::new();
+        let mut load: BTreeMap<(usize, AcademicYear), u32> = BTreeMap::new();
+        for c in 0..self.classes.len() {
+            let key = self.classes[c].key;
+            if key.level != Level::General {
+                continue;
+            }
+            let primary = key.grade <= 4;
+            let areas = names::teaching_areas(key.grade);
+            let k = if primary {
+                rng.gen_range(1..=3)
+            } else {
+                let r: f64 = rng.gen();
+                if r < 0.1 {
+                    1
+                } else if r < 0.4 {
+                    2
+                } else {
+                    3
+                }
+            };
+            // Consecutive areas merged into at most k teachers' shares.
+            let mut shares: Vec<(Vec<usize>, Vec<&'static str>)> = areas
+                .iter()
+                .enumerate()
+                .filter(|(_, subjects)| !subjects.is_empty())
+                .map(|(a, subjects)| (vec![a], subjects.clone()))
+                .collect();
+            while shares.len() > k {
+                let (a, subjects) = shares.pop().expect("more shares than k >= 1");
+                let last = shares.last_mut().expect("k >= 1 share left");
+                last.0.extend(a);
+                last.1.extend(subjects);
+            }
+            // A primary class teacher has one class; a subject teacher up to three a year.
+            for (a, subjects) in shares {
+                let most = if primary && a.contains(&0) { 1 } else { 3 };
+                let pool = roster.entry((key.org, primary, a)).or_default();
+                let free = pool.iter().copied().find(|&t| {
+                    load.get(&(t, key.year)).copied().unwrap_or(0) < most
+                        && self.classes[c].teachers.iter().all(|x| x.teacher != t)
+                });
+                let teacher = match free {
+                    Some(t) => t,
+                    None => {
+                        let t = self.hire(&mut rng);
+                        pool.push(t);
+                        t
+                    }
+                };
+                *load.entry((teacher, key.year)).or_default() += 1;
+                self.classes[c].teachers.push(AssignP {
+                    teacher,
+                    subjects,
+                    from: key.year.first_day(),
+                    until: None,
+                });
+            }
+        }
+        // A few teachers of the previous year leave at the new year and are replaced by a new
+        // one, never in the featured learner's class.
+        let y = i32::from(self.prev.start_year());
+        let until = crate::marks::school_days(ymd(y, 12, 20), ymd(y, 12, 31))
+            .last()
+            .copied()
+            .unwrap_or(ymd(y, 12, 27));
+        let from = crate::marks::school_days(ymd(y + 1, 1, 9), ymd(y + 1, 1, 20))
+            .first()
+            .copied()
+            .unwrap_or(ymd(y + 1, 1, 12));
+        let eligible: Vec<usize> = (0..self.classes.len())
+            .filter(|&c| {
+                c != self.featured_class
+                    && self.classes[c].key.year == self.prev
+                    && !self.classes[c].teachers.is_empty()
+            })
+            .collect();
+        let mut replaced: Vec<usize> = eligible
+            .iter()
+            .copied()
+            .filter(|_| rng.gen_bool(0.05))
+            .collect();
+        if replaced.is_empty() {
+            replaced.extend(eligible.first());
+        }
+        for c in replaced {
+            let ended = rng.gen_range(0..self.classes[c].teachers.len());
+            let teacher = self.hire(&mut rng);
+            let class = &mut self.classes[c];
+            class.teachers[ended].until = Some(until);
+            let subjects = class.teachers[ended].subjects.clone();
+            class.teachers.push(AssignP {
+                teacher,
+                subjects,
+                from,
+                until: None,
+            });
+            let started = class.teachers.len() - 1;
+            self.replacements.push(Replacement {
+                class: c,
+                ended,
+                started,
+            });
+        }
+    }
+
+    /// A new teacher: the next account of the region and a full name.
+    fn hire(&mut self, rng: &mut ChaCha8Rng) -> usize {
+        let female = rng.gen_bool(0.8);
+        let surname = names::SURNAMES[rng.gen_range(0..names::SURNAMES.len())];
+        let father = names::FATHERS[rng.gen_range(0..names::FATHERS.len())];
+        let (name, patronymic) = if female {
+            (
+                names::MOTHERS[rng.gen_range(0..names::MOTHERS.len())],
+                father.2,
+            )
+        } else {
+            (
+                names::FATHERS[rng.gen_range(0..names::FATHERS.len())].0,
+                father.1,
+            )
+        };
+        self.teachers.push(TeacherP {
+            account: format!("teacher-{:04}", self.teachers.len() + 1),
+            name: format!(
+                "{} {name} {patronymic}",
+                names::surname_for(surname, female)
+            ),
+        });
+        self.teachers.len() - 1
+    }
+
+    /// The teacher assigned to a class for a subject on a date, if any.
+    pub(crate) fn teacher_of(
+        &self,
+        class: usize,
+        subject: &str,
+        date: NaiveDate,
+    ) -> Option<&TeacherP> {
+        self.classes[class]
+            .teachers
+            .iter()
+            .find(|a| a.covers(date) && a.subjects.contains(&subject))
+            .map(|a| &self.teachers[a.teacher])
+    }
+
+    /// Who gives a mark in a class for a subject on a date: the name on the mark, and the account
+    /// that records it. The assigned teacher where there is one (school classes); otherwise the
+    /// organization's teacher of the subject, who records under their name.
+    pub(crate) fn marker(&self, class: usize, subject: &str, date: NaiveDate) -> (&str, &str) {
+        match self.teacher_of(class, subject, date) {
+            Some(t) => (t.name.as_str(), t.account.as_str()),
+            None => {
+                let name = self.orgs[self.classes[class].key.org]
+                    .teachers
+                    .get(subject)
+                    .map_or("Учитель", String::as_str);
+                (name, name)
+            }
+        }
     }
 
     // ---------------------------------------------------------------- finishing touches

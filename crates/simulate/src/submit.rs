@@ -189,6 +189,14 @@ impl<'r, P: FnMut(Stage, u64, u64)> Runner<'r, P> {
                     .or_default() += 1;
                 self.note(format!("{}: {error}", outcome.command));
             }
+            Err(RegistryError::Forbidden(message)) => {
+                *self
+                    .tally
+                    .refused
+                    .entry("forbidden".to_owned())
+                    .or_default() += 1;
+                self.note(format!("{} forbidden: {message}", outcome.command));
+            }
             Err(RegistryError::Unavailable(message)) => return Err(SimError::Unavailable(message)),
         }
         Ok(())

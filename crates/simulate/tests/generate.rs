@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use contingent_domain::Event;
+use contingent_domain::{ClassId, Event, TeacherAssigned};
 use contingent_registry::{Registry, Settings};
 use contingent_simulate::{generate, Config, Report, Scale, Stage};
 
@@ -19,6 +19,12 @@ fn config(seed: u64) -> Config {
 }
 
 fn assert_send<T: Send>(_: &T) {}
+
+/// A teacher's assignment to a class as the log tells it, and its last day once unassigned.
+struct Taught<'a> {
+    assigned: &'a TeacherAssigned,
+    until: Option<NaiveDate>,
+}
 
 /// Generates into a fresh registry; returns the report, every event of the log in order, and the
 /// featured learner's event types.
@@ -156,6 +162,57 @@ async fn a_tiny_region_follows_the_rules() {
         "marks in college"
     );
     assert!(report.featured.college_id.is_some());
+
+    // Teachers: the featured learner's teacher teaches their class of the previous year, and every
+    // mark in a class with teachers is given by one assigned for the subject on the day.
+    let featured = &report.featured;
+    assert!(featured.teacher.starts_with("teacher-"), "{featured:?}");
+    assert!(
+        events.iter().any(|e| matches!(e, Event::TeacherAssigned(a)
+            if a.class_id == featured.class_id
+                && a.teacher.as_str() == featured.teacher
+                && a.teacher_name.as_str() == featured.teacher_name)),
+        "the featured teacher is not assigned to the featured class"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::TeacherUnassigned(u)
+            if u.class_id == featured.class_id && u.teacher.as_str() == featured.teacher)),
+        "the featured teacher left the featured class"
+    );
+    let mut taught: BTreeMap<ClassId, Vec<Taught>> = BTreeMap::new();
+    let mut checked = 0;
+    for e in &events {
+        match e {
+            Event::TeacherAssigned(a) => taught.entry(a.class_id).or_default().push(Taught {
+                assigned: a,
+                until: None,
+            }),
+            Event::TeacherUnassigned(u) => {
+                for t in taught.entry(u.class_id).or_default() {
+                    if t.assigned.teacher == u.teacher && t.until.is_none() {
+                        t.until = Some(u.until);
+                    }
+                }
+            }
+            Event::MarkRecorded(m) => {
+                let Some(teachers) = taught.get(&m.class_id) else {
+                    continue;
+                };
+                checked += 1;
+                assert!(
+                    teachers.iter().any(|t| t.assigned.teacher_name == m.teacher
+                        && t.assigned.subjects.contains(&m.subject)
+                        && t.assigned.from <= m.lesson_date
+                        && t.until.is_none_or(|u| m.lesson_date <= u)),
+                    "a mark by a teacher not assigned: {m:?}"
+                );
+            }
+            _ => {}
+        }
+    }
+    assert!(checked > 0, "no mark in a class with teachers");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

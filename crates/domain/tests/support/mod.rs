@@ -20,8 +20,8 @@ use contingent_domain::{
     DeathRegistered, Document, DomainError, EducationForm, Enroll, Enrolled, EnrollmentId, Event,
     FullName, GuardianLinked, LearnerId, Leave, LeaveReason, Left, Level, Mark, MarkId, MarkKind,
     MarkRecorded, Order, OrganizationId, OrganizationKind, OrganizationRegistered, PersonRef,
-    Priority, Programme, RegisterDeath, Relation, Sex, Snils, State, StayMode, Text, Transfer,
-    TransferKind, Transferred,
+    Priority, Programme, RegisterDeath, Relation, Sex, Snils, State, StayMode, TeacherAssigned,
+    TeacherUnassigned, Text, Transfer, TransferKind, Transferred, UnassignTeacher,
 };
 use uuid::Uuid;
 
@@ -462,6 +462,47 @@ pub fn world_with_capacity(class: ClassId, capacity: u16) -> Vec<Event> {
             other => other,
         })
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Teachers
+// ---------------------------------------------------------------------------------------------
+
+/// An assignment of the teacher with account `teacher` to `class` (of the class's organization),
+/// for `subjects`, from `from`. The name is derived from the account.
+pub fn assignment(
+    class: &ClassOpened,
+    teacher: &str,
+    subjects: &[&str],
+    from: NaiveDate,
+) -> TeacherAssigned {
+    TeacherAssigned {
+        class_id: class.class_id,
+        organization_id: class.organization_id,
+        teacher: t(teacher),
+        teacher_name: t(&format!("Петрова Наталья Сергеевна ({teacher})")),
+        subjects: subjects.iter().map(|s| t(s)).collect(),
+        from,
+    }
+}
+
+/// The command ending a teacher's assignment to a class on `until`.
+pub fn unassignment(class: ClassId, teacher: &str, until: NaiveDate) -> UnassignTeacher {
+    UnassignTeacher {
+        class_id: class,
+        teacher: t(teacher),
+        until,
+    }
+}
+
+/// The event an accepted unassignment from `class` records.
+pub fn unassigned(class: &ClassOpened, teacher: &str, until: NaiveDate) -> Event {
+    Event::TeacherUnassigned(TeacherUnassigned {
+        class_id: class.class_id,
+        organization_id: class.organization_id,
+        teacher: t(teacher),
+        until,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
