@@ -1,68 +1,143 @@
 //! Class register per class: roster on a date, marks grid, attendance grid.
 
-use async_trait::async_trait;
-use contingent_domain::{Event, FullName, LearnerId};
+use std::collections::HashMap;
+
+use chrono::{Days, NaiveDate};
+use contingent_domain::{ClassId, Event, FullName, LearnerId};
 use contingent_log::RecordedEvent;
-use sqlx::SqliteConnection;
 
-use crate::sql::{date, day_after};
-use crate::Projection;
+use crate::sql::date;
+use crate::{row, ChangeSet, Projection, Table, Value};
 
-pub(crate) struct ClassRegister;
+static CLASSES: Table = Table {
+    name: "class_register_classes",
+    columns: &[
+        "class_id",
+        "organization_id",
+        "academic_year",
+        "level",
+        "grade",
+        "name",
+        "capacity",
+    ],
+    key: 1,
+};
 
-async fn person(
-    tx: &mut SqliteConnection,
-    learner: LearnerId,
-    name: &FullName,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO class_register_people VALUES (?, ?, ?, ?)")
-        .bind(learner.to_string())
-        .bind(name.surname.as_str())
-        .bind(name.name.as_str())
-        .bind(name.patronymic.as_ref().map(|p| p.as_str()))
-        .execute(tx)
-        .await?;
-    Ok(())
+static PEOPLE: Table = Table {
+    name: "class_register_people",
+    columns: &["learner_id", "surname", "name", "patronymic"],
+    key: 1,
+};
+
+static ROSTER: Table = Table {
+    name: "class_register_roster",
+    columns: &["class_id", "learner_id", "from_date", "until_date"],
+    key: 3,
+};
+
+static MARKS: Table = Table {
+    name: "class_register_marks",
+    columns: &[
+        "mark_id",
+        "class_id",
+        "learner_id",
+        "subject",
+        "lesson_date",
+        "kind",
+        "value",
+        "weight",
+    ],
+    key: 1,
+};
+
+static ATTENDANCE: Table = Table {
+    name: "class_register_attendance",
+    columns: &[
+        "position",
+        "class_id",
+        "learner_id",
+        "date",
+        "lesson",
+        "status",
+    ],
+    key: 1,
+};
+
+/// The class register, and the open roster rows (`until_date IS NULL`) of each learner:
+/// `(class, from_date)`.
+#[derive(Default)]
+pub(crate) struct ClassRegister {
+    open: HashMap<LearnerId, Vec<(ClassId, NaiveDate)>>,
 }
 
-async fn join(
-    tx: &mut SqliteConnection,
-    class: String,
-    learner: String,
-    from: String,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO class_register_roster VALUES (?, ?, ?, NULL)")
-        .bind(class)
-        .bind(learner)
-        .bind(from)
-        .execute(tx)
-        .await?;
-    Ok(())
+fn day_after(d: NaiveDate) -> NaiveDate {
+    d.checked_add_days(Days::new(1)).unwrap_or(d)
 }
 
-async fn part(
-    tx: &mut SqliteConnection,
-    class: String,
-    learner: String,
-    until: String,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE class_register_roster SET until_date = max(?, from_date) WHERE class_id = ? AND learner_id = ? AND until_date IS NULL")
-        .bind(until)
-        .bind(class)
-        .bind(learner)
-        .execute(tx)
-        .await?;
-    Ok(())
+fn person(changes: &mut ChangeSet, learner: LearnerId, name: &FullName) {
+    changes.insert(
+        &PEOPLE,
+        row![
+            learner.to_string(),
+            name.surname.as_str(),
+            name.name.as_str(),
+            name.patronymic.as_ref().map(|p| p.as_str())
+        ],
+    );
 }
 
-#[async_trait]
+impl ClassRegister {
+    /// The learner joins the class from a date.
+    fn join(
+        &mut self,
+        changes: &mut ChangeSet,
+        class: ClassId,
+        learner: LearnerId,
+        from: NaiveDate,
+    ) {
+        changes.insert(
+            &ROSTER,
+            row![
+                class.to_string(),
+                learner.to_string(),
+                date(from),
+                Value::Text(None)
+            ],
+        );
+        self.open.entry(learner).or_default().push((class, from));
+    }
+
+    /// Closes the learner's open rows in `class` (every class when `None`): the first day no
+    /// longer in it is `until`, or the row's first day if that is later.
+    fn part(
+        &mut self,
+        changes: &mut ChangeSet,
+        class: Option<ClassId>,
+        learner: LearnerId,
+        until: NaiveDate,
+    ) {
+        let Some(open) = self.open.get_mut(&learner) else {
+            return;
+        };
+        open.retain(|(c, from)| {
+            if class.is_some_and(|class| class != *c) {
+                return true;
+            }
+            changes.update(
+                &ROSTER,
+                row![c.to_string(), learner.to_string(), date(*from)],
+                vec![("until_date", date(until.max(*from)).into())],
+            );
+            false
+        });
+    }
+}
+
+static TABLES: &[&Table] = &[&CLASSES, &PEOPLE, &ROSTER, &MARKS, &ATTENDANCE];
+
 impl Projection for ClassRegister {
     fn name(&self) -> &'static str {
         "class_register"
-    }
-
-    fn schema(&self) -> &'static str {
-        include_str!("../../../projections/sqlite/class_register.sql")
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -75,107 +150,94 @@ impl Projection for ClassRegister {
         ]
     }
 
-    async fn apply(
-        &self,
-        tx: &mut SqliteConnection,
-        recorded: &RecordedEvent,
-    ) -> Result<(), sqlx::Error> {
+    fn table_defs(&self) -> &'static [&'static Table] {
+        TABLES
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    fn apply(&mut self, recorded: &RecordedEvent, changes: &mut ChangeSet) {
         match &recorded.envelope.event {
             Event::ClassOpened(e) => {
-                sqlx::query("INSERT INTO class_register_classes VALUES (?, ?, ?, ?, ?, ?, ?)")
-                    .bind(e.class_id.to_string())
-                    .bind(e.organization_id.to_string())
-                    .bind(e.academic_year.to_string())
-                    .bind(e.level.as_str())
-                    .bind(i64::from(e.grade))
-                    .bind(e.name.as_str())
-                    .bind(i64::from(e.capacity))
-                    .execute(tx)
-                    .await?;
+                changes.insert(
+                    &CLASSES,
+                    row![
+                        e.class_id.to_string(),
+                        e.organization_id.to_string(),
+                        e.academic_year.to_string(),
+                        e.level.as_str(),
+                        i64::from(e.grade),
+                        e.name.as_str(),
+                        i64::from(e.capacity)
+                    ],
+                );
             }
             Event::ClassCapacityChanged(e) => {
-                sqlx::query("UPDATE class_register_classes SET capacity = ? WHERE class_id = ?")
-                    .bind(i64::from(e.capacity))
-                    .bind(e.class_id.to_string())
-                    .execute(tx)
-                    .await?;
+                changes.update(
+                    &CLASSES,
+                    row![e.class_id.to_string()],
+                    vec![("capacity", i64::from(e.capacity).into())],
+                );
             }
-            Event::BirthRegistered(e) => person(tx, e.learner_id, &e.child).await?,
-            Event::LearnerRegistered(e) => person(tx, e.learner_id, &e.person).await?,
-            Event::Enrolled(e) => {
-                join(
-                    tx,
-                    e.class_id.to_string(),
-                    e.learner_id.to_string(),
-                    date(e.enrolled_on),
-                )
-                .await?
-            }
+            Event::BirthRegistered(e) => person(changes, e.learner_id, &e.child),
+            Event::LearnerRegistered(e) => person(changes, e.learner_id, &e.person),
+            Event::Enrolled(e) => self.join(changes, e.class_id, e.learner_id, e.enrolled_on),
             Event::Transferred(e) => {
-                part(
-                    tx,
-                    e.from_class_id.to_string(),
-                    e.learner_id.to_string(),
-                    date(e.transferred_on),
-                )
-                .await?;
-                join(
-                    tx,
-                    e.to_class_id.to_string(),
-                    e.learner_id.to_string(),
-                    date(e.transferred_on),
-                )
-                .await?;
+                self.part(
+                    changes,
+                    Some(e.from_class_id),
+                    e.learner_id,
+                    e.transferred_on,
+                );
+                self.join(changes, e.to_class_id, e.learner_id, e.transferred_on);
             }
-            Event::Left(e) => {
-                part(
-                    tx,
-                    e.class_id.to_string(),
-                    e.learner_id.to_string(),
-                    day_after(e.left_on),
-                )
-                .await?
-            }
+            Event::Left(e) => self.part(
+                changes,
+                Some(e.class_id),
+                e.learner_id,
+                day_after(e.left_on),
+            ),
             Event::DeathRegistered(e) => {
-                sqlx::query("UPDATE class_register_roster SET until_date = max(?, from_date) WHERE learner_id = ? AND until_date IS NULL")
-                    .bind(day_after(e.death_date))
-                    .bind(e.learner_id.to_string())
-                    .execute(tx)
-                    .await?;
+                self.part(changes, None, e.learner_id, day_after(e.death_date))
             }
             Event::MarkRecorded(e) => {
-                sqlx::query("INSERT INTO class_register_marks VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-                    .bind(e.mark_id.to_string())
-                    .bind(e.class_id.to_string())
-                    .bind(e.learner_id.to_string())
-                    .bind(e.subject.as_str())
-                    .bind(date(e.lesson_date))
-                    .bind(e.kind.as_str())
-                    .bind(e.value.as_str())
-                    .bind(i64::from(e.weight))
-                    .execute(tx)
-                    .await?;
+                changes.insert(
+                    &MARKS,
+                    row![
+                        e.mark_id.to_string(),
+                        e.class_id.to_string(),
+                        e.learner_id.to_string(),
+                        e.subject.as_str(),
+                        date(e.lesson_date),
+                        e.kind.as_str(),
+                        e.value.as_str(),
+                        i64::from(e.weight)
+                    ],
+                );
             }
             Event::MarkCorrected(e) => {
-                sqlx::query("UPDATE class_register_marks SET value = ? WHERE mark_id = ?")
-                    .bind(e.value.as_str())
-                    .bind(e.mark_id.to_string())
-                    .execute(tx)
-                    .await?;
+                changes.update(
+                    &MARKS,
+                    row![e.mark_id.to_string()],
+                    vec![("value", e.value.as_str().into())],
+                );
             }
             Event::AttendanceRecorded(e) => {
-                sqlx::query("INSERT INTO class_register_attendance VALUES (?, ?, ?, ?, ?, ?)")
-                    .bind(recorded.position() as i64)
-                    .bind(e.class_id.to_string())
-                    .bind(e.learner_id.to_string())
-                    .bind(date(e.date))
-                    .bind(e.lesson.map(i64::from))
-                    .bind(e.status.as_str())
-                    .execute(tx)
-                    .await?;
+                changes.insert(
+                    &ATTENDANCE,
+                    row![
+                        recorded.position() as i64,
+                        e.class_id.to_string(),
+                        e.learner_id.to_string(),
+                        date(e.date),
+                        e.lesson.map(i64::from),
+                        e.status.as_str()
+                    ],
+                );
             }
             _ => {}
         }
-        Ok(())
     }
 }

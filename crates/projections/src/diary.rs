@@ -1,34 +1,90 @@
 //! Diary per learner: marks by subject and period, attendance, exam results.
 
-use async_trait::async_trait;
-use contingent_domain::Event;
+use std::collections::HashMap;
+
+use contingent_domain::{Event, MarkId};
 use contingent_log::RecordedEvent;
-use sqlx::SqliteConnection;
 
 use crate::sql::{date, term};
-use crate::Projection;
+use crate::{row, ChangeSet, Projection, Table};
 
-pub(crate) struct Diary;
+static MARKS: Table = Table {
+    name: "diary_marks",
+    columns: &[
+        "mark_id",
+        "learner_id",
+        "class_id",
+        "subject",
+        "lesson_date",
+        "period",
+        "kind",
+        "work",
+        "value",
+        "points",
+        "weight",
+        "teacher",
+        "corrections",
+        "original_value",
+    ],
+    key: 1,
+};
 
-#[async_trait]
+static ATTENDANCE: Table = Table {
+    name: "diary_attendance",
+    columns: &[
+        "position",
+        "learner_id",
+        "class_id",
+        "date",
+        "lesson",
+        "status",
+    ],
+    key: 1,
+};
+
+static EXAMS: Table = Table {
+    name: "diary_exams",
+    columns: &[
+        "position",
+        "learner_id",
+        "form",
+        "subject",
+        "exam_date",
+        "grade",
+        "primary_points",
+        "test_score",
+        "mark",
+    ],
+    key: 1,
+};
+
+/// The diary, and how many times each corrected mark was corrected (a mark not in the map was
+/// corrected 0 times).
+#[derive(Default)]
+pub(crate) struct Diary {
+    corrections: HashMap<MarkId, i64>,
+}
+
+static TABLES: &[&Table] = &[&MARKS, &ATTENDANCE, &EXAMS];
+
 impl Projection for Diary {
     fn name(&self) -> &'static str {
         "diary"
-    }
-
-    fn schema(&self) -> &'static str {
-        include_str!("../../../projections/sqlite/diary.sql")
     }
 
     fn tables(&self) -> &'static [&'static str] {
         &["diary_marks", "diary_attendance", "diary_exams"]
     }
 
-    async fn apply(
-        &self,
-        tx: &mut SqliteConnection,
-        recorded: &RecordedEvent,
-    ) -> Result<(), sqlx::Error> {
+    fn table_defs(&self) -> &'static [&'static Table] {
+        TABLES
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    fn apply(&mut self, recorded: &RecordedEvent, changes: &mut ChangeSet) {
         match &recorded.envelope.event {
             Event::MarkRecorded(e) => {
                 let period = e
@@ -36,60 +92,70 @@ impl Projection for Diary {
                     .as_ref()
                     .map(|p| p.as_str().to_owned())
                     .unwrap_or_else(|| term(e.lesson_date).to_owned());
-                sqlx::query(
-                    "INSERT INTO diary_marks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
-                )
-                .bind(e.mark_id.to_string())
-                .bind(e.learner_id.to_string())
-                .bind(e.class_id.to_string())
-                .bind(e.subject.as_str())
-                .bind(date(e.lesson_date))
-                .bind(period)
-                .bind(e.kind.as_str())
-                .bind(e.work.as_str())
-                .bind(e.value.as_str())
-                .bind(e.value.points().map(i64::from))
-                .bind(i64::from(e.weight))
-                .bind(e.teacher.as_str())
-                .bind(e.value.as_str())
-                .execute(tx)
-                .await?;
+                self.corrections.remove(&e.mark_id);
+                changes.insert(
+                    &MARKS,
+                    row![
+                        e.mark_id.to_string(),
+                        e.learner_id.to_string(),
+                        e.class_id.to_string(),
+                        e.subject.as_str(),
+                        date(e.lesson_date),
+                        period,
+                        e.kind.as_str(),
+                        e.work.as_str(),
+                        e.value.as_str(),
+                        e.value.points().map(i64::from),
+                        i64::from(e.weight),
+                        e.teacher.as_str(),
+                        0i64,
+                        e.value.as_str()
+                    ],
+                );
             }
             Event::MarkCorrected(e) => {
-                sqlx::query("UPDATE diary_marks SET value = ?, points = ?, corrections = corrections + 1 WHERE mark_id = ?")
-                    .bind(e.value.as_str())
-                    .bind(e.value.points().map(i64::from))
-                    .bind(e.mark_id.to_string())
-                    .execute(tx)
-                    .await?;
+                let n = self.corrections.entry(e.mark_id).or_insert(0);
+                *n += 1;
+                changes.update(
+                    &MARKS,
+                    row![e.mark_id.to_string()],
+                    vec![
+                        ("value", e.value.as_str().into()),
+                        ("points", e.value.points().map(i64::from).into()),
+                        ("corrections", (*n).into()),
+                    ],
+                );
             }
             Event::AttendanceRecorded(e) => {
-                sqlx::query("INSERT INTO diary_attendance VALUES (?, ?, ?, ?, ?, ?)")
-                    .bind(recorded.position() as i64)
-                    .bind(e.learner_id.to_string())
-                    .bind(e.class_id.to_string())
-                    .bind(date(e.date))
-                    .bind(e.lesson.map(i64::from))
-                    .bind(e.status.as_str())
-                    .execute(tx)
-                    .await?;
+                changes.insert(
+                    &ATTENDANCE,
+                    row![
+                        recorded.position() as i64,
+                        e.learner_id.to_string(),
+                        e.class_id.to_string(),
+                        date(e.date),
+                        e.lesson.map(i64::from),
+                        e.status.as_str()
+                    ],
+                );
             }
             Event::ExamResultRecorded(e) => {
-                sqlx::query("INSERT INTO diary_exams VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-                    .bind(recorded.position() as i64)
-                    .bind(e.learner_id.to_string())
-                    .bind(e.form.as_str())
-                    .bind(e.subject.as_str())
-                    .bind(date(e.exam_date))
-                    .bind(i64::from(e.grade))
-                    .bind(i64::from(e.primary_points))
-                    .bind(e.test_score.map(i64::from))
-                    .bind(e.mark.map(|m| m.as_str()))
-                    .execute(tx)
-                    .await?;
+                changes.insert(
+                    &EXAMS,
+                    row![
+                        recorded.position() as i64,
+                        e.learner_id.to_string(),
+                        e.form.as_str(),
+                        e.subject.as_str(),
+                        date(e.exam_date),
+                        i64::from(e.grade),
+                        i64::from(e.primary_points),
+                        e.test_score.map(i64::from),
+                        e.mark.map(|m| m.as_str())
+                    ],
+                );
             }
             _ => {}
         }
-        Ok(())
     }
 }

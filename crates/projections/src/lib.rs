@@ -1,54 +1,67 @@
 //! Read models built from the event log: the register of learners, diaries, class registers,
-//! vacancies and queues, and the federal export, each a set of SQLite tables whose DDL lives in
-//! `projections/sqlite/`. A [`Projector`] applies events in batches and stores each projection's
-//! position in the same transaction as the rows it changes, so a crash never loses or doubles an
-//! event. [`queries`] answers the read side.
+//! vacancies and queues, and the federal export, each a set of tables in SQLite (embedded, DDL in
+//! `projections/sqlite/`) or PostgreSQL (a regional deployment, DDL in `projections/postgres/`).
+//!
+//! Each [`Projection`] turns an event into keyed row changes (insert a full row, update some
+//! columns, delete — by primary key) from the event and the small in-memory state it keeps, with
+//! absolute values only. A [`Projector`] collects the changes of a batch of events into one
+//! [`ChangeSet`], which coalesces them per row, and writes them with a few multi-row statements in
+//! one transaction that also stores each projection's position, so a crash never loses or doubles
+//! an event. The same code and SQL serve both engines through `sqlx::AnyPool`. [`queries`]
+//! answers the read side.
 //!
 //! This crate reads the log through [`contingent_log::EventLog`] and never writes to it; it does
 //! not decide anything and knows nothing of HTTP.
 #![deny(missing_docs)]
 
+mod changes;
 mod class_register;
 mod diary;
 mod federal;
+mod flush;
+mod migrate;
 mod projector;
 pub mod queries;
 mod register;
 mod store;
 mod vacancies;
 
-use async_trait::async_trait;
 use contingent_log::RecordedEvent;
-use sqlx::SqliteConnection;
 
+pub use changes::{Change, ChangeSet, Table, Value};
+pub use flush::FlushStats;
 pub use projector::{Projector, ProjectorError};
-pub use store::{dump_tables, ReadStore};
+pub use store::{dump_tables, Engine, ReadDatabase, ReadStore};
 
-/// One read model: its tables and how an event changes them.
-#[async_trait]
+/// One read model: its tables, and how an event changes their rows.
+///
+/// A projection may keep in memory what it needs to compute a row change from an event alone (a
+/// class's count of places taken, an enrollment's programme for a transfer...). That state is a
+/// function of the events applied: the projector rebuilds it on start by replaying the log up to
+/// the projection's stored position, and [`clear`](Projection::clear)s it before doing so.
 pub trait Projection: Send + Sync + 'static {
     /// Its name, as in `projection_positions` and `contingent rebuild --model`.
     fn name(&self) -> &'static str;
-    /// The DDL of its tables.
-    fn schema(&self) -> &'static str;
     /// Its tables, for dropping on rebuild and comparing.
     fn tables(&self) -> &'static [&'static str];
-    /// Applies one event inside the projector's transaction.
-    async fn apply(
-        &self,
-        tx: &mut SqliteConnection,
-        event: &RecordedEvent,
-    ) -> Result<(), sqlx::Error>;
+    /// Its tables' columns and keys, as its row changes address them (the same tables as
+    /// [`tables`](Projection::tables), in the same order).
+    fn table_defs(&self) -> &'static [&'static Table];
+    /// Records the row changes of one event and updates the in-memory state. Never fails: an
+    /// event naming something unknown changes nothing, as an SQL update of a missing row would.
+    fn apply(&mut self, event: &RecordedEvent, changes: &mut ChangeSet);
+    /// Forgets the in-memory state (before a replay from the first event).
+    fn clear(&mut self);
 }
 
 /// Every read model of the registry.
 pub fn all_projections() -> Vec<Box<dyn Projection>> {
     vec![
-        Box::new(register::Register),
-        Box::new(diary::Diary),
-        Box::new(class_register::ClassRegister),
-        Box::new(vacancies::Vacancies),
-        Box::new(federal::Federal),
+        Box::new(register::Register::default()),
+        Box::new(diary::Diary::default()),
+        Box::new(class_register::ClassRegister::default()),
+        Box::new(vacancies::Vacancies::default()),
+        Box::new(federal::Federal::default()),
     ]
 }
 
@@ -69,11 +82,6 @@ pub(crate) mod sql {
     /// The day before, as ISO text.
     pub fn day_before(d: NaiveDate) -> String {
         date(d.checked_sub_days(Days::new(1)).unwrap_or(d))
-    }
-
-    /// The day after, as ISO text.
-    pub fn day_after(d: NaiveDate) -> String {
-        date(d.checked_add_days(Days::new(1)).unwrap_or(d))
     }
 
     /// The school term (четверть) a date falls in: term-1 September–October, term-2

@@ -1,10 +1,25 @@
 //! The projector: reads the log after the lowest projection position and applies batches.
+//!
+//! A batch is one transaction: the projections turn its events into row changes, the
+//! [`ChangeSet`] coalesces them per row, they are written with multi-row statements, and each
+//! projection's position moves to the batch's last event — all or nothing.
+//!
+//! The projections keep in-memory state (counts, open enrollments, ...). On its first run a
+//! projector rebuilds that state by replaying the log from position 1 up to each projection's
+//! stored position, writing nothing; it then continues writing from there. When a batch fails,
+//! the state is dropped and rebuilt the same way on the next run, since it had already moved past
+//! the rolled-back rows.
 
-use std::collections::HashMap;
+use std::time::Instant;
 
 use contingent_log::{EventLog, LogError};
+use sqlx::Connection;
 
-use crate::{Projection, ReadStore};
+use crate::flush::{flush, FlushStats};
+use crate::{ChangeSet, Projection, ReadStore};
+
+/// Events read per log read while replaying into the in-memory state.
+const REPLAY_BATCH: usize = 10_000;
 
 /// Errors of a projector run.
 #[derive(Debug, thiserror::Error)]
@@ -21,8 +36,12 @@ pub enum ProjectorError {
 pub struct Projector {
     store: ReadStore,
     projections: Vec<Box<dyn Projection>>,
-    positions: HashMap<&'static str, u64>,
+    /// Position of each projection, in the order of `projections`.
+    positions: Vec<u64>,
     batch: usize,
+    /// Whether the projections' in-memory state matches their positions.
+    warm: bool,
+    last_flush: FlushStats,
 }
 
 impl Projector {
@@ -35,58 +54,130 @@ impl Projector {
         let stored = store.positions().await?;
         let positions = projections
             .iter()
-            .map(|p| (p.name(), stored.get(p.name()).copied().unwrap_or(0)))
+            .map(|p| stored.get(p.name()).copied().unwrap_or(0))
             .collect();
         Ok(Self {
             store,
             projections,
             positions,
             batch: batch.max(1),
+            warm: false,
+            last_flush: FlushStats::default(),
         })
     }
 
     /// The lowest position of all projections: everything up to it is in every read model.
     pub fn position(&self) -> u64 {
-        self.positions.values().copied().min().unwrap_or(0)
+        self.positions.iter().copied().min().unwrap_or(0)
+    }
+
+    /// Rows and statements the last batch wrote.
+    pub fn last_flush(&self) -> FlushStats {
+        self.last_flush
+    }
+
+    /// Rebuilds the projections' in-memory state from the log, up to each one's position.
+    async fn warm_up(&mut self, log: &dyn EventLog) -> Result<(), ProjectorError> {
+        for p in &mut self.projections {
+            p.clear();
+        }
+        let target = self.positions.iter().copied().max().unwrap_or(0);
+        let started = Instant::now();
+        let mut at = 0u64;
+        let mut sink = ChangeSet::discarding();
+        while at < target {
+            let limit = usize::try_from(target - at)
+                .unwrap_or(REPLAY_BATCH)
+                .min(REPLAY_BATCH);
+            let events = log.read_after(at, limit).await?;
+            let Some(last) = events.last().map(|e| e.position()) else {
+                break;
+            };
+            for event in &events {
+                for (p, position) in self.projections.iter_mut().zip(&self.positions) {
+                    if event.position() <= *position {
+                        p.apply(event, &mut sink);
+                    }
+                }
+            }
+            at = last;
+        }
+        if target > 0 {
+            tracing::info!(
+                replayed = at,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "projector state rebuilt from the log"
+            );
+        }
+        self.warm = true;
+        Ok(())
     }
 
     /// Reads one batch after the lowest position and applies it in one transaction.
     /// Returns how many events were read (0 when caught up).
     pub async fn run_once(&mut self, log: &dyn EventLog) -> Result<usize, ProjectorError> {
+        if !self.warm {
+            self.warm_up(log).await?;
+        }
         let from = self.position();
         let events = log.read_after(from, self.batch).await?;
         let Some(last) = events.last().map(|e| e.position()) else {
             return Ok(0);
         };
-        let mut tx = self.store.pool().begin().await?;
+        let mut changes = ChangeSet::new();
         for event in &events {
-            for projection in &self.projections {
-                if self.positions[projection.name()] < event.position() {
-                    projection.apply(&mut tx, event).await?;
+            for (p, position) in self.projections.iter_mut().zip(&self.positions) {
+                if *position < event.position() {
+                    p.apply(event, &mut changes);
                 }
             }
         }
-        for projection in &self.projections {
-            if self.positions[projection.name()] < last {
-                sqlx::query(
-                    "INSERT INTO projection_positions (projection, position) VALUES (?, ?) \
-                     ON CONFLICT (projection) DO UPDATE SET position = excluded.position",
-                )
-                .bind(projection.name())
-                .bind(last as i64)
-                .execute(&mut *tx)
-                .await?;
+        match self.write(changes, last).await {
+            Ok(stats) => {
+                self.last_flush = stats;
+                for p in &mut self.positions {
+                    *p = (*p).max(last);
+                }
+                Ok(events.len())
+            }
+            Err(e) => {
+                // The state has moved past rows that were rolled back: rebuild it next time.
+                self.warm = false;
+                Err(e.into())
             }
         }
-        tx.commit().await?;
-        for projection in &self.projections {
-            let p = self
-                .positions
-                .get_mut(projection.name())
-                .expect("known projection");
-            *p = (*p).max(last);
+    }
+
+    async fn write(&self, changes: ChangeSet, last: u64) -> Result<FlushStats, sqlx::Error> {
+        let mut conn = self.store.pool().acquire().await?;
+        let mut tx = conn.begin().await?;
+        let mut stats = flush(&mut tx, self.store.engine(), changes).await?;
+        let moved: Vec<&'static str> = self
+            .projections
+            .iter()
+            .zip(&self.positions)
+            .filter(|(_, position)| **position < last)
+            .map(|(p, _)| p.name())
+            .collect();
+        if !moved.is_empty() {
+            let mut sql =
+                String::from("INSERT INTO projection_positions (projection, position) VALUES ");
+            for i in 0..moved.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
+            }
+            sql.push_str(" ON CONFLICT (projection) DO UPDATE SET position = excluded.position");
+            let mut q = sqlx::query(&sql);
+            for name in moved {
+                q = q.bind(name).bind(last as i64);
+            }
+            q.execute(&mut *tx).await?;
+            stats.statements += 1;
         }
-        Ok(events.len())
+        tx.commit().await?;
+        Ok(stats)
     }
 
     /// Applies batches until the log has nothing more; returns how many events were applied.

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use contingent_domain::AcademicYear;
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
 use utoipa::ToSchema;
 
 /// Why a query failed: the read-model database could not answer.
@@ -15,19 +15,19 @@ pub type QueryError = sqlx::Error;
 
 type Result<T> = std::result::Result<T, QueryError>;
 
-fn s(row: &SqliteRow, col: &str) -> String {
+fn s(row: &AnyRow, col: &str) -> String {
     row.try_get::<String, _>(col).unwrap_or_default()
 }
 
-fn os(row: &SqliteRow, col: &str) -> Option<String> {
+fn os(row: &AnyRow, col: &str) -> Option<String> {
     row.try_get::<Option<String>, _>(col).ok().flatten()
 }
 
-fn n(row: &SqliteRow, col: &str) -> i64 {
+fn n(row: &AnyRow, col: &str) -> i64 {
     row.try_get::<i64, _>(col).unwrap_or_default()
 }
 
-fn on(row: &SqliteRow, col: &str) -> Option<i64> {
+fn on(row: &AnyRow, col: &str) -> Option<i64> {
     row.try_get::<Option<i64>, _>(col).ok().flatten()
 }
 
@@ -166,7 +166,7 @@ pub struct LearnerSummary {
     pub status: String,
 }
 
-fn summary(row: &SqliteRow) -> LearnerSummary {
+fn summary(row: &AnyRow) -> LearnerSummary {
     LearnerSummary {
         learner_id: s(row, "learner_id"),
         surname: s(row, "surname"),
@@ -195,14 +195,14 @@ pub struct LearnerSearch {
 }
 
 /// Looks learners up.
-pub async fn find_learners(pool: &SqlitePool, q: &LearnerSearch) -> Result<Vec<LearnerSummary>> {
+pub async fn find_learners(pool: &AnyPool, q: &LearnerSearch) -> Result<Vec<LearnerSummary>> {
     let rows = sqlx::query(
         "SELECT l.learner_id, l.surname, l.name, l.patronymic, l.birth_date, l.status FROM register_learners l \
-         WHERE (?1 IS NULL OR l.snils = ?1) AND (?2 IS NULL OR l.surname = ?2) AND (?3 IS NULL OR l.name = ?3) \
-         AND (?4 IS NULL OR l.birth_date = ?4) \
-         AND (?5 IS NULL OR EXISTS (SELECT 1 FROM register_enrollments e WHERE e.learner_id = l.learner_id \
-              AND e.organization_id = ?5 AND e.ended_on IS NULL)) \
-         ORDER BY l.surname, l.name, l.birth_date, l.learner_id LIMIT ?6",
+         WHERE ($1 IS NULL OR l.snils = $1) AND ($2 IS NULL OR l.surname = $2) AND ($3 IS NULL OR l.name = $3) \
+         AND ($4 IS NULL OR l.birth_date = $4) \
+         AND ($5 IS NULL OR EXISTS (SELECT 1 FROM register_enrollments e WHERE e.learner_id = l.learner_id \
+              AND e.organization_id = $5 AND e.ended_on IS NULL)) \
+         ORDER BY l.surname, l.name, l.birth_date, l.learner_id LIMIT $6",
     )
     .bind(&q.snils)
     .bind(&q.surname)
@@ -216,8 +216,8 @@ pub async fn find_learners(pool: &SqlitePool, q: &LearnerSearch) -> Result<Vec<L
 }
 
 /// A learner's register entry.
-pub async fn learner(pool: &SqlitePool, learner_id: &str) -> Result<Option<LearnerCard>> {
-    let Some(row) = sqlx::query("SELECT * FROM register_learners WHERE learner_id = ?")
+pub async fn learner(pool: &AnyPool, learner_id: &str) -> Result<Option<LearnerCard>> {
+    let Some(row) = sqlx::query("SELECT * FROM register_learners WHERE learner_id = $1")
         .bind(learner_id)
         .fetch_optional(pool)
         .await?
@@ -228,7 +228,7 @@ pub async fn learner(pool: &SqlitePool, learner_id: &str) -> Result<Option<Learn
         "SELECT e.*, o.name AS organization, c.name AS class_name FROM register_enrollments e \
          LEFT JOIN register_organizations o ON o.organization_id = e.organization_id \
          LEFT JOIN register_classes c ON c.class_id = e.class_id \
-         WHERE e.learner_id = ? ORDER BY e.ended_on IS NULL DESC, e.enrolled_on DESC, e.enrollment_id",
+         WHERE e.learner_id = $1 ORDER BY e.ended_on IS NULL DESC, e.enrolled_on DESC, e.enrollment_id",
     )
     .bind(learner_id)
     .fetch_all(pool)
@@ -254,7 +254,7 @@ pub async fn learner(pool: &SqlitePool, learner_id: &str) -> Result<Option<Learn
     })
     .collect();
     let movements =
-        sqlx::query("SELECT * FROM register_movements WHERE learner_id = ? ORDER BY position")
+        sqlx::query("SELECT * FROM register_movements WHERE learner_id = $1 ORDER BY position")
             .bind(learner_id)
             .fetch_all(pool)
             .await?
@@ -272,7 +272,7 @@ pub async fn learner(pool: &SqlitePool, learner_id: &str) -> Result<Option<Learn
             })
             .collect();
     let guardians = sqlx::query(
-        "SELECT * FROM register_guardians WHERE learner_id = ? ORDER BY guardian_snils",
+        "SELECT * FROM register_guardians WHERE learner_id = $1 ORDER BY guardian_snils",
     )
     .bind(learner_id)
     .fetch_all(pool)
@@ -416,11 +416,11 @@ fn weighted(marks: &[(i64, i64)]) -> Option<f64> {
 
 /// A learner's diary, for one academic year or all of them.
 pub async fn diary(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     learner_id: &str,
     year: Option<AcademicYear>,
 ) -> Result<Option<Diary>> {
-    let Some(row) = sqlx::query("SELECT * FROM register_learners WHERE learner_id = ?")
+    let Some(row) = sqlx::query("SELECT * FROM register_learners WHERE learner_id = $1")
         .bind(learner_id)
         .fetch_optional(pool)
         .await?
@@ -435,7 +435,7 @@ pub async fn diary(
         None => ("0000-01-01".to_owned(), "9999-12-31".to_owned()),
     };
     let marks = sqlx::query(
-        "SELECT * FROM diary_marks WHERE learner_id = ? AND lesson_date BETWEEN ? AND ? ORDER BY subject, period, lesson_date, mark_id",
+        "SELECT * FROM diary_marks WHERE learner_id = $1 AND lesson_date BETWEEN $2 AND $3 ORDER BY subject, period, lesson_date, mark_id",
     )
     .bind(learner_id)
     .bind(&from)
@@ -505,7 +505,7 @@ pub async fn diary(
     }
     let mut attendance = AttendanceSummary::default();
     for r in sqlx::query(
-        "SELECT status, count(*) AS n FROM diary_attendance WHERE learner_id = ? AND date BETWEEN ? AND ? GROUP BY status ORDER BY status",
+        "SELECT status, count(*) AS n FROM diary_attendance WHERE learner_id = $1 AND date BETWEEN $2 AND $3 GROUP BY status ORDER BY status",
     )
     .bind(learner_id)
     .bind(&from)
@@ -516,8 +516,8 @@ pub async fn diary(
         attendance.counts.insert(s(&r, "status"), n(&r, "n"));
     }
     attendance.absences = sqlx::query(
-        "SELECT date, lesson, status FROM diary_attendance WHERE learner_id = ? AND date BETWEEN ? AND ? \
-         AND status <> 'present' ORDER BY date, lesson, position",
+        "SELECT date, lesson, status FROM diary_attendance WHERE learner_id = $1 AND date BETWEEN $2 AND $3 \
+         AND status <> 'present' ORDER BY date, lesson NULLS FIRST, position",
     )
     .bind(learner_id)
     .bind(&from)
@@ -527,7 +527,7 @@ pub async fn diary(
     .iter()
     .map(|r| AttendanceRow { date: s(r, "date"), lesson: on(r, "lesson"), status: s(r, "status") })
     .collect();
-    let exams = sqlx::query("SELECT * FROM diary_exams WHERE learner_id = ? AND exam_date BETWEEN ? AND ? ORDER BY exam_date, position")
+    let exams = sqlx::query("SELECT * FROM diary_exams WHERE learner_id = $1 AND exam_date BETWEEN $2 AND $3 ORDER BY exam_date, position")
         .bind(learner_id)
         .bind(&from)
         .bind(&to)
@@ -641,13 +641,13 @@ pub struct AttendanceGridRow {
 
 /// A class's register.
 pub async fn class_register(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     class_id: &str,
     on_date: Option<String>,
     from: Option<String>,
     to: Option<String>,
 ) -> Result<Option<ClassRegisterView>> {
-    let Some(c) = sqlx::query("SELECT * FROM class_register_classes WHERE class_id = ?")
+    let Some(c) = sqlx::query("SELECT * FROM class_register_classes WHERE class_id = $1")
         .bind(class_id)
         .fetch_optional(pool)
         .await?
@@ -670,8 +670,8 @@ pub async fn class_register(
     let roster = sqlx::query(
         "SELECT r.learner_id, p.surname, p.name, p.patronymic, r.from_date, r.until_date FROM class_register_roster r \
          LEFT JOIN class_register_people p ON p.learner_id = r.learner_id \
-         WHERE r.class_id = ?1 AND r.from_date <= ?2 AND (r.until_date IS NULL OR r.until_date > ?2) \
-         ORDER BY p.surname, p.name, r.learner_id",
+         WHERE r.class_id = $1 AND r.from_date <= $2 AND (r.until_date IS NULL OR r.until_date > $2) \
+         ORDER BY p.surname NULLS FIRST, p.name NULLS FIRST, r.learner_id",
     )
     .bind(class_id)
     .bind(&on_date)
@@ -690,7 +690,7 @@ pub async fn class_register(
     let mut marks: Vec<MarksGridRow> = Vec::new();
     for r in sqlx::query(
         "SELECT learner_id, subject, lesson_date, value, kind FROM class_register_marks \
-         WHERE class_id = ? AND lesson_date BETWEEN ? AND ? ORDER BY learner_id, subject, lesson_date, mark_id",
+         WHERE class_id = $1 AND lesson_date BETWEEN $2 AND $3 ORDER BY learner_id, subject, lesson_date, mark_id",
     )
     .bind(class_id)
     .bind(&from)
@@ -712,7 +712,7 @@ pub async fn class_register(
     let mut attendance: Vec<AttendanceGridRow> = Vec::new();
     for r in sqlx::query(
         "SELECT learner_id, date, lesson, status FROM class_register_attendance \
-         WHERE class_id = ? AND date BETWEEN ? AND ? ORDER BY learner_id, date, lesson, position",
+         WHERE class_id = $1 AND date BETWEEN $2 AND $3 ORDER BY learner_id, date, lesson NULLS FIRST, position",
     )
     .bind(class_id)
     .bind(&from)
@@ -801,20 +801,20 @@ pub struct VacancyFilter {
 }
 
 /// Places per class or group.
-pub async fn vacancies(pool: &SqlitePool, f: &VacancyFilter) -> Result<Vec<VacancyRow>> {
+pub async fn vacancies(pool: &AnyPool, f: &VacancyFilter) -> Result<Vec<VacancyRow>> {
     let rows = sqlx::query(
         "SELECT c.*, o.name AS organization, o.municipality FROM vacancy_classes c \
          JOIN vacancy_organizations o ON o.organization_id = c.organization_id \
-         WHERE (?1 IS NULL OR c.organization_id = ?1) AND (?2 IS NULL OR o.municipality = ?2) \
-         AND (?3 IS NULL OR c.academic_year = ?3) AND (?4 IS NULL OR c.level = ?4) \
-         AND (?5 = 0 OR c.enrolled < c.capacity) \
+         WHERE ($1 IS NULL OR c.organization_id = $1) AND ($2 IS NULL OR o.municipality = $2) \
+         AND ($3 IS NULL OR c.academic_year = $3) AND ($4 IS NULL OR c.level = $4) \
+         AND ($5 = 0 OR c.enrolled < c.capacity) \
          ORDER BY o.municipality, o.name, c.academic_year, c.level, c.grade, c.name, c.class_id LIMIT 5000",
     )
     .bind(&f.organization_id)
     .bind(&f.municipality)
     .bind(&f.academic_year)
     .bind(&f.level)
-    .bind(f.only_free)
+    .bind(i64::from(f.only_free))
     .fetch_all(pool)
     .await?;
     Ok(rows
@@ -886,12 +886,12 @@ pub struct ApplicationRow {
 
 /// An organization's queue.
 pub async fn queue(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     organization_id: &str,
     as_of: &str,
 ) -> Result<Option<QueueView>> {
     let exists: Option<(String,)> = sqlx::query_as(
-        "SELECT organization_id FROM vacancy_organizations WHERE organization_id = ?",
+        "SELECT organization_id FROM vacancy_organizations WHERE organization_id = $1",
     )
     .bind(organization_id)
     .fetch_optional(pool)
@@ -902,7 +902,7 @@ pub async fn queue(
     let rows = sqlx::query(
         "SELECT a.*, CASE WHEN a.status = 'pending' THEN row_number() OVER (PARTITION BY a.status = 'pending', a.level, a.academic_year \
          ORDER BY CASE a.priority WHEN 'out_of_turn' THEN 0 WHEN 'priority' THEN 1 WHEN 'preferential' THEN 2 ELSE 3 END, a.submitted_on, a.application_id) END AS place \
-         FROM vacancy_applications a WHERE a.organization_id = ? \
+         FROM vacancy_applications a WHERE a.organization_id = $1 \
          ORDER BY a.status <> 'pending', a.level, a.academic_year, place, a.submitted_on DESC, a.application_id LIMIT 5000",
     )
     .bind(organization_id)
@@ -962,12 +962,12 @@ pub struct OrganizationRow {
 
 /// Organizations, optionally of one municipality.
 pub async fn organizations(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     municipality: Option<&str>,
 ) -> Result<Vec<OrganizationRow>> {
     let rows = sqlx::query(
         "SELECT o.*, (SELECT count(*) FROM register_enrollments e WHERE e.organization_id = o.organization_id AND e.ended_on IS NULL) AS learners \
-         FROM register_organizations o WHERE (?1 IS NULL OR o.municipality = ?1) ORDER BY o.municipality, o.name, o.organization_id",
+         FROM register_organizations o WHERE ($1 IS NULL OR o.municipality = $1) ORDER BY o.municipality, o.name, o.organization_id",
     )
     .bind(municipality)
     .fetch_all(pool)
@@ -1035,12 +1035,12 @@ pub struct FederalEnrollment {
 
 /// A page of the federal register, by learner id after `after`.
 pub async fn federal_register(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<FederalLearner>> {
     let learners = sqlx::query(
-        "SELECT * FROM federal_learners WHERE learner_id > ? ORDER BY learner_id LIMIT ?",
+        "SELECT * FROM federal_learners WHERE learner_id > $1 ORDER BY learner_id LIMIT $2",
     )
     .bind(after.unwrap_or(""))
     .bind(limit.clamp(1, 1000))
@@ -1049,7 +1049,7 @@ pub async fn federal_register(
     let mut out = Vec::with_capacity(learners.len());
     for l in &learners {
         let id = s(l, "learner_id");
-        let enrollments = sqlx::query("SELECT * FROM federal_enrollments WHERE learner_id = ? ORDER BY enrolled_on, enrollment_id")
+        let enrollments = sqlx::query("SELECT * FROM federal_enrollments WHERE learner_id = $1 ORDER BY enrolled_on, enrollment_id")
             .bind(&id)
             .fetch_all(pool)
             .await?
@@ -1136,7 +1136,7 @@ pub struct CountRow {
 
 /// Learners with an active enrollment, grouped by the given dimensions (in a fixed order).
 pub async fn federal_counts(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     by: &[CountDimension],
     academic_year: Option<&str>,
 ) -> Result<Vec<CountRow>> {
@@ -1162,7 +1162,7 @@ pub async fn federal_counts(
     };
     let sql = format!(
         "SELECT {select} count(DISTINCT learner_id) AS learners FROM federal_enrollments \
-         WHERE ended_on IS NULL AND (?1 IS NULL OR academic_year = ?1) {group}"
+         WHERE ended_on IS NULL AND ($1 IS NULL OR academic_year = $1) {group}"
     );
     let rows = sqlx::query(&sql)
         .bind(academic_year)

@@ -1,54 +1,206 @@
 //! Register of learners: identity, status, current enrollments, movement history, guardians.
 
-use async_trait::async_trait;
-use contingent_domain::Event;
+use std::collections::HashMap;
+
+use contingent_domain::{EducationForm, EnrollmentId, Event, LearnerId, Level};
 use contingent_log::RecordedEvent;
-use sqlx::SqliteConnection;
 
 use crate::sql::{date, day_before};
-use crate::Projection;
+use crate::{row, ChangeSet, Projection, Table, Value};
 
-pub(crate) struct Register;
+static LEARNERS: Table = Table {
+    name: "register_learners",
+    columns: &[
+        "learner_id",
+        "surname",
+        "name",
+        "patronymic",
+        "sex",
+        "birth_date",
+        "snils",
+        "birth_record",
+        "document",
+        "status",
+        "status_since",
+        "died_on",
+        "first_position",
+    ],
+    key: 1,
+};
+
+static ORGANIZATIONS: Table = Table {
+    name: "register_organizations",
+    columns: &["organization_id", "name", "municipality", "kind", "levels"],
+    key: 1,
+};
+
+static CLASSES: Table = Table {
+    name: "register_classes",
+    columns: &[
+        "class_id",
+        "organization_id",
+        "academic_year",
+        "level",
+        "grade",
+        "name",
+    ],
+    key: 1,
+};
+
+static ENROLLMENTS: Table = Table {
+    name: "register_enrollments",
+    columns: &[
+        "enrollment_id",
+        "learner_id",
+        "organization_id",
+        "class_id",
+        "level",
+        "grade",
+        "academic_year",
+        "programme",
+        "adapted",
+        "focus",
+        "is_primary",
+        "form",
+        "enrolled_on",
+        "order_number",
+        "order_date",
+        "ended_on",
+        "end_reason",
+    ],
+    key: 1,
+};
+
+static MOVEMENTS: Table = Table {
+    name: "register_movements",
+    columns: &[
+        "position",
+        "learner_id",
+        "date",
+        "kind",
+        "from_organization_id",
+        "from_class_id",
+        "to_organization_id",
+        "to_class_id",
+        "reason",
+        "order_number",
+    ],
+    key: 1,
+};
+
+static GUARDIANS: Table = Table {
+    name: "register_guardians",
+    columns: &[
+        "learner_id",
+        "guardian_snils",
+        "surname",
+        "name",
+        "patronymic",
+        "relation",
+        "consent_given_on",
+        "consent_document",
+    ],
+    key: 2,
+};
+
+/// What a transfer into another organization copies from the enrollment it ends, and whether
+/// the enrollment is still open (`ended_on IS NULL`).
+struct EnrollmentFacts {
+    learner: LearnerId,
+    level: Level,
+    programme: String,
+    adapted: bool,
+    focus: Option<String>,
+    primary: bool,
+    form: EducationForm,
+    open: bool,
+}
+
+/// The register, and what it remembers of every enrollment row it wrote.
+#[derive(Default)]
+pub(crate) struct Register {
+    enrollments: HashMap<EnrollmentId, EnrollmentFacts>,
+    /// Open enrollments by the learner of their row.
+    open: HashMap<LearnerId, Vec<EnrollmentId>>,
+}
+
+impl Register {
+    fn opened(&mut self, id: EnrollmentId, facts: EnrollmentFacts) {
+        self.open.entry(facts.learner).or_default().push(id);
+        self.enrollments.insert(id, facts);
+    }
+
+    /// Ends an enrollment row: sets its end whether or not it was open, as an SQL update would.
+    fn end(&mut self, changes: &mut ChangeSet, id: EnrollmentId, on: String, reason: &str) {
+        changes.update(
+            &ENROLLMENTS,
+            row![id.to_string()],
+            vec![("ended_on", on.into()), ("end_reason", reason.into())],
+        );
+        if let Some(facts) = self.enrollments.get_mut(&id) {
+            if facts.open {
+                facts.open = false;
+                if let Some(open) = self.open.get_mut(&facts.learner) {
+                    open.retain(|e| *e != id);
+                }
+            }
+        }
+    }
+
+    fn has_open(&self, learner: LearnerId) -> bool {
+        self.open.get(&learner).is_some_and(|v| !v.is_empty())
+    }
+}
 
 #[allow(clippy::too_many_arguments)]
-async fn movement(
-    tx: &mut SqliteConnection,
+fn movement(
+    changes: &mut ChangeSet,
     position: u64,
-    learner: String,
+    learner: LearnerId,
     on: String,
     kind: &str,
     from: (Option<String>, Option<String>),
     to: (Option<String>, Option<String>),
     reason: Option<&str>,
     order: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO register_movements (position, learner_id, date, kind, from_organization_id, from_class_id, \
-         to_organization_id, to_class_id, reason, order_number) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(position as i64)
-    .bind(learner)
-    .bind(on)
-    .bind(kind)
-    .bind(from.0)
-    .bind(from.1)
-    .bind(to.0)
-    .bind(to.1)
-    .bind(reason)
-    .bind(order)
-    .execute(tx)
-    .await?;
-    Ok(())
+) {
+    changes.insert(
+        &MOVEMENTS,
+        row![
+            position as i64,
+            learner.to_string(),
+            on,
+            kind,
+            from.0,
+            from.1,
+            to.0,
+            to.1,
+            reason,
+            order
+        ],
+    );
 }
 
-#[async_trait]
+fn status(changes: &mut ChangeSet, learner: LearnerId, status: &str, since: String) {
+    changes.update(
+        &LEARNERS,
+        row![learner.to_string()],
+        vec![("status", status.into()), ("status_since", since.into())],
+    );
+}
+
+static TABLES: &[&Table] = &[
+    &LEARNERS,
+    &ORGANIZATIONS,
+    &CLASSES,
+    &ENROLLMENTS,
+    &MOVEMENTS,
+    &GUARDIANS,
+];
+
 impl Projection for Register {
     fn name(&self) -> &'static str {
         "register"
-    }
-
-    fn schema(&self) -> &'static str {
-        include_str!("../../../projections/sqlite/register.sql")
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -62,156 +214,191 @@ impl Projection for Register {
         ]
     }
 
-    async fn apply(
-        &self,
-        tx: &mut SqliteConnection,
-        recorded: &RecordedEvent,
-    ) -> Result<(), sqlx::Error> {
+    fn table_defs(&self) -> &'static [&'static Table] {
+        TABLES
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    fn apply(&mut self, recorded: &RecordedEvent, changes: &mut ChangeSet) {
         let position = recorded.position();
         match &recorded.envelope.event {
             Event::OrganizationRegistered(e) => {
                 let levels: Vec<&str> = e.levels.iter().map(|l| l.as_str()).collect();
-                sqlx::query("INSERT INTO register_organizations VALUES (?, ?, ?, ?, ?)")
-                    .bind(e.organization_id.to_string())
-                    .bind(e.name.as_str())
-                    .bind(e.municipality.as_str())
-                    .bind(e.kind.as_str())
-                    .bind(levels.join(","))
-                    .execute(tx)
-                    .await?;
+                changes.insert(
+                    &ORGANIZATIONS,
+                    row![
+                        e.organization_id.to_string(),
+                        e.name.as_str(),
+                        e.municipality.as_str(),
+                        e.kind.as_str(),
+                        levels.join(",")
+                    ],
+                );
             }
             Event::ClassOpened(e) => {
-                sqlx::query("INSERT INTO register_classes VALUES (?, ?, ?, ?, ?, ?)")
-                    .bind(e.class_id.to_string())
-                    .bind(e.organization_id.to_string())
-                    .bind(e.academic_year.to_string())
-                    .bind(e.level.as_str())
-                    .bind(i64::from(e.grade))
-                    .bind(e.name.as_str())
-                    .execute(tx)
-                    .await?;
+                changes.insert(
+                    &CLASSES,
+                    row![
+                        e.class_id.to_string(),
+                        e.organization_id.to_string(),
+                        e.academic_year.to_string(),
+                        e.level.as_str(),
+                        i64::from(e.grade),
+                        e.name.as_str()
+                    ],
+                );
             }
             Event::BirthRegistered(e) => {
-                sqlx::query(
-                    "INSERT INTO register_learners (learner_id, surname, name, patronymic, sex, birth_date, snils, \
-                     birth_record, document, status, status_since, died_on, first_position) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'registered', ?, NULL, ?)",
-                )
-                .bind(e.learner_id.to_string())
-                .bind(e.child.surname.as_str())
-                .bind(e.child.name.as_str())
-                .bind(e.child.patronymic.as_ref().map(|p| p.as_str()))
-                .bind(e.sex.as_str())
-                .bind(date(e.birth_date))
-                .bind(e.snils.map(|s| s.to_string()))
-                .bind(format!("{}, № {}, {}", e.record.office, e.record.number, date(e.record.date)))
-                .bind(e.certificate.as_ref().map(|c| {
-                    format!("{} {}", c.series.as_ref().map(|s| s.as_str()).unwrap_or(""), c.number).trim().to_owned()
-                }))
-                .bind(date(e.record.date))
-                .bind(position as i64)
-                .execute(tx)
-                .await?;
+                let document = e.certificate.as_ref().map(|c| {
+                    format!(
+                        "{} {}",
+                        c.series.as_ref().map(|s| s.as_str()).unwrap_or(""),
+                        c.number
+                    )
+                    .trim()
+                    .to_owned()
+                });
+                changes.insert(
+                    &LEARNERS,
+                    row![
+                        e.learner_id.to_string(),
+                        e.child.surname.as_str(),
+                        e.child.name.as_str(),
+                        e.child.patronymic.as_ref().map(|p| p.as_str()),
+                        e.sex.as_str(),
+                        date(e.birth_date),
+                        e.snils.map(|s| s.to_string()),
+                        Some(format!(
+                            "{}, № {}, {}",
+                            e.record.office,
+                            e.record.number,
+                            date(e.record.date)
+                        )),
+                        document,
+                        "registered",
+                        Some(date(e.record.date)),
+                        Value::Text(None),
+                        position as i64
+                    ],
+                );
             }
             Event::LearnerRegistered(e) => {
-                sqlx::query(
-                    "INSERT INTO register_learners (learner_id, surname, name, patronymic, sex, birth_date, snils, \
-                     birth_record, document, status, status_since, died_on, first_position) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, 'registered', ?, NULL, ?)",
-                )
-                .bind(e.learner_id.to_string())
-                .bind(e.person.surname.as_str())
-                .bind(e.person.name.as_str())
-                .bind(e.person.patronymic.as_ref().map(|p| p.as_str()))
-                .bind(e.sex.as_str())
-                .bind(date(e.birth_date))
-                .bind(e.snils.map(|s| s.to_string()))
-                .bind(format!(
-                    "{} {} {}",
-                    e.document.kind,
-                    e.document.series.as_ref().map(|s| s.as_str()).unwrap_or(""),
-                    e.document.number
-                ))
-                .bind(date(recorded.envelope.recorded_at.date_naive()))
-                .bind(position as i64)
-                .execute(tx)
-                .await?;
+                changes.insert(
+                    &LEARNERS,
+                    row![
+                        e.learner_id.to_string(),
+                        e.person.surname.as_str(),
+                        e.person.name.as_str(),
+                        e.person.patronymic.as_ref().map(|p| p.as_str()),
+                        e.sex.as_str(),
+                        date(e.birth_date),
+                        e.snils.map(|s| s.to_string()),
+                        Value::Text(None),
+                        Some(format!(
+                            "{} {} {}",
+                            e.document.kind,
+                            e.document.series.as_ref().map(|s| s.as_str()).unwrap_or(""),
+                            e.document.number
+                        )),
+                        "registered",
+                        Some(date(recorded.envelope.recorded_at.date_naive())),
+                        Value::Text(None),
+                        position as i64
+                    ],
+                );
             }
             Event::SnilsRecorded(e) => {
-                sqlx::query("UPDATE register_learners SET snils = ? WHERE learner_id = ?")
-                    .bind(e.snils.to_string())
-                    .bind(e.learner_id.to_string())
-                    .execute(tx)
-                    .await?;
+                changes.update(
+                    &LEARNERS,
+                    row![e.learner_id.to_string()],
+                    vec![("snils", e.snils.to_string().into())],
+                );
             }
             Event::DeathRegistered(e) => {
-                let learner = e.learner_id.to_string();
-                sqlx::query("UPDATE register_learners SET status = 'deceased', status_since = ?, died_on = ? WHERE learner_id = ?")
-                    .bind(date(e.death_date))
-                    .bind(date(e.death_date))
-                    .bind(&learner)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("UPDATE register_enrollments SET ended_on = ?, end_reason = 'death' WHERE learner_id = ? AND ended_on IS NULL")
-                    .bind(date(e.death_date))
-                    .bind(&learner)
-                    .execute(&mut *tx)
-                    .await?;
+                changes.update(
+                    &LEARNERS,
+                    row![e.learner_id.to_string()],
+                    vec![
+                        ("status", "deceased".into()),
+                        ("status_since", date(e.death_date).into()),
+                        ("died_on", date(e.death_date).into()),
+                    ],
+                );
+                let open = self.open.get(&e.learner_id).cloned().unwrap_or_default();
+                for id in open {
+                    self.end(changes, id, date(e.death_date), "death");
+                }
                 movement(
-                    tx,
+                    changes,
                     position,
-                    learner,
+                    e.learner_id,
                     date(e.death_date),
                     "died",
                     (None, None),
                     (None, None),
                     None,
                     Some(e.record.number.as_str()),
-                )
-                .await?;
+                );
             }
             Event::GuardianLinked(e) => {
-                sqlx::query("INSERT INTO register_guardians VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-                    .bind(e.learner_id.to_string())
-                    .bind(e.guardian_snils.to_string())
-                    .bind(e.guardian.surname.as_str())
-                    .bind(e.guardian.name.as_str())
-                    .bind(e.guardian.patronymic.as_ref().map(|p| p.as_str()))
-                    .bind(e.relation.as_str())
-                    .bind(date(e.consent.given_on))
-                    .bind(e.consent.document.as_str())
-                    .execute(tx)
-                    .await?;
+                changes.insert(
+                    &GUARDIANS,
+                    row![
+                        e.learner_id.to_string(),
+                        e.guardian_snils.to_string(),
+                        e.guardian.surname.as_str(),
+                        e.guardian.name.as_str(),
+                        e.guardian.patronymic.as_ref().map(|p| p.as_str()),
+                        e.relation.as_str(),
+                        date(e.consent.given_on),
+                        e.consent.document.as_str()
+                    ],
+                );
             }
             Event::Enrolled(e) => {
-                let learner = e.learner_id.to_string();
-                sqlx::query("INSERT INTO register_enrollments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)")
-                    .bind(e.enrollment_id.to_string())
-                    .bind(&learner)
-                    .bind(e.organization_id.to_string())
-                    .bind(e.class_id.to_string())
-                    .bind(e.level.as_str())
-                    .bind(i64::from(e.grade))
-                    .bind(e.academic_year.to_string())
-                    .bind(e.programme.name.as_str())
-                    .bind(e.programme.adapted)
-                    .bind(e.programme.focus.as_ref().map(|f| f.as_str()))
-                    .bind(e.primary)
-                    .bind(e.form.as_str())
-                    .bind(date(e.enrolled_on))
-                    .bind(e.order.number.as_str())
-                    .bind(date(e.order.date))
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("UPDATE register_learners SET status = 'enrolled', status_since = ? WHERE learner_id = ?")
-                    .bind(date(e.enrolled_on))
-                    .bind(&learner)
-                    .execute(&mut *tx)
-                    .await?;
+                changes.insert(
+                    &ENROLLMENTS,
+                    row![
+                        e.enrollment_id.to_string(),
+                        e.learner_id.to_string(),
+                        e.organization_id.to_string(),
+                        e.class_id.to_string(),
+                        e.level.as_str(),
+                        i64::from(e.grade),
+                        e.academic_year.to_string(),
+                        e.programme.name.as_str(),
+                        e.programme.adapted,
+                        e.programme.focus.as_ref().map(|f| f.as_str()),
+                        e.primary,
+                        e.form.as_str(),
+                        date(e.enrolled_on),
+                        e.order.number.as_str(),
+                        date(e.order.date),
+                        Value::Text(None),
+                        Value::Text(None)
+                    ],
+                );
+                self.opened(
+                    e.enrollment_id,
+                    EnrollmentFacts {
+                        learner: e.learner_id,
+                        level: e.level,
+                        programme: e.programme.name.as_str().to_owned(),
+                        adapted: e.programme.adapted,
+                        focus: e.programme.focus.as_ref().map(|f| f.as_str().to_owned()),
+                        primary: e.primary,
+                        form: e.form,
+                        open: true,
+                    },
+                );
+                status(changes, e.learner_id, "enrolled", date(e.enrolled_on));
                 movement(
-                    tx,
+                    changes,
                     position,
-                    learner,
+                    e.learner_id,
                     date(e.enrolled_on),
                     "enrolled",
                     (None, None),
@@ -221,44 +408,68 @@ impl Projection for Register {
                     ),
                     None,
                     Some(e.order.number.as_str()),
-                )
-                .await?;
+                );
             }
             Event::Transferred(e) => {
                 if e.to_enrollment_id == e.from_enrollment_id {
-                    sqlx::query("UPDATE register_enrollments SET class_id = ?, grade = ?, academic_year = ? WHERE enrollment_id = ?")
-                        .bind(e.to_class_id.to_string())
-                        .bind(i64::from(e.grade))
-                        .bind(e.academic_year.to_string())
-                        .bind(e.from_enrollment_id.to_string())
-                        .execute(&mut *tx)
-                        .await?;
+                    changes.update(
+                        &ENROLLMENTS,
+                        row![e.from_enrollment_id.to_string()],
+                        vec![
+                            ("class_id", e.to_class_id.to_string().into()),
+                            ("grade", i64::from(e.grade).into()),
+                            ("academic_year", e.academic_year.to_string().into()),
+                        ],
+                    );
                 } else {
-                    sqlx::query(
-                        "INSERT INTO register_enrollments SELECT ?, learner_id, ?, ?, level, ?, ?, programme, adapted, focus, \
-                         is_primary, form, ?, ?, ?, NULL, NULL FROM register_enrollments WHERE enrollment_id = ?",
-                    )
-                    .bind(e.to_enrollment_id.to_string())
-                    .bind(e.to_organization_id.to_string())
-                    .bind(e.to_class_id.to_string())
-                    .bind(i64::from(e.grade))
-                    .bind(e.academic_year.to_string())
-                    .bind(date(e.transferred_on))
-                    .bind(e.order.number.as_str())
-                    .bind(date(e.order.date))
-                    .bind(e.from_enrollment_id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query("UPDATE register_enrollments SET ended_on = ?, end_reason = 'transferred' WHERE enrollment_id = ?")
-                        .bind(day_before(e.transferred_on))
-                        .bind(e.from_enrollment_id.to_string())
-                        .execute(&mut *tx)
-                        .await?;
+                    // The new enrollment copies the learner, level and programme of the one it
+                    // ends, if that one is in the register.
+                    if let Some(from) = self.enrollments.get(&e.from_enrollment_id) {
+                        changes.insert(
+                            &ENROLLMENTS,
+                            row![
+                                e.to_enrollment_id.to_string(),
+                                from.learner.to_string(),
+                                e.to_organization_id.to_string(),
+                                e.to_class_id.to_string(),
+                                from.level.as_str(),
+                                i64::from(e.grade),
+                                e.academic_year.to_string(),
+                                from.programme.as_str(),
+                                from.adapted,
+                                from.focus.as_deref(),
+                                from.primary,
+                                from.form.as_str(),
+                                date(e.transferred_on),
+                                e.order.number.as_str(),
+                                date(e.order.date),
+                                Value::Text(None),
+                                Value::Text(None)
+                            ],
+                        );
+                        let facts = EnrollmentFacts {
+                            learner: from.learner,
+                            level: from.level,
+                            programme: from.programme.clone(),
+                            adapted: from.adapted,
+                            focus: from.focus.clone(),
+                            primary: from.primary,
+                            form: from.form,
+                            open: true,
+                        };
+                        self.opened(e.to_enrollment_id, facts);
+                    }
+                    self.end(
+                        changes,
+                        e.from_enrollment_id,
+                        day_before(e.transferred_on),
+                        "transferred",
+                    );
                 }
                 movement(
-                    tx,
+                    changes,
                     position,
-                    e.learner_id.to_string(),
+                    e.learner_id,
                     date(e.transferred_on),
                     e.kind.as_str(),
                     (
@@ -271,30 +482,17 @@ impl Projection for Register {
                     ),
                     None,
                     Some(e.order.number.as_str()),
-                )
-                .await?;
+                );
             }
             Event::Left(e) => {
-                let learner = e.learner_id.to_string();
-                sqlx::query("UPDATE register_enrollments SET ended_on = ?, end_reason = ? WHERE enrollment_id = ?")
-                    .bind(date(e.left_on))
-                    .bind(e.reason.as_str())
-                    .bind(e.enrollment_id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(
-                    "UPDATE register_learners SET status = 'left', status_since = ? WHERE learner_id = ? AND NOT EXISTS \
-                     (SELECT 1 FROM register_enrollments WHERE learner_id = ? AND ended_on IS NULL)",
-                )
-                .bind(date(e.left_on))
-                .bind(&learner)
-                .bind(&learner)
-                .execute(&mut *tx)
-                .await?;
+                self.end(changes, e.enrollment_id, date(e.left_on), e.reason.as_str());
+                if !self.has_open(e.learner_id) {
+                    status(changes, e.learner_id, "left", date(e.left_on));
+                }
                 movement(
-                    tx,
+                    changes,
                     position,
-                    learner,
+                    e.learner_id,
                     date(e.left_on),
                     "left",
                     (
@@ -304,8 +502,7 @@ impl Projection for Register {
                     (None, None),
                     Some(e.reason.as_str()),
                     Some(e.order.number.as_str()),
-                )
-                .await?;
+                );
             }
             Event::ClassCapacityChanged(_)
             | Event::ApplicationSubmitted(_)
@@ -314,8 +511,9 @@ impl Projection for Register {
             | Event::MarkRecorded(_)
             | Event::MarkCorrected(_)
             | Event::AttendanceRecorded(_)
-            | Event::ExamResultRecorded(_) => {}
+            | Event::ExamResultRecorded(_)
+            | Event::TeacherAssigned(_)
+            | Event::TeacherUnassigned(_) => {}
         }
-        Ok(())
     }
 }

@@ -1,49 +1,168 @@
-//! The read-model database: opening it, creating the tables, and dumping them for comparison.
+//! The read-model database, SQLite (embedded) or PostgreSQL: opening it, migrating the tables,
+//! resetting a projection, and dumping tables for comparison. Everything goes through one
+//! `sqlx::AnyPool` with SQL both engines accept (`$1, $2, …` placeholders, no dialect functions).
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::str::FromStr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Column, Row, SqlitePool, ValueRef};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyPool, Column, ConnectOptions, Connection, Executor, Row, ValueRef};
 
+use crate::migrate::{self, POSITIONS};
 use crate::Projection;
 
-const POSITIONS: &str = include_str!("../../../projections/sqlite/000_positions.sql");
+/// The database engine of a read store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Engine {
+    /// SQLite: the embedded default (`read.db` in the data directory).
+    Sqlite,
+    /// PostgreSQL: a regional deployment.
+    Postgres,
+}
+
+impl Engine {
+    /// Most bind parameters one statement may carry.
+    pub fn max_parameters(self) -> usize {
+        match self {
+            Engine::Sqlite => 32_766,
+            Engine::Postgres => 65_535,
+        }
+    }
+}
+
+/// Where the read models live: a SQLite file, or a PostgreSQL database by URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadDatabase {
+    /// A SQLite file, created if missing.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL (`postgres://user@host:port/database`). The database must exist.
+    Postgres(String),
+}
+
+impl ReadDatabase {
+    /// The engine.
+    pub fn engine(&self) -> Engine {
+        match self {
+            ReadDatabase::Sqlite(_) => Engine::Sqlite,
+            ReadDatabase::Postgres(_) => Engine::Postgres,
+        }
+    }
+}
+
+impl From<&Path> for ReadDatabase {
+    fn from(p: &Path) -> Self {
+        ReadDatabase::Sqlite(p.to_path_buf())
+    }
+}
+
+impl From<&PathBuf> for ReadDatabase {
+    fn from(p: &PathBuf) -> Self {
+        ReadDatabase::Sqlite(p.clone())
+    }
+}
+
+impl From<PathBuf> for ReadDatabase {
+    fn from(p: PathBuf) -> Self {
+        ReadDatabase::Sqlite(p)
+    }
+}
+
+/// `postgres://…` or `postgresql://…` is PostgreSQL; `sqlite://path` or `sqlite:path` is a SQLite
+/// file (any `?query` is ignored); anything else is a SQLite file path.
+impl From<&str> for ReadDatabase {
+    fn from(s: &str) -> Self {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return ReadDatabase::Postgres(s.to_owned());
+        }
+        let path = s
+            .strip_prefix("sqlite://")
+            .or_else(|| s.strip_prefix("sqlite:"))
+            .map(|rest| rest.split('?').next().unwrap_or(rest))
+            .unwrap_or(s);
+        ReadDatabase::Sqlite(PathBuf::from(path))
+    }
+}
+
+impl From<&String> for ReadDatabase {
+    fn from(s: &String) -> Self {
+        ReadDatabase::from(s.as_str())
+    }
+}
+
+impl From<String> for ReadDatabase {
+    fn from(s: String) -> Self {
+        ReadDatabase::from(s.as_str())
+    }
+}
+
+/// SQLite settings of every connection: WAL, `synchronous = NORMAL` (the log, not the read
+/// models, is the durable record), a long busy timeout, a 64 MiB page cache.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA busy_timeout = 30000; PRAGMA cache_size = -65536;";
 
 /// The read-model database.
 #[derive(Clone, Debug)]
 pub struct ReadStore {
-    pool: SqlitePool,
+    pool: AnyPool,
+    engine: Engine,
 }
 
 impl ReadStore {
-    /// Opens (creating if needed) the read-model database and every projection's tables.
+    /// Opens the read-model database (a SQLite file is created if missing; a PostgreSQL database
+    /// must exist) and applies the missing migrations of `projection_positions` and of every
+    /// given projection.
     pub async fn open(
-        path: &Path,
+        database: impl Into<ReadDatabase>,
         projections: &[Box<dyn Projection>],
     ) -> Result<Self, sqlx::Error> {
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(30))
-            .pragma("cache_size", "-65536");
-        let pool = SqlitePoolOptions::new()
+        sqlx::any::install_default_drivers();
+        let database = database.into();
+        let engine = database.engine();
+        let options = match &database {
+            ReadDatabase::Sqlite(path) => {
+                let path = std::path::absolute(path).map_err(sqlx::Error::Io)?;
+                let url = SqliteConnectOptions::new()
+                    .filename(&path)
+                    .create_if_missing(true)
+                    .to_url_lossy();
+                AnyConnectOptions::from_url(&url)?
+            }
+            ReadDatabase::Postgres(url) => url.parse::<AnyConnectOptions>()?,
+        };
+        let pool = AnyPoolOptions::new()
             .max_connections(8)
+            .acquire_timeout(Duration::from_secs(60))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if engine == Engine::Sqlite {
+                        conn.execute(SQLITE_PRAGMAS).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await?;
-        sqlx::raw_sql(POSITIONS).execute(&pool).await?;
-        for p in projections {
-            sqlx::raw_sql(p.schema()).execute(&pool).await?;
-        }
-        Ok(Self { pool })
+        let store = Self { pool, engine };
+        let mut owners = vec![POSITIONS];
+        owners.extend(projections.iter().map(|p| p.name()));
+        let mut conn = store.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        migrate::begin(&mut tx, engine).await?;
+        migrate::apply(&mut tx, engine, &owners).await?;
+        tx.commit().await?;
+        Ok(store)
     }
 
     /// The connection pool, for queries.
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> Engine {
+        self.engine
     }
 
     /// Closes the database.
@@ -51,20 +170,22 @@ impl ReadStore {
         self.pool.close().await;
     }
 
-    /// Drops a projection's tables and position, then creates them empty: the next projector
-    /// run rebuilds it from the first event.
+    /// Drops a projection's tables and position, then creates them empty, in one transaction:
+    /// the next projector run rebuilds it from the first event.
     pub async fn reset(&self, projection: &dyn Projection) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
+        migrate::begin(&mut tx, self.engine).await?;
         for table in projection.tables() {
             sqlx::query(&format!("DROP TABLE IF EXISTS {table}"))
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("DELETE FROM projection_positions WHERE projection = ?")
+        sqlx::query("DELETE FROM projection_positions WHERE projection = $1")
             .bind(projection.name())
             .execute(&mut *tx)
             .await?;
-        sqlx::raw_sql(projection.schema()).execute(&mut *tx).await?;
+        migrate::forget(&mut tx, projection.name()).await?;
+        migrate::apply(&mut tx, self.engine, &[projection.name()]).await?;
         tx.commit().await
     }
 
@@ -78,9 +199,10 @@ impl ReadStore {
     }
 }
 
-/// Every row of every given table, as text, sorted: two stores with equal dumps hold the same rows.
+/// Every row of every given table, as text, sorted: two stores with equal dumps hold the same
+/// rows, whatever their engines.
 pub async fn dump_tables(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     tables: &[&str],
 ) -> Result<BTreeMap<String, Vec<String>>, sqlx::Error> {
     let mut out = BTreeMap::new();

@@ -1,16 +1,16 @@
 //! Vacancies and queues: capacity, enrolled and free places per class or group; applications
 //! with the date a decision is due.
 
-use async_trait::async_trait;
+use std::collections::HashMap;
+
 use chrono::{Days, NaiveDate};
-use contingent_domain::{ApplicationSubmitted, Event, Level};
+use contingent_domain::{
+    ApplicationId, ApplicationSubmitted, ClassId, EnrollmentId, Event, LearnerId, Level,
+};
 use contingent_log::RecordedEvent;
-use sqlx::SqliteConnection;
 
 use crate::sql::date;
-use crate::Projection;
-
-pub(crate) struct Vacancies;
+use crate::{row, ChangeSet, Projection, Table, Value};
 
 /// Days an organization has to decide on an application, by level.
 pub const DECISION_DAYS_GENERAL: u64 = 30;
@@ -29,23 +29,138 @@ pub fn due_on(e: &ApplicationSubmitted) -> NaiveDate {
     }
 }
 
-async fn shift(tx: &mut SqliteConnection, class: String, delta: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE vacancy_classes SET enrolled = enrolled + ? WHERE class_id = ?")
-        .bind(delta)
-        .bind(class)
-        .execute(tx)
-        .await?;
-    Ok(())
+static ORGANIZATIONS: Table = Table {
+    name: "vacancy_organizations",
+    columns: &["organization_id", "name", "municipality", "kind"],
+    key: 1,
+};
+
+static CLASSES: Table = Table {
+    name: "vacancy_classes",
+    columns: &[
+        "class_id",
+        "organization_id",
+        "academic_year",
+        "level",
+        "grade",
+        "name",
+        "stay_mode",
+        "capacity",
+        "enrolled",
+    ],
+    key: 1,
+};
+
+static PLACEMENTS: Table = Table {
+    name: "vacancy_placements",
+    columns: &["enrollment_id", "learner_id", "class_id"],
+    key: 1,
+};
+
+static APPLICATIONS: Table = Table {
+    name: "vacancy_applications",
+    columns: &[
+        "application_id",
+        "learner_id",
+        "organization_id",
+        "level",
+        "academic_year",
+        "grade",
+        "class_id",
+        "submitted_on",
+        "desired_start",
+        "priority",
+        "due_on",
+        "status",
+        "decided_on",
+        "reason",
+    ],
+    key: 1,
+};
+
+/// Vacancies, with the places taken per class, who takes a place where, and the pending
+/// applications.
+#[derive(Default)]
+pub(crate) struct Vacancies {
+    /// `vacancy_classes.enrolled` of every class in the table.
+    enrolled: HashMap<ClassId, i64>,
+    /// The rows of `vacancy_placements`.
+    placements: HashMap<EnrollmentId, (LearnerId, ClassId)>,
+    /// Placements by learner.
+    placed: HashMap<LearnerId, Vec<EnrollmentId>>,
+    /// Pending applications and their learner.
+    pending: HashMap<ApplicationId, LearnerId>,
+    /// Pending applications by learner.
+    pending_by_learner: HashMap<LearnerId, Vec<ApplicationId>>,
 }
 
-#[async_trait]
+impl Vacancies {
+    /// Moves a class's count of places taken by `delta`, writing the new count.
+    fn shift(&mut self, changes: &mut ChangeSet, class: ClassId, delta: i64) {
+        if let Some(n) = self.enrolled.get_mut(&class) {
+            *n += delta;
+            changes.update(
+                &CLASSES,
+                row![class.to_string()],
+                vec![("enrolled", (*n).into())],
+            );
+        }
+    }
+
+    fn place(
+        &mut self,
+        changes: &mut ChangeSet,
+        enrollment: EnrollmentId,
+        learner: LearnerId,
+        class: ClassId,
+    ) {
+        changes.insert(
+            &PLACEMENTS,
+            row![
+                enrollment.to_string(),
+                learner.to_string(),
+                class.to_string()
+            ],
+        );
+        if let Some((before, _)) = self.placements.insert(enrollment, (learner, class)) {
+            if let Some(v) = self.placed.get_mut(&before) {
+                v.retain(|e| *e != enrollment);
+            }
+        }
+        self.placed.entry(learner).or_default().push(enrollment);
+    }
+
+    /// Deletes a placement; returns the class it took a place in, if there was one.
+    fn unplace(&mut self, changes: &mut ChangeSet, enrollment: EnrollmentId) -> Option<ClassId> {
+        changes.delete(&PLACEMENTS, row![enrollment.to_string()]);
+        let (learner, class) = self.placements.remove(&enrollment)?;
+        if let Some(v) = self.placed.get_mut(&learner) {
+            v.retain(|e| *e != enrollment);
+        }
+        Some(class)
+    }
+
+    /// Sets an application's decision; it is no longer pending.
+    fn decide(
+        &mut self,
+        changes: &mut ChangeSet,
+        application: ApplicationId,
+        set: Vec<(&str, Value)>,
+    ) {
+        changes.update(&APPLICATIONS, row![application.to_string()], set);
+        if let Some(learner) = self.pending.remove(&application) {
+            if let Some(v) = self.pending_by_learner.get_mut(&learner) {
+                v.retain(|a| *a != application);
+            }
+        }
+    }
+}
+
+static TABLES: &[&Table] = &[&ORGANIZATIONS, &CLASSES, &PLACEMENTS, &APPLICATIONS];
+
 impl Projection for Vacancies {
     fn name(&self) -> &'static str {
         "vacancies"
-    }
-
-    fn schema(&self) -> &'static str {
-        include_str!("../../../projections/sqlite/vacancies.sql")
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -57,132 +172,149 @@ impl Projection for Vacancies {
         ]
     }
 
-    async fn apply(
-        &self,
-        tx: &mut SqliteConnection,
-        recorded: &RecordedEvent,
-    ) -> Result<(), sqlx::Error> {
+    fn table_defs(&self) -> &'static [&'static Table] {
+        TABLES
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    fn apply(&mut self, recorded: &RecordedEvent, changes: &mut ChangeSet) {
         match &recorded.envelope.event {
             Event::OrganizationRegistered(e) => {
-                sqlx::query("INSERT INTO vacancy_organizations VALUES (?, ?, ?, ?)")
-                    .bind(e.organization_id.to_string())
-                    .bind(e.name.as_str())
-                    .bind(e.municipality.as_str())
-                    .bind(e.kind.as_str())
-                    .execute(tx)
-                    .await?;
+                changes.insert(
+                    &ORGANIZATIONS,
+                    row![
+                        e.organization_id.to_string(),
+                        e.name.as_str(),
+                        e.municipality.as_str(),
+                        e.kind.as_str()
+                    ],
+                );
             }
             Event::ClassOpened(e) => {
-                sqlx::query("INSERT INTO vacancy_classes VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)")
-                    .bind(e.class_id.to_string())
-                    .bind(e.organization_id.to_string())
-                    .bind(e.academic_year.to_string())
-                    .bind(e.level.as_str())
-                    .bind(i64::from(e.grade))
-                    .bind(e.name.as_str())
-                    .bind(e.stay_mode.map(|s| s.as_str()))
-                    .bind(i64::from(e.capacity))
-                    .execute(tx)
-                    .await?;
+                changes.insert(
+                    &CLASSES,
+                    row![
+                        e.class_id.to_string(),
+                        e.organization_id.to_string(),
+                        e.academic_year.to_string(),
+                        e.level.as_str(),
+                        i64::from(e.grade),
+                        e.name.as_str(),
+                        e.stay_mode.map(|s| s.as_str()),
+                        i64::from(e.capacity),
+                        0i64
+                    ],
+                );
+                self.enrolled.insert(e.class_id, 0);
             }
             Event::ClassCapacityChanged(e) => {
-                sqlx::query("UPDATE vacancy_classes SET capacity = ? WHERE class_id = ?")
-                    .bind(i64::from(e.capacity))
-                    .bind(e.class_id.to_string())
-                    .execute(tx)
-                    .await?;
+                changes.update(
+                    &CLASSES,
+                    row![e.class_id.to_string()],
+                    vec![("capacity", i64::from(e.capacity).into())],
+                );
             }
             Event::ApplicationSubmitted(e) => {
-                sqlx::query("INSERT INTO vacancy_applications VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', NULL, NULL)")
-                    .bind(e.application_id.to_string())
-                    .bind(e.learner_id.to_string())
-                    .bind(e.organization_id.to_string())
-                    .bind(e.level.as_str())
-                    .bind(e.academic_year.to_string())
-                    .bind(i64::from(e.grade))
-                    .bind(e.class_id.map(|c| c.to_string()))
-                    .bind(date(e.submitted_on))
-                    .bind(e.desired_start.map(date))
-                    .bind(e.priority.as_str())
-                    .bind(date(due_on(e)))
-                    .execute(tx)
-                    .await?;
+                changes.insert(
+                    &APPLICATIONS,
+                    row![
+                        e.application_id.to_string(),
+                        e.learner_id.to_string(),
+                        e.organization_id.to_string(),
+                        e.level.as_str(),
+                        e.academic_year.to_string(),
+                        i64::from(e.grade),
+                        e.class_id.map(|c| c.to_string()),
+                        date(e.submitted_on),
+                        e.desired_start.map(date),
+                        e.priority.as_str(),
+                        date(due_on(e)),
+                        "pending",
+                        Value::Text(None),
+                        Value::Text(None)
+                    ],
+                );
+                if let Some(before) = self.pending.insert(e.application_id, e.learner_id) {
+                    if let Some(v) = self.pending_by_learner.get_mut(&before) {
+                        v.retain(|a| *a != e.application_id);
+                    }
+                }
+                self.pending_by_learner
+                    .entry(e.learner_id)
+                    .or_default()
+                    .push(e.application_id);
             }
-            Event::ApplicationWithdrawn(e) => {
-                sqlx::query("UPDATE vacancy_applications SET status = 'withdrawn', decided_on = ?, reason = ? WHERE application_id = ?")
-                    .bind(date(e.withdrawn_on))
-                    .bind(e.reason.as_ref().map(|r| r.as_str()))
-                    .bind(e.application_id.to_string())
-                    .execute(tx)
-                    .await?;
-            }
-            Event::ApplicationRejected(e) => {
-                sqlx::query("UPDATE vacancy_applications SET status = 'rejected', decided_on = ?, reason = ? WHERE application_id = ?")
-                    .bind(date(e.rejected_on))
-                    .bind(e.reason.as_str())
-                    .bind(e.application_id.to_string())
-                    .execute(tx)
-                    .await?;
-            }
+            Event::ApplicationWithdrawn(e) => self.decide(
+                changes,
+                e.application_id,
+                vec![
+                    ("status", "withdrawn".into()),
+                    ("decided_on", date(e.withdrawn_on).into()),
+                    ("reason", e.reason.as_ref().map(|r| r.as_str()).into()),
+                ],
+            ),
+            Event::ApplicationRejected(e) => self.decide(
+                changes,
+                e.application_id,
+                vec![
+                    ("status", "rejected".into()),
+                    ("decided_on", date(e.rejected_on).into()),
+                    ("reason", e.reason.as_str().into()),
+                ],
+            ),
             Event::Enrolled(e) => {
-                shift(tx, e.class_id.to_string(), 1).await?;
-                sqlx::query("INSERT INTO vacancy_placements VALUES (?, ?, ?)")
-                    .bind(e.enrollment_id.to_string())
-                    .bind(e.learner_id.to_string())
-                    .bind(e.class_id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
+                self.shift(changes, e.class_id, 1);
+                self.place(changes, e.enrollment_id, e.learner_id, e.class_id);
                 if let Some(app) = e.application_id {
-                    sqlx::query("UPDATE vacancy_applications SET status = 'accepted', decided_on = ? WHERE application_id = ?")
-                        .bind(date(e.enrolled_on))
-                        .bind(app.to_string())
-                        .execute(tx)
-                        .await?;
+                    self.decide(
+                        changes,
+                        app,
+                        vec![
+                            ("status", "accepted".into()),
+                            ("decided_on", date(e.enrolled_on).into()),
+                        ],
+                    );
                 }
             }
             Event::Transferred(e) => {
-                shift(tx, e.from_class_id.to_string(), -1).await?;
-                shift(tx, e.to_class_id.to_string(), 1).await?;
-                sqlx::query("DELETE FROM vacancy_placements WHERE enrollment_id = ?")
-                    .bind(e.from_enrollment_id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("INSERT INTO vacancy_placements VALUES (?, ?, ?)")
-                    .bind(e.to_enrollment_id.to_string())
-                    .bind(e.learner_id.to_string())
-                    .bind(e.to_class_id.to_string())
-                    .execute(tx)
-                    .await?;
+                self.shift(changes, e.from_class_id, -1);
+                self.shift(changes, e.to_class_id, 1);
+                self.unplace(changes, e.from_enrollment_id);
+                self.place(changes, e.to_enrollment_id, e.learner_id, e.to_class_id);
             }
             Event::Left(e) => {
-                let freed: Option<(String,)> = sqlx::query_as(
-                    "DELETE FROM vacancy_placements WHERE enrollment_id = ? RETURNING class_id",
-                )
-                .bind(e.enrollment_id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some((class,)) = freed {
-                    shift(tx, class, -1).await?;
+                if let Some(class) = self.unplace(changes, e.enrollment_id) {
+                    self.shift(changes, class, -1);
                 }
             }
             Event::DeathRegistered(e) => {
-                let freed: Vec<(String,)> = sqlx::query_as(
-                    "DELETE FROM vacancy_placements WHERE learner_id = ? RETURNING class_id",
-                )
-                .bind(e.learner_id.to_string())
-                .fetch_all(&mut *tx)
-                .await?;
-                for (class,) in freed {
-                    shift(tx, class, -1).await?;
+                let placed = self.placed.get(&e.learner_id).cloned().unwrap_or_default();
+                for enrollment in placed {
+                    if let Some(class) = self.unplace(changes, enrollment) {
+                        self.shift(changes, class, -1);
+                    }
                 }
-                sqlx::query("UPDATE vacancy_applications SET status = 'withdrawn', decided_on = ?, reason = 'death' WHERE learner_id = ? AND status = 'pending'")
-                    .bind(date(e.death_date))
-                    .bind(e.learner_id.to_string())
-                    .execute(tx)
-                    .await?;
+                let pending = self
+                    .pending_by_learner
+                    .get(&e.learner_id)
+                    .cloned()
+                    .unwrap_or_default();
+                for app in pending {
+                    self.decide(
+                        changes,
+                        app,
+                        vec![
+                            ("status", "withdrawn".into()),
+                            ("decided_on", date(e.death_date).into()),
+                            ("reason", "death".into()),
+                        ],
+                    );
+                }
             }
             _ => {}
         }
-        Ok(())
     }
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use contingent_log::{ChainBreak, ChainVerifier, EventLog};
-use contingent_projections::{all_projections, Projector, ReadStore};
+use contingent_projections::{all_projections, Projection, Projector, ReadDatabase, ReadStore};
 use serde::Serialize;
 
 use crate::registry::RegistryError;
@@ -50,53 +50,33 @@ pub async fn verify(
 }
 
 /// Rebuilds read models from the first event of the log. With `only`, those models are dropped
-/// and rebuilt in place in `read_path`; without, a fresh database is built beside `read_path`
-/// and then replaces it. Returns the number of events applied.
+/// and rebuilt in place in `read`; without, every model is rebuilt: for SQLite a fresh database
+/// is built beside the file and then replaces it, for PostgreSQL every model is dropped and
+/// rebuilt in place. Returns the number of events applied.
 pub async fn rebuild(
     log: &dyn EventLog,
-    read_path: &Path,
+    read: impl Into<ReadDatabase>,
     only: Option<&[String]>,
     batch: usize,
     progress: impl FnMut(u64),
 ) -> Result<u64, RegistryError> {
+    let read = read.into();
     let projections = all_projections();
-    match only {
-        Some(names) => {
-            for name in names {
-                if !projections.iter().any(|p| p.name() == name) {
-                    return Err(RegistryError::Unavailable(format!(
-                        "no read model is called {name}"
-                    )));
-                }
+    if let Some(names) = only {
+        for name in names {
+            if !projections.iter().any(|p| p.name() == name) {
+                return Err(RegistryError::Unavailable(format!(
+                    "no read model is called {name}"
+                )));
             }
-            let store = ReadStore::open(read_path, &projections).await?;
-            for p in projections
-                .iter()
-                .filter(|p| names.iter().any(|n| n == p.name()))
-            {
-                store.reset(p.as_ref()).await?;
-            }
-            let mut projector = Projector::new(store.clone(), projections, batch)
-                .await
-                .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
-            let n = projector
-                .catch_up(log, progress)
-                .await
-                .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
-            store.close().await;
-            Ok(n)
         }
-        None => {
+    }
+    match (only, &read) {
+        (None, ReadDatabase::Sqlite(read_path)) => {
             let fresh = read_path.with_extension("rebuild.db");
             remove_database(&fresh)?;
             let store = ReadStore::open(&fresh, &projections).await?;
-            let mut projector = Projector::new(store.clone(), projections, batch)
-                .await
-                .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
-            let n = projector
-                .catch_up(log, progress)
-                .await
-                .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
+            let n = catch_up(&store, projections, log, batch, progress).await?;
             store.close().await;
             remove_database(read_path)?;
             std::fs::rename(&fresh, read_path).map_err(|e| {
@@ -104,7 +84,35 @@ pub async fn rebuild(
             })?;
             Ok(n)
         }
+        (only, _) => {
+            let store = ReadStore::open(read.clone(), &projections).await?;
+            for p in projections
+                .iter()
+                .filter(|p| only.is_none_or(|names| names.iter().any(|n| n == p.name())))
+            {
+                store.reset(p.as_ref()).await?;
+            }
+            let n = catch_up(&store, projections, log, batch, progress).await?;
+            store.close().await;
+            Ok(n)
+        }
     }
+}
+
+async fn catch_up(
+    store: &ReadStore,
+    projections: Vec<Box<dyn Projection>>,
+    log: &dyn EventLog,
+    batch: usize,
+    progress: impl FnMut(u64),
+) -> Result<u64, RegistryError> {
+    let mut projector = Projector::new(store.clone(), projections, batch)
+        .await
+        .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
+    projector
+        .catch_up(log, progress)
+        .await
+        .map_err(|e| RegistryError::Unavailable(e.to_string()))
 }
 
 /// Removes a SQLite database with its WAL and shared-memory files.

@@ -1,0 +1,738 @@
+//! The same projector logic builds the same read models in SQLite and in PostgreSQL, whatever the
+//! batch size, across a projector dropped midway, and the same queries answer the same from both.
+//!
+//! The log is a tiny generated region (`contingent_simulate` at `Scale::tiny()`), built once per
+//! test binary into an embedded registry whose projector builds its SQLite read models live.
+//! PostgreSQL comes from `CONTINGENT_TEST_DATABASE_URL` (`./scripts/test` starts it); each test
+//! creates its own database and drops it at the end.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use contingent_log::EventLog;
+use contingent_log_sqlite::SqliteLog;
+use contingent_projections::queries::{self, CountDimension, LearnerSearch, VacancyFilter};
+use contingent_projections::{
+    all_projections, dump_tables, projection_names, Engine, Projector, ProjectorError,
+    ReadDatabase, ReadStore,
+};
+use contingent_registry::{Registry, Settings};
+use contingent_simulate::{generate, Config, Scale};
+use sqlx::{AnyConnection, AnyPool, Column, Connection, Row};
+
+// ---------------------------------------------------------------------------------------------
+// The region
+
+struct Region {
+    dir: tempfile::TempDir,
+    head: u64,
+}
+
+impl Region {
+    fn log_path(&self) -> PathBuf {
+        Settings::new(self.dir.path()).log_path()
+    }
+
+    fn live_read_path(&self) -> PathBuf {
+        Settings::new(self.dir.path()).read_path()
+    }
+
+    async fn log(&self) -> SqliteLog {
+        SqliteLog::open(&self.log_path())
+            .await
+            .expect("the log opens")
+    }
+}
+
+/// The tiny region, generated on first use (on its own thread and runtime, shared by the tests).
+fn region() -> &'static Region {
+    static REGION: OnceLock<Region> = OnceLock::new();
+    REGION.get_or_init(|| {
+        std::thread::spawn(|| {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let registry = Registry::open(Settings::new(dir.path()), |_| {})
+                    .await
+                    .expect("the registry opens");
+                let config = Config {
+                    seed: 7,
+                    scale: Scale::tiny(),
+                    today: NaiveDate::from_ymd_opt(2026, 11, 22).expect("a date"),
+                };
+                let report = generate(&registry, &config, |_, _, _| {})
+                    .await
+                    .expect("the region generates");
+                assert!(report.unexpected.is_empty(), "{:?}", report.unexpected);
+                assert!(
+                    registry.wait_caught_up(Duration::from_secs(120)).await,
+                    "the live read models catch up"
+                );
+                let head = registry.head();
+                registry.shutdown().await;
+                Region { dir, head }
+            })
+        })
+        .join()
+        .expect("the region generates")
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL databases
+
+fn admin_url() -> String {
+    std::env::var("CONTINGENT_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| panic!("run through ./scripts/test, which starts PostgreSQL"))
+}
+
+/// A fresh PostgreSQL database, dropped when this is dropped (also when the test panics).
+struct PgDatabase {
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    async fn create() -> Self {
+        sqlx::any::install_default_drivers();
+        let admin = admin_url();
+        let name = format!("contingent_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = AnyConnection::connect(&admin)
+            .await
+            .expect("PostgreSQL answers at CONTINGENT_TEST_DATABASE_URL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("a test database");
+        conn.close().await.expect("close");
+        let (base, rest) = admin.rsplit_once('/').expect("a database URL");
+        let query = rest
+            .split_once('?')
+            .map(|(_, q)| format!("?{q}"))
+            .unwrap_or_default();
+        let url = format!("{base}/{name}{query}");
+        Self { name, url }
+    }
+
+    fn db(&self) -> ReadDatabase {
+        ReadDatabase::from(self.url.as_str())
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                let mut conn = AnyConnection::connect(&admin_url()).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}", self.name);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+fn tables() -> Vec<&'static str> {
+    let mut tables: Vec<&'static str> = all_projections()
+        .iter()
+        .flat_map(|p| p.tables().iter().copied())
+        .collect();
+    tables.push("projection_positions");
+    tables
+}
+
+async fn dump(store: &ReadStore) -> BTreeMap<String, Vec<String>> {
+    dump_tables(store.pool(), &tables()).await.expect("dump")
+}
+
+/// Opens a store and projects the whole log into it with batches of `batch` events.
+async fn project(db: impl Into<ReadDatabase>, batch: usize) -> ReadStore {
+    let log = region().log().await;
+    let store = ReadStore::open(db, &all_projections())
+        .await
+        .expect("the store opens");
+    let mut projector = Projector::new(store.clone(), all_projections(), batch)
+        .await
+        .expect("a projector");
+    let started = std::time::Instant::now();
+    let applied = projector.catch_up(&log, |_| {}).await.expect("catch up");
+    eprintln!(
+        "projected {applied} events into {:?} in batches of {batch} in {:.1?}",
+        store.engine(),
+        started.elapsed()
+    );
+    assert_eq!(projector.position(), region().head);
+    assert!(applied <= region().head);
+    log.close().await;
+    store
+}
+
+fn assert_same(what: &str, a: &BTreeMap<String, Vec<String>>, b: &BTreeMap<String, Vec<String>>) {
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (table, rows) in a {
+        let other = &b[table];
+        if rows != other {
+            let only_a: Vec<&String> = rows.iter().filter(|r| !other.contains(r)).take(5).collect();
+            let only_b: Vec<&String> = other.iter().filter(|r| !rows.contains(r)).take(5).collect();
+            panic!(
+                "{what}: {table} differs ({} vs {} rows)\nonly in the first: {only_a:#?}\nonly in the second: {only_b:#?}",
+                rows.len(),
+                other.len()
+            );
+        }
+    }
+}
+
+fn rows(d: &BTreeMap<String, Vec<String>>) -> usize {
+    d.values().map(Vec::len).sum()
+}
+
+async fn columns(pool: &AnyPool, table: &str) -> Vec<String> {
+    let row = sqlx::query(&format!("SELECT * FROM {table} LIMIT 1"))
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{table} has a row: {e}"));
+    row.columns().iter().map(|c| c.name().to_owned()).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_and_postgres_build_the_rows_the_live_registry_built() {
+    let region = region();
+    let pg = PgDatabase::create().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+
+    let sqlite = project(dir.path().join("read.db"), 2000).await;
+    let postgres = project(pg.db(), 2000).await;
+    assert_eq!(sqlite.engine(), Engine::Sqlite);
+    assert_eq!(postgres.engine(), Engine::Postgres);
+
+    let live = ReadStore::open(&region.live_read_path(), &all_projections())
+        .await
+        .expect("the live store opens");
+    let live_rows = dump(&live).await;
+    let sqlite_rows = dump(&sqlite).await;
+    let postgres_rows = dump(&postgres).await;
+    assert!(
+        rows(&live_rows) > 10_000,
+        "a realistic region: {}",
+        rows(&live_rows)
+    );
+    for table in tables() {
+        assert!(!live_rows[table].is_empty(), "{table} has rows");
+    }
+    assert_same("live vs rebuilt in SQLite", &live_rows, &sqlite_rows);
+    assert_same("SQLite vs PostgreSQL", &sqlite_rows, &postgres_rows);
+
+    // The tables have the same columns, in the same order, on both engines, and they are the
+    // columns the projections write.
+    for p in all_projections() {
+        let names: Vec<&str> = p.table_defs().iter().map(|t| t.name).collect();
+        assert_eq!(names, p.tables());
+        for t in p.table_defs() {
+            let expected: Vec<String> = t.columns.iter().map(|c| (*c).to_owned()).collect();
+            assert_eq!(columns(sqlite.pool(), t.name).await, expected, "{}", t.name);
+            assert_eq!(
+                columns(postgres.pool(), t.name).await,
+                expected,
+                "{}",
+                t.name
+            );
+        }
+    }
+    let positions = postgres.positions().await.expect("positions");
+    assert_eq!(positions.len(), projection_names().len());
+    assert!(positions.values().all(|p| *p == region.head));
+
+    live.close().await;
+    sqlite.close().await;
+    postgres.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_batch_size_does_not_change_the_rows() {
+    let pg = PgDatabase::create().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    // One batch of the whole log: statements are split under the parameter limits.
+    let whole = project(dir.path().join("whole.db"), 10_000_000).await;
+    let expected = dump(&whole).await;
+    whole.close().await;
+
+    for batch in [1, 7, 2000] {
+        let sqlite = project(dir.path().join(format!("b{batch}.db")), batch).await;
+        assert_same(
+            &format!("SQLite, batch {batch}"),
+            &expected,
+            &dump(&sqlite).await,
+        );
+        sqlite.close().await;
+    }
+    // PostgreSQL: each batch size in a fresh set of tables of the one test database.
+    for batch in [1, 7, 2000, 10_000_000] {
+        let store = ReadStore::open(pg.db(), &all_projections())
+            .await
+            .expect("the store opens");
+        for p in all_projections() {
+            store.reset(p.as_ref()).await.expect("reset");
+        }
+        store.close().await;
+        let postgres = project(pg.db(), batch).await;
+        assert_same(
+            &format!("PostgreSQL, batch {batch}"),
+            &expected,
+            &dump(&postgres).await,
+        );
+        postgres.close().await;
+    }
+}
+
+/// Runs a few batches, drops the projector and the store, reopens both and catches up.
+async fn interrupted(db: ReadDatabase, reset_midway: &[&str]) -> BTreeMap<String, Vec<String>> {
+    let log = region().log().await;
+    let store = ReadStore::open(db.clone(), &all_projections())
+        .await
+        .expect("the store opens");
+    let mut projector = Projector::new(store.clone(), all_projections(), 1500)
+        .await
+        .expect("a projector");
+    for _ in 0..5 {
+        assert!(projector.run_once(&log).await.expect("a batch") > 0);
+    }
+    let midway = projector.position();
+    assert_eq!(midway, 7500);
+    drop(projector);
+    // Some read models start over (as `contingent rebuild --model` does) while the others keep
+    // their position: the projector's state must follow each one's position.
+    for p in all_projections() {
+        if reset_midway.contains(&p.name()) {
+            store.reset(p.as_ref()).await.expect("reset");
+        }
+    }
+    store.close().await;
+
+    let store = ReadStore::open(db, &all_projections())
+        .await
+        .expect("the store reopens");
+    let positions = store.positions().await.expect("positions");
+    for name in projection_names() {
+        let expected = if reset_midway.contains(&name) {
+            None
+        } else {
+            Some(&midway)
+        };
+        assert_eq!(positions.get(name), expected, "{name}");
+    }
+    let mut projector = Projector::new(store.clone(), all_projections(), 333)
+        .await
+        .expect("a projector");
+    projector.catch_up(&log, |_| {}).await.expect("catch up");
+    assert_eq!(projector.position(), region().head);
+    let rows = dump(&store).await;
+    store.close().await;
+    log.close().await;
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projector_dropped_midway_resumes_without_loss_or_duplicates() {
+    let pg = PgDatabase::create().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let from_zero = project(dir.path().join("zero.db"), 2000).await;
+    let expected = dump(&from_zero).await;
+    from_zero.close().await;
+
+    let sqlite = interrupted(ReadDatabase::from(dir.path().join("resumed.db")), &[]).await;
+    assert_same("SQLite, resumed", &expected, &sqlite);
+    let sqlite = interrupted(
+        ReadDatabase::from(dir.path().join("partly.db")),
+        &["vacancies", "diary"],
+    )
+    .await;
+    assert_same("SQLite, some models reset midway", &expected, &sqlite);
+    let postgres = interrupted(pg.db(), &[]).await;
+    assert_same("PostgreSQL, resumed", &expected, &postgres);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_is_retried_from_a_rebuilt_state() {
+    let pg = PgDatabase::create().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let from_zero = project(dir.path().join("zero.db"), 2000).await;
+    let expected = dump(&from_zero).await;
+    from_zero.close().await;
+
+    for db in [ReadDatabase::from(dir.path().join("retried.db")), pg.db()] {
+        let log = region().log().await;
+        let store = ReadStore::open(db, &all_projections())
+            .await
+            .expect("the store opens");
+        let mut projector = Projector::new(store.clone(), all_projections(), 2500)
+            .await
+            .expect("a projector");
+        projector.run_once(&log).await.expect("a batch");
+        // The positions table goes away: the next batch computes its rows, then fails to commit.
+        sqlx::query("ALTER TABLE projection_positions RENAME TO projection_positions_away")
+            .execute(store.pool())
+            .await
+            .expect("rename");
+        let failed = projector.run_once(&log).await;
+        assert!(
+            matches!(failed, Err(ProjectorError::Store(_))),
+            "{failed:?}"
+        );
+        assert_eq!(projector.position(), 2500);
+        sqlx::query("ALTER TABLE projection_positions_away RENAME TO projection_positions")
+            .execute(store.pool())
+            .await
+            .expect("rename back");
+        projector.catch_up(&log, |_| {}).await.expect("catch up");
+        assert_same(
+            &format!("{:?}, after a failed batch", store.engine()),
+            &expected,
+            &dump(&store).await,
+        );
+        store.close().await;
+        log.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queries_answer_the_same_from_both_engines() {
+    let pg = PgDatabase::create().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let sqlite = project(dir.path().join("read.db"), 2000).await;
+    let postgres = project(pg.db(), 2000).await;
+    let (a, b) = (sqlite.pool(), postgres.pool());
+
+    // Learners worth comparing: the first by id, and some of every kind of movement.
+    let mut learners: Vec<String> = sqlx::query_as::<_, (String,)>(
+        "SELECT learner_id FROM register_learners ORDER BY learner_id LIMIT 15",
+    )
+    .fetch_all(a)
+    .await
+    .expect("learners")
+    .into_iter()
+    .map(|(id,)| id)
+    .collect();
+    for kind in [
+        "died",
+        "left",
+        "to_other_organization",
+        "within_organization",
+        "next_grade",
+    ] {
+        let ids: Vec<(String,)> = sqlx::query_as(
+            "SELECT learner_id FROM register_movements WHERE kind = $1 ORDER BY position LIMIT 3",
+        )
+        .bind(kind)
+        .fetch_all(a)
+        .await
+        .expect("movements");
+        learners.extend(ids.into_iter().map(|(id,)| id));
+    }
+    let with_exams: Vec<(String,)> =
+        sqlx::query_as("SELECT DISTINCT learner_id FROM diary_exams ORDER BY learner_id LIMIT 3")
+            .fetch_all(a)
+            .await
+            .expect("exams");
+    learners.extend(with_exams.into_iter().map(|(id,)| id));
+    assert!(learners.len() > 20);
+    let mut compared = 0;
+    for id in &learners {
+        let card = queries::learner(a, id).await.expect("learner");
+        assert!(card.is_some());
+        assert_eq!(
+            card,
+            queries::learner(b, id).await.expect("learner"),
+            "{id}"
+        );
+        for year in [
+            None,
+            contingent_domain::AcademicYear::parse("2025/2026").ok(),
+        ] {
+            let diary = queries::diary(a, id, year).await.expect("diary");
+            assert_eq!(
+                diary,
+                queries::diary(b, id, year).await.expect("diary"),
+                "{id}"
+            );
+            compared += diary.map_or(0, |d| d.subjects.len());
+        }
+    }
+    assert!(compared > 0, "some diaries have marks");
+    assert_eq!(queries::learner(a, "nobody").await.expect("learner"), None);
+    assert_eq!(queries::learner(b, "nobody").await.expect("learner"), None);
+
+    let classes: Vec<(String,)> =
+        sqlx::query_as("SELECT class_id FROM class_register_classes ORDER BY class_id LIMIT 12")
+            .fetch_all(a)
+            .await
+            .expect("classes");
+    for (class,) in &classes {
+        for (on, from, to) in [
+            (None, None, None),
+            (
+                Some("2025-10-15".to_owned()),
+                Some("2025-09-01".to_owned()),
+                Some("2025-12-31".to_owned()),
+            ),
+        ] {
+            let x = queries::class_register(a, class, on.clone(), from.clone(), to.clone())
+                .await
+                .expect("class register");
+            let y = queries::class_register(b, class, on, from, to)
+                .await
+                .expect("class register");
+            assert!(x.is_some());
+            assert_eq!(x, y, "{class}");
+        }
+    }
+
+    let organizations = queries::organizations(a, None)
+        .await
+        .expect("organizations");
+    assert!(!organizations.is_empty());
+    assert_eq!(
+        organizations,
+        queries::organizations(b, None)
+            .await
+            .expect("organizations")
+    );
+    let municipality = organizations[0].municipality.clone();
+    assert_eq!(
+        queries::organizations(a, Some(&municipality))
+            .await
+            .expect("organizations"),
+        queries::organizations(b, Some(&municipality))
+            .await
+            .expect("organizations")
+    );
+    for o in &organizations {
+        for as_of in ["2025-09-01", "2026-11-22"] {
+            assert_eq!(
+                queries::queue(a, &o.organization_id, as_of)
+                    .await
+                    .expect("queue"),
+                queries::queue(b, &o.organization_id, as_of)
+                    .await
+                    .expect("queue"),
+                "{}",
+                o.organization_id
+            );
+        }
+        let search = LearnerSearch {
+            organization_id: Some(o.organization_id.clone()),
+            limit: 500,
+            ..LearnerSearch::default()
+        };
+        assert_eq!(
+            queries::find_learners(a, &search).await.expect("find"),
+            queries::find_learners(b, &search).await.expect("find")
+        );
+    }
+
+    for only_free in [false, true] {
+        let filter = VacancyFilter {
+            only_free,
+            ..VacancyFilter::default()
+        };
+        let x = queries::vacancies(a, &filter).await.expect("vacancies");
+        assert!(!x.is_empty());
+        assert_eq!(x, queries::vacancies(b, &filter).await.expect("vacancies"));
+    }
+    let filter = VacancyFilter {
+        municipality: Some(municipality.clone()),
+        level: Some("preschool".to_owned()),
+        ..VacancyFilter::default()
+    };
+    assert_eq!(
+        queries::vacancies(a, &filter).await.expect("vacancies"),
+        queries::vacancies(b, &filter).await.expect("vacancies")
+    );
+
+    let card = queries::learner(a, &learners[0])
+        .await
+        .expect("learner")
+        .expect("a card");
+    for search in [
+        LearnerSearch {
+            surname: Some(card.surname.clone()),
+            limit: 50,
+            ..LearnerSearch::default()
+        },
+        LearnerSearch {
+            surname: Some(card.surname.clone()),
+            name: Some(card.name.clone()),
+            birth_date: Some(card.birth_date.clone()),
+            limit: 50,
+            ..LearnerSearch::default()
+        },
+        LearnerSearch {
+            snils: card.snils.clone(),
+            limit: 50,
+            ..LearnerSearch::default()
+        },
+        LearnerSearch {
+            limit: 7,
+            ..LearnerSearch::default()
+        },
+    ] {
+        let x = queries::find_learners(a, &search).await.expect("find");
+        assert!(!x.is_empty());
+        assert_eq!(x, queries::find_learners(b, &search).await.expect("find"));
+    }
+
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let x = queries::federal_register(a, after.as_deref(), 100)
+            .await
+            .expect("federal register");
+        assert_eq!(
+            x,
+            queries::federal_register(b, after.as_deref(), 100)
+                .await
+                .expect("federal register")
+        );
+        pages += 1;
+        match x.last() {
+            Some(last) if x.len() == 100 => after = Some(last.learner_id.clone()),
+            _ => break,
+        }
+    }
+    assert!(pages > 1);
+    let dims = [
+        CountDimension::Municipality,
+        CountDimension::Organization,
+        CountDimension::Level,
+        CountDimension::Grade,
+    ];
+    for by in [&dims[..], &dims[..1], &dims[2..], &[]] {
+        for year in [None, Some("2025/2026"), Some("2026/2027")] {
+            let x = queries::federal_counts(a, by, year).await.expect("counts");
+            assert_eq!(
+                x,
+                queries::federal_counts(b, by, year).await.expect("counts")
+            );
+        }
+        assert!(!queries::federal_counts(a, by, None)
+            .await
+            .expect("counts")
+            .is_empty());
+    }
+    sqlite.close().await;
+    postgres.close().await;
+}
+
+#[tokio::test]
+async fn numbered_placeholders_bind_by_number_on_both_engines() {
+    let pg = PgDatabase::create().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    for db in [ReadDatabase::from(dir.path().join("p.db")), pg.db()] {
+        let store = ReadStore::open(db, &[]).await.expect("the store opens");
+        // Out of order, and one used twice: `$N` is the N-th bound value on both engines.
+        let (text,): (String,) = sqlx::query_as("SELECT $2 || '-' || $1 || '-' || $2")
+            .bind("a")
+            .bind("b")
+            .fetch_one(store.pool())
+            .await
+            .expect("a row");
+        assert_eq!(text, "b-a-b", "{:?}", store.engine());
+        let (n,): (i64,) = sqlx::query_as("SELECT CASE WHEN $1 IS NULL THEN $2 ELSE $3 END")
+            .bind(None::<String>)
+            .bind(5i64)
+            .bind(6i64)
+            .fetch_one(store.pool())
+            .await
+            .expect("a row");
+        assert_eq!(n, 5, "{:?}", store.engine());
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn migrations_are_applied_once_in_order_and_again_after_a_reset() {
+    let pg = PgDatabase::create().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    for db in [ReadDatabase::from(dir.path().join("m.db")), pg.db()] {
+        // Only the positions at first, then every model: each opening adds what is missing.
+        let store = ReadStore::open(db.clone(), &[])
+            .await
+            .expect("the store opens");
+        let versions = |pool: AnyPool| async move {
+            sqlx::query_as::<_, (i64, String)>(
+                "SELECT version, owner FROM contingent_migrations ORDER BY version",
+            )
+            .fetch_all(&pool)
+            .await
+            .expect("the ledger")
+        };
+        assert_eq!(
+            versions(store.pool().clone()).await,
+            vec![(1, "projection_positions".to_owned())]
+        );
+        store.close().await;
+        for _ in 0..2 {
+            let store = ReadStore::open(db.clone(), &all_projections())
+                .await
+                .expect("the store opens");
+            let owners: Vec<String> = versions(store.pool().clone())
+                .await
+                .into_iter()
+                .map(|(_, o)| o)
+                .collect();
+            let mut expected = vec!["projection_positions".to_owned()];
+            expected.extend(projection_names().iter().map(|n| (*n).to_owned()));
+            assert_eq!(owners, expected);
+            store.close().await;
+        }
+        let store = ReadStore::open(db.clone(), &all_projections())
+            .await
+            .expect("the store opens");
+        sqlx::query(
+            "INSERT INTO diary_exams VALUES (1, 'l', 'ege', 'Математика', '2026-06-01', 11, 20, 70, NULL)",
+        )
+        .execute(store.pool())
+        .await
+        .expect("a row");
+        sqlx::query("INSERT INTO projection_positions VALUES ('diary', 1)")
+            .execute(store.pool())
+            .await
+            .expect("a position");
+        let diary = all_projections()
+            .into_iter()
+            .find(|p| p.name() == "diary")
+            .expect("the diary");
+        store.reset(diary.as_ref()).await.expect("reset");
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM diary_exams")
+            .fetch_one(store.pool())
+            .await
+            .expect("count");
+        assert_eq!(n, 0);
+        assert!(store.positions().await.expect("positions").is_empty());
+        assert_eq!(versions(store.pool().clone()).await.len(), 6);
+        store.close().await;
+    }
+}
