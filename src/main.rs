@@ -34,12 +34,29 @@ struct DataArg {
     data: PathBuf,
 }
 
+/// Which tokens the API accepts.
+#[derive(clap::Args, Clone)]
+struct AuthArgs {
+    /// JSON Web Key Set of the sign-on that issues tokens (a file). Without it, the registry
+    /// signs and accepts its own tokens with the key in DATA/keys (see `contingent token`).
+    #[arg(long, env = "CONTINGENT_JWKS")]
+    jwks: Option<PathBuf>,
+    /// The `iss` the sign-on's tokens carry (with --jwks).
+    #[arg(long, env = "CONTINGENT_ISSUER")]
+    issuer: Option<String>,
+    /// The `aud` tokens for this registry carry.
+    #[arg(long, env = "CONTINGENT_AUDIENCE", default_value = contingent_access::DEFAULT_AUDIENCE)]
+    audience: String,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the log, the projectors and the HTTP API in one process.
     Serve {
         #[command(flatten)]
         data: DataArg,
+        #[command(flatten)]
+        auth: AuthArgs,
         /// Address to listen on.
         #[arg(long, env = "CONTINGENT_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
@@ -60,6 +77,30 @@ enum Cmd {
         /// Generate, print the tour, and exit without serving.
         #[arg(long)]
         no_serve: bool,
+    },
+    /// Print a token signed with the registry's own key (DATA/keys), for the embedded default.
+    Token {
+        #[command(flatten)]
+        data: DataArg,
+        /// parent, learner, teacher, organization, municipality, region, auditor,
+        /// civil_registry, exam_centre or federal.
+        #[arg(long)]
+        role: String,
+        /// The account (the token's subject).
+        #[arg(long, default_value = "operator")]
+        sub: String,
+        /// SNILS of a parent or learner.
+        #[arg(long)]
+        snils: Option<String>,
+        /// Organization of a teacher or organization account.
+        #[arg(long)]
+        org: Option<String>,
+        /// Municipality of a municipal department.
+        #[arg(long)]
+        municipality: Option<String>,
+        /// Hours the token is valid.
+        #[arg(long, default_value_t = 12)]
+        hours: u64,
     },
     /// Rebuild read models from the first event of the log (run while the server is stopped).
     Rebuild {
@@ -133,9 +174,35 @@ async fn log_length(settings: &Settings) -> Result<u64> {
     Ok(head.position)
 }
 
-async fn serve(registry: Registry, listen: SocketAddr) -> Result<()> {
+fn verifier(data: &DataArg, auth: &AuthArgs) -> Result<contingent_access::TokenVerifier> {
+    match &auth.jwks {
+        Some(path) => {
+            let issuer = auth
+                .issuer
+                .as_deref()
+                .context("--issuer is needed with --jwks")?;
+            Ok(contingent_access::TokenVerifier::from_jwks_file(
+                path,
+                issuer,
+                &auth.audience,
+            )?)
+        }
+        None => Ok(contingent_access::LocalIssuer::load_or_create(&data.data)?.verifier()?),
+    }
+}
+
+fn local_token(data: &DataArg, claims: &contingent_access::Claims, hours: u64) -> Result<String> {
+    let issuer = contingent_access::LocalIssuer::load_or_create(&data.data)?;
+    Ok(issuer.issue(claims, Duration::from_secs(hours * 3600))?)
+}
+
+async fn serve(
+    registry: Registry,
+    verifier: contingent_access::TokenVerifier,
+    listen: SocketAddr,
+) -> Result<()> {
     let registry = Arc::new(registry);
-    let app = contingent_api::router(registry.clone());
+    let app = contingent_api::router(registry.clone(), Arc::new(verifier));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
@@ -229,60 +296,132 @@ async fn demo(
             caught_up.set_position(registry.projected());
         }
         caught_up.finish_and_clear();
-        print_tour(&registry, &report, listen).await;
+        print_tour(&registry, &report, &data, listen).await?;
     }
     if no_serve {
         registry.shutdown().await;
         return Ok(());
     }
-    serve(registry, listen).await
+    let verifier = verifier(
+        &data,
+        &AuthArgs {
+            jwks: None,
+            issuer: None,
+            audience: contingent_access::DEFAULT_AUDIENCE.into(),
+        },
+    )?;
+    serve(registry, verifier, listen).await
 }
 
-async fn print_tour(registry: &Registry, report: &contingent_simulate::Report, listen: SocketAddr) {
+async fn print_tour(
+    registry: &Registry,
+    report: &contingent_simulate::Report,
+    data: &DataArg,
+    listen: SocketAddr,
+) -> Result<()> {
+    use contingent_access::{Claims, Role};
     let f = &report.featured;
     let base = format!("http://{listen}");
     println!(
-        "Generated a region: {} commands, {} events in {:.1?}; {} refused on purpose or by the rules: {:?}",
+        "Generated a region: {} commands, {} events in {:.1?}; {} refused on purpose by the rules: {:?}",
         report.commands, report.events, report.elapsed, report.refused.values().sum::<u64>(), report.refused
     );
     println!(
         "The log holds {} events; every read model has applied them.\n",
         registry.head()
     );
+
+    let claims = |sub: &str, role: Role| Claims {
+        sub: sub.into(),
+        role,
+        snils: None,
+        org: None,
+        municipality: None,
+        name: None,
+    };
+    let tokens = [
+        (
+            "a parent of the featured learner",
+            Claims {
+                snils: Some(f.guardian_snils.to_string()),
+                ..claims("parent-1", Role::Parent)
+            },
+        ),
+        (
+            "their school",
+            Claims {
+                org: Some(f.school_id),
+                ..claims("school-admin", Role::Organization)
+            },
+        ),
+        (
+            "a teacher of their class",
+            Claims {
+                org: Some(f.school_id),
+                ..claims(&f.teacher, Role::Teacher)
+            },
+        ),
+        (
+            "the municipal department",
+            Claims {
+                municipality: Some(f.municipality.clone()),
+                ..claims("mouo", Role::Municipality)
+            },
+        ),
+        ("the regional ministry", claims("minobr", Role::Region)),
+        ("an auditor", claims("auditor-1", Role::Auditor)),
+        (
+            "the federal segment",
+            claims("federal-segment", Role::Federal),
+        ),
+        ("the civil registry", claims("zags", Role::CivilRegistry)),
+        ("the exam centre", claims("rcoi", Role::ExamCentre)),
+    ];
+    let path = data.data.join("tokens.env");
+    let mut env = String::new();
+    println!(
+        "Every request carries a bearer token. Tokens for each role, valid 12 hours, are in {}:",
+        path.display()
+    );
+    for (who, c) in tokens {
+        let token = local_token(data, &c, 12)?;
+        let var = format!("TOKEN_{}", c.role.as_str().to_uppercase());
+        env.push_str(&format!("export {var}={token}\n"));
+        println!("  ${var:<22} {who}");
+    }
+    std::fs::write(&path, env)?;
+    let last_year = contingent_domain::AcademicYear::containing(chrono::Utc::now().date_naive())
+        .start_year()
+        - 1;
+    let l = f.learner_id;
+    println!("\nsource {}", path.display());
     println!(
         "Follow {} from birth record to graduation and college:",
         f.learner_name
     );
+    println!("  curl -s -H \"Authorization: Bearer $TOKEN_PARENT\" '{base}/v1/learners/{l}/diary?academic_year={last_year}/{}'", last_year + 1);
     println!(
-        "  curl -s {base}/v1/learners/{}/history     # every event, in log order, with hashes",
-        f.learner_id
+        "  curl -s -H \"Authorization: Bearer $TOKEN_AUDITOR\" {base}/v1/learners/{l}/history"
     );
+    println!("  curl -s -H \"Authorization: Bearer $TOKEN_AUDITOR\" '{base}/v1/learners/{l}/state?as_of={last_year}-12-31'");
+    println!("  curl -s -H \"Authorization: Bearer $TOKEN_ORGANIZATION\" {base}/v1/learners/{l}");
+    println!("  curl -s -H \"Authorization: Bearer $TOKEN_TEACHER\" '{base}/v1/classes/{}/register?on={last_year}-10-01'", f.class_id);
+    println!("  curl -s -H \"Authorization: Bearer $TOKEN_ORGANIZATION\" '{base}/v1/vacancies?organization_id={}'", f.school_id);
     println!(
-        "  curl -s {base}/v1/learners/{}             # register: status, enrollments, movements",
-        f.learner_id
-    );
-    println!(
-        "  curl -s '{base}/v1/learners/{}/diary?academic_year=2025/2026'",
-        f.learner_id
-    );
-    println!(
-        "  curl -s '{base}/v1/learners/{}/state?as_of=2025-12-31'   # as the registry knew it then",
-        f.learner_id
-    );
-    println!("  curl -s '{base}/v1/learners?snils={}'   # a guardian's SNILS finds nothing: learners are found by their own", f.guardian_snils);
-    println!("  curl -s {base}/v1/classes/{}/register", f.class_id);
-    println!(
-        "  curl -s '{base}/v1/vacancies?organization_id={}'",
-        f.school_id
-    );
-    println!(
-        "  curl -s {base}/v1/organizations/{}/queue",
+        "  curl -s -H \"Authorization: Bearer $TOKEN_REGION\" {base}/v1/organizations/{}/queue",
         f.kindergarten_id
     );
-    println!("  curl -s '{base}/v1/federal/counts?by=municipality,level'");
-    println!("  curl -s '{base}/v1/feed?after=0&limit=5'");
+    println!("  curl -s -H \"Authorization: Bearer $TOKEN_REGION\" '{base}/v1/federal/counts?by=municipality,level'");
+    println!(
+        "  curl -s -H \"Authorization: Bearer $TOKEN_FEDERAL\" '{base}/v1/feed?after=0&limit=5'"
+    );
+    println!("  curl -s -H \"Authorization: Bearer $TOKEN_AUDITOR\" {base}/v1/learners/{l}/access   # who has looked at the learner");
     println!("  curl -s {base}/openapi.json");
-    println!("Auditors: contingent verify --data <dir> (with the server stopped or running).\n");
+    println!(
+        "Auditors: contingent verify --data {} (with the server stopped or running).\n",
+        data.data.display()
+    );
+    Ok(())
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
@@ -292,9 +431,36 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Cmd::Serve { data, listen } => {
+        Cmd::Serve { data, auth, listen } => {
+            let verifier = verifier(&data, &auth)?;
             let registry = open(&data).await?;
-            serve(registry, listen).await?;
+            serve(registry, verifier, listen).await?;
+        }
+        Cmd::Token {
+            data,
+            role,
+            sub,
+            snils,
+            org,
+            municipality,
+            hours,
+        } => {
+            let role = contingent_access::Role::parse(&role)
+                .with_context(|| format!("no role {role:?}"))?;
+            let org = org
+                .map(|o| o.parse())
+                .transpose()
+                .context("--org must be an organization id")?;
+            let claims = contingent_access::Claims {
+                sub,
+                role,
+                snils,
+                org,
+                municipality,
+                name: None,
+            };
+            contingent_access::Principal::try_from(claims.clone())?;
+            println!("{}", local_token(&data, &claims, hours)?);
         }
         Cmd::Demo {
             data,

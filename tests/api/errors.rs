@@ -9,9 +9,14 @@ use crate::helpers::{assert_problem, birth, born, enrolled, world, TestApp};
 async fn malformed_requests_are_refused_with_codes() {
     let app = TestApp::spawn().await;
     let url = format!("{}/v1/commands/register_birth", app.base);
+    let token = app.token(&crate::helpers::claims(
+        "zags",
+        contingent_access::Role::CivilRegistry,
+    ));
     let send = |body: &'static str, content_type: &'static str| {
         app.client
             .post(&url)
+            .bearer_auth(&token)
             .header("content-type", content_type)
             .body(body)
             .send()
@@ -107,6 +112,7 @@ async fn malformed_requests_are_refused_with_codes() {
     let r = app
         .client
         .post(&url)
+        .bearer_auth(&token)
         .header("content-type", "application/json")
         .body(huge)
         .send()
@@ -117,6 +123,7 @@ async fn malformed_requests_are_refused_with_codes() {
     let r = app
         .client
         .get(format!("{}/v1/learners/not-a-uuid", app.base))
+        .bearer_auth(app.region())
         .send()
         .await
         .expect("sent");
@@ -124,6 +131,7 @@ async fn malformed_requests_are_refused_with_codes() {
     let r = app
         .client
         .get(format!("{}/v1/learners/{}", app.base, uuid::Uuid::now_v7()))
+        .bearer_auth(app.region())
         .send()
         .await
         .expect("sent");
@@ -131,6 +139,7 @@ async fn malformed_requests_are_refused_with_codes() {
     let r = app
         .client
         .get(format!("{}/v1/feed?after=minus-one", app.base))
+        .bearer_auth(app.region())
         .send()
         .await
         .expect("sent");
@@ -138,6 +147,7 @@ async fn malformed_requests_are_refused_with_codes() {
     let r = app
         .client
         .get(format!("{}/v1/learners?snils=123", app.base))
+        .bearer_auth(app.region())
         .send()
         .await
         .expect("sent");
@@ -145,6 +155,7 @@ async fn malformed_requests_are_refused_with_codes() {
     let r = app
         .client
         .get(format!("{}/nowhere", app.base))
+        .bearer_auth(app.region())
         .send()
         .await
         .expect("sent");
@@ -152,6 +163,7 @@ async fn malformed_requests_are_refused_with_codes() {
     let r = app
         .client
         .delete(format!("{}/v1/feed", app.base))
+        .bearer_auth(app.region())
         .send()
         .await
         .expect("sent");
@@ -289,6 +301,7 @@ async fn the_rules_refuse_with_specific_codes_and_append_nothing() {
     let metrics = app
         .client
         .get(format!("{}/metrics", app.base))
+        .bearer_auth(app.region())
         .send()
         .await
         .expect("metrics")

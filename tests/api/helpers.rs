@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use contingent_access::{Claims, LocalIssuer, Role};
+use contingent_domain::{ClassId, OrganizationId};
 use contingent_registry::{Registry, Settings};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{json, Value};
@@ -12,7 +14,19 @@ pub struct TestApp {
     pub client: Client,
     pub registry: Arc<Registry>,
     pub dir: tempfile::TempDir,
+    pub issuer: Arc<LocalIssuer>,
     server: tokio::task::JoinHandle<()>,
+}
+
+pub fn claims(sub: &str, role: Role) -> Claims {
+    Claims {
+        sub: sub.into(),
+        role,
+        snils: None,
+        org: None,
+        municipality: None,
+        name: None,
+    }
 }
 
 impl TestApp {
@@ -31,7 +45,12 @@ impl TestApp {
             .await
             .expect("bind a free port");
         let base = format!("http://{}", listener.local_addr().expect("address"));
-        let app = contingent_api::router(registry.clone());
+        let issuer = Arc::new(LocalIssuer::generate(
+            contingent_access::LOCAL_ISSUER,
+            contingent_access::DEFAULT_AUDIENCE,
+        ));
+        let verifier = Arc::new(issuer.verifier().expect("verifier"));
+        let app = contingent_api::router(registry.clone(), verifier);
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("server runs");
         });
@@ -40,7 +59,61 @@ impl TestApp {
             client: Client::new(),
             registry,
             dir,
+            issuer,
             server,
+        }
+    }
+
+    /// A token for these claims.
+    pub fn token(&self, claims: &Claims) -> String {
+        self.issuer
+            .issue(claims, Duration::from_secs(3600))
+            .expect("token")
+    }
+
+    /// A token of the regional ministry: it may read everything and issue most commands.
+    pub fn region(&self) -> String {
+        self.token(&claims("minobr", Role::Region))
+    }
+
+    /// A token of an organization account.
+    pub fn organization(&self, org: OrganizationId) -> String {
+        self.token(&Claims {
+            org: Some(org),
+            ..claims("school-admin", Role::Organization)
+        })
+    }
+
+    fn class_org(&self, class: &Value) -> Option<OrganizationId> {
+        let class: ClassId = class.as_str()?.parse().ok()?;
+        self.registry
+            .read_state(|s| s.class(class).map(|c| c.organization_id))
+    }
+
+    /// The account that would send a command in real life: the civil registry for births and
+    /// deaths, the exam centre for exams, the class's school for marks and attendance, the
+    /// region otherwise.
+    fn token_for_command(&self, name: &str, body: &Value) -> String {
+        match name {
+            "register_birth" | "register_death" => self.token(&claims("zags", Role::CivilRegistry)),
+            "record_exam_result" => self.token(&claims("rcoi", Role::ExamCentre)),
+            "record_mark" | "record_attendance" => match self.class_org(&body["class_id"]) {
+                Some(org) => self.organization(org),
+                None => self.region(),
+            },
+            "correct_mark" => {
+                let mark = body["mark_id"].as_str().and_then(|m| m.parse().ok());
+                let org = mark.and_then(|m| {
+                    self.registry.read_state(|s| {
+                        s.mark(m)
+                            .and_then(|m| s.class(m.class_id))
+                            .map(|c| c.organization_id)
+                    })
+                });
+                org.map(|o| self.organization(o))
+                    .unwrap_or_else(|| self.region())
+            }
+            _ => self.region(),
         }
     }
 
@@ -61,8 +134,10 @@ impl TestApp {
     }
 
     pub async fn command(&self, name: &str, body: Value) -> Response {
+        let token = self.token_for_command(name, &body);
         self.client
             .post(format!("{}/v1/commands/{name}", self.base))
+            .bearer_auth(token)
             .json(&body)
             .send()
             .await
@@ -70,8 +145,10 @@ impl TestApp {
     }
 
     pub async fn command_with_key(&self, name: &str, key: &str, body: Value) -> Response {
+        let token = self.token_for_command(name, &body);
         self.client
             .post(format!("{}/v1/commands/{name}", self.base))
+            .bearer_auth(token)
             .header("Idempotency-Key", key)
             .json(&body)
             .send()
@@ -99,6 +176,12 @@ impl TestApp {
 
     /// GET after the read models have caught up with everything appended.
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let token = self.region();
+        self.get_as(&token, path).await
+    }
+
+    /// GET with a token, after the read models have caught up with everything appended.
+    pub async fn get_as(&self, token: &str, path: &str) -> (StatusCode, Value) {
         assert!(
             self.registry.wait_caught_up(Duration::from_secs(30)).await,
             "projector caught up"
@@ -106,6 +189,7 @@ impl TestApp {
         let response = self
             .client
             .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
             .send()
             .await
             .expect("request sent");

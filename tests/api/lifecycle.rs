@@ -304,6 +304,7 @@ async fn concurrent_commands_are_group_committed_into_one_gapless_chain() {
     let metrics = app
         .client
         .get(format!("{}/metrics", app.base))
+        .bearer_auth(app.region())
         .send()
         .await
         .expect("metrics")

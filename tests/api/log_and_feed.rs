@@ -170,7 +170,13 @@ async fn the_openapi_document_describes_every_endpoint_and_command() {
             app.base,
             path.replace("{id}", "00000000-0000-7000-8000-000000000000")
         );
-        let r = app.client.get(&url).send().await.expect("sent");
+        let r = app
+            .client
+            .get(&url)
+            .bearer_auth(app.region())
+            .send()
+            .await
+            .expect("sent");
         let status = r.status();
         let body = r.text().await.unwrap_or_default();
         assert!(

@@ -1,6 +1,7 @@
 //! Black-box tests of the HTTP API: each test starts the real router on a random loopback port
 //! over a fresh embedded registry in a temporary directory, and speaks HTTP to it.
 
+mod access;
 mod errors;
 mod helpers;
 mod lifecycle;

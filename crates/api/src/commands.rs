@@ -3,6 +3,7 @@
 //! the same `Idempotency-Key` names the same entity.
 
 use axum::http::{HeaderMap, StatusCode};
+use contingent_access::{Principal, Role};
 use contingent_domain::{Command, SourceKind};
 use contingent_log::{Metadata, Source};
 use serde::de::DeserializeOwned;
@@ -83,6 +84,8 @@ pub fn parse_command(name: &str, mut body: Value) -> Result<Command, ApiError> {
         "register_organization" => Command::RegisterOrganization(parse(body)?),
         "open_class" => Command::OpenClass(parse(body)?),
         "change_class_capacity" => Command::ChangeClassCapacity(parse(body)?),
+        "assign_teacher" => Command::AssignTeacher(parse(body)?),
+        "unassign_teacher" => Command::UnassignTeacher(parse(body)?),
         "register_birth" => Command::RegisterBirth(parse(body)?),
         "register_learner" => Command::RegisterLearner(parse(body)?),
         "record_snils" => Command::RecordSnils(parse(body)?),
@@ -122,26 +125,48 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Api
     }
 }
 
-/// Who reports a command when the caller does not say: the civil registry office for civil
-/// records, the portal for applications, the exam centre for exam results, the region for the
-/// directory, otherwise the organization.
-fn default_source(command: &Command) -> Source {
-    let (kind, id) = match command {
-        Command::RegisterBirth(c) => (SourceKind::CivilRegistry, c.record.office.to_string()),
-        Command::RegisterDeath(c) => (SourceKind::CivilRegistry, c.record.office.to_string()),
-        Command::SubmitApplication(_) | Command::WithdrawApplication(_) => {
-            (SourceKind::Portal, "portal".into())
+/// Who reports a command: the system behind the caller's account. The civil registry's
+/// records name their office; organizations and teachers report as their organization.
+fn source_of(principal: &Principal, command: &Command) -> Source {
+    let (kind, id) = match principal.role {
+        Role::CivilRegistry => {
+            let office = match command {
+                Command::RegisterBirth(c) => c.record.office.to_string(),
+                Command::RegisterDeath(c) => c.record.office.to_string(),
+                _ => principal.subject.clone(),
+            };
+            (SourceKind::CivilRegistry, office)
         }
-        Command::RecordExamResult(_) => (SourceKind::ExamCentre, "exam-centre".into()),
-        Command::RegisterOrganization(_) => (SourceKind::Region, "region".into()),
-        Command::OpenClass(c) => (SourceKind::Organization, c.organization_id.to_string()),
-        _ => (SourceKind::Organization, "organization".into()),
+        Role::Parent | Role::Learner => (SourceKind::Portal, "portal".to_owned()),
+        Role::Teacher | Role::Organization => (
+            SourceKind::Organization,
+            principal
+                .organization
+                .map(|o| o.to_string())
+                .unwrap_or_default(),
+        ),
+        Role::ExamCentre => (SourceKind::ExamCentre, principal.subject.clone()),
+        Role::Municipality => (
+            SourceKind::Region,
+            format!(
+                "municipality:{}",
+                principal.municipality.as_deref().unwrap_or("")
+            ),
+        ),
+        Role::Region | Role::Auditor | Role::Federal => {
+            (SourceKind::Region, principal.subject.clone())
+        }
     };
     Source { kind, id }
 }
 
-/// The metadata of a command: `Idempotency-Key`, `X-Actor`, and `X-Source` (`kind:id`).
-pub fn metadata(headers: &HeaderMap, command: &Command) -> Result<Metadata, ApiError> {
+/// The metadata of a command: the caller's account as the actor, their system as the source,
+/// and the `Idempotency-Key` header.
+pub fn metadata(
+    headers: &HeaderMap,
+    command: &Command,
+    principal: &Principal,
+) -> Result<Metadata, ApiError> {
     let idempotency_key = header(headers, "idempotency-key")?.map(str::to_owned);
     if let Some(key) = &idempotency_key {
         if key.len() > 200 {
@@ -151,31 +176,9 @@ pub fn metadata(headers: &HeaderMap, command: &Command) -> Result<Metadata, ApiE
             ));
         }
     }
-    let actor = header(headers, "x-actor")?
-        .unwrap_or("anonymous")
-        .chars()
-        .take(200)
-        .collect();
-    let source = match header(headers, "x-source")? {
-        None => default_source(command),
-        Some(text) => {
-            let (kind, id) = text.split_once(':').unwrap_or((text, ""));
-            let kind = SourceKind::ALL
-                .iter()
-                .copied()
-                .find(|k| k.as_str() == kind)
-                .ok_or_else(|| {
-                    ApiError::bad_request("invalid_header", "X-Source is kind:id with kind one of civil_registry, portal, organization, exam_centre, region")
-                })?;
-            Source {
-                kind,
-                id: id.chars().take(200).collect(),
-            }
-        }
-    };
     Ok(Metadata {
-        source,
-        actor,
+        source: source_of(principal, command),
+        actor: principal.subject.chars().take(200).collect(),
         idempotency_key,
     })
 }

@@ -52,6 +52,8 @@ impl ApiError {
         match self.status {
             StatusCode::BAD_REQUEST => "The request is malformed",
             StatusCode::NOT_FOUND => "Not found",
+            StatusCode::UNAUTHORIZED => "Authentication required",
+            StatusCode::FORBIDDEN => "Outside the caller's reach",
             StatusCode::CONFLICT => "The registry's rules refuse this",
             StatusCode::UNPROCESSABLE_ENTITY => "The facts given are impossible",
             StatusCode::PAYLOAD_TOO_LARGE => "The request body is too large",
@@ -73,6 +75,9 @@ impl From<RegistryError> for ApiError {
                     Refusal::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
                 };
                 ApiError::new(status, domain.code(), domain.to_string())
+            }
+            RegistryError::Forbidden(detail) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail)
             }
             RegistryError::IdempotencyKeyReused { .. } => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

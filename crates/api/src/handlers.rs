@@ -17,10 +17,14 @@ use contingent_projections::queries::{self, CountDimension, LearnerSearch, Vacan
 use contingent_registry::{verify as verify_chain, Registry};
 use serde_json::{json, Value};
 
+use contingent_access::{federal_view, Read, Role};
+
+use crate::auth::Auth;
 use crate::commands::{metadata, parse_command, status_of};
 use crate::error::ApiError;
 
 type AppState = State<Arc<Registry>>;
+
 type Params = Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
 
 /// How long a query waits for `min_position` to reach the read models.
@@ -130,6 +134,7 @@ pub(crate) fn event_json(event: &RecordedEvent) -> Value {
 
 pub(crate) async fn command(
     State(registry): AppState,
+    auth: Auth,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -162,8 +167,15 @@ pub(crate) async fn command(
         ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
     })?;
     let command = parse_command(&name, value)?;
-    let meta = metadata(&headers, &command)?;
-    let receipt = registry.submit(command, meta).await?;
+    let meta = metadata(&headers, &command, &auth.principal)?;
+    let learner = registry.read_state(|s| contingent_access::command_learner(s, &command));
+    let receipt = match registry.submit_as(&auth.principal, command, meta).await {
+        Err(contingent_registry::RegistryError::Forbidden(detail)) => {
+            auth.refused(&registry, learner).await?;
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail));
+        }
+        other => other?,
+    };
     let status = status_of(receipt.replayed);
     let mut response = (status, Json(&receipt)).into_response();
     if receipt.replayed {
@@ -177,6 +189,7 @@ pub(crate) async fn command(
 
 pub(crate) async fn find_learners(
     State(registry): AppState,
+    auth: Auth,
     p: Params,
 ) -> Result<Response, ApiError> {
     let q = params(p)?;
@@ -190,6 +203,9 @@ pub(crate) async fn find_learners(
         })
         .transpose()?;
     let organization_id = q.get("organization_id").map(|o| uuid_text(o)).transpose()?;
+    let organization = organization_id.as_deref().and_then(|o| o.parse().ok());
+    auth.allow(&registry, Read::SearchLearners { organization })
+        .await?;
     let search = LearnerSearch {
         snils,
         surname: q.get("surname").cloned(),
@@ -205,16 +221,23 @@ pub(crate) async fn find_learners(
         ));
     }
     let rows = queries::find_learners(registry.read().pool(), &search).await?;
+    auth.journal_reads(
+        &registry,
+        rows.iter().filter_map(|r| r.learner_id.parse().ok()),
+    )
+    .await?;
     Ok(Json(json!({ "learners": rows })).into_response())
 }
 
 pub(crate) async fn learner(
     State(registry): AppState,
+    auth: Auth,
     Path(id): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
     let q = params(p)?;
     let id = learner_id(&id)?;
+    auth.allow(&registry, Read::LearnerCard(id)).await?;
     consistent(&registry, &q).await?;
     let card = queries::learner(registry.read().pool(), &id.to_string()).await?;
     found(&registry, card, "learner_not_found")
@@ -222,11 +245,13 @@ pub(crate) async fn learner(
 
 pub(crate) async fn diary(
     State(registry): AppState,
+    auth: Auth,
     Path(id): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
     let q = params(p)?;
     let id = learner_id(&id)?;
+    auth.allow(&registry, Read::Diary(id)).await?;
     let year = year_param(&q)?;
     consistent(&registry, &q).await?;
     let diary = queries::diary(registry.read().pool(), &id.to_string(), year).await?;
@@ -235,9 +260,11 @@ pub(crate) async fn diary(
 
 pub(crate) async fn history(
     State(registry): AppState,
+    auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = learner_id(&id)?;
+    auth.allow(&registry, Read::History(id)).await?;
     let events = registry.history(id).await?;
     if events.is_empty() {
         return Err(ApiError::not_found(
@@ -261,11 +288,13 @@ pub(crate) async fn history(
 
 pub(crate) async fn state_as_of(
     State(registry): AppState,
+    auth: Auth,
     Path(id): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
     let q = params(p)?;
     let id = learner_id(&id)?;
+    auth.allow(&registry, Read::LearnerState(id)).await?;
     let as_of = date_param(&q, "as_of")?;
     let known_at = q
         .get("known_at")
@@ -294,9 +323,11 @@ pub(crate) async fn state_as_of(
 
 pub(crate) async fn organizations(
     State(registry): AppState,
+    auth: Auth,
     p: Params,
 ) -> Result<Response, ApiError> {
     let q = params(p)?;
+    auth.allow(&registry, Read::Organizations).await?;
     consistent(&registry, &q).await?;
     let rows = queries::organizations(
         registry.read().pool(),
@@ -308,11 +339,16 @@ pub(crate) async fn organizations(
 
 pub(crate) async fn queue(
     State(registry): AppState,
+    auth: Auth,
     Path(id): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
     let q = params(p)?;
     let id = uuid_text(&id)?;
+    let organization = id
+        .parse()
+        .map_err(|_| ApiError::bad_request("invalid_id", "not a UUID"))?;
+    auth.allow(&registry, Read::Queue(organization)).await?;
     let as_of = date_param(&q, "as_of")?
         .unwrap_or_else(|| Utc::now().date_naive())
         .to_string();
@@ -323,20 +359,36 @@ pub(crate) async fn queue(
 
 pub(crate) async fn class_register(
     State(registry): AppState,
+    auth: Auth,
     Path(id): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
     let q = params(p)?;
     let id = uuid_text(&id)?;
+    let class = id
+        .parse()
+        .map_err(|_| ApiError::bad_request("invalid_id", "not a UUID"))?;
+    auth.allow(&registry, Read::ClassRegister(class)).await?;
     let on = date_param(&q, "on")?.map(|d| d.to_string());
     let from = date_param(&q, "from")?.map(|d| d.to_string());
     let to = date_param(&q, "to")?.map(|d| d.to_string());
     consistent(&registry, &q).await?;
     let view = queries::class_register(registry.read().pool(), &id, on, from, to).await?;
+    if let Some(v) = &view {
+        auth.journal_reads(
+            &registry,
+            v.roster.iter().filter_map(|r| r.learner_id.parse().ok()),
+        )
+        .await?;
+    }
     found(&registry, view, "class_not_found")
 }
 
-pub(crate) async fn vacancies(State(registry): AppState, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn vacancies(
+    State(registry): AppState,
+    auth: Auth,
+    p: Params,
+) -> Result<Response, ApiError> {
     let q = params(p)?;
     let filter = VacancyFilter {
         organization_id: q.get("organization_id").map(|o| uuid_text(o)).transpose()?,
@@ -370,6 +422,17 @@ pub(crate) async fn vacancies(State(registry): AppState, p: Params) -> Result<Re
             }
         },
     };
+    auth.allow(
+        &registry,
+        Read::Vacancies {
+            organization: filter
+                .organization_id
+                .as_deref()
+                .and_then(|o| o.parse().ok()),
+            municipality: filter.municipality.clone(),
+        },
+    )
+    .await?;
     consistent(&registry, &q).await?;
     let rows = queries::vacancies(registry.read().pool(), &filter).await?;
     let (capacity, enrolled) = rows
@@ -380,9 +443,11 @@ pub(crate) async fn vacancies(State(registry): AppState, p: Params) -> Result<Re
 
 pub(crate) async fn federal_register(
     State(registry): AppState,
+    auth: Auth,
     p: Params,
 ) -> Result<Response, ApiError> {
     let q = params(p)?;
+    auth.allow(&registry, Read::FederalRegister).await?;
     let after = q.get("after").map(|a| uuid_text(a)).transpose()?;
     let limit = number_param(&q, "limit", 100, 1000)?.max(1) as i64;
     consistent(&registry, &q).await?;
@@ -400,9 +465,11 @@ pub(crate) async fn federal_register(
 
 pub(crate) async fn federal_counts(
     State(registry): AppState,
+    auth: Auth,
     p: Params,
 ) -> Result<Response, ApiError> {
     let q = params(p)?;
+    auth.allow(&registry, Read::FederalCounts).await?;
     let mut by = Vec::new();
     if let Some(list) = q.get("by") {
         for part in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -423,21 +490,34 @@ pub(crate) async fn federal_counts(
     Ok(Json(json!({ "counts": rows, "projected_position": registry.projected() })).into_response())
 }
 
-pub(crate) async fn feed(State(registry): AppState, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn feed(
+    State(registry): AppState,
+    auth: Auth,
+    p: Params,
+) -> Result<Response, ApiError> {
     let q = params(p)?;
+    auth.allow(&registry, Read::Feed).await?;
+    // The federal segment receives the documented fields only; auditors and the region the
+    // events as stored, with their hashes.
+    let shape: fn(&RecordedEvent) -> Value = if auth.principal.role == Role::Federal {
+        |e| federal_view(&event_json(e))
+    } else {
+        event_json
+    };
     let after = number_param(&q, "after", 0, u64::MAX)?;
     let limit = number_param(&q, "limit", 100, 1000)?.max(1) as usize;
     let events = registry.feed(after, limit).await?;
     let next = events.last().map(|e| e.position()).unwrap_or(after);
     Ok(Json(json!({
-        "events": events.iter().map(event_json).collect::<Vec<_>>(),
+        "events": events.iter().map(shape).collect::<Vec<_>>(),
         "next_after": next,
         "head": registry.head(),
     }))
     .into_response())
 }
 
-pub(crate) async fn verify(State(registry): AppState) -> Result<Response, ApiError> {
+pub(crate) async fn verify(State(registry): AppState, auth: Auth) -> Result<Response, ApiError> {
+    auth.allow(&registry, Read::Verify).await?;
     let report = verify_chain(&**registry.log(), |_| {}).await?;
     let status = if report.first_break.is_some() {
         StatusCode::CONFLICT
@@ -445,6 +525,17 @@ pub(crate) async fn verify(State(registry): AppState) -> Result<Response, ApiErr
         StatusCode::OK
     };
     Ok((status, Json(report)).into_response())
+}
+
+pub(crate) async fn access_log(
+    State(registry): AppState,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = learner_id(&id)?;
+    auth.allow(&registry, Read::AccessLog(id)).await?;
+    let entries = registry.journal().for_learner(&id.to_string()).await?;
+    Ok(Json(json!({ "learner_id": id, "entries": entries })).into_response())
 }
 
 pub(crate) async fn healthz(State(registry): AppState) -> Response {

@@ -7,6 +7,7 @@
 //! [`Registry`]; it decides nothing itself.
 #![deny(missing_docs)]
 
+mod auth;
 mod commands;
 mod error;
 mod handlers;
@@ -17,13 +18,15 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
+use contingent_access::TokenVerifier;
 use contingent_registry::Registry;
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub use auth::AppState;
 pub use error::ApiError;
 
-/// Builds the router over a running registry.
-pub fn router(registry: Arc<Registry>) -> Router {
+/// Builds the router over a running registry, accepting tokens that `verifier` accepts.
+pub fn router(registry: Arc<Registry>, verifier: Arc<TokenVerifier>) -> Router {
     let limit = registry.settings().max_body_bytes;
     Router::new()
         .route("/v1/commands/{name}", post(handlers::command))
@@ -32,6 +35,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route("/v1/learners/{id}/diary", get(handlers::diary))
         .route("/v1/learners/{id}/history", get(handlers::history))
         .route("/v1/learners/{id}/state", get(handlers::state_as_of))
+        .route("/v1/learners/{id}/access", get(handlers::access_log))
         .route("/v1/organizations", get(handlers::organizations))
         .route("/v1/organizations/{id}/queue", get(handlers::queue))
         .route("/v1/classes/{id}/register", get(handlers::class_register))
@@ -47,7 +51,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(CatchPanicLayer::custom(handlers::panicked))
-        .with_state(registry)
+        .with_state(AppState { registry, verifier })
 }
 
 /// The paths the API serves, as documented in `/openapi.json`.
@@ -58,6 +62,7 @@ pub const PATHS: &[&str] = &[
     "/v1/learners/{id}/diary",
     "/v1/learners/{id}/history",
     "/v1/learners/{id}/state",
+    "/v1/learners/{id}/access",
     "/v1/organizations",
     "/v1/organizations/{id}/queue",
     "/v1/classes/{id}/register",

@@ -57,6 +57,8 @@ const COMMAND_SCHEMAS: &[(&str, &str)] = schema_files!(
         "register_organization",
         "open_class",
         "change_class_capacity",
+        "assign_teacher",
+        "unassign_teacher",
         "register_birth",
         "register_learner",
         "record_snils",
@@ -100,7 +102,7 @@ fn min_position() -> Value {
 
 fn get(summary: &str, tag: &str, params: Vec<Value>, response: Value) -> Value {
     json!({ "get": { "summary": summary, "tags": [tag], "parameters": params,
-        "responses": { "200": response, "400": problem(), "404": problem(), "503": problem() } } })
+        "responses": { "200": response, "400": problem(), "401": problem(), "403": problem(), "404": problem(), "503": problem() } } })
 }
 
 fn id(description: &str) -> Value {
@@ -161,7 +163,7 @@ pub fn build() -> Value {
         "responses": {
             "201": ok(reference("Receipt"), "Recorded."),
             "200": ok(reference("Receipt"), "Already recorded: the first answer, repeated."),
-            "400": problem(), "404": problem(), "409": problem(), "413": problem(), "415": problem(), "422": problem(), "503": problem() } } }));
+            "400": problem(), "401": problem(), "403": problem(), "404": problem(), "409": problem(), "413": problem(), "415": problem(), "422": problem(), "503": problem() } } }));
     paths.insert("/v1/learners".into(), get("Find learners by SNILS, name or organization.", "register", vec![
         param("snils", "query", "SNILS.", json!({"type": "string"})),
         param("surname", "query", "Surname.", json!({"type": "string"})),
@@ -186,6 +188,12 @@ pub fn build() -> Value {
         vec![id("Learner id.")],
         ok(json!({"type": "object", "properties": {"learner_id": {"type": "string"}, "events": {"type": "array", "items": reference("Envelope")},
             "altered_positions": {"type": "array", "items": {"type": "integer"}, "description": "Events whose stored bytes no longer match their hash."}}}), "The history.")));
+    paths.insert("/v1/learners/{id}/access".into(), get("The access journal of a learner: every read of their personal data by an official and every refused request about them (auditors).", "audit",
+        vec![id("Learner id.")],
+        ok(json!({"type": "object", "properties": {"learner_id": {"type": "string"}, "entries": {"type": "array", "items": {"type": "object", "properties": {
+            "at": {"type": "string", "format": "date-time"}, "subject": {"type": "string"}, "role": {"type": "string"},
+            "learner_id": {"type": ["string", "null"]}, "method": {"type": "string"}, "endpoint": {"type": "string"},
+            "status": {"type": "integer"}, "outcome": {"type": "string", "enum": ["read", "refused", "unauthenticated"]}}}}}}), "The journal entries, oldest first.")));
     paths.insert("/v1/learners/{id}/state".into(), get("What the registry knew of a learner at an instant (known_at, recorded time) about facts up to a date (as_of, business date).", "audit",
         vec![id("Learner id."),
              param("known_at", "query", "RFC 3339 instant or date: only facts recorded by then.", json!({"type": "string"})),
@@ -266,15 +274,20 @@ pub fn build() -> Value {
             "next_after": {"type": "integer"}, "head": {"type": "integer"}}}), "A page of events.")));
     paths.insert("/v1/audit/verify".into(), json!({ "get": { "summary": "Walk the whole hash chain; 409 with the first event that does not match.", "tags": ["audit"],
         "responses": { "200": ok(json!({"type": "object"}), "The chain is intact."), "409": ok(json!({"type": "object"}), "The first break.") } } }));
-    paths.insert("/openapi.json".into(), json!({ "get": { "summary": "This document.", "tags": ["meta"], "responses": { "200": { "description": "OpenAPI 3.1." } } } }));
-    paths.insert("/healthz".into(), json!({ "get": { "summary": "Liveness, log head and projected position.", "tags": ["meta"], "responses": { "200": { "description": "Up." } } } }));
-    paths.insert("/metrics".into(), json!({ "get": { "summary": "Prometheus metrics.", "tags": ["meta"], "responses": { "200": { "description": "Text exposition format." } } } }));
+    paths.insert("/openapi.json".into(), json!({ "get": { "summary": "This document.", "tags": ["meta"], "security": [], "responses": { "200": { "description": "OpenAPI 3.1." } } } }));
+    paths.insert("/healthz".into(), json!({ "get": { "summary": "Liveness, log head and projected position.", "tags": ["meta"], "security": [], "responses": { "200": { "description": "Up." } } } }));
+    paths.insert("/metrics".into(), json!({ "get": { "summary": "Prometheus metrics.", "tags": ["meta"], "security": [], "responses": { "200": { "description": "Text exposition format." } } } }));
     json!({
         "openapi": "3.1.0",
         "info": { "title": "Contingent: the regional learner registry", "version": env!("CARGO_PKG_VERSION"),
                   "description": "Commands record lifecycle facts as events on an append-only, hash-chained log; queries read the projections. Errors are application/problem+json with a stable code." },
         "paths": paths,
-        "components": { "schemas": schemas },
+        "security": [{ "bearer": [] }],
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                "description": "A token of the regional sign-on (ES256 or RS256), with claims sub, role (parent, learner, teacher, organization, municipality, region, auditor, civil_registry, exam_centre, federal) and, by role, snils, org or municipality. Missing or invalid: 401 unauthenticated; outside the role's reach: 403 forbidden." } },
+        },
     })
 }
 

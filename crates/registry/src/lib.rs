@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 mod audit;
+mod journal;
 mod metrics;
 mod registry;
 mod settings;
@@ -14,6 +15,7 @@ mod snapshot;
 mod writer;
 
 pub use audit::{rebuild, verify, VerifyReport};
+pub use journal::{Journal, JournalEntry};
 pub use metrics::Metrics;
 pub use registry::{Receipt, Registry, RegistryError};
 pub use settings::Settings;

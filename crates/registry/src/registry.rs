@@ -4,7 +4,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use contingent_domain::{Command, DomainError, LearnerId};
+use contingent_access::{authorize_read, Denied, Principal, Read};
+use contingent_domain::{Command, DomainError, LearnerId, State};
 use contingent_log::{EventLog, LogError, Metadata, RecordedEvent};
 use contingent_log_sqlite::SqliteLog;
 use contingent_projections::{all_projections, Projector, ReadStore};
@@ -12,6 +13,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 use crate::snapshot::LearnerSnapshot;
@@ -31,6 +33,9 @@ pub enum RegistryError {
         /// The command it was used for.
         command: &'static str,
     },
+    /// The caller may not issue this command; nothing was recorded.
+    #[error("{0}")]
+    Forbidden(String),
     /// The log or the read models failed; nothing was recorded.
     #[error("the registry is unavailable: {0}")]
     Unavailable(String),
@@ -108,6 +113,8 @@ pub struct Registry {
     head: watch::Receiver<u64>,
     projected: watch::Receiver<u64>,
     read: ReadStore,
+    state: Arc<std::sync::RwLock<State>>,
+    journal: Journal,
     metrics: Arc<Metrics>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -143,6 +150,8 @@ impl Registry {
             .log_head
             .store(state.head.position, Ordering::Relaxed);
         let (head_tx, head) = watch::channel(state.head.position);
+        let shared_state = state.state.clone();
+        let journal = Journal::open(&settings.journal_path()).await?;
         let (jobs_tx, jobs_rx) = mpsc::channel(settings.max_batch * 4);
         let writer = tokio::spawn(writer::run(
             log.clone(),
@@ -173,17 +182,42 @@ impl Registry {
             head,
             projected,
             read,
+            state: shared_state,
+            journal,
             metrics,
             tasks: vec![writer, projecting],
         })
     }
 
-    /// Decides a command and, if accepted, appends its events durably before answering.
+    /// Decides a command from an in-process caller (the region generator, tests) and, if
+    /// accepted, appends its events durably before answering. Callers from outside use
+    /// [`Registry::submit_as`].
     pub async fn submit(&self, command: Command, meta: Metadata) -> Result<Receipt, RegistryError> {
+        self.send(command, meta, None).await
+    }
+
+    /// Checks that `principal` may issue the command, then decides and appends it like
+    /// [`Registry::submit`]. A command outside the caller's reach appends nothing.
+    pub async fn submit_as(
+        &self,
+        principal: &Principal,
+        command: Command,
+        meta: Metadata,
+    ) -> Result<Receipt, RegistryError> {
+        self.send(command, meta, Some(principal.clone())).await
+    }
+
+    async fn send(
+        &self,
+        command: Command,
+        meta: Metadata,
+        principal: Option<Principal>,
+    ) -> Result<Receipt, RegistryError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job {
                 command,
+                principal,
                 meta,
                 reply,
             })
@@ -192,6 +226,21 @@ impl Registry {
         answer
             .await
             .map_err(|_| RegistryError::Unavailable("the writer has stopped".into()))?
+    }
+
+    /// Whether `principal` may read what `read` names, judged on the writer's current state.
+    pub fn authorize_read(&self, principal: &Principal, read: &Read) -> Result<(), Denied> {
+        authorize_read(&writer::read(&self.state), principal, read)
+    }
+
+    /// Runs `f` over the writer's current state (for in-process callers and tests).
+    pub fn read_state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&writer::read(&self.state))
+    }
+
+    /// The access journal.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
     }
 
     /// Waits until every read model has applied the log up to `position` (or `timeout` passes);
@@ -272,6 +321,7 @@ impl Registry {
             tasks,
             read,
             log,
+            journal,
             ..
         } = self;
         drop(jobs);
@@ -284,6 +334,7 @@ impl Registry {
             let _ = task.await;
         }
         read.close().await;
+        journal.close().await;
         log.close().await;
     }
 }

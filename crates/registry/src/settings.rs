@@ -36,6 +36,11 @@ impl Settings {
         self.data_dir.join("read.db")
     }
 
+    /// The access journal file.
+    pub fn journal_path(&self) -> PathBuf {
+        self.data_dir.join("journal.db")
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir

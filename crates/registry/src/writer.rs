@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use chrono::Utc;
@@ -21,13 +21,16 @@ pub(crate) type Reply = oneshot::Sender<Result<Receipt, RegistryError>>;
 /// A command waiting for the writer.
 pub(crate) struct Job {
     pub command: Command,
+    /// The caller, whose reach is checked before the rules; none for in-process callers.
+    pub principal: Option<contingent_access::Principal>,
     pub meta: Metadata,
     pub reply: Reply,
 }
 
 /// What the writer knows: the state, the head of the log, and the idempotency record.
 pub(crate) struct WriterState {
-    pub state: State,
+    /// Shared with readers that authorize queries; written only by the writer task.
+    pub state: Arc<RwLock<State>>,
     pub head: Head,
     pub receipts: HashMap<String, Receipt>,
 }
@@ -38,6 +41,8 @@ pub(crate) fn command_of_event(event: &Event) -> &'static str {
         Event::OrganizationRegistered(_) => "register_organization",
         Event::ClassOpened(_) => "open_class",
         Event::ClassCapacityChanged(_) => "change_class_capacity",
+        Event::TeacherAssigned(_) => "assign_teacher",
+        Event::TeacherUnassigned(_) => "unassign_teacher",
         Event::BirthRegistered(_) => "register_birth",
         Event::LearnerRegistered(_) => "register_learner",
         Event::SnilsRecorded(_) => "record_snils",
@@ -59,40 +64,64 @@ pub(crate) fn command_of_event(event: &Event) -> &'static str {
 impl WriterState {
     /// Replays the whole log: the state, the head, and a receipt for every idempotency key.
     pub async fn load(log: &dyn EventLog, mut progress: impl FnMut(u64)) -> Result<Self, LogError> {
-        let mut me = WriterState {
-            state: State::new(),
-            head: Head::EMPTY,
-            receipts: HashMap::new(),
-        };
+        let mut state = State::new();
+        let mut head = Head::EMPTY;
+        let mut receipts: HashMap<String, Receipt> = HashMap::new();
         loop {
-            let batch = log.read_after(me.head.position, 10_000).await?;
+            let batch = log.read_after(head.position, 10_000).await?;
             if batch.is_empty() {
                 break;
             }
             for event in &batch {
-                me.remember(event);
+                state.apply(&event.envelope.event);
+                head = Head {
+                    position: event.position(),
+                    hash: event.hash,
+                };
+                if let Some(key) = &event.envelope.idempotency_key {
+                    let receipt = receipts.entry(key.clone()).or_insert_with(|| Receipt {
+                        command: command_of_event(&event.envelope.event),
+                        learner_id: event.envelope.learner_id,
+                        events: Vec::new(),
+                        replayed: true,
+                    });
+                    receipt.events.push(crate::registry::receipt_event(event));
+                }
             }
-            progress(me.head.position);
+            progress(head.position);
         }
-        Ok(me)
+        Ok(WriterState {
+            state: Arc::new(RwLock::new(state)),
+            head,
+            receipts,
+        })
     }
 
-    fn remember(&mut self, event: &RecordedEvent) {
-        self.state.apply(&event.envelope.event);
-        self.head = Head {
-            position: event.position(),
-            hash: event.hash,
-        };
-        if let Some(key) = &event.envelope.idempotency_key {
-            let receipt = self.receipts.entry(key.clone()).or_insert_with(|| Receipt {
-                command: command_of_event(&event.envelope.event),
-                learner_id: event.envelope.learner_id,
-                events: Vec::new(),
-                replayed: true,
-            });
-            receipt.events.push(crate::registry::receipt_event(event));
-        }
+    /// Takes the log's word after a failed append: the state, head and receipts of what is
+    /// durable, keeping the shared state's identity for its readers.
+    async fn reload(&mut self, log: &dyn EventLog) -> Result<(), LogError> {
+        let fresh = WriterState::load(log, |_| {}).await?;
+        let state = std::mem::take(&mut *write(&fresh.state));
+        *write(&self.state) = state;
+        self.head = fresh.head;
+        self.receipts = fresh.receipts;
+        Ok(())
     }
+}
+
+/// Locks the shared state for writing, recovering from a poisoned lock (the state itself is
+/// only ever replaced whole or advanced by `State::apply`, which does not panic).
+pub(crate) fn write(state: &RwLock<State>) -> std::sync::RwLockWriteGuard<'_, State> {
+    state
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Locks the shared state for reading.
+pub(crate) fn read(state: &RwLock<State>) -> std::sync::RwLockReadGuard<'_, State> {
+    state
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Runs the writer until every sender is dropped.
@@ -119,21 +148,26 @@ pub(crate) async fn run(
         let mut answers: Vec<(Reply, Result<Receipt, RegistryError>)> =
             Vec::with_capacity(batch.len());
         let mut new_keys: Vec<String> = Vec::new();
-        for job in batch.drain(..) {
-            let answer = decide_one(&mut me, &job, today, now, &mut sealed, &metrics);
-            if let (Ok(receipt), Some(key)) = (&answer, &job.meta.idempotency_key) {
-                if !receipt.replayed {
-                    me.receipts.insert(
-                        key.clone(),
-                        Receipt {
-                            replayed: true,
-                            ..receipt.clone()
-                        },
-                    );
-                    new_keys.push(key.clone());
+        {
+            let shared = me.state.clone();
+            let mut state = write(&shared);
+            for job in batch.drain(..) {
+                let answer =
+                    decide_one(&mut state, &mut me, &job, today, now, &mut sealed, &metrics);
+                if let (Ok(receipt), Some(key)) = (&answer, &job.meta.idempotency_key) {
+                    if !receipt.replayed {
+                        me.receipts.insert(
+                            key.clone(),
+                            Receipt {
+                                replayed: true,
+                                ..receipt.clone()
+                            },
+                        );
+                        new_keys.push(key.clone());
+                    }
                 }
+                answers.push((job.reply, answer));
             }
-            answers.push((job.reply, answer));
         }
         if !sealed.is_empty() {
             let started = Instant::now();
@@ -153,11 +187,8 @@ pub(crate) async fn run(
                 Err(error) => {
                     tracing::error!(%error, "append failed; reloading the writer's state from the log");
                     // Nothing of this batch is durable: forget it and take the log's word.
-                    match WriterState::load(&*log, |_| {}).await {
-                        Ok(reloaded) => me = reloaded,
-                        Err(reload) => {
-                            tracing::error!(%reload, "reloading the writer's state failed")
-                        }
+                    if let Err(reload) = me.reload(&*log).await {
+                        tracing::error!(%reload, "reloading the writer's state failed");
                     }
                     let message = error.to_string();
                     for (_, answer) in answers.iter_mut() {
@@ -178,6 +209,7 @@ pub(crate) async fn run(
 }
 
 fn decide_one(
+    state: &mut State,
     me: &mut WriterState,
     job: &Job,
     today: chrono::NaiveDate,
@@ -185,6 +217,12 @@ fn decide_one(
     sealed: &mut Vec<RecordedEvent>,
     metrics: &Metrics,
 ) -> Result<Receipt, RegistryError> {
+    if let Some(principal) = &job.principal {
+        if let Err(denied) = contingent_access::authorize_command(state, principal, &job.command) {
+            metrics.refused("forbidden");
+            return Err(RegistryError::Forbidden(denied.0));
+        }
+    }
     if let Some(key) = &job.meta.idempotency_key {
         if let Some(previous) = me.receipts.get(key) {
             if previous.command != job.command.name() {
@@ -197,7 +235,7 @@ fn decide_one(
             return Ok(previous.clone());
         }
     }
-    let events = match decide(&me.state, &job.command, today) {
+    let events = match decide(state, &job.command, today) {
         Ok(events) => events,
         Err(e) => {
             metrics.refused(e.code());
@@ -209,7 +247,7 @@ fn decide_one(
         // The same fact is already recorded: answer with what it is about, record nothing.
         return Ok(Receipt {
             command: job.command.name(),
-            learner_id: learner_of(&me.state, &job.command),
+            learner_id: learner_of(state, &job.command),
             events: Vec::new(),
             replayed: true,
         });
@@ -223,7 +261,7 @@ fn decide_one(
         replayed: false,
     };
     for event in &new {
-        me.state.apply(&event.envelope.event);
+        state.apply(&event.envelope.event);
         me.head = Head {
             position: event.position(),
             hash: event.hash,

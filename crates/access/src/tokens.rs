@@ -1,0 +1,336 @@
+//! Bearer tokens as a government single sign-on issues them: signed JWTs (ES256 or RS256)
+//! checked against a JSON Web Key Set, with issuer, audience and expiry checked; and a local
+//! issuer that signs tokens for the embedded default and the demo.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use p256::ecdsa::SigningKey;
+use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+use serde::Serialize;
+
+use crate::principal::{Claims, IncompleteClaims, Principal};
+
+/// Why a token is not accepted. Every case is answered with 401.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// No `Authorization: Bearer …` header.
+    #[error("no bearer token")]
+    Missing,
+    /// Not a JWT, or an algorithm other than ES256 and RS256.
+    #[error("the token is malformed or uses an algorithm other than ES256 or RS256")]
+    Malformed,
+    /// No key of the key set matches.
+    #[error("the token is signed with a key the registry does not know")]
+    UnknownKey,
+    /// The signature, issuer, audience or expiry does not check out.
+    #[error("the token is not valid: {0}")]
+    Invalid(String),
+    /// The claims lack what the role needs.
+    #[error(transparent)]
+    Claims(#[from] IncompleteClaims),
+    /// The key set cannot be read.
+    #[error("the key set cannot be used: {0}")]
+    KeySet(String),
+}
+
+struct Key {
+    kid: Option<String>,
+    algorithm: Algorithm,
+    key: DecodingKey,
+}
+
+/// Checks bearer tokens against a key set, an issuer and an audience.
+pub struct TokenVerifier {
+    keys: Vec<Key>,
+    issuer: String,
+    audience: String,
+}
+
+/// Seconds of clock skew tolerated on `exp` and `nbf`.
+pub const LEEWAY_SECONDS: u64 = 30;
+
+impl TokenVerifier {
+    /// A verifier over a JWKS document (`{"keys": [...]}`); EC P-256 keys verify ES256, RSA
+    /// keys verify RS256.
+    pub fn from_jwks(jwks: &str, issuer: &str, audience: &str) -> Result<Self, TokenError> {
+        let set: JwkSet =
+            serde_json::from_str(jwks).map_err(|e| TokenError::KeySet(e.to_string()))?;
+        let mut keys = Vec::new();
+        for jwk in &set.keys {
+            let algorithm = match (&jwk.algorithm, jwk.common.key_algorithm) {
+                (AlgorithmParameters::EllipticCurve(_), None | Some(KeyAlgorithm::ES256)) => {
+                    Algorithm::ES256
+                }
+                (AlgorithmParameters::RSA(_), None | Some(KeyAlgorithm::RS256)) => Algorithm::RS256,
+                _ => continue,
+            };
+            let key = DecodingKey::from_jwk(jwk).map_err(|e| TokenError::KeySet(e.to_string()))?;
+            keys.push(Key {
+                kid: jwk.common.key_id.clone(),
+                algorithm,
+                key,
+            });
+        }
+        if keys.is_empty() {
+            return Err(TokenError::KeySet(
+                "no ES256 or RS256 key in the set".into(),
+            ));
+        }
+        Ok(Self {
+            keys,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+        })
+    }
+
+    /// Reads a JWKS file.
+    pub fn from_jwks_file(path: &Path, issuer: &str, audience: &str) -> Result<Self, TokenError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| TokenError::KeySet(format!("{}: {e}", path.display())))?;
+        Self::from_jwks(&text, issuer, audience)
+    }
+
+    /// Verifies a token and returns the principal it names.
+    pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if !matches!(header.alg, Algorithm::ES256 | Algorithm::RS256) {
+            return Err(TokenError::Malformed);
+        }
+        let candidates: Vec<&Key> = self
+            .keys
+            .iter()
+            .filter(|k| k.algorithm == header.alg && (header.kid.is_none() || k.kid == header.kid))
+            .collect();
+        if candidates.is_empty() {
+            return Err(TokenError::UnknownKey);
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = LEEWAY_SECONDS;
+        let mut last = TokenError::UnknownKey;
+        for key in candidates {
+            match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
+                Ok(data) => return Ok(Principal::try_from(data.claims)?),
+                Err(e) => last = TokenError::Invalid(e.to_string()),
+            }
+        }
+        Err(last)
+    }
+}
+
+#[derive(Serialize)]
+struct SignedClaims<'a> {
+    iss: &'a str,
+    aud: &'a str,
+    iat: u64,
+    exp: u64,
+    #[serde(flatten)]
+    claims: &'a Claims,
+}
+
+/// A signing key kept in the data directory: the embedded default's own identity provider, for
+/// the demo and for installations without a sign-on of their own.
+pub struct LocalIssuer {
+    key: SigningKey,
+    kid: String,
+    issuer: String,
+    audience: String,
+}
+
+/// The issuer name of locally signed tokens.
+pub const LOCAL_ISSUER: &str = "contingent-local";
+/// The audience tokens for the registry carry by default.
+pub const DEFAULT_AUDIENCE: &str = "contingent";
+
+impl LocalIssuer {
+    /// A fresh P-256 key.
+    pub fn generate(issuer: &str, audience: &str) -> Self {
+        let key = SigningKey::random(&mut rand_core::OsRng);
+        Self::from_key(key, issuer, audience)
+    }
+
+    fn from_key(key: SigningKey, issuer: &str, audience: &str) -> Self {
+        let point = key.verifying_key().to_encoded_point(false);
+        let x = point.x().map(|x| x.to_vec()).unwrap_or_default();
+        let kid = URL_SAFE_NO_PAD.encode(&x[..8.min(x.len())]);
+        Self {
+            key,
+            kid,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+        }
+    }
+
+    /// The key file in a data directory.
+    pub fn key_path(data_dir: &Path) -> PathBuf {
+        data_dir.join("keys").join("signing-key.pem")
+    }
+
+    /// The key set file written beside it, for anyone who verifies these tokens.
+    pub fn jwks_path(data_dir: &Path) -> PathBuf {
+        data_dir.join("keys").join("jwks.json")
+    }
+
+    /// Loads the key from the data directory, creating it (and `jwks.json`) on first use.
+    pub fn load_or_create(data_dir: &Path) -> std::io::Result<Self> {
+        let path = Self::key_path(data_dir);
+        let issuer = if path.exists() {
+            let pem = std::fs::read_to_string(&path)?;
+            let key = SigningKey::from_pkcs8_pem(&pem)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+            Self::from_key(key, LOCAL_ISSUER, DEFAULT_AUDIENCE)
+        } else {
+            std::fs::create_dir_all(path.parent().unwrap_or(data_dir))?;
+            let issuer = Self::generate(LOCAL_ISSUER, DEFAULT_AUDIENCE);
+            let pem = issuer
+                .key
+                .to_pkcs8_pem(LineEnding::LF)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+            write_private(&path, pem.as_bytes())?;
+            issuer
+        };
+        std::fs::write(Self::jwks_path(data_dir), issuer.jwks())?;
+        Ok(issuer)
+    }
+
+    /// The public key set (JWKS) that verifies this issuer's tokens.
+    pub fn jwks(&self) -> String {
+        let point = self.key.verifying_key().to_encoded_point(false);
+        let coordinate =
+            |c: Option<&p256::FieldBytes>| c.map(|c| URL_SAFE_NO_PAD.encode(c)).unwrap_or_default();
+        serde_json::json!({ "keys": [{
+            "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": self.kid,
+            "x": coordinate(point.x()), "y": coordinate(point.y()),
+        }] })
+        .to_string()
+    }
+
+    /// A verifier for this issuer's tokens.
+    pub fn verifier(&self) -> Result<TokenVerifier, TokenError> {
+        TokenVerifier::from_jwks(&self.jwks(), &self.issuer, &self.audience)
+    }
+
+    /// Signs a token for `claims`, valid for `ttl`.
+    pub fn issue(&self, claims: &Claims, ttl: Duration) -> Result<String, TokenError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        self.issue_at(claims, now, now + ttl.as_secs())
+    }
+
+    /// Signs a token with explicit issue and expiry times (seconds since the epoch).
+    pub fn issue_at(&self, claims: &Claims, iat: u64, exp: u64) -> Result<String, TokenError> {
+        let der = self
+            .key
+            .to_pkcs8_der()
+            .map_err(|e| TokenError::KeySet(e.to_string()))?;
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        let body = SignedClaims {
+            iss: &self.issuer,
+            aud: &self.audience,
+            iat,
+            exp,
+            claims,
+        };
+        jsonwebtoken::encode(&header, &body, &EncodingKey::from_ec_der(der.as_bytes()))
+            .map_err(|e| TokenError::Invalid(e.to_string()))
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::principal::Role;
+
+    fn claims(role: Role) -> Claims {
+        Claims {
+            sub: "u-1".into(),
+            role,
+            snils: None,
+            org: None,
+            municipality: None,
+            name: None,
+        }
+    }
+
+    #[test]
+    fn a_token_round_trips_and_a_foreign_or_expired_one_is_refused() {
+        let issuer = LocalIssuer::generate("idp", "contingent");
+        let verifier = issuer.verifier().expect("verifier");
+        let token = issuer
+            .issue(&claims(Role::Auditor), Duration::from_secs(60))
+            .expect("token");
+        let principal = verifier.verify(&token).expect("valid");
+        assert_eq!(principal.role, Role::Auditor);
+        assert_eq!(principal.subject, "u-1");
+
+        let other = LocalIssuer::generate("idp", "contingent");
+        let forged = other
+            .issue(&claims(Role::Region), Duration::from_secs(60))
+            .expect("token");
+        assert!(matches!(
+            verifier.verify(&forged),
+            Err(TokenError::UnknownKey | TokenError::Invalid(_))
+        ));
+
+        let expired = issuer
+            .issue_at(&claims(Role::Region), 1_000, 2_000)
+            .expect("token");
+        assert!(matches!(
+            verifier.verify(&expired),
+            Err(TokenError::Invalid(_))
+        ));
+
+        let wrong_audience = LocalIssuer::from_key(issuer.key.clone(), "idp", "elsewhere");
+        let token = wrong_audience
+            .issue(&claims(Role::Region), Duration::from_secs(60))
+            .expect("token");
+        assert!(matches!(
+            verifier.verify(&token),
+            Err(TokenError::Invalid(_))
+        ));
+
+        assert!(matches!(
+            verifier.verify("not.a.token"),
+            Err(TokenError::Malformed)
+        ));
+    }
+
+    #[test]
+    fn a_parent_token_without_snils_is_refused() {
+        let issuer = LocalIssuer::generate("idp", "contingent");
+        let token = issuer
+            .issue(&claims(Role::Parent), Duration::from_secs(60))
+            .expect("token");
+        assert!(matches!(
+            issuer.verifier().expect("verifier").verify(&token),
+            Err(TokenError::Claims(_))
+        ));
+    }
+}

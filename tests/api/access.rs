@@ -1,0 +1,542 @@
+//! Who may see and do what: every role against every endpoint, as the table in docs/access.md
+//! says. Commands are sent with a date in the future (or another flaw the rules refuse after
+//! the reach check), so a caller within reach gets the rule's refusal and one outside it gets
+//! 403: nothing is ever appended, and every pair can be checked against one world.
+
+use std::collections::BTreeMap;
+
+use contingent_access::{Claims, LocalIssuer, Role};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{born, claims, enrolled, world, TestApp};
+
+const FUTURE: &str = "2099-01-01";
+
+/// The expected table: endpoint → roles within reach. docs/access.md must say the same.
+pub const TABLE: &[(&str, &[&str])] = &[
+    ("POST register_organization", &["region"]),
+    (
+        "POST open_class",
+        &["organization", "municipality", "region"],
+    ),
+    (
+        "POST change_class_capacity",
+        &["organization", "municipality", "region"],
+    ),
+    (
+        "POST assign_teacher",
+        &["organization", "municipality", "region"],
+    ),
+    (
+        "POST unassign_teacher",
+        &["organization", "municipality", "region"],
+    ),
+    ("POST register_birth", &["civil_registry"]),
+    (
+        "POST register_learner",
+        &["organization", "municipality", "region"],
+    ),
+    (
+        "POST record_snils",
+        &["organization", "municipality", "region"],
+    ),
+    ("POST register_death", &["civil_registry"]),
+    (
+        "POST link_guardian",
+        &["organization", "municipality", "region"],
+    ),
+    (
+        "POST submit_application",
+        &["parent", "organization", "municipality", "region"],
+    ),
+    (
+        "POST withdraw_application",
+        &["parent", "organization", "municipality", "region"],
+    ),
+    (
+        "POST reject_application",
+        &["organization", "municipality", "region"],
+    ),
+    ("POST enroll", &["organization", "municipality", "region"]),
+    ("POST transfer", &["organization", "municipality", "region"]),
+    ("POST record_mark", &["teacher", "organization"]),
+    ("POST correct_mark", &["teacher", "organization"]),
+    ("POST record_attendance", &["teacher", "organization"]),
+    ("POST record_exam_result", &["exam_centre"]),
+    ("POST leave", &["organization", "municipality", "region"]),
+    (
+        "GET /v1/learners/{id}",
+        &["organization", "municipality", "region"],
+    ),
+    (
+        "GET /v1/learners/{id}/diary",
+        &[
+            "parent",
+            "learner",
+            "organization",
+            "municipality",
+            "region",
+        ],
+    ),
+    (
+        "GET /v1/learners/{id}/history",
+        &[
+            "parent",
+            "organization",
+            "municipality",
+            "region",
+            "auditor",
+        ],
+    ),
+    (
+        "GET /v1/learners/{id}/state",
+        &["organization", "municipality", "region", "auditor"],
+    ),
+    ("GET /v1/learners/{id}/access", &["auditor"]),
+    (
+        "GET /v1/learners?organization_id=",
+        &["organization", "municipality", "region"],
+    ),
+    (
+        "GET /v1/classes/{id}/register",
+        &["teacher", "organization", "municipality", "region"],
+    ),
+    (
+        "GET /v1/organizations",
+        &[
+            "parent",
+            "learner",
+            "teacher",
+            "organization",
+            "municipality",
+            "region",
+            "auditor",
+            "civil_registry",
+            "exam_centre",
+            "federal",
+        ],
+    ),
+    (
+        "GET /v1/organizations/{id}/queue",
+        &["organization", "municipality", "region"],
+    ),
+    (
+        "GET /v1/vacancies?organization_id=",
+        &["organization", "municipality", "region"],
+    ),
+    ("GET /v1/federal/register", &["region"]),
+    ("GET /v1/federal/counts", &["region"]),
+    ("GET /v1/feed", &["region", "auditor", "federal"]),
+    ("GET /v1/audit/verify", &["region", "auditor"]),
+];
+
+const GUARDIAN: &str = "123-456-789 64";
+const LEARNER_SNILS: &str = "112-233-445 95";
+
+struct Setup {
+    learner: String,
+    enrollment: String,
+    application: String,
+    mark: String,
+    w: crate::helpers::World,
+}
+
+async fn setup(app: &TestApp) -> Setup {
+    let w = world(app).await;
+    let learner = born(app, "700", "Морозов", "2008-01-15").await;
+    let enrollment = enrolled(app, &learner, &w.class_11a, "2025-09-01").await;
+    app.ok(
+        "record_snils",
+        json!({ "learner_id": learner, "snils": LEARNER_SNILS }),
+    )
+    .await;
+    app.ok(
+        "link_guardian",
+        json!({ "learner_id": learner, "guardian_snils": GUARDIAN,
+        "guardian": { "surname": "Морозова", "name": "Ольга" }, "relation": "mother",
+        "consent": { "given_on": "2025-08-20", "document": "Согласие № 3" } }),
+    )
+    .await;
+    app.ok("assign_teacher", json!({ "class_id": w.class_11a, "organization_id": w.school, "teacher": "teacher-7",
+        "teacher_name": "Петрова Наталья Сергеевна", "subjects": ["Математика"], "from": "2025-09-01" })).await;
+    let mark = app.ok("record_mark", json!({ "learner_id": learner, "class_id": w.class_11a, "subject": "Математика",
+        "lesson_date": "2025-09-10", "kind": "current", "work": "тест", "value": "5", "weight": 1, "teacher": "Петрова Н. С." })).await;
+    let mark = mark["events"][0]["data"]["mark_id"]
+        .as_str()
+        .expect("mark")
+        .to_owned();
+    let application = app.ok("submit_application", json!({ "learner_id": learner, "organization_id": w.school, "level": "general",
+        "academic_year": "2026/2027", "grade": 11, "submitted_on": "2026-05-10", "priority": "general" })).await;
+    let application = application["events"][0]["data"]["application_id"]
+        .as_str()
+        .expect("app")
+        .to_owned();
+    Setup {
+        learner,
+        enrollment,
+        application,
+        mark,
+        w,
+    }
+}
+
+fn principal(role: Role, s: &Setup) -> Claims {
+    let school = s.w.school.parse().ok();
+    match role {
+        Role::Parent => Claims {
+            snils: Some(GUARDIAN.into()),
+            ..claims("parent-1", role)
+        },
+        Role::Learner => Claims {
+            snils: Some(LEARNER_SNILS.into()),
+            ..claims("learner-1", role)
+        },
+        Role::Teacher => Claims {
+            org: school,
+            ..claims("teacher-7", role)
+        },
+        Role::Organization => Claims {
+            org: school,
+            ..claims("school-admin", role)
+        },
+        Role::Municipality => Claims {
+            municipality: Some("Барнаул".into()),
+            ..claims("mouo", role)
+        },
+        other => claims(other.as_str(), other),
+    }
+}
+
+/// A command body that the rules refuse after the reach check.
+fn command_body(name: &str, s: &Setup) -> Value {
+    let w = &s.w;
+    let order = json!({ "number": "1", "date": "2025-09-01" });
+    match name {
+        "register_organization" => {
+            json!({ "organization_id": w.school, "name": "Школа", "municipality": "Барнаул", "kind": "school", "levels": ["general"] })
+        }
+        "open_class" => {
+            json!({ "organization_id": w.school, "academic_year": "2098/2099", "level": "general", "grade": 5, "name": "5А", "capacity": 25 })
+        }
+        "change_class_capacity" => json!({ "class_id": w.class_11a, "capacity": 0 }),
+        "assign_teacher" => {
+            json!({ "class_id": w.class_11a, "organization_id": w.school, "teacher": "teacher-8", "teacher_name": "Иванов И. И.", "subjects": ["Физика"], "from": FUTURE })
+        }
+        "unassign_teacher" => {
+            json!({ "class_id": w.class_11a, "teacher": "teacher-7", "until": FUTURE })
+        }
+        "register_birth" => {
+            json!({ "record": { "number": "9", "date": FUTURE, "office": "ЗАГС" }, "child": { "surname": "А", "name": "Б" }, "sex": "male", "birth_date": FUTURE })
+        }
+        "register_learner" => {
+            json!({ "person": { "surname": "А", "name": "Б" }, "sex": "male", "birth_date": FUTURE, "document": { "kind": "passport", "number": "1" } })
+        }
+        "record_snils" => json!({ "learner_id": s.learner, "snils": GUARDIAN }),
+        "register_death" => {
+            json!({ "person": { "learner_id": s.learner }, "record": { "number": "D", "date": FUTURE, "office": "ЗАГС" }, "death_date": FUTURE })
+        }
+        "link_guardian" => {
+            json!({ "learner_id": s.learner, "guardian_snils": "111-222-333 72", "guardian": { "surname": "А", "name": "Б" }, "relation": "father", "consent": { "given_on": FUTURE, "document": "С" } })
+        }
+        "submit_application" => {
+            json!({ "learner_id": s.learner, "organization_id": w.school, "level": "general", "academic_year": "2026/2027", "grade": 11, "submitted_on": FUTURE, "priority": "general" })
+        }
+        "withdraw_application" => {
+            json!({ "application_id": s.application, "withdrawn_on": FUTURE })
+        }
+        "reject_application" => {
+            json!({ "application_id": s.application, "rejected_on": FUTURE, "reason": "нет мест" })
+        }
+        "enroll" => {
+            json!({ "learner_id": s.learner, "class_id": w.class_11b, "enrolled_on": FUTURE, "programme": { "name": "ООП" }, "order": order })
+        }
+        "transfer" => {
+            json!({ "learner_id": s.learner, "enrollment_id": s.enrollment, "kind": "within_organization", "to_class_id": w.class_11b, "transferred_on": FUTURE, "order": order })
+        }
+        "record_mark" => {
+            json!({ "learner_id": s.learner, "class_id": w.class_11a, "subject": "Математика", "lesson_date": FUTURE, "kind": "current", "work": "тест", "value": "4", "weight": 1, "teacher": "Т" })
+        }
+        "correct_mark" => {
+            json!({ "mark_id": s.mark, "value": "5", "reason": "проверка", "teacher": "Т" })
+        }
+        "record_attendance" => {
+            json!({ "learner_id": s.learner, "class_id": w.class_11a, "date": FUTURE, "status": "ill" })
+        }
+        "record_exam_result" => {
+            json!({ "learner_id": s.learner, "form": "ege", "subject": "Математика", "exam_date": FUTURE, "primary_points": 10, "test_score": 50 })
+        }
+        "leave" => {
+            json!({ "learner_id": s.learner, "enrollment_id": s.enrollment, "left_on": FUTURE, "reason": "other", "order": order })
+        }
+        other => panic!("no body for {other}"),
+    }
+}
+
+fn path_of(endpoint: &str, s: &Setup) -> String {
+    let path = endpoint.trim_start_matches("GET ");
+    path.replace("/v1/learners/{id}", &format!("/v1/learners/{}", s.learner))
+        .replace(
+            "/v1/classes/{id}",
+            &format!("/v1/classes/{}", s.w.class_11a),
+        )
+        .replace(
+            "/v1/organizations/{id}",
+            &format!("/v1/organizations/{}", s.w.school),
+        )
+        .replace(
+            "organization_id=",
+            &format!("organization_id={}", s.w.school),
+        )
+}
+
+#[tokio::test]
+async fn every_role_against_every_endpoint() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    assert!(
+        app.registry
+            .wait_caught_up(std::time::Duration::from_secs(30))
+            .await
+    );
+    let mut failures = Vec::new();
+    for (endpoint, allowed) in TABLE {
+        for role in Role::ALL {
+            let token = app.token(&principal(*role, &s));
+            let head = app.registry.head();
+            let status = if let Some(name) = endpoint.strip_prefix("POST ") {
+                app.client
+                    .post(format!("{}/v1/commands/{name}", app.base))
+                    .bearer_auth(&token)
+                    .json(&command_body(name, &s))
+                    .send()
+                    .await
+                    .expect("sent")
+                    .status()
+            } else {
+                app.get_as(&token, &path_of(endpoint, &s)).await.0
+            };
+            let within = allowed.contains(&role.as_str());
+            let ok = if within {
+                status != StatusCode::FORBIDDEN
+                    && status != StatusCode::UNAUTHORIZED
+                    && !status.is_server_error()
+            } else {
+                status == StatusCode::FORBIDDEN
+            };
+            if !ok {
+                failures.push(format!(
+                    "{endpoint} as {role}: {status} (expected {})",
+                    if within { "within reach" } else { "403" }
+                ));
+            }
+            assert_eq!(
+                app.registry.head(),
+                head,
+                "{endpoint} as {role} appended something"
+            );
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn parents_schools_and_bad_tokens_are_kept_out() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let other = born(&app, "701", "Зуев", "2008-02-15").await;
+    enrolled(&app, &other, &s.w.class_11b, "2025-09-01").await;
+    let other_school = app.ok("register_organization", json!({ "name": "МБОУ СОШ № 3", "municipality": "Бийск", "kind": "school", "levels": ["general"] })).await;
+    let other_school: contingent_domain::OrganizationId = other_school["events"][0]["data"]
+        ["organization_id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+
+    // A parent asking for another child's diary.
+    let parent = app.token(&principal(Role::Parent, &s));
+    assert_eq!(
+        app.get_as(&parent, &format!("/v1/learners/{other}/diary"))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.get_as(&parent, &format!("/v1/learners/{}/diary", s.learner))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // ...and for a learner that does not exist: the same 403, revealing nothing.
+    let ghost = uuid::Uuid::now_v7();
+    assert_eq!(
+        app.get_as(&parent, &format!("/v1/learners/{ghost}/diary"))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    // A school asking for another school's learner.
+    let school_b = app.token(&Claims {
+        org: Some(other_school),
+        ..claims("school-b", Role::Organization)
+    });
+    assert_eq!(
+        app.get_as(&school_b, &format!("/v1/learners/{}", s.learner))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.get_as(&school_b, &format!("/v1/learners/{ghost}"))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    // A school enrolling into another school's class: refused, nothing appended.
+    let head = app.registry.head();
+    let r = app.client.post(format!("{}/v1/commands/enroll", app.base)).bearer_auth(&school_b)
+        .json(&json!({ "learner_id": other, "class_id": s.w.class_11a, "enrolled_on": "2025-09-02", "programme": { "name": "ООП" }, "order": { "number": "1", "date": "2025-09-02" } }))
+        .send().await.expect("sent");
+    crate::helpers::assert_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+    assert_eq!(app.registry.head(), head);
+    // A teacher marking a class they do not teach.
+    let teacher = app.token(&principal(Role::Teacher, &s));
+    let r = app.client.post(format!("{}/v1/commands/record_mark", app.base)).bearer_auth(&teacher)
+        .json(&json!({ "learner_id": other, "class_id": s.w.class_11b, "subject": "Математика", "lesson_date": "2025-09-10", "kind": "current", "work": "тест", "value": "4", "weight": 1, "teacher": "Т" }))
+        .send().await.expect("sent");
+    crate::helpers::assert_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+
+    // Tokens: none, expired, signed by another key, for another audience.
+    let url = format!("{}/v1/learners/{}/diary", app.base, s.learner);
+    let r = app.client.get(&url).send().await.expect("sent");
+    crate::helpers::assert_problem(r, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    let expired = app
+        .issuer
+        .issue_at(&principal(Role::Parent, &s), 1_000, 2_000)
+        .expect("token");
+    let r = app
+        .client
+        .get(&url)
+        .bearer_auth(expired)
+        .send()
+        .await
+        .expect("sent");
+    crate::helpers::assert_problem(r, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    let forger = LocalIssuer::generate(
+        contingent_access::LOCAL_ISSUER,
+        contingent_access::DEFAULT_AUDIENCE,
+    );
+    let forged = forger
+        .issue(
+            &principal(Role::Region, &s),
+            std::time::Duration::from_secs(60),
+        )
+        .expect("token");
+    let r = app
+        .client
+        .get(&url)
+        .bearer_auth(forged)
+        .send()
+        .await
+        .expect("sent");
+    crate::helpers::assert_problem(r, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+
+    // The access journal: officials' reads and every refusal, listed for the auditor.
+    let auditor = app.token(&claims("auditor-1", Role::Auditor));
+    let (status, journal) = app
+        .get_as(&auditor, &format!("/v1/learners/{}/access", s.learner))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let entries = journal["entries"].as_array().expect("entries");
+    let outcomes: BTreeMap<(String, String), usize> =
+        entries.iter().fold(BTreeMap::new(), |mut m, e| {
+            *m.entry((
+                e["role"].as_str().unwrap_or("").to_owned(),
+                e["outcome"].as_str().unwrap_or("").to_owned(),
+            ))
+            .or_default() += 1;
+            m
+        });
+    assert!(
+        outcomes
+            .get(&("organization".into(), "refused".into()))
+            .is_some(),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes
+            .get(&("none".into(), "unauthenticated".into()))
+            .copied()
+            .unwrap_or(0)
+            >= 3,
+        "{outcomes:?}"
+    );
+    // The parent's own read is not an official's: not journaled as a read.
+    assert!(
+        outcomes.get(&("parent".into(), "read".into())).is_none(),
+        "{outcomes:?}"
+    );
+    // The auditor's read of the journal does not list itself as a read of personal data... but
+    // the region's read of the diary does.
+    app.get_as(&app.region(), &format!("/v1/learners/{}/diary", s.learner))
+        .await;
+    let (_, journal) = app
+        .get_as(&auditor, &format!("/v1/learners/{}/access", s.learner))
+        .await;
+    assert!(journal["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .any(|e| e["role"] == "region" && e["outcome"] == "read"));
+}
+
+#[test]
+fn the_access_table_in_the_docs_matches_this_test() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/access.md"))
+        .expect("docs/access.md");
+    let header = doc
+        .lines()
+        .find(|l| l.starts_with("| endpoint |"))
+        .expect("table header");
+    let roles: Vec<&str> = header
+        .split('|')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .skip(1)
+        .collect();
+    assert_eq!(
+        roles,
+        Role::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>()
+    );
+    let mut documented = Vec::new();
+    for line in doc
+        .lines()
+        .skip_while(|l| !l.starts_with("| endpoint |"))
+        .filter(|l| l.starts_with("| `"))
+    {
+        let cells: Vec<&str> = line
+            .split('|')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        let endpoint = cells[0].trim_matches('`').to_owned();
+        let allowed: Vec<&str> = roles
+            .iter()
+            .zip(&cells[1..])
+            .filter(|(_, c)| **c == "✓")
+            .map(|(r, _)| *r)
+            .collect();
+        documented.push((endpoint, allowed.join(",")));
+    }
+    let expected: Vec<(String, String)> = TABLE
+        .iter()
+        .map(|(e, r)| ((*e).to_owned(), r.join(",")))
+        .collect();
+    assert_eq!(documented, expected);
+}
