@@ -3,7 +3,7 @@
 //! 1 failure, 2 a broken hash chain (`verify`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,10 +37,11 @@ struct DataArg {
 /// Which tokens the API accepts.
 #[derive(clap::Args, Clone)]
 struct AuthArgs {
-    /// JSON Web Key Set of the sign-on that issues tokens (a file). Without it, the registry
+    /// JSON Web Key Set of the sign-on that issues tokens: a file, or an http(s) URL fetched at
+    /// start and every 10 minutes. Without it, the registry
     /// signs and accepts its own tokens with the key in DATA/keys (see `contingent token`).
     #[arg(long, env = "CONTINGENT_JWKS")]
-    jwks: Option<PathBuf>,
+    jwks: Option<String>,
     /// The `iss` the sign-on's tokens carry (with --jwks).
     #[arg(long, env = "CONTINGENT_ISSUER")]
     issuer: Option<String>,
@@ -174,20 +175,64 @@ async fn log_length(settings: &Settings) -> Result<u64> {
     Ok(head.position)
 }
 
-fn verifier(data: &DataArg, auth: &AuthArgs) -> Result<contingent_access::TokenVerifier> {
-    match &auth.jwks {
-        Some(path) => {
-            let issuer = auth
-                .issuer
-                .as_deref()
-                .context("--issuer is needed with --jwks")?;
-            Ok(contingent_access::TokenVerifier::from_jwks_file(
-                path,
-                issuer,
-                &auth.audience,
-            )?)
-        }
-        None => Ok(contingent_access::LocalIssuer::load_or_create(&data.data)?.verifier()?),
+/// How often a sign-on's key set fetched by URL is fetched again (key rotation).
+const JWKS_REFRESH: Duration = Duration::from_secs(600);
+
+async fn fetch_jwks(url: &str) -> Result<String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()?;
+    let response = client.get(url).send().await?.error_for_status()?;
+    Ok(response.text().await?)
+}
+
+async fn verifier(
+    data: &DataArg,
+    auth: &AuthArgs,
+) -> Result<Arc<contingent_access::TokenVerifier>> {
+    let Some(jwks) = &auth.jwks else {
+        return Ok(Arc::new(
+            contingent_access::LocalIssuer::load_or_create(&data.data)?.verifier()?,
+        ));
+    };
+    let issuer = auth
+        .issuer
+        .as_deref()
+        .context("--issuer is needed with --jwks")?;
+    if jwks.starts_with("https://") || jwks.starts_with("http://") {
+        let text = fetch_jwks(jwks)
+            .await
+            .with_context(|| format!("fetching the key set from {jwks}"))?;
+        let verifier = Arc::new(contingent_access::TokenVerifier::from_jwks(
+            &text,
+            issuer,
+            &auth.audience,
+        )?);
+        let (url, refreshed) = (jwks.clone(), verifier.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(JWKS_REFRESH).await;
+                match fetch_jwks(&url)
+                    .await
+                    .map(|text| refreshed.replace_keys(&text))
+                {
+                    Ok(Ok(())) => tracing::info!(%url, "key set refreshed"),
+                    Ok(Err(error)) => {
+                        tracing::warn!(%url, %error, "the fetched key set cannot be used; keeping the old one")
+                    }
+                    Err(error) => {
+                        tracing::warn!(%url, %error, "fetching the key set failed; keeping the old one")
+                    }
+                }
+            }
+        });
+        Ok(verifier)
+    } else {
+        Ok(Arc::new(contingent_access::TokenVerifier::from_jwks_file(
+            Path::new(jwks),
+            issuer,
+            &auth.audience,
+        )?))
     }
 }
 
@@ -198,11 +243,11 @@ fn local_token(data: &DataArg, claims: &contingent_access::Claims, hours: u64) -
 
 async fn serve(
     registry: Registry,
-    verifier: contingent_access::TokenVerifier,
+    verifier: Arc<contingent_access::TokenVerifier>,
     listen: SocketAddr,
 ) -> Result<()> {
     let registry = Arc::new(registry);
-    let app = contingent_api::router(registry.clone(), Arc::new(verifier));
+    let app = contingent_api::router(registry.clone(), verifier);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
@@ -309,7 +354,8 @@ async fn demo(
             issuer: None,
             audience: contingent_access::DEFAULT_AUDIENCE.into(),
         },
-    )?;
+    )
+    .await?;
     serve(registry, verifier, listen).await
 }
 
@@ -432,7 +478,7 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Cmd::Serve { data, auth, listen } => {
-            let verifier = verifier(&data, &auth)?;
+            let verifier = verifier(&data, &auth).await?;
             let registry = open(&data).await?;
             serve(registry, verifier, listen).await?;
         }

@@ -38,15 +38,42 @@ pub enum TokenError {
     KeySet(String),
 }
 
+fn parse_keys(jwks: &str) -> Result<Vec<Key>, TokenError> {
+    let set: JwkSet = serde_json::from_str(jwks).map_err(|e| TokenError::KeySet(e.to_string()))?;
+    let mut keys = Vec::new();
+    for jwk in &set.keys {
+        let algorithm = match (&jwk.algorithm, jwk.common.key_algorithm) {
+            (AlgorithmParameters::EllipticCurve(_), None | Some(KeyAlgorithm::ES256)) => {
+                Algorithm::ES256
+            }
+            (AlgorithmParameters::RSA(_), None | Some(KeyAlgorithm::RS256)) => Algorithm::RS256,
+            _ => continue,
+        };
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| TokenError::KeySet(e.to_string()))?;
+        keys.push(Key {
+            kid: jwk.common.key_id.clone(),
+            algorithm,
+            key,
+        });
+    }
+    if keys.is_empty() {
+        return Err(TokenError::KeySet(
+            "no ES256 or RS256 key in the set".into(),
+        ));
+    }
+    Ok(keys)
+}
+
 struct Key {
     kid: Option<String>,
     algorithm: Algorithm,
     key: DecodingKey,
 }
 
-/// Checks bearer tokens against a key set, an issuer and an audience.
+/// Checks bearer tokens against a key set, an issuer and an audience. The key set can be
+/// replaced while tokens are being checked (key rotation at the sign-on).
 pub struct TokenVerifier {
-    keys: Vec<Key>,
+    keys: std::sync::RwLock<Vec<Key>>,
     issuer: String,
     audience: String,
 }
@@ -58,34 +85,19 @@ impl TokenVerifier {
     /// A verifier over a JWKS document (`{"keys": [...]}`); EC P-256 keys verify ES256, RSA
     /// keys verify RS256.
     pub fn from_jwks(jwks: &str, issuer: &str, audience: &str) -> Result<Self, TokenError> {
-        let set: JwkSet =
-            serde_json::from_str(jwks).map_err(|e| TokenError::KeySet(e.to_string()))?;
-        let mut keys = Vec::new();
-        for jwk in &set.keys {
-            let algorithm = match (&jwk.algorithm, jwk.common.key_algorithm) {
-                (AlgorithmParameters::EllipticCurve(_), None | Some(KeyAlgorithm::ES256)) => {
-                    Algorithm::ES256
-                }
-                (AlgorithmParameters::RSA(_), None | Some(KeyAlgorithm::RS256)) => Algorithm::RS256,
-                _ => continue,
-            };
-            let key = DecodingKey::from_jwk(jwk).map_err(|e| TokenError::KeySet(e.to_string()))?;
-            keys.push(Key {
-                kid: jwk.common.key_id.clone(),
-                algorithm,
-                key,
-            });
-        }
-        if keys.is_empty() {
-            return Err(TokenError::KeySet(
-                "no ES256 or RS256 key in the set".into(),
-            ));
-        }
         Ok(Self {
-            keys,
+            keys: std::sync::RwLock::new(parse_keys(jwks)?),
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
         })
+    }
+
+    /// Replaces the key set (rotation at the sign-on); the old set stays if the new one
+    /// cannot be used.
+    pub fn replace_keys(&self, jwks: &str) -> Result<(), TokenError> {
+        let keys = parse_keys(jwks)?;
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+        Ok(())
     }
 
     /// Reads a JWKS file.
@@ -101,8 +113,8 @@ impl TokenVerifier {
         if !matches!(header.alg, Algorithm::ES256 | Algorithm::RS256) {
             return Err(TokenError::Malformed);
         }
-        let candidates: Vec<&Key> = self
-            .keys
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        let candidates: Vec<&Key> = keys
             .iter()
             .filter(|k| k.algorithm == header.alg && (header.kid.is_none() || k.kid == header.kid))
             .collect();
@@ -320,6 +332,24 @@ mod tests {
             verifier.verify("not.a.token"),
             Err(TokenError::Malformed)
         ));
+    }
+
+    #[test]
+    fn a_rotated_key_set_takes_effect() {
+        let old = LocalIssuer::generate("idp", "contingent");
+        let new = LocalIssuer::generate("idp", "contingent");
+        let verifier = old.verifier().expect("verifier");
+        let token = new
+            .issue(&claims(Role::Auditor), Duration::from_secs(60))
+            .expect("token");
+        assert!(verifier.verify(&token).is_err());
+        verifier.replace_keys(&new.jwks()).expect("rotated");
+        assert!(verifier.verify(&token).is_ok());
+        assert!(verifier.replace_keys("{\"keys\": []}").is_err());
+        assert!(
+            verifier.verify(&token).is_ok(),
+            "a bad key set leaves the old one in place"
+        );
     }
 
     #[test]

@@ -1,0 +1,161 @@
+//! The `contingent` binary as an operator runs it: tokens from the data directory's key, and
+//! `serve` accepting them, or accepting a sign-on's key set given as a file or a URL.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_contingent");
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(data: &std::path::Path, extra: &[&str]) -> Server {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .args(extra)
+        .env("CI", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("a line");
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    Server { child, base }
+}
+
+fn token(data: &std::path::Path, role: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["token", "--role", role, "--data"])
+        .arg(data)
+        .output()
+        .expect("token runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
+async fn status(base: &str, path: &str, token: Option<&str>) -> u16 {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let mut request = client.get(format!("{base}{path}"));
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    request.send().await.expect("request").status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_accepts_its_own_tokens_and_a_sign_ons_key_set_by_file_or_url() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let region = token(dir.path(), "region");
+    let refused = Command::new(BIN)
+        .args(["token", "--role", "parent", "--data"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert!(!refused.status.success(), "a parent token needs a SNILS");
+
+    {
+        let server = serve(dir.path(), &[]);
+        assert_eq!(status(&server.base, "/healthz", None).await, 200);
+        assert_eq!(status(&server.base, "/v1/organizations", None).await, 401);
+        assert_eq!(
+            status(&server.base, "/v1/organizations", Some(&region)).await,
+            200
+        );
+        assert_eq!(
+            status(&server.base, "/v1/organizations", Some("not-a-token")).await,
+            401
+        );
+    }
+
+    // The same key set as a sign-on would publish it: a file...
+    let jwks = dir.path().join("keys").join("jwks.json");
+    let jwks_text = std::fs::read_to_string(&jwks).expect("jwks written beside the key");
+    {
+        let server = serve(
+            dir.path(),
+            &[
+                "--jwks",
+                jwks.to_str().expect("path"),
+                "--issuer",
+                "contingent-local",
+            ],
+        );
+        assert_eq!(
+            status(&server.base, "/v1/organizations", Some(&region)).await,
+            200
+        );
+    }
+    {
+        let server = serve(
+            dir.path(),
+            &[
+                "--jwks",
+                jwks.to_str().expect("path"),
+                "--issuer",
+                "another-idp",
+            ],
+        );
+        assert_eq!(
+            status(&server.base, "/v1/organizations", Some(&region)).await,
+            401,
+            "wrong issuer"
+        );
+    }
+
+    // ...or a URL.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/jwks.json", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = [0u8; 1024];
+            let _ = socket.read(&mut buf).await;
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
+                jwks_text.len(),
+                jwks_text
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+        }
+    });
+    let server = serve(
+        dir.path(),
+        &["--jwks", &url, "--issuer", "contingent-local"],
+    );
+    assert_eq!(
+        status(&server.base, "/v1/organizations", Some(&region)).await,
+        200
+    );
+}
