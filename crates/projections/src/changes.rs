@@ -139,6 +139,9 @@ impl Hash for RowKey {
     }
 }
 
+/// A table and the net change of each of its rows that changed: `(primary key, change)`.
+pub(crate) type TableChanges = (&'static Table, Vec<(Vec<Value>, Change)>);
+
 /// The coalesced changes of a batch: at most one [`Change`] per `(table, primary key)`.
 #[derive(Debug, Default)]
 pub struct ChangeSet {
@@ -281,10 +284,10 @@ impl ChangeSet {
     }
 
     /// Takes the changes out, grouped by table (tables by name, rows in first-change order).
-    pub(crate) fn into_tables(self) -> Vec<(&'static Table, Vec<(Vec<Value>, Change)>)> {
+    pub(crate) fn into_tables(self) -> Vec<TableChanges> {
         let mut all: Vec<(RowKey, (u64, Change))> = self.rows.into_iter().collect();
         all.sort_by(|a, b| a.0.table.name.cmp(b.0.table.name).then(a.1 .0.cmp(&b.1 .0)));
-        let mut out: Vec<(&'static Table, Vec<(Vec<Value>, Change)>)> = Vec::new();
+        let mut out: Vec<TableChanges> = Vec::new();
         for (key, (_, change)) in all {
             match out.last_mut() {
                 Some((t, rows)) if t.name == key.table.name => rows.push((key.key, change)),

@@ -204,6 +204,9 @@ async fn delete(
     Ok(())
 }
 
+/// Patches that set the same columns (by index): `(columns, [(key, values)])`.
+type PatchGroup = (Vec<usize>, Vec<(Vec<Value>, Vec<Value>)>);
+
 /// Writes every change of the set on `conn` (inside the caller's transaction).
 pub(crate) async fn flush(
     conn: &mut AnyConnection,
@@ -215,7 +218,7 @@ pub(crate) async fn flush(
         let mut deletes = Vec::new();
         let mut puts = Vec::new();
         // Patches grouped by the set of columns they change, groups in first-seen order.
-        let mut patches: Vec<(Vec<usize>, Vec<(Vec<Value>, Vec<Value>)>)> = Vec::new();
+        let mut patches: Vec<PatchGroup> = Vec::new();
         for (key, change) in rows {
             match change {
                 Change::Delete => deletes.push(key),

@@ -50,7 +50,7 @@ const LEDGER: &str = "CREATE TABLE IF NOT EXISTS contingent_migrations (\
      version BIGINT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL)";
 
 /// Serializes migrations of concurrent openers of one PostgreSQL database (an arbitrary constant).
-const PG_LOCK: i64 = 0x636f_6e74_696e_67;
+const PG_LOCK: i64 = 0x0063_6f6e_7469_6e67;
 
 /// Takes the migration lock (PostgreSQL) and makes sure the ledger exists; call at the start of
 /// the transaction that migrates.

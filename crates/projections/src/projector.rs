@@ -6,9 +6,9 @@
 //!
 //! The projections keep in-memory state (counts, open enrollments, ...). On its first run a
 //! projector rebuilds that state by replaying the log from position 1 up to each projection's
-//! stored position, writing nothing; it then continues writing from there. When a batch fails,
-//! the state is dropped and rebuilt the same way on the next run, since it had already moved past
-//! the rolled-back rows.
+//! stored position, writing nothing; it then continues writing from there. When a batch fails
+//! (or its future is dropped before the commit), the state is rebuilt the same way on the next
+//! run, since it had already moved past the rolled-back rows.
 
 use std::time::Instant;
 
@@ -102,6 +102,13 @@ impl Projector {
             }
             at = last;
         }
+        if at < target {
+            tracing::warn!(
+                log_head = at,
+                stored_position = target,
+                "the read models are ahead of the log: is this the right log for them?"
+            );
+        }
         if target > 0 {
             tracing::info!(
                 replayed = at,
@@ -132,20 +139,16 @@ impl Projector {
                 }
             }
         }
-        match self.write(changes, last).await {
-            Ok(stats) => {
-                self.last_flush = stats;
-                for p in &mut self.positions {
-                    *p = (*p).max(last);
-                }
-                Ok(events.len())
-            }
-            Err(e) => {
-                // The state has moved past rows that were rolled back: rebuild it next time.
-                self.warm = false;
-                Err(e.into())
-            }
+        // The state has moved past rows not yet committed: until they are, it must be rebuilt
+        // before the next batch (if the write fails, or this future is dropped midway).
+        self.warm = false;
+        let stats = self.write(changes, last).await?;
+        self.warm = true;
+        self.last_flush = stats;
+        for p in &mut self.positions {
+            *p = (*p).max(last);
         }
+        Ok(events.len())
     }
 
     async fn write(&self, changes: ChangeSet, last: u64) -> Result<FlushStats, sqlx::Error> {
