@@ -1046,38 +1046,47 @@ pub async fn federal_register(
     .bind(limit.clamp(1, 1000))
     .fetch_all(pool)
     .await?;
-    let mut out = Vec::with_capacity(learners.len());
-    for l in &learners {
-        let id = s(l, "learner_id");
-        let enrollments = sqlx::query("SELECT * FROM federal_enrollments WHERE learner_id = $1 ORDER BY enrolled_on, enrollment_id")
-            .bind(&id)
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(|r| FederalEnrollment {
-                enrollment_id: s(r, "enrollment_id"),
-                organization_id: s(r, "organization_id"),
-                municipality: s(r, "municipality"),
-                level: s(r, "level"),
-                grade: n(r, "grade"),
-                academic_year: s(r, "academic_year"),
-                form: s(r, "form"),
-                adapted: n(r, "adapted") != 0,
-                enrolled_on: s(r, "enrolled_on"),
-                ended_on: os(r, "ended_on"),
-                end_reason: os(r, "end_reason"),
-            })
-            .collect();
-        out.push(FederalLearner {
-            learner_id: id,
-            sex: s(l, "sex"),
-            birth_year: n(l, "birth_year"),
-            status: s(l, "status"),
-            last_position: n(l, "last_position"),
-            enrollments,
+    // The page's enrollments in one query, not one per learner.
+    let mut enrollments: std::collections::HashMap<String, Vec<FederalEnrollment>> =
+        std::collections::HashMap::new();
+    for r in sqlx::query(
+        "SELECT * FROM federal_enrollments WHERE learner_id IN \
+         (SELECT learner_id FROM federal_learners WHERE learner_id > $1 ORDER BY learner_id LIMIT $2) \
+         ORDER BY learner_id, enrolled_on, enrollment_id",
+    )
+    .bind(after.unwrap_or(""))
+    .bind(limit.clamp(1, 1000))
+    .fetch_all(pool)
+    .await?
+    {
+        enrollments.entry(s(&r, "learner_id")).or_default().push(FederalEnrollment {
+            enrollment_id: s(&r, "enrollment_id"),
+            organization_id: s(&r, "organization_id"),
+            municipality: s(&r, "municipality"),
+            level: s(&r, "level"),
+            grade: n(&r, "grade"),
+            academic_year: s(&r, "academic_year"),
+            form: s(&r, "form"),
+            adapted: n(&r, "adapted") != 0,
+            enrolled_on: s(&r, "enrolled_on"),
+            ended_on: os(&r, "ended_on"),
+            end_reason: os(&r, "end_reason"),
         });
     }
-    Ok(out)
+    Ok(learners
+        .iter()
+        .map(|l| {
+            let id = s(l, "learner_id");
+            FederalLearner {
+                enrollments: enrollments.remove(&id).unwrap_or_default(),
+                learner_id: id,
+                sex: s(l, "sex"),
+                birth_year: n(l, "birth_year"),
+                status: s(l, "status"),
+                last_position: n(l, "last_position"),
+            }
+        })
+        .collect())
 }
 
 /// Dimensions that counts can be grouped by.
