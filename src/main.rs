@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 use contingent_domain::LearnerId;
 use contingent_log::EventLog;
 use contingent_projections::queries::{self, CountDimension};
-use contingent_registry::{Registry, Settings};
+use contingent_registry::{LogBackend, Registry, Settings};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -29,9 +29,72 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 struct DataArg {
-    /// Directory of the embedded log (log.db) and read models (read.db).
+    /// Directory of the embedded log (log.db), read models (read.db), access journal
+    /// (journal.db) and the local token key (keys/).
     #[arg(long, env = "CONTINGENT_DATA", default_value = "data")]
     data: PathBuf,
+}
+
+/// Where the log of record and the read models live (the embedded files in --data by default).
+#[derive(clap::Args, Clone, Default)]
+struct BackendArgs {
+    /// Kafka bootstrap servers (host:port,...): the log of record is then the region's topic.
+    #[arg(long, env = "CONTINGENT_KAFKA")]
+    kafka: Option<String>,
+    /// The region: its events topic is contingent.<region>.events.
+    #[arg(long, env = "CONTINGENT_REGION", default_value = "demo")]
+    region: String,
+    /// The events topic, instead of the one named after the region.
+    #[arg(long, env = "CONTINGENT_KAFKA_TOPIC")]
+    kafka_topic: Option<String>,
+    /// A librdkafka property for every Kafka client (repeatable), e.g.
+    /// security.protocol=SASL_SSL.
+    #[arg(
+        long = "kafka-option",
+        env = "CONTINGENT_KAFKA_OPTIONS",
+        value_delimiter = ','
+    )]
+    kafka_options: Vec<String>,
+    /// postgres:// URL of the read models and the access journal (default: SQLite files in
+    /// --data).
+    #[arg(long, env = "CONTINGENT_DATABASE")]
+    database: Option<String>,
+}
+
+impl BackendArgs {
+    fn kafka_config(&self, topic: String) -> Result<Option<contingent_log_kafka::KafkaConfig>> {
+        let Some(brokers) = &self.kafka else {
+            return Ok(None);
+        };
+        let mut config = contingent_log_kafka::KafkaConfig::new(brokers.clone(), topic);
+        for option in &self.kafka_options {
+            let (key, value) = option
+                .split_once('=')
+                .with_context(|| format!("--kafka-option {option:?} is not KEY=VALUE"))?;
+            config.extra.push((key.trim().into(), value.trim().into()));
+        }
+        Ok(Some(config))
+    }
+
+    fn events_topic(&self) -> String {
+        self.kafka_topic
+            .clone()
+            .unwrap_or_else(|| contingent_log_kafka::KafkaConfig::region_topic(&self.region))
+    }
+
+    fn settings(&self, data: &DataArg) -> Result<Settings> {
+        let mut settings = Settings::new(&data.data);
+        if let Some(config) = self.kafka_config(self.events_topic())? {
+            settings.log = LogBackend::Kafka(config);
+        }
+        if let Some(url) = &self.database {
+            if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+                bail!("--database must be a postgres:// URL");
+            }
+            settings.database = Some(url.clone());
+        }
+        Ok(settings)
+    }
 }
 
 /// Which tokens the API accepts.
@@ -57,10 +120,29 @@ enum Cmd {
         #[command(flatten)]
         data: DataArg,
         #[command(flatten)]
+        backend: BackendArgs,
+        #[command(flatten)]
         auth: AuthArgs,
         /// Address to listen on.
         #[arg(long, env = "CONTINGENT_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Do not apply the log to the read models here: `contingent project` processes do.
+        #[arg(long, env = "CONTINGENT_NO_PROJECTOR")]
+        no_projector: bool,
+    },
+    /// Apply the log to the read models (and publish the federal topic) until stopped; for
+    /// deployments where the API runs with --no-projector. Safe to kill at any moment.
+    Project {
+        #[command(flatten)]
+        data: DataArg,
+        #[command(flatten)]
+        backend: BackendArgs,
+        /// Only this read model (repeatable): register, diary, class_register, vacancies, federal.
+        #[arg(long = "model")]
+        models: Vec<String>,
+        /// Events applied per transaction.
+        #[arg(long, default_value_t = 2000)]
+        batch: usize,
     },
     /// Generate a realistic small region through the command path, then serve it.
     Demo {
@@ -107,6 +189,8 @@ enum Cmd {
     Rebuild {
         #[command(flatten)]
         data: DataArg,
+        #[command(flatten)]
+        backend: BackendArgs,
         /// Only this read model (repeatable): register, diary, class_register, vacancies, federal.
         #[arg(long = "model")]
         models: Vec<String>,
@@ -115,11 +199,15 @@ enum Cmd {
     Verify {
         #[command(flatten)]
         data: DataArg,
+        #[command(flatten)]
+        backend: BackendArgs,
     },
     /// Print a learner's events in log order, or their state as of a date.
     History {
         #[command(flatten)]
         data: DataArg,
+        #[command(flatten)]
+        backend: BackendArgs,
         /// The learner id.
         learner: String,
         /// Print the learner's state as the registry knew it at the end of this date instead.
@@ -130,6 +218,8 @@ enum Cmd {
     Export {
         #[command(flatten)]
         data: DataArg,
+        #[command(flatten)]
+        backend: BackendArgs,
         /// register (one learner per line) or counts.
         #[arg(long, default_value = "register")]
         what: String,
@@ -154,8 +244,11 @@ fn bar(len: u64, message: &'static str) -> ProgressBar {
     bar
 }
 
-async fn open(data: &DataArg) -> Result<Registry> {
-    let settings = Settings::new(&data.data);
+async fn open(data: &DataArg, backend: &BackendArgs) -> Result<Registry> {
+    open_with(backend.settings(data)?).await
+}
+
+async fn open_with(settings: Settings) -> Result<Registry> {
     let existing = log_length(&settings).await.unwrap_or(0);
     let replay = bar(existing, "replaying log");
     let registry = Registry::open(settings, |p| replay.set_position(p))
@@ -165,14 +258,23 @@ async fn open(data: &DataArg) -> Result<Registry> {
     Ok(registry)
 }
 
+/// The log's length, for progress bars (the embedded log only; 0 when unknown).
 async fn log_length(settings: &Settings) -> Result<u64> {
-    if !settings.log_path().exists() {
+    if settings.log != LogBackend::Embedded || !settings.log_path().exists() {
         return Ok(0);
     }
     let log = contingent_log_sqlite::SqliteLog::open(&settings.log_path()).await?;
     let head = log.head().await?;
     log.close().await;
     Ok(head.position)
+}
+
+/// Opens the log of record for the offline commands; the embedded log must exist.
+async fn open_log(settings: &Settings) -> Result<Arc<dyn EventLog>> {
+    if settings.log == LogBackend::Embedded && !settings.log_path().exists() {
+        bail!("no log at {}", settings.log_path().display());
+    }
+    Ok(contingent_registry::open_log(settings).await?)
 }
 
 /// How often a sign-on's key set fetched by URL is fetched again (key rotation).
@@ -306,7 +408,7 @@ async fn demo(
             }
         }
     }
-    let registry = open(&data).await?;
+    let registry = open(&data, &BackendArgs::default()).await?;
     if registry.head() > 0 {
         println!(
             "{} already holds {} events; serving them as they are (run with --reset to generate a new region).",
@@ -477,10 +579,29 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Cmd::Serve { data, auth, listen } => {
+        Cmd::Serve {
+            data,
+            backend,
+            auth,
+            listen,
+            no_projector,
+        } => {
             let verifier = verifier(&data, &auth).await?;
-            let registry = open(&data).await?;
+            let mut settings = backend.settings(&data)?;
+            settings.project = !no_projector;
+            let registry = open_with(settings).await?;
             serve(registry, verifier, listen).await?;
+        }
+        Cmd::Project {
+            data,
+            backend,
+            models,
+            batch,
+        } => {
+            let mut settings = backend.settings(&data)?;
+            settings.projector_batch = batch;
+            std::fs::create_dir_all(&settings.data_dir)?;
+            contingent_registry::run_projector(&settings, &models, shutdown_signal()).await?;
         }
         Cmd::Token {
             data,
@@ -515,19 +636,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             reset,
             no_serve,
         } => demo(data, listen, seed, reset, no_serve).await?,
-        Cmd::Rebuild { data, models } => {
-            let settings = Settings::new(&data.data);
-            if !settings.log_path().exists() {
-                bail!("no log at {}", settings.log_path().display());
-            }
-            let log = contingent_log_sqlite::SqliteLog::open(&settings.log_path()).await?;
+        Cmd::Rebuild {
+            data,
+            backend,
+            models,
+        } => {
+            let settings = backend.settings(&data)?;
+            let log = open_log(&settings).await?;
             let head = log.head().await?.position;
             let progress = bar(head, "rebuilding");
             let only = (!models.is_empty()).then_some(models.as_slice());
             let started = std::time::Instant::now();
             let n = contingent_registry::rebuild(
-                &log,
-                &settings.read_path(),
+                &*log,
+                settings.read_database(),
                 only,
                 settings.projector_batch,
                 |p| progress.set_position(p),
@@ -544,15 +666,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 started.elapsed()
             );
         }
-        Cmd::Verify { data } => {
-            let settings = Settings::new(&data.data);
-            if !settings.log_path().exists() {
-                bail!("no log at {}", settings.log_path().display());
-            }
-            let log = contingent_log_sqlite::SqliteLog::open(&settings.log_path()).await?;
+        Cmd::Verify { data, backend } => {
+            let settings = backend.settings(&data)?;
+            let log = open_log(&settings).await?;
             let head = log.head().await?.position;
             let progress = bar(head, "verifying");
-            let report = contingent_registry::verify(&log, |p| progress.set_position(p)).await?;
+            let report = contingent_registry::verify(&*log, |p| progress.set_position(p)).await?;
             progress.finish_and_clear();
             match &report.first_break {
                 None => {
@@ -573,12 +692,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::History {
             data,
+            backend,
             learner,
             as_of,
         } => {
             let learner: LearnerId = learner.parse().context("the learner id must be a UUID")?;
-            let settings = Settings::new(&data.data);
-            let log = contingent_log_sqlite::SqliteLog::open(&settings.log_path()).await?;
+            let log = open_log(&backend.settings(&data)?).await?;
             let events = log.read_learner(learner).await?;
             if events.is_empty() {
                 bail!("no events about learner {learner}");
@@ -603,9 +722,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Cmd::Export { data, what, by } => {
-            let settings = Settings::new(&data.data);
-            let registry = open(&data).await?;
+        Cmd::Export {
+            data,
+            backend,
+            what,
+            by,
+        } => {
+            let registry = open(&data, &backend).await?;
             registry.wait_caught_up(Duration::from_secs(600)).await;
             let pool = registry.read().pool().clone();
             match what.as_str() {
@@ -634,7 +757,6 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 other => bail!("cannot export {other:?}: use register or counts"),
             }
-            let _ = settings;
             registry.shutdown().await;
         }
     }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use contingent_access::{Claims, LocalIssuer, Role};
 use contingent_domain::{ClassId, OrganizationId};
-use contingent_registry::{Registry, Settings};
+use contingent_log_kafka::KafkaConfig;
+use contingent_registry::{LogBackend, Registry, Settings};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{json, Value};
 
@@ -16,6 +17,8 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     pub issuer: Arc<LocalIssuer>,
     server: tokio::task::JoinHandle<()>,
+    /// The PostgreSQL database of the read models, when not embedded (dropped with the app).
+    _database: Option<contingent_testkit::PgDatabase>,
 }
 
 pub fn claims(sub: &str, role: Role) -> Claims {
@@ -36,8 +39,39 @@ impl TestApp {
     }
 
     pub async fn spawn_in(dir: tempfile::TempDir) -> Self {
+        let settings = Settings::new(dir.path());
+        Self::spawn_with(dir, settings, None).await
+    }
+
+    /// A registry whose log is a fresh topic on the test broker and whose read models and
+    /// access journal are in a fresh PostgreSQL database.
+    pub async fn spawn_on_kafka_and_postgres() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let database = contingent_testkit::PgDatabase::create().await;
+        let mut settings = Settings::new(dir.path());
+        settings.log = LogBackend::Kafka(KafkaConfig::new(
+            contingent_testkit::kafka_broker(),
+            KafkaConfig::region_topic(&contingent_testkit::unique_region()),
+        ));
+        settings.database = Some(database.url().to_owned());
+        Self::spawn_with(dir, settings, Some(database)).await
+    }
+
+    async fn spawn_with(
+        dir: tempfile::TempDir,
+        settings: Settings,
+        database: Option<contingent_testkit::PgDatabase>,
+    ) -> Self {
+        // The server's own log, shown with a failing test's output (RUST_LOG to change).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .with_test_writer()
+            .try_init();
         let registry = Arc::new(
-            Registry::open(Settings::new(dir.path()), |_| {})
+            Registry::open(settings, |_| {})
                 .await
                 .expect("registry opens"),
         );
@@ -61,6 +95,7 @@ impl TestApp {
             dir,
             issuer,
             server,
+            _database: database,
         }
     }
 

@@ -15,9 +15,39 @@ fn types(history: &Value) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_learner_from_birth_to_college_is_seen_in_every_read_model() {
-    let app = TestApp::spawn().await;
+/// Runs a scenario on the embedded registry and, unchanged, on Kafka and PostgreSQL.
+macro_rules! on_every_backend {
+    ($scenario:ident, $embedded:ident, $kafka_postgres:ident) => {
+        #[tokio::test]
+        async fn $embedded() {
+            $scenario(TestApp::spawn().await).await;
+        }
+
+        #[tokio::test]
+        async fn $kafka_postgres() {
+            $scenario(TestApp::spawn_on_kafka_and_postgres().await).await;
+        }
+    };
+}
+
+on_every_backend!(
+    birth_to_college,
+    a_learner_from_birth_to_college_is_seen_in_every_read_model,
+    a_learner_from_birth_to_college_on_kafka_and_postgres
+);
+on_every_backend!(
+    idempotent_retry,
+    an_idempotent_retry_is_recorded_once_and_answered_the_same,
+    an_idempotent_retry_on_kafka_and_postgres
+);
+on_every_backend!(
+    concurrent_commands,
+    concurrent_commands_are_group_committed_into_one_gapless_chain,
+    concurrent_commands_on_kafka_and_postgres
+);
+
+/// One learner's whole lifecycle, checked in every read model.
+async fn birth_to_college(app: TestApp) {
     let w = world(&app).await;
 
     // Civil registry: the birth record.
@@ -230,9 +260,8 @@ async fn a_learner_from_birth_to_college_is_seen_in_every_read_model() {
     assert_eq!(verify["verified"].as_u64(), Some(app.registry.head()));
 }
 
-#[tokio::test]
-async fn an_idempotent_retry_is_recorded_once_and_answered_the_same() {
-    let app = TestApp::spawn().await;
+/// A command retried with its idempotency key, and a civil record reported twice.
+async fn idempotent_retry(app: TestApp) {
     let w = world(&app).await;
     let body = birth("3300", "Козлов", "Денис", "2010-05-05", None);
     let first = app
@@ -277,9 +306,9 @@ async fn an_idempotent_retry_is_recorded_once_and_answered_the_same() {
     .await;
 }
 
-#[tokio::test]
-async fn concurrent_commands_are_group_committed_into_one_gapless_chain() {
-    let app = std::sync::Arc::new(TestApp::spawn().await);
+/// 200 commands at once form one gapless chain.
+async fn concurrent_commands(app: TestApp) {
+    let app = std::sync::Arc::new(app);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..200u32 {
         let app = app.clone();

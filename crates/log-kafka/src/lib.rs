@@ -43,9 +43,10 @@ use async_trait::async_trait;
 use contingent_domain::LearnerId;
 use contingent_log::{EventLog, Hash, Head, LogError, RawEvent, RecordedEvent};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::ClientContext;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer as RdBaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
@@ -98,6 +99,27 @@ impl KafkaConfig {
         format!("contingent.{region}.events")
     }
 
+    /// The topic name of a region's federal feed: `contingent.<region>.federal`.
+    pub fn federal_topic(region: &str) -> String {
+        format!("contingent.{region}.federal")
+    }
+
+    /// The configuration of the log's producer: idempotent, `acks=all`, then `extra`.
+    pub fn producer_config(&self) -> ClientConfig {
+        self.producer()
+    }
+
+    /// The configuration of the log's consumers: assigned with explicit offsets, no commits,
+    /// `read_committed`, end-of-partition events, then `extra`.
+    pub fn consumer_config(&self) -> ClientConfig {
+        self.consumer()
+    }
+
+    /// The configuration of an admin client: brokers, client id, then `extra`.
+    pub fn admin_config(&self) -> ClientConfig {
+        self.with_extra(self.client())
+    }
+
     fn client(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
@@ -145,6 +167,26 @@ impl KafkaConfig {
     }
 }
 
+/// The client context of the log's consumers: librdkafka reports reaching the end of the
+/// partition (which the log asks for, to know it is caught up) as an error; it is not one.
+#[derive(Debug, Clone, Copy)]
+pub struct Quiet;
+
+impl ClientContext for Quiet {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) {
+            tracing::trace!(reason, "end of partition");
+        } else {
+            tracing::error!(%error, reason, "librdkafka");
+        }
+    }
+}
+
+impl ConsumerContext for Quiet {}
+
+/// The log's consumers.
+type BaseConsumer = RdBaseConsumer<Quiet>;
+
 /// The one mapping of Kafka's errors into the log's.
 fn storage(e: KafkaError) -> LogError {
     LogError::Storage(format!("kafka: {e}"))
@@ -184,7 +226,12 @@ impl KafkaLog {
     /// Reads nothing yet: the first read or append catches up from offset 0.
     pub async fn open(config: KafkaConfig) -> Result<Self, LogError> {
         let topic = config.topic.clone();
-        let follower: Arc<BaseConsumer> = Arc::new(config.consumer().create().map_err(storage)?);
+        let follower: Arc<BaseConsumer> = Arc::new(
+            config
+                .consumer()
+                .create_with_context(Quiet)
+                .map_err(storage)?,
+        );
         let exists = {
             let (follower, topic) = (follower.clone(), topic.clone());
             blocking(move || topic_exists(&follower, &topic)).await?
@@ -193,7 +240,10 @@ impl KafkaLog {
             create_topic(&config).await?;
         }
         let producer: FutureProducer = config.producer().create().map_err(storage)?;
-        let fetcher: BaseConsumer = config.consumer().create().map_err(storage)?;
+        let fetcher: BaseConsumer = config
+            .consumer()
+            .create_with_context(Quiet)
+            .map_err(storage)?;
         let inner = blocking(move || {
             check_partitions(&follower, &topic)?;
             let follower = Arc::into_inner(follower)

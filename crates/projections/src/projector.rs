@@ -30,6 +30,13 @@ pub enum ProjectorError {
     /// Writing the read models failed.
     #[error("read model: {0}")]
     Store(#[from] sqlx::Error),
+    /// Another projector moved `projection` past this one's position first; this batch was
+    /// rolled back, and the next run starts from the stored positions.
+    #[error("another projector applied {projection} first")]
+    Overtaken {
+        /// The read model.
+        projection: &'static str,
+    },
 }
 
 /// Applies the log to a set of projections.
@@ -41,6 +48,8 @@ pub struct Projector {
     batch: usize,
     /// Whether the projections' in-memory state matches their positions.
     warm: bool,
+    /// Whether the stored positions must be read again (another projector moved them).
+    stale: bool,
     last_flush: FlushStats,
 }
 
@@ -62,6 +71,7 @@ impl Projector {
             positions,
             batch: batch.max(1),
             warm: false,
+            stale: false,
             last_flush: FlushStats::default(),
         })
     }
@@ -123,6 +133,14 @@ impl Projector {
     /// Reads one batch after the lowest position and applies it in one transaction.
     /// Returns how many events were read (0 when caught up).
     pub async fn run_once(&mut self, log: &dyn EventLog) -> Result<usize, ProjectorError> {
+        if self.stale {
+            let stored = self.store.positions().await?;
+            for (p, position) in self.projections.iter().zip(self.positions.iter_mut()) {
+                *position = stored.get(p.name()).copied().unwrap_or(0);
+            }
+            self.stale = false;
+            self.warm = false;
+        }
         if !self.warm {
             self.warm_up(log).await?;
         }
@@ -142,7 +160,15 @@ impl Projector {
         // The state has moved past rows not yet committed: until they are, it must be rebuilt
         // before the next batch (if the write fails, or this future is dropped midway).
         self.warm = false;
-        let stats = self.write(changes, last).await?;
+        let stats = match self.write(changes, last).await {
+            Ok(stats) => stats,
+            Err(error) => {
+                if matches!(error, ProjectorError::Overtaken { .. }) {
+                    self.stale = true;
+                }
+                return Err(error);
+            }
+        };
         self.warm = true;
         self.last_flush = stats;
         for p in &mut self.positions {
@@ -151,33 +177,34 @@ impl Projector {
         Ok(events.len())
     }
 
-    async fn write(&self, changes: ChangeSet, last: u64) -> Result<FlushStats, sqlx::Error> {
+    /// Writes the batch's rows and moves the positions, in one transaction. Each position moves
+    /// only from the value this projector started from (compare and set), so two projectors of
+    /// the same read model never both apply a batch: the later one rolls back.
+    async fn write(&self, changes: ChangeSet, last: u64) -> Result<FlushStats, ProjectorError> {
         let mut conn = self.store.pool().acquire().await?;
         let mut tx = conn.begin().await?;
         let mut stats = flush(&mut tx, self.store.engine(), changes).await?;
-        let moved: Vec<&'static str> = self
-            .projections
-            .iter()
-            .zip(&self.positions)
-            .filter(|(_, position)| **position < last)
-            .map(|(p, _)| p.name())
-            .collect();
-        if !moved.is_empty() {
-            let mut sql =
-                String::from("INSERT INTO projection_positions (projection, position) VALUES ");
-            for i in 0..moved.len() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
+        for (p, &position) in self.projections.iter().zip(&self.positions) {
+            if position >= last {
+                continue;
             }
-            sql.push_str(" ON CONFLICT (projection) DO UPDATE SET position = excluded.position");
-            let mut q = sqlx::query(&sql);
-            for name in moved {
-                q = q.bind(name).bind(last as i64);
-            }
-            q.execute(&mut *tx).await?;
+            let moved = sqlx::query(
+                "INSERT INTO projection_positions (projection, position) VALUES ($1, $2) \
+                 ON CONFLICT (projection) DO UPDATE SET position = excluded.position \
+                 WHERE projection_positions.position = $3",
+            )
+            .bind(p.name())
+            .bind(last as i64)
+            .bind(position as i64)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             stats.statements += 1;
+            if moved != 1 {
+                return Err(ProjectorError::Overtaken {
+                    projection: p.name(),
+                });
+            }
         }
         tx.commit().await?;
         Ok(stats)

@@ -21,7 +21,8 @@ use contingent_projections::{
 };
 use contingent_registry::{Registry, Settings};
 use contingent_simulate::{generate, Config, Scale};
-use sqlx::{AnyConnection, AnyPool, Column, Connection, Row};
+use contingent_testkit::PgDatabase;
+use sqlx::{AnyPool, Column, Row};
 
 // ---------------------------------------------------------------------------------------------
 // The region
@@ -87,67 +88,6 @@ fn region() -> &'static Region {
 
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL databases
-
-fn admin_url() -> String {
-    std::env::var("CONTINGENT_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| panic!("run through ./scripts/test, which starts PostgreSQL"))
-}
-
-/// A fresh PostgreSQL database, dropped when this is dropped (also when the test panics).
-struct PgDatabase {
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    async fn create() -> Self {
-        sqlx::any::install_default_drivers();
-        let admin = admin_url();
-        let name = format!("contingent_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = AnyConnection::connect(&admin)
-            .await
-            .expect("PostgreSQL answers at CONTINGENT_TEST_DATABASE_URL");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("a test database");
-        conn.close().await.expect("close");
-        let (base, rest) = admin.rsplit_once('/').expect("a database URL");
-        let query = rest
-            .split_once('?')
-            .map(|(_, q)| format!("?{q}"))
-            .unwrap_or_default();
-        let url = format!("{base}/{name}{query}");
-        Self { name, url }
-    }
-
-    fn db(&self) -> ReadDatabase {
-        ReadDatabase::from(self.url.as_str())
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async {
-                let mut conn = AnyConnection::connect(&admin_url()).await?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await?;
-                conn.close().await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}", self.name);
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -225,7 +165,7 @@ async fn sqlite_and_postgres_build_the_rows_the_live_registry_built() {
     let dir = tempfile::tempdir().expect("a temporary directory");
 
     let sqlite = project(dir.path().join("read.db"), 2000).await;
-    let postgres = project(pg.db(), 2000).await;
+    let postgres = project(ReadDatabase::from(pg.url()), 2000).await;
     assert_eq!(sqlite.engine(), Engine::Sqlite);
     assert_eq!(postgres.engine(), Engine::Postgres);
 
@@ -302,14 +242,14 @@ async fn the_batch_size_does_not_change_the_rows_in_postgres() {
     let expected = in_one_batch(&dir).await;
     // Each batch size in a fresh set of tables of the one test database.
     for batch in [1, 7, 2000, 10_000_000] {
-        let store = ReadStore::open(pg.db(), &all_projections())
+        let store = ReadStore::open(ReadDatabase::from(pg.url()), &all_projections())
             .await
             .expect("the store opens");
         for p in all_projections() {
             store.reset(p.as_ref()).await.expect("reset");
         }
         store.close().await;
-        let postgres = project(pg.db(), batch).await;
+        let postgres = project(ReadDatabase::from(pg.url()), batch).await;
         assert_same(
             &format!("PostgreSQL, batch {batch}"),
             &expected,
@@ -382,7 +322,7 @@ async fn a_projector_dropped_midway_resumes_without_loss_or_duplicates() {
     )
     .await;
     assert_same("SQLite, some models reset midway", &expected, &sqlite);
-    let postgres = interrupted(pg.db(), &[]).await;
+    let postgres = interrupted(ReadDatabase::from(pg.url()), &[]).await;
     assert_same("PostgreSQL, resumed", &expected, &postgres);
 }
 
@@ -394,7 +334,10 @@ async fn a_failed_batch_is_retried_from_a_rebuilt_state() {
     let expected = dump(&from_zero).await;
     from_zero.close().await;
 
-    for db in [ReadDatabase::from(dir.path().join("retried.db")), pg.db()] {
+    for db in [
+        ReadDatabase::from(dir.path().join("retried.db")),
+        ReadDatabase::from(pg.url()),
+    ] {
         let log = region().log().await;
         let store = ReadStore::open(db, &all_projections())
             .await
@@ -434,7 +377,7 @@ async fn the_queries_answer_the_same_from_both_engines() {
     let pg = PgDatabase::create().await;
     let dir = tempfile::tempdir().expect("a temporary directory");
     let sqlite = project(dir.path().join("read.db"), 2000).await;
-    let postgres = project(pg.db(), 2000).await;
+    let postgres = project(ReadDatabase::from(pg.url()), 2000).await;
     let (a, b) = (sqlite.pool(), postgres.pool());
 
     // Learners worth comparing: the first by id, and some of every kind of movement.
@@ -661,7 +604,10 @@ async fn the_queries_answer_the_same_from_both_engines() {
 async fn numbered_placeholders_bind_by_number_on_both_engines() {
     let pg = PgDatabase::create().await;
     let dir = tempfile::tempdir().expect("a temporary directory");
-    for db in [ReadDatabase::from(dir.path().join("p.db")), pg.db()] {
+    for db in [
+        ReadDatabase::from(dir.path().join("p.db")),
+        ReadDatabase::from(pg.url()),
+    ] {
         let store = ReadStore::open(db, &[]).await.expect("the store opens");
         // Out of order, and one used twice: `$N` is the N-th bound value on both engines.
         let (text,): (String,) = sqlx::query_as("SELECT $2 || '-' || $1 || '-' || $2")
@@ -687,7 +633,10 @@ async fn numbered_placeholders_bind_by_number_on_both_engines() {
 async fn migrations_are_applied_once_in_order_and_again_after_a_reset() {
     let pg = PgDatabase::create().await;
     let dir = tempfile::tempdir().expect("a temporary directory");
-    for db in [ReadDatabase::from(dir.path().join("m.db")), pg.db()] {
+    for db in [
+        ReadDatabase::from(dir.path().join("m.db")),
+        ReadDatabase::from(pg.url()),
+    ] {
         // Only the positions at first, then every model: each opening adds what is missing.
         let store = ReadStore::open(db.clone(), &[])
             .await

@@ -1,21 +1,22 @@
 //! The access journal: every read of a learner's personal data by an official, and every
 //! refused request, with who, when, which learner and which endpoint. Kept in its own SQLite
-//! file (`journal.db`), append-only like the log; a request is answered only after its entry
-//! is committed, and concurrent entries share one commit.
+//! file (`journal.db`) or, when the read models are in PostgreSQL, in a table of that database
+//! shared by every API process; append-only like the log (triggers refuse changes); a request
+//! is answered only after its entry is committed, and concurrent entries share one commit.
 
-use std::path::Path;
-use std::str::FromStr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyPool, ConnectOptions, Executor, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::registry::RegistryError;
 
-const SCHEMA: &str = r#"
+const SQLITE_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS access_journal (
     id         INTEGER PRIMARY KEY,
     at         TEXT NOT NULL,
@@ -33,6 +34,38 @@ BEGIN SELECT RAISE(ABORT, 'the access journal is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS access_journal_is_never_deleted BEFORE DELETE ON access_journal
 BEGIN SELECT RAISE(ABORT, 'the access journal is append-only'); END;
 "#;
+
+/// The same table in PostgreSQL, shared by every API process of the region. The lock
+/// serializes concurrent openers creating it.
+const POSTGRES_SCHEMA: &str = r#"
+SELECT pg_advisory_xact_lock(7165119440512434291);
+CREATE TABLE IF NOT EXISTS access_journal (
+    id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at         TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    role       TEXT NOT NULL,
+    learner_id TEXT,
+    method     TEXT NOT NULL,
+    endpoint   TEXT NOT NULL,
+    status     BIGINT NOT NULL,
+    outcome    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS access_journal_by_learner ON access_journal (learner_id, id) WHERE learner_id IS NOT NULL;
+CREATE OR REPLACE FUNCTION access_journal_is_append_only() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RAISE EXCEPTION 'the access journal is append-only'; END $$;
+DROP TRIGGER IF EXISTS access_journal_is_never_changed ON access_journal;
+CREATE TRIGGER access_journal_is_never_changed BEFORE UPDATE OR DELETE OR TRUNCATE ON access_journal
+FOR EACH STATEMENT EXECUTE FUNCTION access_journal_is_append_only();
+"#;
+
+/// Where the journal lives.
+#[derive(Debug, Clone)]
+pub enum JournalLocation {
+    /// A SQLite file of this process (`DATA/journal.db`).
+    File(PathBuf),
+    /// A PostgreSQL database shared by every API process.
+    Postgres(String),
+}
 
 /// One entry of the journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -62,23 +95,46 @@ struct Pending {
 
 /// The journal: a writer task behind a channel.
 pub struct Journal {
-    pool: SqlitePool,
+    pool: AnyPool,
     tx: mpsc::Sender<Pending>,
 }
 
 impl Journal {
-    /// Opens (creating if needed) the journal file and starts its writer.
-    pub async fn open(path: &Path) -> Result<Self, RegistryError> {
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new()
+    /// Opens (creating if needed) the journal and starts its writer.
+    pub async fn open(location: &JournalLocation) -> Result<Self, RegistryError> {
+        sqlx::any::install_default_drivers();
+        let (options, schema) = match location {
+            JournalLocation::File(path) => {
+                let path = std::path::absolute(path).map_err(sqlx::Error::Io)?;
+                let url = SqliteConnectOptions::new()
+                    .filename(&path)
+                    .create_if_missing(true)
+                    .to_url_lossy();
+                (AnyConnectOptions::from_url(&url)?, SQLITE_SCHEMA)
+            }
+            JournalLocation::Postgres(url) => (url.parse::<AnyConnectOptions>()?, POSTGRES_SCHEMA),
+        };
+        let sqlite = matches!(location, JournalLocation::File(_));
+        let pool = AnyPoolOptions::new()
             .max_connections(4)
+            .acquire_timeout(Duration::from_secs(60))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                             PRAGMA busy_timeout = 30000;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        let mut tx = pool.begin().await?;
+        sqlx::raw_sql(schema).execute(&mut *tx).await?;
+        tx.commit().await?;
         let (tx, rx) = mpsc::channel(4096);
         tokio::spawn(write_entries(pool.clone(), rx));
         Ok(Self { pool, tx })
@@ -117,7 +173,7 @@ impl Journal {
 
     /// Entries about a learner, oldest first.
     pub async fn for_learner(&self, learner_id: &str) -> Result<Vec<JournalEntry>, RegistryError> {
-        let rows = sqlx::query("SELECT * FROM access_journal WHERE learner_id = ? ORDER BY id")
+        let rows = sqlx::query("SELECT at, subject, role, learner_id, method, endpoint, status, outcome FROM access_journal WHERE learner_id = $1 ORDER BY id")
             .bind(learner_id)
             .fetch_all(&self.pool)
             .await?;
@@ -142,7 +198,7 @@ impl Journal {
     }
 }
 
-async fn write_entries(pool: SqlitePool, mut rx: mpsc::Receiver<Pending>) {
+async fn write_entries(pool: AnyPool, mut rx: mpsc::Receiver<Pending>) {
     let mut batch = Vec::new();
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -152,22 +208,42 @@ async fn write_entries(pool: SqlitePool, mut rx: mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
-        let mut insert = sqlx::QueryBuilder::new(
-            "INSERT INTO access_journal (at, subject, role, learner_id, method, endpoint, status, outcome) ",
+        // Numbered placeholders, which both engines accept (the Any driver's query builder
+        // writes `?`, which PostgreSQL does not).
+        let mut sql = String::from(
+            "INSERT INTO access_journal (at, subject, role, learner_id, method, endpoint, status, outcome) VALUES ",
         );
-        insert.push_values(&batch, |mut row, p| {
+        for i in 0..batch.len() {
+            let n = i * 8;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5,
+                n + 6,
+                n + 7,
+                n + 8
+            ));
+        }
+        let mut insert = sqlx::query(&sql);
+        for p in &batch {
             let e = &p.entry;
-            row.push_bind(e.at.to_rfc3339())
-                .push_bind(e.subject.clone())
-                .push_bind(e.role.clone())
-                .push_bind(e.learner_id.clone())
-                .push_bind(e.method.clone())
-                .push_bind(e.endpoint.clone())
-                .push_bind(i64::from(e.status))
-                .push_bind(e.outcome.clone());
-        });
+            insert = insert
+                .bind(e.at.to_rfc3339())
+                .bind(e.subject.clone())
+                .bind(e.role.clone())
+                .bind(e.learner_id.clone())
+                .bind(e.method.clone())
+                .bind(e.endpoint.clone())
+                .bind(i64::from(e.status))
+                .bind(e.outcome.clone());
+        }
         let result = insert
-            .build()
             .execute(&pool)
             .await
             .map(|_| ())

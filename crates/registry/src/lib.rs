@@ -9,14 +9,16 @@
 mod audit;
 mod journal;
 mod metrics;
+mod projecting;
 mod registry;
 mod settings;
 mod snapshot;
 mod writer;
 
 pub use audit::{rebuild, verify, VerifyReport};
-pub use journal::{Journal, JournalEntry};
+pub use journal::{Journal, JournalEntry, JournalLocation};
 pub use metrics::Metrics;
-pub use registry::{Receipt, Registry, RegistryError};
-pub use settings::Settings;
+pub use projecting::{run_projector, select_projections};
+pub use registry::{open_log, Receipt, Registry, RegistryError};
+pub use settings::{LogBackend, Settings};
 pub use snapshot::{LearnerSnapshot, SnapshotEnrollment};

@@ -16,6 +16,8 @@ pub struct Metrics {
     pub events_appended: AtomicU64,
     /// Group commits.
     pub group_commits: AtomicU64,
+    /// Batches decided again because another writer appended at their positions first.
+    pub append_conflicts: AtomicU64,
     /// Time spent in log appends, microseconds.
     pub append_micros: AtomicU64,
     /// Events applied by the projector.
@@ -72,6 +74,13 @@ impl Metrics {
             "Group commits of the writer.",
             "counter",
             get(&self.group_commits),
+        );
+        counter(
+            &mut out,
+            "contingent_append_conflicts_total",
+            "Batches decided again because another writer appended at their positions first.",
+            "counter",
+            get(&self.append_conflicts),
         );
         let _ = writeln!(
             out,

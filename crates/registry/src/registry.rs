@@ -7,17 +7,18 @@ use std::time::Duration;
 use contingent_access::{authorize_read, Denied, Principal, Read};
 use contingent_domain::{Command, DomainError, LearnerId, State};
 use contingent_log::{EventLog, LogError, Metadata, RecordedEvent};
+use contingent_log_kafka::KafkaLog;
 use contingent_log_sqlite::SqliteLog;
 use contingent_projections::{all_projections, Projector, ReadStore};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::journal::Journal;
+use crate::journal::{Journal, JournalLocation};
 use crate::metrics::Metrics;
-use crate::settings::Settings;
+use crate::settings::{LogBackend, Settings};
 use crate::snapshot::LearnerSnapshot;
-use crate::writer::{self, Job, WriterState};
+use crate::writer::{self, Job, WriterOptions, WriterState};
 
 /// Why the registry could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -120,8 +121,9 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Opens the embedded registry in `settings.data_dir`: replays the log into the writer's
-    /// state, then starts the writer and the projector.
+    /// Opens the registry its settings describe (the embedded files in `settings.data_dir` by
+    /// default; Kafka and PostgreSQL when set): replays the log into the writer's state, then
+    /// starts the writer and, unless another process projects, the projector.
     pub async fn open(
         settings: Settings,
         progress: impl FnMut(u64),
@@ -132,8 +134,8 @@ impl Registry {
                 settings.data_dir.display()
             ))
         })?;
-        let log: Arc<dyn EventLog> = Arc::new(SqliteLog::open(&settings.log_path()).await?);
-        let read = ReadStore::open(&settings.read_path(), &all_projections()).await?;
+        let log = open_log(&settings).await?;
+        let read = ReadStore::open(settings.read_database(), &all_projections()).await?;
         Self::start(settings, log, read, progress).await
     }
 
@@ -151,7 +153,7 @@ impl Registry {
             .store(state.head.position, Ordering::Relaxed);
         let (head_tx, head) = watch::channel(state.head.position);
         let shared_state = state.state.clone();
-        let journal = Journal::open(&settings.journal_path()).await?;
+        let journal = Journal::open(&journal_location(&settings)).await?;
         let (jobs_tx, jobs_rx) = mpsc::channel(settings.max_batch * 4);
         let writer = tokio::spawn(writer::run(
             log.clone(),
@@ -159,22 +161,47 @@ impl Registry {
             jobs_rx,
             head_tx,
             metrics.clone(),
-            settings.max_batch,
+            WriterOptions {
+                max_batch: settings.max_batch,
+                follow: settings.shared_log(),
+                follow_interval: settings.follow_interval,
+            },
         ));
-        let projector = Projector::new(read.clone(), all_projections(), settings.projector_batch)
-            .await
-            .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
-        let (projected_tx, projected) = watch::channel(projector.position());
-        metrics
-            .projected_position
-            .store(projector.position(), Ordering::Relaxed);
-        let projecting = tokio::spawn(project(
-            log.clone(),
-            projector,
-            head.clone(),
-            projected_tx,
-            metrics.clone(),
-        ));
+        let (projected_tx, projected) = if settings.project {
+            let projector =
+                Projector::new(read.clone(), all_projections(), settings.projector_batch)
+                    .await
+                    .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
+            let (tx, rx) = watch::channel(projector.position());
+            metrics
+                .projected_position
+                .store(projector.position(), Ordering::Relaxed);
+            (
+                tokio::spawn(project(
+                    log.clone(),
+                    projector,
+                    head.clone(),
+                    tx,
+                    metrics.clone(),
+                )),
+                rx,
+            )
+        } else {
+            let position = projected_position(&read).await?;
+            let (tx, rx) = watch::channel(position);
+            metrics
+                .projected_position
+                .store(position, Ordering::Relaxed);
+            (
+                tokio::spawn(watch_projectors(
+                    read.clone(),
+                    tx,
+                    metrics.clone(),
+                    settings.follow_interval,
+                )),
+                rx,
+            )
+        };
         Ok(Self {
             settings,
             log,
@@ -185,7 +212,7 @@ impl Registry {
             state: shared_state,
             journal,
             metrics,
-            tasks: vec![writer, projecting],
+            tasks: vec![writer, projected_tx],
         })
     }
 
@@ -336,6 +363,57 @@ impl Registry {
         read.close().await;
         journal.close().await;
         log.close().await;
+    }
+}
+
+/// Opens the log of record the settings name.
+pub async fn open_log(settings: &Settings) -> Result<Arc<dyn EventLog>, RegistryError> {
+    Ok(match &settings.log {
+        LogBackend::Embedded => Arc::new(SqliteLog::open(&settings.log_path()).await?),
+        LogBackend::Kafka(config) => Arc::new(KafkaLog::open(config.clone()).await?),
+    })
+}
+
+fn journal_location(settings: &Settings) -> JournalLocation {
+    match &settings.database {
+        Some(url) => JournalLocation::Postgres(url.clone()),
+        None => JournalLocation::File(settings.journal_path()),
+    }
+}
+
+/// The position every read model has reached, as the projectors stored it.
+async fn projected_position(read: &ReadStore) -> Result<u64, RegistryError> {
+    let stored = read.positions().await?;
+    Ok(all_projections()
+        .iter()
+        .map(|p| stored.get(p.name()).copied().unwrap_or(0))
+        .min()
+        .unwrap_or(0))
+}
+
+/// Follows the positions separate projector processes store, for a process that does not
+/// project itself.
+async fn watch_projectors(
+    read: ReadStore,
+    projected: watch::Sender<u64>,
+    metrics: Arc<Metrics>,
+    interval: Duration,
+) {
+    loop {
+        tokio::time::sleep(interval).await;
+        match projected_position(&read).await {
+            Ok(position) => {
+                metrics
+                    .projected_position
+                    .store(position, Ordering::Relaxed);
+                projected.send_if_modified(|p| {
+                    let moved = *p != position;
+                    *p = position;
+                    moved
+                });
+            }
+            Err(error) => tracing::warn!(%error, "reading the projectors' positions failed"),
+        }
     }
 }
 

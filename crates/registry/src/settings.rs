@@ -1,44 +1,86 @@
 //! The one configuration struct.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use contingent_log_kafka::KafkaConfig;
+
+/// Where the log of record lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogBackend {
+    /// `DATA/log.db`, a SQLite file owned by one process.
+    Embedded,
+    /// A single-partition Kafka topic, shared by every process of the region.
+    Kafka(KafkaConfig),
+}
 
 /// How the registry runs.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Directory holding `log.db` (the event log) and `read.db` (the read models).
+    /// Directory of the embedded files: `log.db` (the event log), `read.db` (the read models),
+    /// `journal.db` (the access journal) and `keys/` (the local token key).
     pub data_dir: PathBuf,
+    /// The log of record.
+    pub log: LogBackend,
+    /// A `postgres://` URL holding the read models and the access journal; none for the SQLite
+    /// files in `data_dir`.
+    pub database: Option<String>,
+    /// Whether this process applies the log to the read models. Off when separate
+    /// `contingent project` processes do it.
+    pub project: bool,
     /// Most commands decided and committed together in one group commit.
     pub max_batch: usize,
     /// Events applied to the read models per transaction.
     pub projector_batch: usize,
     /// Largest request body the API accepts, in bytes.
     pub max_body_bytes: usize,
+    /// How often a process sharing the log with others reads what they appended while it has
+    /// nothing to write, and how often it reads the projectors' positions when it does not
+    /// project itself.
+    pub follow_interval: Duration,
 }
 
 impl Settings {
-    /// Defaults for a data directory.
+    /// Defaults for a data directory: the embedded log and read models, projecting in process.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
+            log: LogBackend::Embedded,
+            database: None,
+            project: true,
             max_batch: 1024,
             projector_batch: 2000,
             max_body_bytes: 64 * 1024,
+            follow_interval: Duration::from_millis(100),
         }
     }
 
-    /// The event log file.
+    /// The embedded event log file.
     pub fn log_path(&self) -> PathBuf {
         self.data_dir.join("log.db")
     }
 
-    /// The read-model file.
+    /// The embedded read-model file.
     pub fn read_path(&self) -> PathBuf {
         self.data_dir.join("read.db")
     }
 
-    /// The access journal file.
+    /// The embedded access journal file.
     pub fn journal_path(&self) -> PathBuf {
         self.data_dir.join("journal.db")
+    }
+
+    /// The read-model database: the PostgreSQL URL if one is set, else the embedded file.
+    pub fn read_database(&self) -> contingent_projections::ReadDatabase {
+        match &self.database {
+            Some(url) => contingent_projections::ReadDatabase::Postgres(url.clone()),
+            None => contingent_projections::ReadDatabase::Sqlite(self.read_path()),
+        }
+    }
+
+    /// Whether other processes may append to the same log (so the writer must follow it).
+    pub fn shared_log(&self) -> bool {
+        matches!(self.log, LogBackend::Kafka(_))
     }
 
     /// The data directory.

@@ -73,20 +73,7 @@ impl WriterState {
                 break;
             }
             for event in &batch {
-                state.apply(&event.envelope.event);
-                head = Head {
-                    position: event.position(),
-                    hash: event.hash,
-                };
-                if let Some(key) = &event.envelope.idempotency_key {
-                    let receipt = receipts.entry(key.clone()).or_insert_with(|| Receipt {
-                        command: command_of_event(&event.envelope.event),
-                        learner_id: event.envelope.learner_id,
-                        events: Vec::new(),
-                        replayed: true,
-                    });
-                    receipt.events.push(crate::registry::receipt_event(event));
-                }
+                absorb(&mut state, &mut head, &mut receipts, event);
             }
             progress(head.position);
         }
@@ -95,6 +82,24 @@ impl WriterState {
             head,
             receipts,
         })
+    }
+
+    /// Applies what other writers appended to the log since this writer's head (a log shared
+    /// by several processes). Returns how many events were read.
+    async fn follow(&mut self, log: &dyn EventLog) -> Result<u64, LogError> {
+        let mut read = 0u64;
+        loop {
+            let batch = log.read_after(self.head.position, 10_000).await?;
+            if batch.is_empty() {
+                return Ok(read);
+            }
+            read += batch.len() as u64;
+            let shared = self.state.clone();
+            let mut state = write(&shared);
+            for event in &batch {
+                absorb(&mut state, &mut self.head, &mut self.receipts, event);
+            }
+        }
     }
 
     /// Takes the log's word after a failed append: the state, head and receipts of what is
@@ -106,6 +111,29 @@ impl WriterState {
         self.head = fresh.head;
         self.receipts = fresh.receipts;
         Ok(())
+    }
+}
+
+/// Advances the state, the head and the idempotency record by one event of the log.
+fn absorb(
+    state: &mut State,
+    head: &mut Head,
+    receipts: &mut HashMap<String, Receipt>,
+    event: &RecordedEvent,
+) {
+    state.apply(&event.envelope.event);
+    *head = Head {
+        position: event.position(),
+        hash: event.hash,
+    };
+    if let Some(key) = &event.envelope.idempotency_key {
+        let receipt = receipts.entry(key.clone()).or_insert_with(|| Receipt {
+            command: command_of_event(&event.envelope.event),
+            learner_id: event.envelope.learner_id,
+            events: Vec::new(),
+            replayed: true,
+        });
+        receipt.events.push(crate::registry::receipt_event(event));
     }
 }
 
@@ -124,6 +152,18 @@ pub(crate) fn read(state: &RwLock<State>) -> std::sync::RwLockReadGuard<'_, Stat
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// How many times a batch is decided again after other writers took its positions.
+const CONFLICT_RETRIES: usize = 5;
+
+/// How the writer runs.
+pub(crate) struct WriterOptions {
+    pub max_batch: usize,
+    /// The log is shared with other writers: read what they appended before deciding, and
+    /// every `follow_interval` while idle.
+    pub follow: bool,
+    pub follow_interval: std::time::Duration,
+}
+
 /// Runs the writer until every sender is dropped.
 pub(crate) async fn run(
     log: Arc<dyn EventLog>,
@@ -131,79 +171,158 @@ pub(crate) async fn run(
     mut jobs: mpsc::Receiver<Job>,
     head_tx: watch::Sender<u64>,
     metrics: Arc<Metrics>,
-    max_batch: usize,
+    options: WriterOptions,
 ) {
-    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
-    while let Some(first) = jobs.recv().await {
+    let mut batch: Vec<Job> = Vec::with_capacity(options.max_batch);
+    let mut tick = tokio::time::interval(options.follow_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let first = if options.follow {
+            tokio::select! {
+                job = jobs.recv() => job,
+                _ = tick.tick() => {
+                    follow(&*log, &mut me, &head_tx, &metrics).await;
+                    continue;
+                }
+            }
+        } else {
+            jobs.recv().await
+        };
+        let Some(first) = first else { break };
         batch.push(first);
-        while batch.len() < max_batch {
+        while batch.len() < options.max_batch {
             match jobs.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
-        let now = Utc::now();
-        let today = now.date_naive();
-        let mut sealed: Vec<RecordedEvent> = Vec::new();
-        let mut answers: Vec<(Reply, Result<Receipt, RegistryError>)> =
-            Vec::with_capacity(batch.len());
-        let mut new_keys: Vec<String> = Vec::new();
-        {
-            let shared = me.state.clone();
-            let mut state = write(&shared);
-            for job in batch.drain(..) {
-                let answer =
-                    decide_one(&mut state, &mut me, &job, today, now, &mut sealed, &metrics);
-                if let (Ok(receipt), Some(key)) = (&answer, &job.meta.idempotency_key) {
-                    if !receipt.replayed {
-                        me.receipts.insert(
-                            key.clone(),
-                            Receipt {
-                                replayed: true,
-                                ..receipt.clone()
-                            },
-                        );
-                        new_keys.push(key.clone());
-                    }
-                }
-                answers.push((job.reply, answer));
+        let mut attempt = 0;
+        let answers = loop {
+            if options.follow {
+                follow(&*log, &mut me, &head_tx, &metrics).await;
             }
-        }
-        if !sealed.is_empty() {
-            let started = Instant::now();
-            let appended = log.append(&sealed).await;
-            metrics
-                .append_micros
-                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-            match appended {
-                Ok(()) => {
-                    metrics.group_commits.fetch_add(1, Ordering::Relaxed);
-                    metrics
-                        .events_appended
-                        .fetch_add(sealed.len() as u64, Ordering::Relaxed);
-                    metrics.log_head.store(me.head.position, Ordering::Relaxed);
-                    let _ = head_tx.send(me.head.position);
-                }
-                Err(error) => {
-                    tracing::error!(%error, "append failed; reloading the writer's state from the log");
-                    // Nothing of this batch is durable: forget it and take the log's word.
+            match commit(&*log, &mut me, &batch, &metrics).await {
+                Committed::Done(answers) => break answers,
+                Committed::Failed { answers, conflict } => {
+                    // Nothing of the batch is durable: take the log's word (what this writer
+                    // decided is in its state, so the state is replayed from the log).
                     if let Err(reload) = me.reload(&*log).await {
                         tracing::error!(%reload, "reloading the writer's state failed");
                     }
-                    let message = error.to_string();
-                    for (_, answer) in answers.iter_mut() {
-                        if matches!(answer, Ok(r) if !r.events.is_empty()) {
-                            *answer = Err(RegistryError::Unavailable(message.clone()));
-                        }
+                    attempt += 1;
+                    if conflict && attempt <= CONFLICT_RETRIES {
+                        metrics.append_conflicts.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(
+                            attempt,
+                            "another writer took the batch's positions; deciding it again"
+                        );
+                        continue;
                     }
-                    for key in new_keys.drain(..) {
-                        me.receipts.remove(&key);
-                    }
+                    break answers;
                 }
             }
+        };
+        metrics.log_head.store(me.head.position, Ordering::Relaxed);
+        let _ = head_tx.send(me.head.position);
+        for (job, answer) in batch.drain(..).zip(answers) {
+            let _ = job.reply.send(answer);
         }
-        for (reply, answer) in answers {
-            let _ = reply.send(answer);
+    }
+}
+
+/// Reads what other writers appended; failures are logged and retried on the next tick (the
+/// append that follows would fail with a conflict and read again).
+async fn follow(
+    log: &dyn EventLog,
+    me: &mut WriterState,
+    head_tx: &watch::Sender<u64>,
+    metrics: &Metrics,
+) {
+    match me.follow(log).await {
+        Ok(0) => {}
+        Ok(_) => {
+            metrics.log_head.store(me.head.position, Ordering::Relaxed);
+            let _ = head_tx.send(me.head.position);
+        }
+        Err(error) => tracing::warn!(%error, "reading the shared log failed"),
+    }
+}
+
+enum Committed {
+    /// The batch's events are durable (or it had none); one answer per job.
+    Done(Vec<Result<Receipt, RegistryError>>),
+    /// The append failed: nothing is durable, and the writer's state is ahead of the log.
+    Failed {
+        answers: Vec<Result<Receipt, RegistryError>>,
+        /// Another writer's events took the positions first (deciding again may succeed).
+        conflict: bool,
+    },
+}
+
+/// Decides every job of the batch in order against the state, then appends all their events in
+/// one durable commit.
+async fn commit(
+    log: &dyn EventLog,
+    me: &mut WriterState,
+    batch: &[Job],
+    metrics: &Metrics,
+) -> Committed {
+    let now = Utc::now();
+    let today = now.date_naive();
+    let mut sealed: Vec<RecordedEvent> = Vec::new();
+    let mut answers: Vec<Result<Receipt, RegistryError>> = Vec::with_capacity(batch.len());
+    {
+        let shared = me.state.clone();
+        let mut state = write(&shared);
+        for job in batch {
+            let answer = decide_one(&mut state, me, job, today, now, &mut sealed, metrics);
+            if let (Ok(receipt), Some(key)) = (&answer, &job.meta.idempotency_key) {
+                if !receipt.replayed {
+                    me.receipts.insert(
+                        key.clone(),
+                        Receipt {
+                            replayed: true,
+                            ..receipt.clone()
+                        },
+                    );
+                }
+            }
+            answers.push(answer);
+        }
+    }
+    if sealed.is_empty() {
+        return Committed::Done(answers);
+    }
+    let started = Instant::now();
+    let appended = log.append(&sealed).await;
+    metrics
+        .append_micros
+        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    match appended {
+        Ok(()) => {
+            metrics.group_commits.fetch_add(1, Ordering::Relaxed);
+            metrics
+                .events_appended
+                .fetch_add(sealed.len() as u64, Ordering::Relaxed);
+            Committed::Done(answers)
+        }
+        Err(error) => {
+            let conflict = matches!(error, LogError::Conflict(_));
+            let message = match error {
+                LogError::Conflict(position) => {
+                    format!("another writer appended at position {position} first; try again")
+                }
+                other => {
+                    tracing::error!(error = %other, "append failed");
+                    other.to_string()
+                }
+            };
+            for answer in answers.iter_mut() {
+                if matches!(answer, Ok(r) if !r.events.is_empty()) {
+                    *answer = Err(RegistryError::Unavailable(message.clone()));
+                }
+            }
+            Committed::Failed { answers, conflict }
         }
     }
 }
