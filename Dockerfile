@@ -27,7 +27,7 @@ FROM debian:bookworm-slim
 # ca-certificates: the trust store librdkafka reads for TLS to the brokers (rdkafka's `ssl`
 # feature); curl: the container's health probe.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl \
+ && apt-get install -y --no-install-recommends ca-certificates curl libssl3 \
  && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --system --gid 10001 contingent \
