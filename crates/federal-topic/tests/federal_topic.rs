@@ -1,0 +1,297 @@
+//! The federal topic against the real broker (`CONTINGENT_TEST_KAFKA`), read the way a federal
+//! subscriber reads it: a plain rdkafka consumer in a consumer group, none of this project's
+//! reading code.
+
+mod common;
+mod memory_log;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::*;
+use contingent_access::{federal_view, FEDERAL_ENVELOPE_FIELDS, FEDERAL_FIELDS};
+use contingent_federal_topic::{FederalError, FederalPublisher, REGION_KEY};
+use contingent_log::{EventLog, RecordedEvent};
+use contingent_log_kafka::KafkaConfig;
+use memory_log::MemoryLog;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+
+/// Appends every append of `appends`; returns the sealed events.
+async fn append_all(
+    log: &dyn EventLog,
+    appends: Vec<Vec<contingent_domain::Event>>,
+) -> Vec<RecordedEvent> {
+    let mut out = Vec::new();
+    for facts in appends {
+        out.extend(append(log, facts).await);
+    }
+    out
+}
+
+fn keys(value: &serde_json::Value) -> BTreeSet<String> {
+    value
+        .as_object()
+        .expect("an object")
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// Checks the records a subscriber read against the log's events: one record per event in log
+/// order, key, headers, and a value that holds exactly the documented fields and nothing
+/// personal.
+fn assert_federal_records(records: &[SubscribedRecord], events: &[RecordedEvent]) {
+    let positions: Vec<u64> = records.iter().map(SubscribedRecord::position).collect();
+    let expected: Vec<u64> = events.iter().map(RecordedEvent::position).collect();
+    assert_eq!(positions, expected, "one record per event, in log order");
+    assert!(
+        records.windows(2).all(|w| w[0].offset < w[1].offset),
+        "offsets ascend"
+    );
+    let secrets = secrets();
+    for (record, event) in records.iter().zip(events) {
+        let envelope = &event.envelope;
+        let ty = envelope.event.type_name();
+        assert_eq!(record.header("type").as_deref(), Some(ty));
+        assert_eq!(
+            record.header("schema_version"),
+            Some(envelope.schema_version.to_string())
+        );
+        assert_eq!(
+            record.header("event_id"),
+            Some(envelope.event_id.to_string())
+        );
+        let key = envelope
+            .learner_id
+            .map_or_else(|| REGION_KEY.to_owned(), |l| l.to_string());
+        assert_eq!(record.key.as_deref(), Some(key.as_bytes()), "{ty}: key");
+
+        let value = record.json();
+        let mut top: BTreeSet<String> = FEDERAL_ENVELOPE_FIELDS
+            .iter()
+            .filter(|f| **f != "learner_id" || envelope.learner_id.is_some())
+            .map(|f| (*f).to_owned())
+            .collect();
+        top.extend(["source_kind".to_owned(), "data".to_owned()]);
+        assert_eq!(keys(&value), top, "{ty}: envelope fields");
+        let documented: BTreeSet<String> = FEDERAL_FIELDS
+            .iter()
+            .find(|(t, _)| *t == ty)
+            .map(|(_, fields)| fields.iter().map(|f| (*f).to_owned()).collect())
+            .unwrap_or_else(|| panic!("{ty} is not in FEDERAL_FIELDS"));
+        assert_eq!(keys(&value["data"]), documented, "{ty}: data fields");
+        assert_eq!(value["position"], envelope.position);
+        assert_eq!(value["event_id"], envelope.event_id.to_string());
+        assert_eq!(value["type"], ty);
+        let stored: serde_json::Value = serde_json::from_slice(&event.body).expect("JSON");
+        assert_eq!(value, federal_view(&stored), "{ty}: the federal view");
+
+        let bytes = record.all_bytes();
+        for secret in &secrets {
+            assert!(!contains(&bytes, secret), "{ty}: {secret} left the region");
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+fn types_of(events: &[RecordedEvent]) -> BTreeSet<&'static str> {
+    events
+        .iter()
+        .map(|e| e.envelope.event.type_name())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_story_holds_every_string_the_topic_must_not() {
+    let log = MemoryLog::default();
+    let story = Story::new();
+    let mut appends = story.first_appends();
+    appends.extend(story.later_appends());
+    let events = append_all(&log, appends).await;
+    let bytes: Vec<u8> = events.iter().flat_map(|e| e.body.clone()).collect();
+    for secret in secrets() {
+        // SNILS are stored formatted; the digits alone are checked too.
+        if !secret.chars().all(|c| c.is_ascii_digit()) {
+            assert!(contains(&bytes, &secret), "the log does not hold {secret}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_sees_every_event_once_in_log_order_with_only_the_federal_fields() {
+    let region = unique_region();
+    let log = open_log(&region).await;
+    let story = Story::new();
+    let events = append_all(&log, story.first_appends()).await;
+    assert!(types_of(&events).is_superset(&BTreeSet::from([
+        "organization_registered",
+        "learner_registered",
+        "guardian_linked",
+        "enrolled",
+        "mark_recorded",
+        "attendance_recorded",
+    ])));
+
+    let mut publisher = open_publisher(&region).await;
+    assert_eq!(publisher.topic(), format!("contingent.{region}.federal"));
+    assert_eq!(publisher.position(), 0);
+    // Batches of 3 cut through appends.
+    assert_eq!(publish_all(&mut publisher, &log, 3).await, events.len());
+    assert_eq!(publisher.position(), events.len() as u64);
+
+    let consumer = subscriber(
+        publisher.topic(),
+        &format!("federal-{}", uuid::Uuid::new_v4()),
+    );
+    let records = read_to_end(&consumer).await;
+    assert_federal_records(&records, &events);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopened_publisher_continues_after_the_last_record_without_republishing() {
+    let region = unique_region();
+    let log = open_log(&region).await;
+    let story = Story::new();
+
+    // An empty log: nothing to publish, and an empty topic to start from.
+    let mut publisher = open_publisher(&region).await;
+    assert_eq!(publisher.run_once(&log, 100).await.expect("run_once"), 0);
+    drop(publisher);
+    let mut publisher = open_publisher(&region).await;
+    assert_eq!(publisher.position(), 0);
+
+    let first = append_all(&log, story.first_appends()).await;
+    assert_eq!(publish_all(&mut publisher, &log, 100).await, first.len());
+    drop(publisher);
+
+    // A subscriber group reads what there is and commits its offsets.
+    let group = format!("federal-{}", uuid::Uuid::new_v4());
+    let consumer = subscriber(&KafkaConfig::federal_topic(&region), &group);
+    let seen = read_to_end(&consumer).await;
+    assert_federal_records(&seen, &first);
+    drop(consumer);
+
+    let later = append_all(&log, story.later_appends()).await;
+    let mut publisher = open_publisher(&region).await;
+    assert_eq!(
+        publisher.position(),
+        first.len() as u64,
+        "the reopened publisher starts after the topic's last record"
+    );
+    assert_eq!(publish_all(&mut publisher, &log, 2).await, later.len());
+    assert_eq!(publisher.position(), (first.len() + later.len()) as u64);
+    drop(publisher);
+    // Reopened with nothing new: nothing is published again.
+    let mut publisher = open_publisher(&region).await;
+    assert_eq!(publisher.run_once(&log, 100).await.expect("run_once"), 0);
+
+    // The same group continues where it committed: exactly the new events.
+    let consumer = subscriber(&KafkaConfig::federal_topic(&region), &group);
+    let new = read_to_end(&consumer).await;
+    assert_federal_records(&new, &later);
+
+    // A new subscriber reads the whole feed: every event of the log once, by event id.
+    let consumer = subscriber(
+        &KafkaConfig::federal_topic(&region),
+        &format!("federal-{}", uuid::Uuid::new_v4()),
+    );
+    let all = read_to_end(&consumer).await;
+    let logged = log.read_after(0, 1000).await.expect("read the log");
+    assert_eq!(logged.len(), first.len() + later.len());
+    let published_ids: Vec<String> = all
+        .iter()
+        .map(|r| r.header("event_id").expect("event_id"))
+        .collect();
+    let logged_ids: Vec<String> = logged
+        .iter()
+        .map(|e| e.envelope.event_id.to_string())
+        .collect();
+    assert_eq!(published_ids, logged_ids);
+    assert_federal_records(&all, &logged);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_abandoned_midway_is_not_published_twice() {
+    let region = unique_region();
+    let log = MemoryLog::default();
+    let story = Story::new();
+    let events = append_all(&log, story.first_appends()).await;
+
+    let mut publisher = open_publisher(&region).await;
+    // Polled once: the batch is read and produced, then the future is dropped while it awaits
+    // the first acknowledgement.
+    let abandoned = tokio::time::timeout(Duration::ZERO, publisher.run_once(&log, 100)).await;
+    assert!(abandoned.is_err(), "the batch was still in flight");
+    assert_eq!(publisher.position(), 0, "nothing was acknowledged");
+
+    // The next call lets the records land, reads the topic's end and continues after it.
+    assert_eq!(publisher.run_once(&log, 100).await.expect("run_once"), 0);
+    assert_eq!(publisher.position(), events.len() as u64);
+
+    let consumer = subscriber(
+        &KafkaConfig::federal_topic(&region),
+        &format!("federal-{}", uuid::Uuid::new_v4()),
+    );
+    assert_federal_records(&read_to_end(&consumer).await, &events);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_published_from_another_log_is_refused() {
+    let region = unique_region();
+    let story = Story::new();
+    let log = MemoryLog::default();
+    let events = append_all(&log, story.first_appends()).await;
+    let mut publisher = open_publisher(&region).await;
+    publish_all(&mut publisher, &log, 100).await;
+    drop(publisher);
+
+    // Another log as long as this one, with other events.
+    let other = MemoryLog::default();
+    append_all(&other, story.first_appends()).await;
+    let mut publisher = open_publisher(&region).await;
+    let refused = publisher.run_once(&other, 100).await;
+    assert!(
+        matches!(refused, Err(FederalError::Diverged { position, .. }) if position == events.len() as u64),
+        "{refused:?}"
+    );
+
+    // A log shorter than the topic.
+    let short = MemoryLog::default();
+    append_all(&short, story.first_appends().into_iter().take(1).collect()).await;
+    let refused = publisher.run_once(&short, 100).await;
+    assert!(
+        matches!(&refused, Err(FederalError::Diverged { detail, .. }) if detail.contains("ends at")),
+        "{refused:?}"
+    );
+
+    // The log it was published from is continued.
+    assert_eq!(publisher.run_once(&log, 100).await.expect("run_once"), 0);
+    let later = append_all(&log, story.later_appends()).await;
+    assert_eq!(publish_all(&mut publisher, &log, 100).await, later.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_with_more_than_one_partition_is_refused() {
+    let config = federal_config(&unique_region());
+    let admin: AdminClient<DefaultClientContext> =
+        config.admin_config().create().expect("admin client");
+    let topic = NewTopic::new(&config.topic, 2, TopicReplication::Fixed(-1));
+    for result in admin
+        .create_topics([&topic], &AdminOptions::new())
+        .await
+        .expect("create topics")
+    {
+        result.expect("topic created");
+    }
+    let refused = FederalPublisher::open(config).await;
+    assert!(
+        matches!(&refused, Err(FederalError::Topic { detail, .. }) if detail.contains("2 partitions")),
+        "{refused:?}"
+    );
+}
