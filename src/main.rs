@@ -137,9 +137,17 @@ enum Cmd {
         data: DataArg,
         #[command(flatten)]
         backend: BackendArgs,
-        /// Only this read model (repeatable): register, diary, class_register, vacancies, federal.
+        /// Only this read model (repeatable): register, diary, class_register, vacancies,
+        /// federal; `none` to only publish the federal topic.
         #[arg(long = "model")]
         models: Vec<String>,
+        /// Also publish the federal view of every event to the federal topic
+        /// (contingent.<region>.federal; docs/federal-topic.md). One publisher per topic.
+        #[arg(long, env = "CONTINGENT_FEDERAL")]
+        federal: bool,
+        /// The federal topic, instead of the one named after the region.
+        #[arg(long, env = "CONTINGENT_FEDERAL_TOPIC")]
+        federal_topic: Option<String>,
         /// Events applied per transaction.
         #[arg(long, default_value_t = 2000)]
         batch: usize,
@@ -596,12 +604,27 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             data,
             backend,
             models,
+            federal,
+            federal_topic,
             batch,
         } => {
             let mut settings = backend.settings(&data)?;
             settings.projector_batch = batch;
             std::fs::create_dir_all(&settings.data_dir)?;
-            contingent_registry::run_projector(&settings, &models, shutdown_signal()).await?;
+            let federal = if federal || federal_topic.is_some() {
+                let topic = federal_topic.unwrap_or_else(|| {
+                    contingent_log_kafka::KafkaConfig::federal_topic(&backend.region)
+                });
+                Some(
+                    backend
+                        .kafka_config(topic)?
+                        .context("the federal topic needs --kafka")?,
+                )
+            } else {
+                None
+            };
+            contingent_registry::run_projector(&settings, &models, federal, shutdown_signal())
+                .await?;
         }
         Cmd::Token {
             data,

@@ -464,9 +464,7 @@ async fn parents_schools_and_bad_tokens_are_kept_out() {
             m
         });
     assert!(
-        outcomes
-            .get(&("organization".into(), "refused".into()))
-            .is_some(),
+        outcomes.contains_key(&("organization".into(), "refused".into())),
         "{outcomes:?}"
     );
     assert!(
@@ -479,7 +477,7 @@ async fn parents_schools_and_bad_tokens_are_kept_out() {
     );
     // The parent's own read is not an official's: not journaled as a read.
     assert!(
-        outcomes.get(&("parent".into(), "read".into())).is_none(),
+        !outcomes.contains_key(&("parent".into(), "read".into())),
         "{outcomes:?}"
     );
     // The auditor's read of the journal does not list itself as a read of personal data... but

@@ -274,7 +274,6 @@ pub struct World {
     pub class_11a: String,
     pub class_11b: String,
     pub college_group: String,
-    pub kinder_group: String,
 }
 
 pub async fn world(app: &TestApp) -> World {
@@ -351,7 +350,7 @@ pub async fn world(app: &TestApp) -> World {
         20,
     );
     group["stay_mode"] = json!("full_day");
-    let kinder_group = id(app.ok("open_class", group).await);
+    app.ok("open_class", group).await;
     World {
         school,
         college,
@@ -359,7 +358,6 @@ pub async fn world(app: &TestApp) -> World {
         class_11a,
         class_11b,
         college_group,
-        kinder_group,
     }
 }
 

@@ -345,7 +345,7 @@ async fn concurrent_commands(app: TestApp) {
         .find_map(|l| l.strip_prefix("contingent_group_commits_total "))
         .and_then(|v| v.parse().ok())
         .expect("group commit counter");
-    assert!(commits >= 1 && commits <= 200, "{commits} commits");
+    assert!((1..=200).contains(&commits), "{commits} commits");
     let verify = app.get_ok("/v1/audit/verify").await;
     assert_eq!(verify["verified"], 200);
 }

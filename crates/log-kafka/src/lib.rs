@@ -64,6 +64,14 @@ pub const REGION_KEY: &str = "region";
 /// fetch may go without receiving a record.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Following to the end, a partition that delivers no new record for this long is at its end
+/// (for brokers that report no end-of-partition; Apache Kafka does, and is not waited for).
+const END_QUIET: Duration = Duration::from_millis(250);
+
+/// After the broker sent our last record again (tansu's answer at the end), how long to wait
+/// for anything newer in the same answer.
+const END_RESENT_QUIET: Duration = Duration::from_millis(5);
+
 /// Bytes of recent bodies kept in memory, so that readers following the tail do not fetch.
 const TAIL_CACHE_BYTES: usize = 8 << 20;
 
@@ -499,13 +507,21 @@ impl Follower {
 
     fn read_until(&mut self, until: Until) -> Result<(), LogError> {
         let mut deadline = Instant::now() + STEP_TIMEOUT;
+        // When following to the end: the moment after which no new record means the end, once
+        // the broker has answered this assignment at all.
+        let mut quiet_until = Instant::now() + END_QUIET;
+        let mut answered = false;
         loop {
             if let Until::Offset(target) = until {
                 if self.next_offset >= target {
                     return Ok(());
                 }
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let now = Instant::now();
+            if until == Until::End && answered && now >= quiet_until {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(now);
             if left.is_zero() {
                 return Err(LogError::Storage(format!(
                     "kafka: no progress following the log at offset {} for {}s",
@@ -513,16 +529,29 @@ impl Follower {
                     STEP_TIMEOUT.as_secs()
                 )));
             }
-            match self.consumer.poll(left) {
+            let wait = match until {
+                Until::End if answered => left.min(quiet_until.saturating_duration_since(now)),
+                _ => left,
+            };
+            match self.consumer.poll(wait) {
                 Some(Err(KafkaError::PartitionEOF(_))) if until == Until::End => return Ok(()),
                 None | Some(Err(KafkaError::PartitionEOF(_))) => {}
                 Some(Err(e)) => return Err(storage(e)),
                 Some(Ok(message)) => {
-                    deadline = Instant::now() + STEP_TIMEOUT;
+                    answered = true;
                     let offset = message.offset();
                     if offset < self.next_offset {
+                        // A record read before. tansu answers a fetch at the end of the
+                        // partition with its last batch again (and a high watermark inside
+                        // it, so no end-of-partition event): our last record coming back
+                        // means nothing newer was there, unless more follows at once.
+                        if offset + 1 == self.next_offset {
+                            quiet_until = quiet_until.min(Instant::now() + END_RESENT_QUIET);
+                        }
                         continue;
                     }
+                    deadline = Instant::now() + STEP_TIMEOUT;
+                    quiet_until = Instant::now() + END_QUIET;
                     self.next_offset = offset + 1;
                     let Some(candidate) =
                         Candidate::from_record(message.headers(), message.payload())
@@ -615,6 +644,8 @@ fn fetch_assigned(
 ) -> Result<Vec<Stored>, LogError> {
     let mut out = Vec::with_capacity(offsets.len());
     let mut deadline = Instant::now() + STEP_TIMEOUT;
+    // How far before the wanted offset the current assignment starts (see below).
+    let mut back: i64 = 0;
     while let Some(&want) = offsets.get(out.len()) {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -627,9 +658,10 @@ fn fetch_assigned(
             Some(Err(KafkaError::PartitionEOF(_))) => {}
             Some(Err(e)) => return Err(storage(e)),
             Some(Ok(message)) => {
-                deadline = Instant::now() + STEP_TIMEOUT;
                 let offset = message.offset();
                 if offset == want {
+                    deadline = Instant::now() + STEP_TIMEOUT;
+                    back = 0;
                     let candidate = Candidate::from_record(message.headers(), message.payload())
                         .ok_or_else(|| {
                             LogError::Storage(format!(
@@ -646,8 +678,15 @@ fn fetch_assigned(
                             assign(consumer, topic, next)?;
                         }
                     }
-                } else if offset > want || want - offset > SEEK_GAP {
-                    // A message from before the last seek, or far behind: seek again.
+                } else if offset > want {
+                    // Past the wanted record: either a record fetched before the last seek, or
+                    // a broker that answers a fetch starting inside a record batch with the
+                    // next batch (tansu 0.6). Start earlier, further each time, so that the
+                    // fetch begins at or before the batch holding the wanted record.
+                    back = (back * 2).max(64);
+                    assign(consumer, topic, (want - back).max(0))?;
+                } else if want - offset > SEEK_GAP.max(back) {
+                    // Far behind, and not because of a step back: seek forward.
                     assign(consumer, topic, want)?;
                 }
             }

@@ -80,6 +80,47 @@ async fn appends_read_back_and_survive_reopening() {
     assert_eq!(reopened.read_learner(ann).await.expect("learner"), anns);
 }
 
+/// Large appends become record batches of many records; a fresh reader must read any range of
+/// them, including ranges that start inside a batch and lie beyond its cache of recent bodies,
+/// and must find the end of the partition again and again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_reader_reads_any_range_of_a_log_written_in_large_appends() {
+    let topic = unique_topic();
+    let writer = open(&topic).await;
+    let mut head = Head::EMPTY;
+    let mut written = Vec::new();
+    for _ in 0..24 {
+        let batch = seal(
+            (0..1000)
+                .map(|_| learner_event(LearnerId::generate()))
+                .collect(),
+            head,
+        );
+        writer.append(&batch).await.expect("append");
+        head = writer.head().await.expect("head");
+        written.extend(batch);
+    }
+    assert_eq!(head.position, 24_000);
+    let bytes: usize = written.iter().map(|e| e.body.len()).sum();
+    assert!(
+        bytes > 8 << 20,
+        "more than the reader caches: {bytes} bytes"
+    );
+
+    let reader = open(&topic).await;
+    for after in [0u64, 300, 777, 1000, 5_555, 12_001, 23_950] {
+        let read = reader.read_after(after, 300).await.expect("read");
+        let want = &written[after as usize..(after as usize + 300).min(written.len())];
+        assert_eq!(read, want, "300 events after {after}");
+        assert_eq!(reader.head().await.expect("head"), head);
+    }
+    let learner = written[4_321].envelope.learner_id.expect("learner");
+    assert_eq!(
+        reader.read_learner(learner).await.expect("learner"),
+        [written[4_321].clone()]
+    );
+}
+
 #[tokio::test]
 async fn a_stale_append_conflicts_and_no_reader_sees_it() {
     let topic = unique_topic();

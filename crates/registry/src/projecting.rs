@@ -5,10 +5,15 @@
 //! one transaction, and a restarted projector starts from the stored positions. Two projectors
 //! of the same read model may run at once (a standby): positions move by compare-and-set, so
 //! only one applies a batch and the other starts again from what was stored.
+//!
+//! With a federal topic, the same process publishes the federal view of every event to it
+//! (`contingent_federal_topic`); the topic itself records where the publisher left off.
 
 use std::future::Future;
 use std::time::Duration;
 
+use contingent_federal_topic::FederalPublisher;
+use contingent_log_kafka::KafkaConfig;
 use contingent_projections::{all_projections, Projection, Projector, ProjectorError, ReadStore};
 
 use crate::registry::{open_log, RegistryError};
@@ -36,41 +41,60 @@ pub fn select_projections(models: &[String]) -> Result<Vec<Box<dyn Projection>>,
         .collect())
 }
 
-/// Applies the log to the read models named in `models` (every one when empty) until
+/// Applies the log to the read models named in `models` (every one when empty, none when
+/// `models` is `["none"]`) and, with `federal`, publishes the federal topic it names, until
 /// `shutdown` completes; a batch under way when it does is finished first.
 pub async fn run_projector(
     settings: &Settings,
     models: &[String],
+    federal: Option<KafkaConfig>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RegistryError> {
-    let projections = select_projections(models)?;
+    let projections = if models == ["none"] {
+        Vec::new()
+    } else {
+        select_projections(models)?
+    };
     let names: Vec<&'static str> = projections.iter().map(|p| p.name()).collect();
     let log = open_log(settings).await?;
     let read = ReadStore::open(settings.read_database(), &projections).await?;
     let mut projector = Projector::new(read.clone(), projections, settings.projector_batch)
         .await
         .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
-    tracing::info!(models = ?names, position = projector.position(), "projecting");
+    let mut publisher = match federal {
+        Some(config) => Some(
+            FederalPublisher::open(config)
+                .await
+                .map_err(|e| RegistryError::Unavailable(e.to_string()))?,
+        ),
+        None => None,
+    };
+    tracing::info!(
+        models = ?names,
+        position = projector.position(),
+        federal_topic = publisher.as_ref().map(FederalPublisher::topic),
+        federal_position = publisher.as_ref().map(FederalPublisher::position),
+        "projecting"
+    );
     tokio::pin!(shutdown);
     loop {
-        let pause = match projector.run_once(&*log).await {
-            Ok(0) => IDLE_POLL,
-            Ok(n) => {
-                tracing::debug!(events = n, position = projector.position(), "batch applied");
-                Duration::ZERO
-            }
-            Err(ProjectorError::Overtaken { projection }) => {
-                tracing::info!(
-                    projection,
-                    "another projector applied this batch first; continuing from its position"
-                );
-                IDLE_POLL
-            }
-            Err(error) => {
-                tracing::error!(%error, "projector batch failed; retrying");
-                RETRY_AFTER
-            }
+        let mut pause = if names.is_empty() {
+            IDLE_POLL
+        } else {
+            project_once(&mut projector, &*log).await
         };
+        if let Some(publisher) = &mut publisher {
+            pause = pause.min(
+                match publisher.run_once(&*log, settings.projector_batch).await {
+                    Ok(0) => IDLE_POLL,
+                    Ok(_) => Duration::ZERO,
+                    Err(error) => {
+                        tracing::error!(%error, "publishing the federal topic failed; retrying");
+                        RETRY_AFTER
+                    }
+                },
+            );
+        }
         tokio::select! {
             () = &mut shutdown => break,
             () = tokio::time::sleep(pause) => {}
@@ -79,4 +103,26 @@ pub async fn run_projector(
     read.close().await;
     log.close().await;
     Ok(())
+}
+
+/// One projector batch; returns how long to wait before the next.
+async fn project_once(projector: &mut Projector, log: &dyn contingent_log::EventLog) -> Duration {
+    match projector.run_once(log).await {
+        Ok(0) => IDLE_POLL,
+        Ok(n) => {
+            tracing::debug!(events = n, position = projector.position(), "batch applied");
+            Duration::ZERO
+        }
+        Err(ProjectorError::Overtaken { projection }) => {
+            tracing::info!(
+                projection,
+                "another projector applied this batch first; continuing from its position"
+            );
+            IDLE_POLL
+        }
+        Err(error) => {
+            tracing::error!(%error, "projector batch failed; retrying");
+            RETRY_AFTER
+        }
+    }
 }

@@ -1,0 +1,439 @@
+//! The registry as a region deploys it: the log of record on a Kafka topic, the read models in
+//! PostgreSQL, and `contingent serve` and `contingent project` as separate processes of the real
+//! binary. Needs the servers `./scripts/test` starts (`CONTINGENT_TEST_KAFKA`,
+//! `CONTINGENT_TEST_DATABASE_URL`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use contingent_log::EventLog;
+use contingent_log_kafka::{KafkaConfig, KafkaLog};
+use contingent_projections::{all_projections, dump_tables, ReadDatabase, ReadStore};
+use contingent_registry::{LogBackend, Registry, Settings};
+use contingent_testkit::PgDatabase;
+use serde_json::{json, Value};
+use sqlx::AnyPool;
+
+const BIN: &str = env!("CARGO_BIN_EXE_contingent");
+
+/// A child process of the real binary, killed (SIGKILL) when dropped.
+struct Process {
+    child: Child,
+}
+
+impl Process {
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The flags that put a process on the test's topic and database.
+fn backend(topic: &str, database: &str, data: &Path) -> Vec<String> {
+    vec![
+        "--kafka".into(),
+        contingent_testkit::kafka_broker(),
+        "--kafka-topic".into(),
+        topic.into(),
+        "--database".into(),
+        database.into(),
+        "--data".into(),
+        data.display().to_string(),
+    ]
+}
+
+fn project(topic: &str, database: &str, data: &Path, batch: usize, extra: &[&str]) -> Process {
+    let child = Command::new(BIN)
+        .arg("project")
+        .args(backend(topic, database, data))
+        .args(["--batch", &batch.to_string()])
+        .args(extra)
+        .env("CI", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("contingent project starts");
+    Process { child }
+}
+
+/// `contingent serve --no-projector` on a free port; returns it and its base URL.
+fn serve(topic: &str, database: &str, data: &Path) -> (Process, String) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--no-projector", "--listen", "127.0.0.1:0"])
+        .args(backend(topic, database, data))
+        .env("CI", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("contingent serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("a line");
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    (Process { child }, base)
+}
+
+fn run(args: &[String]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("CI", "1")
+        .output()
+        .expect("contingent runs");
+    assert!(
+        out.status.success(),
+        "contingent {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+async fn pool(url: &str) -> AnyPool {
+    sqlx::any::install_default_drivers();
+    AnyPool::connect(url).await.expect("PostgreSQL")
+}
+
+/// The lowest stored position of every read model (0 while any has none).
+async fn projected(pool: &AnyPool) -> u64 {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT projection, position FROM projection_positions")
+            .fetch_all(pool)
+            .await
+            .unwrap_or_default();
+    let stored: BTreeMap<String, i64> = rows.into_iter().collect();
+    all_projections()
+        .iter()
+        .map(|p| stored.get(p.name()).copied().unwrap_or(0) as u64)
+        .min()
+        .unwrap_or(0)
+}
+
+/// Whether a transaction other than ours is open in the database: a projector's batch under way.
+async fn batch_open(pool: &AnyPool) -> bool {
+    let open: (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND pid <> pg_backend_pid() AND xact_start IS NOT NULL",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("pg_stat_activity");
+    open.0 > 0
+}
+
+async fn wait_projected(pool: &AnyPool, head: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    while projected(pool).await < head {
+        assert!(
+            Instant::now() < deadline,
+            "projected {} of {head} after {within:?}",
+            projected(pool).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn tables() -> Vec<&'static str> {
+    let mut tables: Vec<&'static str> = all_projections()
+        .iter()
+        .flat_map(|p| p.tables().iter().copied())
+        .collect();
+    tables.push("projection_positions");
+    tables
+}
+
+/// Generates a small region into a fresh topic through an in-process registry; returns the head.
+async fn generate_region(topic: &str, database: &str, dir: &Path) -> u64 {
+    let mut settings = Settings::new(dir);
+    settings.log = LogBackend::Kafka(KafkaConfig::new(contingent_testkit::kafka_broker(), topic));
+    settings.database = Some(database.to_owned());
+    settings.project = false;
+    let registry = Registry::open(settings, |_| {})
+        .await
+        .expect("registry on Kafka");
+    let config = contingent_simulate::Config {
+        seed: 7,
+        scale: contingent_simulate::Scale::tiny(),
+        today: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).expect("date"),
+    };
+    contingent_simulate::generate(&registry, &config, |_, _, _| {})
+        .await
+        .expect("region generated");
+    let head = registry.head();
+    registry.shutdown().await;
+    head
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projector_killed_in_the_middle_of_batches_ends_equal_to_a_rebuild_from_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topic = KafkaConfig::region_topic(&contingent_testkit::unique_region());
+    let live = PgDatabase::create().await;
+    let rebuilt = PgDatabase::create().await;
+    let head = generate_region(&topic, live.url(), dir.path()).await;
+    assert!(head > 5_000, "a region of {head} events");
+    let live_pool = pool(live.url()).await;
+
+    // Kill the projector three times while one of its batches is open in PostgreSQL.
+    let mut killed_at = Vec::new();
+    for _ in 0..3 {
+        let projector = project(&topic, live.url(), dir.path(), 300, &[]);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "the projector never opened a batch"
+            );
+            if projected(&live_pool).await >= head {
+                break;
+            }
+            if batch_open(&live_pool).await {
+                projector.kill();
+                killed_at.push(projected(&live_pool).await);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if projected(&live_pool).await >= head {
+            break;
+        }
+    }
+    assert!(
+        killed_at.iter().any(|&p| p < head),
+        "no kill landed before the end: {killed_at:?} of {head}"
+    );
+    assert!(
+        !batch_open(&live_pool).await,
+        "the killed projector's transaction was rolled back"
+    );
+
+    // Restarted, it finishes from where the committed positions say.
+    let projector = project(&topic, live.url(), dir.path(), 300, &[]);
+    wait_projected(&live_pool, head, Duration::from_secs(300)).await;
+    projector.kill();
+
+    // A rebuild from the first event into another database gives the same rows.
+    let mut args: Vec<String> = vec!["rebuild".into()];
+    args.extend(backend(&topic, rebuilt.url(), dir.path()));
+    let said = run(&args);
+    assert!(said.contains(&format!("from {head} events")), "{said}");
+    let rebuilt_store = ReadStore::open(ReadDatabase::from(rebuilt.url()), &all_projections())
+        .await
+        .expect("rebuilt store");
+    let live_rows = dump_tables(&live_pool, &tables()).await.expect("live rows");
+    let rebuilt_rows = dump_tables(rebuilt_store.pool(), &tables())
+        .await
+        .expect("rebuilt rows");
+    for table in tables() {
+        assert!(
+            live_rows[table] == rebuilt_rows[table],
+            "{table} differs after {} kills at {killed_at:?}",
+            killed_at.len()
+        );
+    }
+    assert!(live_rows["register_learners"].len() > 100);
+    rebuilt_store.close().await;
+    live_pool.close().await;
+}
+
+async fn post(client: &reqwest::Client, base: &str, token: &str, name: &str, body: Value) -> Value {
+    let response = client
+        .post(format!("{base}/v1/commands/{name}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("command sent");
+    let status = response.status();
+    let body: Value = response.json().await.expect("json");
+    assert!(status.is_success(), "{name}: {status} {body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_api_processes_and_a_projector_share_one_agreed_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topic = KafkaConfig::region_topic(&contingent_testkit::unique_region());
+    let database = PgDatabase::create().await;
+    let token_of = |role: &str| {
+        run(&[
+            "token".into(),
+            "--role".into(),
+            role.into(),
+            "--data".into(),
+            dir.path().display().to_string(),
+        ])
+        .trim()
+        .to_owned()
+    };
+    let (token, region) = (token_of("civil_registry"), token_of("region"));
+    let (_a, base_a) = serve(&topic, database.url(), dir.path());
+    let (_b, base_b) = serve(&topic, database.url(), dir.path());
+    let federal_topic = format!("{topic}.federal");
+    let _projector = project(
+        &topic,
+        database.url(),
+        dir.path(),
+        500,
+        &["--federal-topic", &federal_topic],
+    );
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+
+    // Births sent to both processes at once: two writers racing for the same positions.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..120u32 {
+        let (client, token) = (client.clone(), token.clone());
+        let base = if i % 2 == 0 { &base_a } else { &base_b }.clone();
+        tasks.spawn(async move {
+            let birth = json!({
+                "record": { "number": format!("77{i:04}"), "date": "2019-04-02", "office": "Отдел ЗАГС г. Барнаула" },
+                "child": { "surname": "Орлова", "name": "Вера", "patronymic": "Петровна" },
+                "sex": "female",
+                "birth_date": "2019-03-30",
+                "certificate": { "kind": "birth_certificate", "series": "II-ТО", "number": format!("6{i:05}") },
+            });
+            let receipt = post(&client, &base, &token, "register_birth", birth).await;
+            let event = &receipt["events"][0];
+            (
+                event["position"].as_u64().expect("position"),
+                event["event_id"].as_str().expect("event id").to_owned(),
+                receipt["learner_id"].as_str().expect("learner").to_owned(),
+            )
+        });
+    }
+    let mut acknowledged = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        acknowledged.push(done.expect("task"));
+    }
+    let mut conflicts = 0u64;
+    for base in [&base_a, &base_b] {
+        let metrics = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        conflicts += metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("contingent_append_conflicts_total "))
+            .and_then(|v| v.parse::<u64>().ok())
+            .expect("conflict counter");
+    }
+    eprintln!("batches decided again after losing a race: {conflicts}");
+    let positions: BTreeSet<u64> = acknowledged.iter().map(|a| a.0).collect();
+    assert_eq!(
+        positions.len(),
+        acknowledged.len(),
+        "one position per event"
+    );
+
+    // Every acknowledged event is in the log as any fresh reader sees it, at its position.
+    let log = KafkaLog::open(KafkaConfig::new(contingent_testkit::kafka_broker(), &topic))
+        .await
+        .expect("a fresh reader");
+    let events = log.read_after(0, 10_000).await.expect("the log");
+    assert_eq!(
+        events.len(),
+        acknowledged.len(),
+        "nothing more, nothing less"
+    );
+    let by_position: BTreeMap<u64, String> = events
+        .iter()
+        .map(|e| (e.position(), e.envelope.event_id.to_string()))
+        .collect();
+    for (position, event_id, _) in &acknowledged {
+        assert_eq!(by_position.get(position), Some(event_id));
+    }
+    log.close().await;
+
+    // Either process serves what the other wrote, once the projector has applied it.
+    let head = acknowledged.len() as u64;
+    let pg = pool(database.url()).await;
+    wait_projected(&pg, head, Duration::from_secs(120)).await;
+    for (base, learner) in [(&base_a, &acknowledged[1].2), (&base_b, &acknowledged[0].2)] {
+        let response = client
+            .get(format!("{base}/v1/learners/{learner}"))
+            .bearer_auth(&region)
+            .send()
+            .await
+            .expect("query");
+        assert_eq!(response.status(), 200, "{base} serves {learner}");
+    }
+    // The federal segment, with a plain Kafka consumer, gets one record per event.
+    let federal = read_federal_topic(&federal_topic, acknowledged.len()).await;
+    let ids: BTreeSet<&str> = acknowledged.iter().map(|a| a.1.as_str()).collect();
+    assert_eq!(
+        federal.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+        ids
+    );
+
+    let verify = run(&[
+        "verify".into(),
+        "--kafka".into(),
+        contingent_testkit::kafka_broker(),
+        "--kafka-topic".into(),
+        topic.clone(),
+    ]);
+    assert!(
+        verify.starts_with(&format!("OK: {head} events")),
+        "{verify}"
+    );
+    pg.close().await;
+}
+
+/// The `event_id` header of every record of the federal topic, read by a consumer group member
+/// as a federal subscriber would, until `expected` records have come.
+async fn read_federal_topic(topic: &str, expected: usize) -> Vec<String> {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::{Headers, Message};
+    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", contingent_testkit::kafka_broker())
+        .set(
+            "group.id",
+            format!("federal-{}", contingent_testkit::unique_region()),
+        )
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .expect("a consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut ids = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while ids.len() < expected {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {expected} federal records",
+            ids.len()
+        );
+        let Ok(Ok(message)) = tokio::time::timeout(Duration::from_secs(5), consumer.recv()).await
+        else {
+            continue;
+        };
+        let headers = message.headers().expect("headers");
+        let id = headers
+            .iter()
+            .find(|h| h.key == "event_id")
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .expect("an event_id header");
+        ids.push(id);
+    }
+    ids
+}
