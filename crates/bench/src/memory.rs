@@ -1,0 +1,195 @@
+//! Memory of the writer's state per learner, and log bytes per event.
+//!
+//! Each memory figure is taken in a fresh child process (this binary, `--probe-memory`), so that
+//! nothing the benchmark did before is in its resident set: the resident set size before and
+//! after loading the region's log, divided by the learners the state then holds.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use contingent_domain::Event;
+use contingent_log::EventLog;
+use contingent_log_sqlite::SqliteLog;
+use contingent_registry::{Registry, Settings};
+use serde_json::{json, Value};
+
+use crate::report::{round, rss_bytes};
+use crate::Ctx;
+
+/// The child's side: loads the log in `dir` as `mode` says and prints one JSON line.
+pub async fn probe(mode: &str, dir: &Path) -> Result<()> {
+    // A dry pass over the log first, keeping nothing: the allocator then holds the pages'
+    // transient buffers, which the measured pass reuses, so the growth is what is kept.
+    {
+        let log = SqliteLog::open(&dir.join("log.db")).await?;
+        let mut at = 0;
+        loop {
+            let page = log.read_after(at, 10_000).await?;
+            let Some(last) = page.last() else { break };
+            at = last.position();
+        }
+        log.close().await;
+    }
+    let before = rss_bytes();
+    let started = Instant::now();
+    let out = match mode {
+        "state" | "state-without-marks" => {
+            let skip_marks = mode == "state-without-marks";
+            let log = SqliteLog::open(&dir.join("log.db")).await?;
+            let mut state = contingent_domain::State::new();
+            let mut at = 0;
+            loop {
+                let page = log.read_after(at, 10_000).await?;
+                let Some(last) = page.last() else { break };
+                at = last.position();
+                for e in &page {
+                    let event = &e.envelope.event;
+                    if skip_marks
+                        && matches!(
+                            event,
+                            Event::MarkRecorded(_)
+                                | Event::MarkCorrected(_)
+                                | Event::AttendanceRecorded(_)
+                        )
+                    {
+                        continue;
+                    }
+                    state.apply(event);
+                }
+            }
+            log.close().await;
+            let counts = state.counts();
+            let after = rss_bytes();
+            json!({"before": before, "after": after, "learners": counts[2], "counts": counts,
+                   "events": at, "seconds": started.elapsed().as_secs_f64()})
+        }
+        "registry" => {
+            let mut settings = Settings::new(dir);
+            settings.project = false;
+            let registry = Registry::open(settings, |_| {}).await?;
+            let counts = registry.read_state(|s| s.counts());
+            let after = rss_bytes();
+            let out = json!({"before": before, "after": after, "learners": counts[2], "counts": counts,
+                             "events": registry.head(), "seconds": started.elapsed().as_secs_f64()});
+            registry.shutdown().await;
+            out
+        }
+        other => bail!("unknown probe {other}"),
+    };
+    println!("{out}");
+    Ok(())
+}
+
+fn run_probe(mode: &str, dir: &Path) -> Result<Value> {
+    let exe = std::env::current_exe()?;
+    let out = std::process::Command::new(exe)
+        .args(["--probe-memory", mode, "--probe-dir"])
+        .arg(dir)
+        .output()
+        .context("running the memory probe")?;
+    if !out.status.success() {
+        bail!(
+            "the memory probe failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8(out.stdout)?;
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .context("the memory probe printed nothing")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+pub async fn run(ctx: &mut Ctx) -> Result<()> {
+    let fixture = ctx.fixture().await?;
+    let dir = ctx.work("memory")?;
+    fixture.copy_to(&dir, &["log.db"])?;
+    let mut grown_by_mode = std::collections::BTreeMap::new();
+    for (mode, name, what) in [
+        (
+            "state",
+            "writer_state_bytes_per_learner",
+            "the domain State folded from the log (what decide reads)",
+        ),
+        (
+            "state-without-marks",
+            "writer_state_without_marks_bytes_per_learner",
+            "the same State folded from every event but marks, mark corrections and attendance",
+        ),
+        (
+            "registry",
+            "writer_process_bytes_per_learner",
+            "Registry::open without a projector: state, idempotency record, log and journal connections",
+        ),
+    ] {
+        let dir = dir.clone();
+        let v = tokio::task::spawn_blocking(move || run_probe(mode, &dir)).await??;
+        let before = v["before"].as_u64().unwrap_or(0);
+        let after = v["after"].as_u64().unwrap_or(0);
+        let learners = v["learners"].as_u64().unwrap_or(0).max(1);
+        let counts = &v["counts"];
+        let grown = after.saturating_sub(before);
+        grown_by_mode.insert(mode, (grown, counts[4].as_u64().unwrap_or(0), learners));
+        ctx.rec.figure(
+            "memory",
+            name,
+            grown as f64 / learners as f64,
+            "bytes/learner",
+            json!({
+                "what": what, "rss_before_mib": round(before as f64 / 1048576.0, 1),
+                "rss_after_mib": round(after as f64 / 1048576.0, 1),
+                "learners": learners, "events": v["events"],
+                "organizations": counts[0], "classes": counts[1], "applications": counts[3], "marks": counts[4],
+                "bytes_per_event": round(grown as f64 / v["events"].as_f64().unwrap_or(1.0).max(1.0), 1),
+                "load_seconds": round(v["seconds"].as_f64().unwrap_or(0.0), 2),
+            }),
+        );
+    }
+
+    if let (Some(&(with, marks, learners)), Some(&(without, _, _))) = (
+        grown_by_mode.get("state"),
+        grown_by_mode.get("state-without-marks"),
+    ) {
+        ctx.rec.figure(
+            "memory",
+            "writer_state_bytes_per_mark",
+            with.saturating_sub(without) as f64 / marks.max(1) as f64,
+            "bytes/mark",
+            json!({"marks": marks, "marks_per_learner": round(marks as f64 / learners as f64, 1),
+                   "what": "(state with marks - state without marks, attendance and corrections) / marks"}),
+        );
+    }
+
+    // Log bytes per event: the file, and what the events themselves are.
+    let log_path = dir.join("log.db");
+    let log = SqliteLog::open(&log_path).await?;
+    let (mut at, mut body, mut hashes) = (0u64, 0u64, 0u64);
+    loop {
+        let page = log.read_raw_after(at, 10_000).await?;
+        let Some(last) = page.last() else { break };
+        at = last.position;
+        for e in &page {
+            body += e.body.len() as u64;
+            hashes += e.hash.len() as u64;
+        }
+    }
+    log.close().await;
+    let file = std::fs::metadata(&log_path)?.len()
+        + std::fs::metadata(dir.join("log.db-wal")).map_or(0, |m| m.len());
+    ctx.rec.figure(
+        "memory",
+        "log_bytes_per_event",
+        file as f64 / at.max(1) as f64,
+        "bytes/event",
+        json!({
+            "events": at, "file_bytes": file,
+            "body_bytes_per_event": round(body as f64 / at.max(1) as f64, 1),
+            "hash_bytes_per_event": round(hashes as f64 / at.max(1) as f64, 1),
+            "what": "log.db (SQLite: body JSON, hash, event id, type, learner id, and the learner index) over events",
+        }),
+    );
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! Projection rebuild throughput per read model, into SQLite and PostgreSQL, from the region's
+//! embedded log; next to reading the log alone and PostgreSQL `COPY` into a plain table as wide
+//! as the diary's marks.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use contingent_log::EventLog;
+use contingent_log_sqlite::SqliteLog;
+use contingent_projections::{all_projections, Projection, Projector, ReadDatabase, ReadStore};
+use serde_json::json;
+use sqlx::Connection;
+
+use crate::report::{rate, round};
+use crate::Ctx;
+
+/// The result of one rebuild.
+struct Rebuilt {
+    events: u64,
+    rows: u64,
+    statements: u64,
+    elapsed: Duration,
+}
+
+async fn rebuild(
+    database: ReadDatabase,
+    projections: Vec<Box<dyn Projection>>,
+    log: &dyn EventLog,
+    batch: usize,
+) -> Result<Rebuilt> {
+    let store = ReadStore::open(database, &projections).await?;
+    for p in &projections {
+        store.reset(p.as_ref()).await?;
+    }
+    let mut projector = Projector::new(store.clone(), projections, batch).await?;
+    let started = Instant::now();
+    let (mut events, mut rows, mut statements) = (0u64, 0u64, 0u64);
+    loop {
+        let n = projector.run_once(log).await?;
+        if n == 0 {
+            break;
+        }
+        events += n as u64;
+        rows += projector.last_flush().rows as u64;
+        statements += projector.last_flush().statements as u64;
+    }
+    let elapsed = started.elapsed();
+    store.close().await;
+    Ok(Rebuilt {
+        events,
+        rows,
+        statements,
+        elapsed,
+    })
+}
+
+pub async fn run(ctx: &mut Ctx) -> Result<()> {
+    let fixture = ctx.fixture().await?;
+    let log = SqliteLog::open(&fixture.log_path()).await?;
+    let batch = ctx.opts.batch;
+
+    // Reading the log alone: the ceiling of any rebuild from it.
+    let started = Instant::now();
+    let (mut at, mut bytes) = (0u64, 0u64);
+    loop {
+        let page = log.read_raw_after(at, batch).await?;
+        let Some(last) = page.last() else { break };
+        at = last.position;
+        bytes += page.iter().map(|e| e.body.len() as u64).sum::<u64>();
+    }
+    let raw = started.elapsed();
+    ctx.rec.figure(
+        "rebuild",
+        "log_read_raw_events_per_s",
+        rate(at, raw),
+        "events/s",
+        json!({"events": at, "bytes": bytes, "page": batch, "what": "read_raw_after: stored bytes, not decoded"}),
+    );
+    let started = Instant::now();
+    let mut at = 0u64;
+    loop {
+        let page = log.read_after(at, batch).await?;
+        let Some(last) = page.last() else { break };
+        at = last.position();
+    }
+    let decoded = started.elapsed();
+    ctx.rec.figure(
+        "rebuild",
+        "log_read_decoded_events_per_s",
+        rate(at, decoded),
+        "events/s",
+        json!({"events": at, "page": batch, "what": "read_after: stored bytes decoded into envelopes (what a projector reads)"}),
+    );
+
+    let mut engines: Vec<(&str, Option<ReadDatabase>)> = vec![("sqlite", None)];
+    match ctx.pg_database().await? {
+        Some(url) => engines.push(("postgres", Some(ReadDatabase::Postgres(url)))),
+        None => ctx.rec.note(
+            "PostgreSQL: skipped (no server: pass --database or set CONTINGENT_TEST_DATABASE_URL)",
+        ),
+    }
+    let count = all_projections().len();
+    for (engine, pg) in engines {
+        for which in 0..=count {
+            let projections: Vec<Box<dyn Projection>> = if which == count {
+                all_projections()
+            } else {
+                all_projections().into_iter().skip(which).take(1).collect()
+            };
+            let name = if which == count {
+                "all".to_owned()
+            } else {
+                projections[0].name().to_owned()
+            };
+            let database = match &pg {
+                Some(db) => db.clone(),
+                None => {
+                    let dir = ctx.work("rebuild-sqlite")?;
+                    let path = dir.join(format!("{name}.db"));
+                    for suffix in ["", "-wal", "-shm"] {
+                        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                    }
+                    ReadDatabase::Sqlite(path)
+                }
+            };
+            let r = rebuild(database, projections, &log, batch).await?;
+            let mut conditions = json!({
+                "events": r.events, "rows_written": r.rows, "statements": r.statements,
+                "rows_per_s": round(rate(r.rows, r.elapsed), 0),
+                "seconds": round(r.elapsed.as_secs_f64(), 2), "batch": batch,
+            });
+            if engine == "postgres" {
+                conditions["server"] = ctx.pg_settings().await;
+            } else {
+                conditions["sqlite"] = json!("WAL, synchronous=NORMAL");
+            }
+            ctx.rec.figure(
+                "rebuild",
+                &format!("{engine}_{name}_events_per_s"),
+                rate(r.events, r.elapsed),
+                "events/s",
+                conditions,
+            );
+        }
+    }
+    log.close().await;
+
+    if let Some(url) = ctx.pg_database().await? {
+        copy(ctx, &url, at as usize).await?;
+    }
+    Ok(())
+}
+
+const MARK_COLUMNS: &str = "mark_id TEXT COLLATE \"C\", learner_id TEXT COLLATE \"C\", \
+     class_id TEXT COLLATE \"C\", subject TEXT COLLATE \"C\", lesson_date TEXT COLLATE \"C\", \
+     period TEXT COLLATE \"C\", kind TEXT COLLATE \"C\", work TEXT COLLATE \"C\", \
+     value TEXT COLLATE \"C\", points BIGINT, weight BIGINT, teacher TEXT COLLATE \"C\", \
+     corrections BIGINT, original_value TEXT COLLATE \"C\"";
+
+/// `rows` rows shaped like `diary_marks`, as COPY text.
+fn mark_rows(rows: usize) -> String {
+    let mut out = String::with_capacity(rows * 260);
+    let learners = 2_500u128;
+    for i in 0..rows as u128 {
+        let mark = uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 | i);
+        let learner =
+            uuid::Uuid::from_u128(0x0191_0000_0000_7000_8000_0000_0000_0000 | (i % learners));
+        let class =
+            uuid::Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0000 | (i % learners / 25));
+        let points = 2 + (i % 4) as u8;
+        let _ = writeln!(
+            out,
+            "{mark}\t{learner}\t{class}\tМатематика\t2026-10-{:02}\tterm-1\tcurrent\tсамостоятельная работа\t{points}\t{points}\t2\tteacher-{}\t0\t{points}",
+            1 + (i % 28),
+            i % 400
+        );
+    }
+    out
+}
+
+/// PostgreSQL `COPY` of as many rows as the log has events into a table as wide as
+/// `diary_marks`: plain, then with its primary key and index.
+async fn copy(ctx: &mut Ctx, url: &str, rows: usize) -> Result<()> {
+    let text = mark_rows(rows);
+    let settings = ctx.pg_settings().await;
+    let mut conn = sqlx::postgres::PgConnection::connect(url).await?;
+    for (name, keyed) in [("plain", false), ("keyed", true)] {
+        sqlx::raw_sql("DROP TABLE IF EXISTS bench_copy")
+            .execute(&mut conn)
+            .await?;
+        sqlx::raw_sql(&format!("CREATE TABLE bench_copy ({MARK_COLUMNS})"))
+            .execute(&mut conn)
+            .await?;
+        if keyed {
+            sqlx::raw_sql(
+                "ALTER TABLE bench_copy ADD PRIMARY KEY (mark_id); \
+                 CREATE INDEX bench_copy_by_learner ON bench_copy (learner_id, subject, lesson_date)",
+            )
+            .execute(&mut conn)
+            .await?;
+        }
+        let started = Instant::now();
+        let mut copy = conn.copy_in_raw("COPY bench_copy FROM STDIN").await?;
+        for chunk in text.as_bytes().chunks(1 << 20) {
+            copy.send(chunk).await?;
+        }
+        let copied = copy.finish().await?;
+        let elapsed = started.elapsed();
+        ctx.rec.figure(
+            "rebuild",
+            &format!("postgres_copy_{name}_rows_per_s"),
+            rate(copied, elapsed),
+            "rows/s",
+            json!({"rows": copied, "bytes": text.len(), "columns": 14,
+                   "table": if keyed { "diary_marks' columns, primary key and index" } else { "diary_marks' columns, no key, no index" },
+                   "server": settings.clone()}),
+        );
+    }
+    sqlx::raw_sql("DROP TABLE IF EXISTS bench_copy")
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(())
+}
