@@ -100,9 +100,11 @@ impl From<String> for ReadDatabase {
 /// SQLite settings of every connection: WAL, `synchronous = NORMAL` (the log, not the read
 /// models, is the durable record; a crash may lose the last batches, never split one), a long
 /// busy timeout, a 64 MiB page cache, and a checkpoint every 64 MiB of WAL rather than every
-/// 4 MiB (a projector batch writes megabytes; each checkpoint syncs the database file).
+/// 4 MiB (a projector batch writes megabytes; each checkpoint syncs the database file), and
+/// statement journals of multi-row upserts in memory rather than in temporary files.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-     PRAGMA busy_timeout = 30000; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 16384;";
+     PRAGMA busy_timeout = 30000; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 16384; \
+     PRAGMA temp_store = MEMORY;";
 
 /// The read-model database.
 #[derive(Clone, Debug)]
