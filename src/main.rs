@@ -169,6 +169,23 @@ enum Cmd {
         #[arg(long)]
         no_serve: bool,
     },
+    /// Generate a region through the command path at a chosen scale into the registry's log
+    /// (the same generator as `demo`; deterministic for a seed), report what it did, and exit.
+    Simulate {
+        #[command(flatten)]
+        data: DataArg,
+        #[command(flatten)]
+        backend: BackendArgs,
+        /// tiny (300 learners), demo (2,500), region (400,000 learners, ~2,000 organizations).
+        #[arg(long, default_value = "demo", conflicts_with = "learners")]
+        scale: String,
+        /// A region of this many learners, organizations in a full region's proportions.
+        #[arg(long)]
+        learners: Option<usize>,
+        /// Seed of the generator: the same seed gives the same region.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
     /// Print a token signed with the registry's own key (DATA/keys), for the embedded default.
     Token {
         #[command(flatten)]
@@ -424,33 +441,7 @@ async fn demo(
             registry.head()
         );
     } else {
-        let config = contingent_simulate::Config {
-            seed,
-            scale: contingent_simulate::Scale::demo(),
-            today: chrono::Utc::now().date_naive(),
-        };
-        let progress = bar(0, "");
-        let mut stage_label = "";
-        let report = contingent_simulate::generate(&registry, &config, |stage, done, total| {
-            if stage.label() != stage_label {
-                stage_label = stage.label();
-                progress.set_message(stage.label());
-                progress.reset();
-            }
-            progress.set_length(total);
-            progress.set_position(done);
-        })
-        .await
-        .context("generating the demo region")?;
-        progress.finish_and_clear();
-        let caught_up = bar(registry.head(), "projecting");
-        while !registry
-            .wait_projected(registry.head(), Duration::from_millis(200))
-            .await
-        {
-            caught_up.set_position(registry.projected());
-        }
-        caught_up.finish_and_clear();
+        let report = generate_region(&registry, seed, contingent_simulate::Scale::demo()).await?;
         print_tour(&registry, &report, &data, listen).await?;
     }
     if no_serve {
@@ -467,6 +458,42 @@ async fn demo(
     )
     .await?;
     serve(registry, verifier, listen).await
+}
+
+/// Generates a region into the registry with progress bars, and waits for the read models.
+async fn generate_region(
+    registry: &Registry,
+    seed: u64,
+    scale: contingent_simulate::Scale,
+) -> Result<contingent_simulate::Report> {
+    let config = contingent_simulate::Config {
+        seed,
+        scale,
+        today: chrono::Utc::now().date_naive(),
+    };
+    let progress = bar(0, "");
+    let mut stage_label = "";
+    let report = contingent_simulate::generate(registry, &config, |stage, done, total| {
+        if stage.label() != stage_label {
+            stage_label = stage.label();
+            progress.set_message(stage.label());
+            progress.reset();
+        }
+        progress.set_length(total);
+        progress.set_position(done);
+    })
+    .await
+    .context("generating the region")?;
+    progress.finish_and_clear();
+    let caught_up = bar(registry.head(), "projecting");
+    while !registry
+        .wait_projected(registry.head(), Duration::from_millis(200))
+        .await
+    {
+        caught_up.set_position(registry.projected());
+    }
+    caught_up.finish_and_clear();
+    Ok(report)
 }
 
 async fn print_tour(
@@ -625,6 +652,43 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             };
             contingent_registry::run_projector(&settings, &models, federal, shutdown_signal())
                 .await?;
+        }
+        Cmd::Simulate {
+            data,
+            backend,
+            scale,
+            learners,
+            seed,
+        } => {
+            let scale = match (learners, scale.as_str()) {
+                (Some(n), _) => contingent_simulate::Scale::with_learners(n),
+                (None, "tiny") => contingent_simulate::Scale::tiny(),
+                (None, "demo") => contingent_simulate::Scale::demo(),
+                (None, "region") => contingent_simulate::Scale::region(),
+                (None, other) => bail!("no scale {other:?}: use tiny, demo or region"),
+            };
+            let registry = open(&data, &backend).await?;
+            let before = registry.head();
+            if before > 0 {
+                registry.shutdown().await;
+                bail!("the log already holds {before} events: simulate into an empty one (another --data, --region or --kafka-topic)");
+            }
+            let started = std::time::Instant::now();
+            let report = generate_region(&registry, seed, scale.clone()).await?;
+            let elapsed = started.elapsed();
+            println!(
+                "{scale:?}\n{} commands ({} accepted, {} recorded nothing new, refused by code: {:?})\n\
+                 {} events appended (log head {}) in {:.1?}, {:.0} events/s including projection",
+                report.commands,
+                report.accepted,
+                report.replayed,
+                report.refused,
+                report.events,
+                registry.head(),
+                elapsed,
+                report.events as f64 / elapsed.as_secs_f64()
+            );
+            registry.shutdown().await;
         }
         Cmd::Token {
             data,

@@ -159,3 +159,32 @@ async fn serve_accepts_its_own_tokens_and_a_sign_ons_key_set_by_file_or_url() {
         200
     );
 }
+
+#[test]
+fn simulate_generates_a_region_once_and_refuses_a_log_that_is_not_empty() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let simulate = || {
+        Command::new(BIN)
+            .args(["simulate", "--scale", "tiny", "--seed", "3", "--data"])
+            .arg(dir.path())
+            .env("CI", "1")
+            .output()
+            .expect("simulate runs")
+    };
+    let first = simulate();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let said = String::from_utf8_lossy(&first.stdout);
+    assert!(said.contains("events appended"), "{said}");
+    assert!(said.contains("refused by code: {\""), "deliberate bad commands: {said}");
+    let again = simulate();
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already holds"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}

@@ -58,6 +58,35 @@ impl Scale {
         }
     }
 
+    /// A whole region (`DOMAIN.md`): ~2,000 organizations (40 municipalities, 900 schools, 800
+    /// kindergartens, 200 additional-education organizations, 60 colleges) and 400,000
+    /// learners born over 18 years, of whom ~250,000 are of school age.
+    pub fn region() -> Self {
+        Self {
+            municipalities: 40,
+            schools: 900,
+            kindergartens: 800,
+            additional: 200,
+            colleges: 60,
+            learners: 400_000,
+        }
+    }
+
+    /// A region of `learners` learners, with organizations in the proportions of
+    /// [`Scale::region`] (at least one of each).
+    pub fn with_learners(learners: usize) -> Self {
+        let full = Self::region();
+        let part = |n: usize| (n * learners / full.learners).max(1);
+        Self {
+            municipalities: part(full.municipalities),
+            schools: part(full.schools),
+            kindergartens: part(full.kindergartens),
+            additional: part(full.additional),
+            colleges: part(full.colleges),
+            learners: learners.max(1),
+        }
+    }
+
     /// For tests: 300 learners in 2 municipalities.
     pub fn tiny() -> Self {
         Self {
