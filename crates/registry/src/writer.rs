@@ -166,6 +166,13 @@ pub(crate) struct WriterOptions {
 }
 
 /// Runs the writer until every sender is dropped.
+///
+/// Group commits are pipelined: while one batch's append is in flight, the next batch is
+/// decided and sealed on top of it (the state is ahead of the log either way), so the CPU work
+/// of deciding overlaps the disk's or the broker's round trip. Callers are still answered only
+/// after their own batch is durable. If the append in flight fails, nothing of it or of the
+/// batch decided on top of it is durable: the state is replayed from the log and both batches
+/// are decided again together.
 pub(crate) async fn run(
     log: Arc<dyn EventLog>,
     mut me: WriterState,
@@ -174,66 +181,219 @@ pub(crate) async fn run(
     metrics: Arc<Metrics>,
     options: WriterOptions,
 ) {
-    let mut batch: Vec<Job> = Vec::with_capacity(options.max_batch);
     let mut tick = tokio::time::interval(options.follow_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_follow = std::time::Instant::now();
+    let mut last_follow = Instant::now();
+    let mut in_flight: Option<InFlight> = None;
+    let mut closed = false;
     loop {
-        let first = if options.follow {
-            tokio::select! {
-                job = jobs.recv() => job,
-                _ = tick.tick() => {
-                    follow(&*log, &mut me, &head_tx, &metrics).await;
-                    last_follow = std::time::Instant::now();
-                    continue;
-                }
+        // The next batch: wait for a first command only when nothing is in flight.
+        let mut batch: Vec<Job> = Vec::new();
+        if in_flight.is_none() {
+            if closed {
+                break;
             }
-        } else {
-            jobs.recv().await
-        };
-        let Some(first) = first else { break };
-        batch.push(first);
-        while batch.len() < options.max_batch {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let mut attempt = 0;
-        let answers = loop {
-            // Under load, read what other writers appended at most every `follow_interval` (and
-            // always after losing a race): a region sends its commands to one process, so this
-            // is mostly a round trip to the broker that finds nothing, and an append that
-            // another writer got ahead of fails with a conflict and is decided again anyway.
-            if options.follow && (attempt > 0 || last_follow.elapsed() >= options.follow_interval) {
-                follow(&*log, &mut me, &head_tx, &metrics).await;
-                last_follow = std::time::Instant::now();
-            }
-            match commit(&*log, &mut me, &batch, &metrics).await {
-                Committed::Done(answers) => break answers,
-                Committed::Failed { answers, conflict } => {
-                    // Nothing of the batch is durable: take the log's word (what this writer
-                    // decided is in its state, so the state is replayed from the log).
-                    if let Err(reload) = me.reload(&*log).await {
-                        tracing::error!(%reload, "reloading the writer's state failed");
-                    }
-                    attempt += 1;
-                    if conflict && attempt <= CONFLICT_RETRIES {
-                        metrics.append_conflicts.fetch_add(1, Ordering::Relaxed);
-                        tracing::info!(
-                            attempt,
-                            "another writer took the batch's positions; deciding it again"
-                        );
+            let first = if options.follow {
+                tokio::select! {
+                    job = jobs.recv() => job,
+                    _ = tick.tick() => {
+                        follow(&*log, &mut me, &head_tx, &metrics).await;
+                        last_follow = Instant::now();
                         continue;
                     }
-                    break answers;
                 }
+            } else {
+                jobs.recv().await
+            };
+            match first {
+                Some(job) => batch.push(job),
+                None => break,
             }
-        };
-        metrics.log_head.store(me.head.position, Ordering::Relaxed);
-        let _ = head_tx.send(me.head.position);
-        for (job, answer) in batch.drain(..).zip(answers) {
-            let _ = job.reply.send(answer);
+        }
+        while !closed && batch.len() < options.max_batch {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => closed = true,
+            }
+        }
+        // Under load, read what other writers appended at most every `follow_interval` (never
+        // with an append in flight, whose positions it would read past): a region sends its
+        // commands to one process, so this is mostly a round trip that finds nothing, and an
+        // append another writer got ahead of fails with a conflict and is decided again.
+        if in_flight.is_none()
+            && options.follow
+            && !batch.is_empty()
+            && last_follow.elapsed() >= options.follow_interval
+        {
+            follow(&*log, &mut me, &head_tx, &metrics).await;
+            last_follow = Instant::now();
+        }
+        let decided = (!batch.is_empty()).then(|| decide_batch(&mut me, &batch, &metrics));
+
+        if let Some(flight) = in_flight.take() {
+            if let Err((failed_jobs, error)) = land(flight, &me, &head_tx, &metrics).await {
+                // Neither the failed batch nor the one decided on top of it is durable.
+                let mut merged = failed_jobs;
+                merged.append(&mut batch);
+                if error_is_conflict(&error) {
+                    metrics.append_conflicts.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("another writer took the batch's positions; deciding it again");
+                } else {
+                    tracing::error!(%error, "append failed");
+                }
+                let answers = commit_with_retries(&*log, &mut me, &merged, &metrics, true).await;
+                publish_head(&me, &head_tx, &metrics);
+                answer(merged, answers);
+                last_follow = Instant::now();
+                continue;
+            }
+        }
+        if let Some((answers, sealed)) = decided {
+            if sealed.is_empty() {
+                answer(batch, answers);
+            } else {
+                in_flight = Some(take_off(
+                    log.clone(),
+                    batch,
+                    answers,
+                    sealed,
+                    me.head.position,
+                ));
+            }
+        }
+    }
+    if let Some(flight) = in_flight.take() {
+        if let Err((failed_jobs, _)) = land(flight, &me, &head_tx, &metrics).await {
+            let answers = commit_with_retries(&*log, &mut me, &failed_jobs, &metrics, true).await;
+            publish_head(&me, &head_tx, &metrics);
+            answer(failed_jobs, answers);
+        }
+    }
+}
+
+/// A batch whose append is under way.
+struct InFlight {
+    jobs: Vec<Job>,
+    answers: Vec<Result<Receipt, RegistryError>>,
+    /// The position of its last event: the durable head once it lands.
+    last_position: u64,
+    events: u64,
+    append: tokio::task::JoinHandle<(Result<(), LogError>, std::time::Duration)>,
+}
+
+fn take_off(
+    log: Arc<dyn EventLog>,
+    jobs: Vec<Job>,
+    answers: Vec<Result<Receipt, RegistryError>>,
+    sealed: Vec<RecordedEvent>,
+    last_position: u64,
+) -> InFlight {
+    let events = sealed.len() as u64;
+    let append = tokio::spawn(async move {
+        let started = Instant::now();
+        let result = log.append(&sealed).await;
+        (result, started.elapsed())
+    });
+    InFlight {
+        jobs,
+        answers,
+        last_position,
+        events,
+        append,
+    }
+}
+
+/// Waits for the append in flight; on success answers its callers and announces the new head.
+/// On failure hands its jobs back, unanswered.
+async fn land(
+    flight: InFlight,
+    me: &WriterState,
+    head_tx: &watch::Sender<u64>,
+    metrics: &Metrics,
+) -> Result<(), (Vec<Job>, LogError)> {
+    let InFlight {
+        jobs,
+        answers,
+        last_position,
+        events,
+        append,
+    } = flight;
+    let (result, took) = match append.await {
+        Ok(done) => done,
+        Err(join) => (
+            Err(LogError::Storage(format!("the append task failed: {join}"))),
+            std::time::Duration::ZERO,
+        ),
+    };
+    metrics
+        .append_micros
+        .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    match result {
+        Ok(()) => {
+            metrics.group_commits.fetch_add(1, Ordering::Relaxed);
+            metrics.events_appended.fetch_add(events, Ordering::Relaxed);
+            // The state may already hold the next batch: announce only what is durable.
+            let durable = last_position.min(me.head.position);
+            metrics.log_head.store(durable, Ordering::Relaxed);
+            let _ = head_tx.send(durable);
+            answer(jobs, answers);
+            Ok(())
+        }
+        Err(error) => Err((jobs, error)),
+    }
+}
+
+fn error_is_conflict(error: &LogError) -> bool {
+    matches!(error, LogError::Conflict(_))
+}
+
+fn answer(jobs: Vec<Job>, answers: Vec<Result<Receipt, RegistryError>>) {
+    for (job, answer) in jobs.into_iter().zip(answers) {
+        let _ = job.reply.send(answer);
+    }
+}
+
+fn publish_head(me: &WriterState, head_tx: &watch::Sender<u64>, metrics: &Metrics) {
+    metrics.log_head.store(me.head.position, Ordering::Relaxed);
+    let _ = head_tx.send(me.head.position);
+}
+
+/// Decides and appends a batch without pipelining, deciding it again after a lost race (up to
+/// [`CONFLICT_RETRIES`] times). With `reload_first`, the state is first replayed from the log
+/// (it is ahead of the log after a failed append).
+async fn commit_with_retries(
+    log: &dyn EventLog,
+    me: &mut WriterState,
+    batch: &[Job],
+    metrics: &Metrics,
+    reload_first: bool,
+) -> Vec<Result<Receipt, RegistryError>> {
+    if reload_first {
+        if let Err(reload) = me.reload(log).await {
+            tracing::error!(%reload, "reloading the writer's state failed");
+        }
+    }
+    let mut attempt = 0;
+    loop {
+        match commit(log, me, batch, metrics).await {
+            Committed::Done(answers) => return answers,
+            Committed::Failed { answers, conflict } => {
+                // Nothing of the batch is durable: take the log's word.
+                if let Err(reload) = me.reload(log).await {
+                    tracing::error!(%reload, "reloading the writer's state failed");
+                }
+                attempt += 1;
+                if conflict && attempt <= CONFLICT_RETRIES {
+                    metrics.append_conflicts.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        attempt,
+                        "another writer took the batch's positions; deciding it again"
+                    );
+                    continue;
+                }
+                return answers;
+            }
         }
     }
 }
@@ -248,10 +408,7 @@ async fn follow(
 ) {
     match me.follow(log).await {
         Ok(0) => {}
-        Ok(_) => {
-            metrics.log_head.store(me.head.position, Ordering::Relaxed);
-            let _ = head_tx.send(me.head.position);
-        }
+        Ok(_) => publish_head(me, head_tx, metrics),
         Err(error) => tracing::warn!(%error, "reading the shared log failed"),
     }
 }
@@ -267,6 +424,37 @@ enum Committed {
     },
 }
 
+/// Decides every job of the batch in order against the state; returns one answer per job and
+/// the sealed events to append.
+fn decide_batch(
+    me: &mut WriterState,
+    batch: &[Job],
+    metrics: &Metrics,
+) -> (Vec<Result<Receipt, RegistryError>>, Vec<RecordedEvent>) {
+    let now = Utc::now();
+    let today = now.date_naive();
+    let mut sealed: Vec<RecordedEvent> = Vec::new();
+    let mut answers: Vec<Result<Receipt, RegistryError>> = Vec::with_capacity(batch.len());
+    let shared = me.state.clone();
+    let mut state = write(&shared);
+    for job in batch {
+        let answer = decide_one(&mut state, me, job, today, now, &mut sealed, metrics);
+        if let (Ok(receipt), Some(key)) = (&answer, &job.meta.idempotency_key) {
+            if !receipt.replayed {
+                me.receipts.insert(
+                    key.clone(),
+                    Receipt {
+                        replayed: true,
+                        ..receipt.clone()
+                    },
+                );
+            }
+        }
+        answers.push(answer);
+    }
+    (answers, sealed)
+}
+
 /// Decides every job of the batch in order against the state, then appends all their events in
 /// one durable commit.
 async fn commit(
@@ -275,29 +463,7 @@ async fn commit(
     batch: &[Job],
     metrics: &Metrics,
 ) -> Committed {
-    let now = Utc::now();
-    let today = now.date_naive();
-    let mut sealed: Vec<RecordedEvent> = Vec::new();
-    let mut answers: Vec<Result<Receipt, RegistryError>> = Vec::with_capacity(batch.len());
-    {
-        let shared = me.state.clone();
-        let mut state = write(&shared);
-        for job in batch {
-            let answer = decide_one(&mut state, me, job, today, now, &mut sealed, metrics);
-            if let (Ok(receipt), Some(key)) = (&answer, &job.meta.idempotency_key) {
-                if !receipt.replayed {
-                    me.receipts.insert(
-                        key.clone(),
-                        Receipt {
-                            replayed: true,
-                            ..receipt.clone()
-                        },
-                    );
-                }
-            }
-            answers.push(answer);
-        }
-    }
+    let (mut answers, sealed) = decide_batch(me, batch, metrics);
     if sealed.is_empty() {
         return Committed::Done(answers);
     }
