@@ -31,7 +31,7 @@ struct FailingLog {
 impl EventLog for FailingLog {
     async fn append(&self, events: &[RecordedEvent]) -> Result<(), LogError> {
         let n = self.appends.fetch_add(1, Ordering::SeqCst) + 1;
-        if n % self.every == 0 {
+        if n.is_multiple_of(self.every) {
             self.failed.fetch_add(1, Ordering::SeqCst);
             let first = events.first().map_or(0, RecordedEvent::position);
             return Err(if self.conflict {
