@@ -179,7 +179,10 @@ fn simulate_generates_a_region_once_and_refuses_a_log_that_is_not_empty() {
     );
     let said = String::from_utf8_lossy(&first.stdout);
     assert!(said.contains("events appended"), "{said}");
-    assert!(said.contains("refused by code: {\""), "deliberate bad commands: {said}");
+    assert!(
+        said.contains("refused by code: {\""),
+        "deliberate bad commands: {said}"
+    );
     let again = simulate();
     assert!(!again.status.success());
     assert!(
