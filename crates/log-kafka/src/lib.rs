@@ -879,7 +879,13 @@ impl EventLog for KafkaLog {
                     }
                     Ok(())
                 }
-                Some(_) => {
+                Some((_, item)) => {
+                    tracing::debug!(
+                        next_offset = follower.next_offset,
+                        first_own = item.offset,
+                        contiguous,
+                        "own records are not the next of the partition; reading up to them"
+                    );
                     let past = own.last().map_or(0, |(_, item)| item.offset + 1);
                     follower.catch_up(&inner.topic, Until::Offset(past))
                 }
