@@ -1,60 +1,27 @@
 //! The `contingent` binary as an operator runs it: tokens from the data directory's key, and
 //! `serve` accepting them, or accepting a sign-on's key set given as a file or a URL.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::Command;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_contingent");
+use support::{token, Process, BIN};
 
+/// `contingent serve` on a free port with `--data` and `extra`.
 struct Server {
-    child: Child,
+    _process: Process,
     base: String,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve(data: &std::path::Path, extra: &[&str]) -> Server {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .args(extra)
-        .env("CI", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("serve starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("a line");
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    Server { child, base }
-}
-
-fn token(data: &std::path::Path, role: &str) -> String {
-    let out = Command::new(BIN)
-        .args(["token", "--role", role, "--data"])
-        .arg(data)
-        .output()
-        .expect("token runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned()
+    let mut args = vec!["--data".to_owned(), data.display().to_string()];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    let (process, base) = support::serve(&args);
+    Server {
+        _process: process,
+        base,
+    }
 }
 
 async fn status(base: &str, path: &str, token: Option<&str>) -> u16 {

@@ -4,9 +4,7 @@
 //! `CONTINGENT_TEST_DATABASE_URL`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use contingent_log::EventLog;
@@ -17,26 +15,9 @@ use contingent_testkit::PgDatabase;
 use serde_json::{json, Value};
 use sqlx::AnyPool;
 
-const BIN: &str = env!("CARGO_BIN_EXE_contingent");
+mod support;
 
-/// A child process of the real binary, killed (SIGKILL) when dropped.
-struct Process {
-    child: Child,
-}
-
-impl Process {
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{run, Process};
 
 /// The flags that put a process on the test's topic and database.
 fn backend(topic: &str, database: &str, data: &Path) -> Vec<String> {
@@ -53,52 +34,18 @@ fn backend(topic: &str, database: &str, data: &Path) -> Vec<String> {
 }
 
 fn project(topic: &str, database: &str, data: &Path, batch: usize, extra: &[&str]) -> Process {
-    let child = Command::new(BIN)
-        .arg("project")
-        .args(backend(topic, database, data))
-        .args(["--batch", &batch.to_string()])
-        .args(extra)
-        .env("CI", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("contingent project starts");
-    Process { child }
+    let mut args = vec!["project".to_owned()];
+    args.extend(backend(topic, database, data));
+    args.extend(["--batch".to_owned(), batch.to_string()]);
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    Process::start(&args)
 }
 
 /// `contingent serve --no-projector` on a free port; returns it and its base URL.
 fn serve(topic: &str, database: &str, data: &Path) -> (Process, String) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--no-projector", "--listen", "127.0.0.1:0"])
-        .args(backend(topic, database, data))
-        .env("CI", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("contingent serve starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("a line");
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    (Process { child }, base)
-}
-
-fn run(args: &[String]) -> String {
-    let out = Command::new(BIN)
-        .args(args)
-        .env("CI", "1")
-        .output()
-        .expect("contingent runs");
-    assert!(
-        out.status.success(),
-        "contingent {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
+    let mut args = vec!["--no-projector".to_owned()];
+    args.extend(backend(topic, database, data));
+    support::serve(&args)
 }
 
 async fn pool(url: &str) -> AnyPool {
@@ -272,18 +219,8 @@ async fn two_api_processes_and_a_projector_share_one_agreed_log() {
     let dir = tempfile::tempdir().expect("tempdir");
     let topic = KafkaConfig::region_topic(&contingent_testkit::unique_region());
     let database = PgDatabase::create().await;
-    let token_of = |role: &str| {
-        run(&[
-            "token".into(),
-            "--role".into(),
-            role.into(),
-            "--data".into(),
-            dir.path().display().to_string(),
-        ])
-        .trim()
-        .to_owned()
-    };
-    let (token, region) = (token_of("civil_registry"), token_of("region"));
+    let token = support::token(dir.path(), "civil_registry");
+    let region = support::token(dir.path(), "region");
     let (_a, base_a) = serve(&topic, database.url(), dir.path());
     let (_b, base_b) = serve(&topic, database.url(), dir.path());
     let federal_topic = format!("{topic}.federal");

@@ -242,7 +242,7 @@ pub(crate) async fn run(
                 } else {
                     tracing::error!(%error, "append failed");
                 }
-                let answers = commit_with_retries(&*log, &mut me, &merged, &metrics, true).await;
+                let answers = commit_again(&*log, &mut me, &merged, &metrics).await;
                 publish_head(&me, &head_tx, &metrics);
                 answer(merged, answers);
                 last_follow = Instant::now();
@@ -265,7 +265,7 @@ pub(crate) async fn run(
     }
     if let Some(flight) = in_flight.take() {
         if let Err((failed_jobs, _)) = land(flight, &me, &head_tx, &metrics).await {
-            let answers = commit_with_retries(&*log, &mut me, &failed_jobs, &metrics, true).await;
+            let answers = commit_again(&*log, &mut me, &failed_jobs, &metrics).await;
             publish_head(&me, &head_tx, &metrics);
             answer(failed_jobs, answers);
         }
@@ -359,20 +359,17 @@ fn publish_head(me: &WriterState, head_tx: &watch::Sender<u64>, metrics: &Metric
     let _ = head_tx.send(me.head.position);
 }
 
-/// Decides and appends a batch without pipelining, deciding it again after a lost race (up to
-/// [`CONFLICT_RETRIES`] times). With `reload_first`, the state is first replayed from the log
-/// (it is ahead of the log after a failed append).
-async fn commit_with_retries(
+/// After a failed append: replays the state from the log (it is ahead of the log), then decides
+/// and appends the batch without pipelining, deciding it again after a lost race (up to
+/// [`CONFLICT_RETRIES`] times).
+async fn commit_again(
     log: &dyn EventLog,
     me: &mut WriterState,
     batch: &[Job],
     metrics: &Metrics,
-    reload_first: bool,
 ) -> Vec<Result<Receipt, RegistryError>> {
-    if reload_first {
-        if let Err(reload) = me.reload(log).await {
-            tracing::error!(%reload, "reloading the writer's state failed");
-        }
+    if let Err(reload) = me.reload(log).await {
+        tracing::error!(%reload, "reloading the writer's state failed");
     }
     let mut attempt = 0;
     loop {
@@ -481,7 +478,7 @@ async fn commit(
             Committed::Done(answers)
         }
         Err(error) => {
-            let conflict = matches!(error, LogError::Conflict(_));
+            let conflict = error_is_conflict(&error);
             let message = match error {
                 LogError::Conflict(position) => {
                     format!("another writer appended at position {position} first; try again")

@@ -1,0 +1,86 @@
+//! Running the real `contingent` binary from black-box tests: one-shot commands, tokens, and
+//! long-running `serve` and `project` processes that are killed (SIGKILL) when dropped.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_contingent");
+
+/// A running process of the binary, killed with SIGKILL when dropped.
+pub struct Process {
+    child: Child,
+}
+
+impl Process {
+    /// Starts `contingent ARGS` with its output discarded (stderr shown with the test's).
+    pub fn start<S: AsRef<OsStr>>(args: &[S]) -> Self {
+        let child = Command::new(BIN)
+            .args(args)
+            .env("CI", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("contingent starts");
+        Self { child }
+    }
+
+    /// Kills it now (SIGKILL) and reaps it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `contingent serve --listen 127.0.0.1:0 ARGS`: the process and the base URL it printed.
+pub fn serve<S: AsRef<OsStr>>(args: &[S]) -> (Process, String) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("CI", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("contingent serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("a line");
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    (Process { child }, base)
+}
+
+/// Runs `contingent ARGS` to completion; its standard output, after asserting success.
+pub fn run<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("CI", "1")
+        .output()
+        .expect("contingent runs");
+    assert!(
+        out.status.success(),
+        "contingent {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// A token for `role` signed with the key in `data`.
+pub fn token(data: &Path, role: &str) -> String {
+    let data = data.display().to_string();
+    run(&["token", "--role", role, "--data", data.as_str()])
+        .trim()
+        .to_owned()
+}
