@@ -60,7 +60,8 @@ impl Fixture {
     /// else generated now (its generation rate is recorded as a figure).
     pub async fn get(root: &Path, seed: u64, factor: u32, rec: &Recorder) -> Result<Self> {
         let today = chrono::Utc::now().date_naive();
-        let dir = root.join(format!("region-seed{seed}-x{factor}-{today}"));
+        let format = contingent_log_sqlite::FORMAT_VERSION;
+        let dir = root.join(format!("region-seed{seed}-x{factor}-{today}-log{format}"));
         let marker = dir.join("fixture.json");
         if let Ok(text) = std::fs::read_to_string(&marker) {
             let mut f: Fixture = serde_json::from_str(&text)?;
@@ -74,7 +75,7 @@ impl Fixture {
             ));
             return Ok(f);
         }
-        let building = root.join(format!("region-seed{seed}-x{factor}-{today}.partial"));
+        let building = dir.with_extension("partial");
         let _ = std::fs::remove_dir_all(&building);
         std::fs::create_dir_all(&building)?;
         let config = Config {

@@ -2,6 +2,13 @@
 //! append that returns is on disk. The `events` table is append-only: triggers refuse every
 //! `UPDATE` and `DELETE`, and no code path issues one.
 //!
+//! A learner's events are found through `learner_index`, which is built from the `events` table
+//! in sorted batches of [`INDEX_EVERY`] events inside the append that crosses the threshold,
+//! not event by event: an index entry per event would dirty a random page per event in every
+//! group commit. The entries are grouped in segments of 2^18 positions, so a batch touches the
+//! pages of one small subtree. Events past the indexed position are found by scanning the
+//! (short) tail of the table.
+//!
 //! This crate implements [`contingent_log::EventLog`] and nothing else: it does not decide,
 //! project or serve.
 #![deny(missing_docs)]
@@ -16,16 +23,35 @@ use contingent_log::{EventLog, Hash, Head, LogError, RawEvent, RecordedEvent};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+/// The storage format this build writes and reads (`PRAGMA user_version` of `log.db`).
+pub const FORMAT_VERSION: i64 = 2;
+
+/// The learner index is brought up to date once this many events are past it.
+pub const INDEX_EVERY: u64 = 16_384;
+
+/// Index entries are grouped by `position >> SEGMENT_BITS`.
+const SEGMENT_BITS: u32 = 18;
+
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
     position   INTEGER PRIMARY KEY,
-    event_id   TEXT NOT NULL UNIQUE,
+    event_id   BLOB NOT NULL UNIQUE,
     type       TEXT NOT NULL,
-    learner_id TEXT,
+    learner_id BLOB,
     body       BLOB NOT NULL,
     hash       BLOB NOT NULL
 ) STRICT;
-CREATE INDEX IF NOT EXISTS events_by_learner ON events (learner_id, position) WHERE learner_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS learner_index (
+    segment    INTEGER NOT NULL,
+    learner_id BLOB NOT NULL,
+    position   INTEGER NOT NULL,
+    PRIMARY KEY (segment, learner_id, position)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log_meta (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) STRICT;
+INSERT OR IGNORE INTO log_meta (name, value) VALUES ('indexed_through', 0);
 CREATE TRIGGER IF NOT EXISTS events_are_never_updated BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS events_are_never_deleted BEFORE DELETE ON events
@@ -46,16 +72,19 @@ fn storage(e: sqlx::Error) -> LogError {
 }
 
 impl SqliteLog {
-    /// Opens (creating if needed) the log database at `path`.
+    /// Opens (creating if needed) the log database at `path`. A file written in another storage
+    /// format is refused, not changed.
     pub async fn open(path: &Path) -> Result<Self, LogError> {
+        if path.exists() {
+            check_format(path).await?;
+        }
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .map_err(storage)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
-            // Each event of a group commit changes a random page of the learner index: keep
-            // the index's pages in memory (64 MiB), and checkpoint the WAL every 64 MiB
+            // Keep the indexes' pages in memory (64 MiB), and checkpoint the WAL every 64 MiB
             // rather than every 4 MiB (each checkpoint syncs the database file).
             .pragma("cache_size", "-65536")
             .pragma("wal_autocheckpoint", "16384");
@@ -68,8 +97,75 @@ impl SqliteLog {
             .execute(&pool)
             .await
             .map_err(storage)?;
+        sqlx::raw_sql(&format!("PRAGMA user_version = {FORMAT_VERSION}"))
+            .execute(&pool)
+            .await
+            .map_err(storage)?;
         Ok(Self { pool })
     }
+
+    /// The position up to which `learner_index` is built.
+    pub async fn indexed_through(&self) -> Result<u64, LogError> {
+        let (at,): (i64,) =
+            sqlx::query_as("SELECT value FROM log_meta WHERE name = 'indexed_through'")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(storage)?;
+        Ok(at as u64)
+    }
+}
+
+/// Refuses a file in another storage format, reading it without changing a byte.
+async fn check_format(path: &Path) -> Result<(), LogError> {
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+        .map_err(storage)?
+        .read_only(true);
+    let mut conn: sqlx::SqliteConnection = sqlx::Connection::connect_with(&options)
+        .await
+        .map_err(storage)?;
+    let (version,): (i64,) = sqlx::query_as("PRAGMA user_version")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(storage)?;
+    let (tables,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM sqlite_schema WHERE type = 'table'")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(storage)?;
+    sqlx::Connection::close(conn).await.map_err(storage)?;
+    if version == FORMAT_VERSION || (version == 0 && tables == 0) {
+        return Ok(());
+    }
+    Err(LogError::Storage(format!(
+        "{} is in storage format {version}, and this build reads format {FORMAT_VERSION}: \
+         it was left unchanged; export it with the build that wrote it, or start from an empty file",
+        path.display()
+    )))
+}
+
+/// Adds the index entries of the events after `from` up to `to`, sorted, so that the B-tree
+/// takes them in key order, and records how far the index reaches.
+async fn index_learners(
+    tx: &mut sqlx::SqliteConnection,
+    from: u64,
+    to: u64,
+) -> Result<(), LogError> {
+    sqlx::query(&format!(
+        "INSERT INTO learner_index (segment, learner_id, position) \
+         SELECT position >> {SEGMENT_BITS}, learner_id, position FROM events \
+         WHERE position > ?1 AND position <= ?2 AND learner_id IS NOT NULL ORDER BY 1, 2, 3"
+    ))
+    .bind(from as i64)
+    .bind(to as i64)
+    .execute(&mut *tx)
+    .await
+    .map_err(storage)?;
+    sqlx::query("UPDATE log_meta SET value = ? WHERE name = 'indexed_through'")
+        .bind(to as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+    Ok(())
 }
 
 fn decode(row: sqlx::sqlite::SqliteRow) -> Result<RecordedEvent, LogError> {
@@ -109,13 +205,28 @@ impl EventLog for SqliteLog {
             );
             insert.push_values(chunk, |mut row, event| {
                 row.push_bind(event.position() as i64)
-                    .push_bind(event.envelope.event_id.to_string())
+                    .push_bind(event.envelope.event_id.as_bytes().as_slice())
                     .push_bind(event.envelope.event.type_name())
-                    .push_bind(event.envelope.learner_id.map(|l| l.to_string()))
+                    .push_bind(
+                        event
+                            .envelope
+                            .learner_id
+                            .as_ref()
+                            .map(|l| l.as_uuid().as_bytes().as_slice()),
+                    )
                     .push_bind(event.body.as_slice())
                     .push_bind(event.hash.0.as_slice());
             });
             insert.build().execute(&mut *tx).await.map_err(storage)?;
+        }
+        let last = first.position() + events.len() as u64 - 1;
+        let (indexed,): (i64,) =
+            sqlx::query_as("SELECT value FROM log_meta WHERE name = 'indexed_through'")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(storage)?;
+        if last.saturating_sub(indexed as u64) >= INDEX_EVERY {
+            index_learners(&mut tx, indexed as u64, last).await?;
         }
         tx.commit().await.map_err(storage)?;
         Ok(())
@@ -153,12 +264,35 @@ impl EventLog for SqliteLog {
     }
 
     async fn read_learner(&self, learner: LearnerId) -> Result<Vec<RecordedEvent>, LogError> {
-        let rows =
-            sqlx::query("SELECT body, hash FROM events WHERE learner_id = ? ORDER BY position")
-                .bind(learner.to_string())
-                .fetch_all(&self.pool)
+        let key = learner.as_uuid().as_bytes().as_slice();
+        // One snapshot for both parts, so the index and the tail meet exactly.
+        let mut tx = self.pool.begin().await.map_err(storage)?;
+        let (indexed,): (i64,) =
+            sqlx::query_as("SELECT value FROM log_meta WHERE name = 'indexed_through'")
+                .fetch_one(&mut *tx)
                 .await
                 .map_err(storage)?;
+        let mut rows = sqlx::query(&format!(
+            "WITH RECURSIVE seg(s) AS (SELECT 0 UNION ALL SELECT s + 1 FROM seg WHERE s < ?1 >> {SEGMENT_BITS}) \
+             SELECT e.body, e.hash FROM seg JOIN learner_index i ON i.segment = seg.s AND i.learner_id = ?2 \
+             JOIN events e ON e.position = i.position ORDER BY i.position"
+        ))
+        .bind(indexed)
+        .bind(key)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(storage)?;
+        rows.extend(
+            sqlx::query(
+                "SELECT body, hash FROM events WHERE position > ? AND learner_id = ? ORDER BY position",
+            )
+            .bind(indexed)
+            .bind(key)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(storage)?,
+        );
+        tx.commit().await.map_err(storage)?;
         rows.into_iter().map(decode).collect()
     }
 
@@ -193,7 +327,8 @@ mod tests {
     use super::*;
     use chrono::Utc;
     use contingent_domain::{
-        Event, Level, OrganizationId, OrganizationKind, OrganizationRegistered, SourceKind, Text,
+        Event, Level, OrganizationId, OrganizationKind, OrganizationRegistered, Snils,
+        SnilsRecorded, SourceKind, Text,
     };
     use contingent_log::{Envelope, Metadata, Source, GENESIS_HASH};
 
@@ -273,5 +408,91 @@ mod tests {
         let delete = sqlx::query("DELETE FROM events").execute(&log.pool).await;
         assert!(delete.is_err());
         assert_eq!(log.head().await.expect("head").position, 1);
+    }
+
+    #[tokio::test]
+    async fn a_learners_events_are_found_through_the_index_and_in_the_tail() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = SqliteLog::open(&dir.path().join("log.db"))
+            .await
+            .expect("open");
+        let learners: Vec<LearnerId> = (0..3).map(|_| LearnerId::generate()).collect();
+        let snils = Snils::parse("112-233-445 95").expect("snils");
+        let (mut head, mut hash) = (0u64, GENESIS_HASH);
+        let mut expected: Vec<Vec<u64>> = vec![Vec::new(); learners.len()];
+        // 2.5 index batches in appends of 1,000, with events of no learner in between.
+        let total = INDEX_EVERY * 5 / 2;
+        while head < total {
+            let events: Vec<Event> = (0..1_000)
+                .map(|i| {
+                    let n = head + i + 1;
+                    if n % 7 == 0 {
+                        org_event("Школа")
+                    } else {
+                        Event::SnilsRecorded(SnilsRecorded {
+                            learner_id: learners[(n % 3) as usize],
+                            snils,
+                        })
+                    }
+                })
+                .collect();
+            let sealed =
+                Envelope::seal_all(events, &meta(), head + 1, hash, Utc::now()).expect("seal");
+            for e in &sealed {
+                if let Some(l) = e.envelope.learner_id {
+                    let i = learners.iter().position(|x| *x == l).expect("known");
+                    expected[i].push(e.position());
+                }
+            }
+            log.append(&sealed).await.expect("append");
+            head += sealed.len() as u64;
+            hash = sealed.last().expect("events").hash;
+        }
+        let indexed = log.indexed_through().await.expect("indexed");
+        assert!(
+            indexed >= INDEX_EVERY * 2 && indexed < head,
+            "indexed through {indexed} of {head}"
+        );
+        for (learner, positions) in learners.iter().zip(&expected) {
+            let found: Vec<u64> = log
+                .read_learner(*learner)
+                .await
+                .expect("learner")
+                .iter()
+                .map(RecordedEvent::position)
+                .collect();
+            assert_eq!(&found, positions);
+        }
+        assert!(log
+            .read_learner(LearnerId::generate())
+            .await
+            .expect("stranger")
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_file_in_another_storage_format_is_refused_and_left_unchanged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("log.db");
+        {
+            let old = SqlitePool::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+                .await
+                .expect("create");
+            sqlx::raw_sql(
+                "CREATE TABLE events (position INTEGER PRIMARY KEY, event_id TEXT, body BLOB);
+                 INSERT INTO events VALUES (1, 'e', x'00'); PRAGMA user_version = 1;",
+            )
+            .execute(&old)
+            .await
+            .expect("old format");
+            old.close().await;
+        }
+        let before = std::fs::read(&path).expect("read");
+        let refused = SqliteLog::open(&path).await.expect_err("refused");
+        assert!(
+            refused.to_string().contains("storage format 1"),
+            "{refused}"
+        );
+        assert_eq!(std::fs::read(&path).expect("read"), before);
     }
 }
