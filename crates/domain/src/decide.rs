@@ -671,8 +671,8 @@ impl<'a> Rules<'a> {
                 c.transferred_on
             )));
         }
-        if let Some(last) = self.state.last_facts.get(&(c.learner_id, from.class_id)) {
-            if *last >= c.transferred_on {
+        if let Some(last) = learner.last_fact(from.class_id) {
+            if last >= c.transferred_on {
                 return Err(DomainError::DateOutOfRange(format!(
                     "the transfer date {} must follow the marks and attendance recorded in the current class up to {last}",
                     c.transferred_on
@@ -919,12 +919,8 @@ impl<'a> Rules<'a> {
                 )));
             }
         }
-        if let Some(last) = self
-            .state
-            .last_facts
-            .get(&(c.learner_id, enrollment.class_id))
-        {
-            if *last > c.left_on {
+        if let Some(last) = learner.last_fact(enrollment.class_id) {
+            if last > c.left_on {
                 return Err(DomainError::DateOutOfRange(format!(
                     "the leaving date {} is before marks or attendance recorded in the class on {last}",
                     c.left_on

@@ -72,6 +72,9 @@ pub struct Membership {
     pub from: NaiveDate,
     /// First day no longer in the class; none while the learner is in it.
     pub until: Option<NaiveDate>,
+    /// The latest date of a mark or attendance recorded in the class during this stay or an
+    /// earlier stay in the same class: a leaving or a transfer out may not be dated before it.
+    pub last_fact: Option<NaiveDate>,
 }
 
 impl Membership {
@@ -128,6 +131,26 @@ impl Learner {
         self.memberships
             .iter()
             .find(|m| m.class_id == class && m.covers(date))
+    }
+
+    /// The latest date of a mark or attendance recorded for the learner in `class`.
+    pub fn last_fact(&self, class: ClassId) -> Option<NaiveDate> {
+        self.memberships
+            .iter()
+            .filter(|m| m.class_id == class)
+            .filter_map(|m| m.last_fact)
+            .max()
+    }
+
+    fn record_fact(&mut self, class: ClassId, date: NaiveDate) {
+        if let Some(m) = self
+            .memberships
+            .iter_mut()
+            .rev()
+            .find(|m| m.class_id == class)
+        {
+            m.last_fact = Some(m.last_fact.map_or(date, |last| last.max(date)));
+        }
     }
 
     fn end_membership(&mut self, class: ClassId, until: NaiveDate) {
@@ -190,6 +213,9 @@ pub struct MarkRef {
     pub class_id: ClassId,
     /// The current value.
     pub value: Mark,
+    /// The position of the event that recorded or last corrected it (the count of events
+    /// applied to the state up to and including that one).
+    pub at: u64,
 }
 
 /// The write side's state of the whole region.
@@ -200,18 +226,27 @@ pub struct State {
     pub(crate) learners: HashMap<LearnerId, Learner>,
     pub(crate) applications: HashMap<ApplicationId, Application>,
     pub(crate) snils_owners: HashMap<Snils, SnilsOwner>,
-    pub(crate) birth_records: HashMap<String, (LearnerId, u64)>,
-    pub(crate) death_records: HashMap<String, (LearnerId, u64)>,
+    /// Civil registry records by [`record_key`]: the learner and a fingerprint of the facts.
+    pub(crate) birth_records: HashMap<u128, (LearnerId, u64)>,
+    pub(crate) death_records: HashMap<u128, (LearnerId, u64)>,
+    /// The marks the state holds: every mark, unless the owner of the state settles them
+    /// elsewhere ([`State::settle_marks`]) and brings back the ones a command names
+    /// ([`State::recall_mark`]) before deciding it.
     pub(crate) marks: HashMap<MarkId, MarkRef>,
+    /// How many events were applied: the position of the last one, for a state folded from a
+    /// log from its start.
+    pub(crate) applied: u64,
     /// Every enrollment id ever opened, and whose it is: enrollment ids are unique in the region.
     pub(crate) enrollment_owners: HashMap<EnrollmentId, LearnerId>,
-    /// The latest date a mark or attendance was recorded for a learner in a class: a leaving or a
-    /// transfer out may not be dated before it.
-    pub(crate) last_facts: HashMap<(LearnerId, ClassId), NaiveDate>,
 }
 
-pub(crate) fn record_key(office: &str, number: &str) -> String {
-    format!("{}\u{1f}{}", office.to_lowercase(), number.to_lowercase())
+/// A civil registry record (office and number, case aside) as a 128-bit fingerprint: the state
+/// keeps one per birth and death, so a fixed 16 bytes rather than the text.
+pub(crate) fn record_key(office: &str, number: &str) -> u128 {
+    let (office, number) = (office.to_lowercase(), number.to_lowercase());
+    let high = fingerprint(&(0u8, &office, &number));
+    let low = fingerprint(&(1u8, &office, &number));
+    (u128::from(high) << 64) | u128::from(low)
 }
 
 pub(crate) fn fingerprint<T: Hash + ?Sized>(value: &T) -> u64 {
@@ -229,7 +264,7 @@ pub(crate) fn name_fingerprint(name: &FullName) -> u64 {
     ))
 }
 
-fn civil_key(record: &CivilRecord) -> String {
+fn civil_key(record: &CivilRecord) -> u128 {
     record_key(record.office.as_str(), record.number.as_str())
 }
 
@@ -287,7 +322,37 @@ impl State {
         self.snils_owners.get(&snils).copied()
     }
 
-    /// Counts: organizations, classes, learners, applications, marks.
+    /// How many events were applied.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// Takes out the marks last changed at or before `through`, to be kept outside the state.
+    pub fn settle_marks(&mut self, through: u64) -> Vec<(MarkId, MarkRef)> {
+        let settled: Vec<MarkId> = self
+            .marks
+            .iter()
+            .filter(|(_, m)| m.at <= through)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut out = Vec::with_capacity(settled.len());
+        for id in settled {
+            if let Some(m) = self.marks.remove(&id) {
+                out.push((id, m));
+            }
+        }
+        if self.marks.capacity() > 4 * self.marks.len().max(1024) {
+            self.marks.shrink_to_fit();
+        }
+        out
+    }
+
+    /// Brings back a mark kept outside the state; a mark the state holds is newer and stays.
+    pub fn recall_mark(&mut self, id: MarkId, mark: MarkRef) {
+        self.marks.entry(id).or_insert(mark);
+    }
+
+    /// Counts: organizations, classes, learners, applications, marks held.
     pub fn counts(&self) -> [usize; 5] {
         [
             self.organizations.len(),
@@ -315,8 +380,9 @@ impl State {
     }
 
     fn record_fact(&mut self, learner: LearnerId, class: ClassId, date: NaiveDate) {
-        let last = self.last_facts.entry((learner, class)).or_insert(date);
-        *last = (*last).max(date);
+        if let Some(l) = self.learners.get_mut(&learner) {
+            l.record_fact(class, date);
+        }
     }
 
     fn free_place(&mut self, class: ClassId) {
@@ -327,6 +393,7 @@ impl State {
 
     /// Applies one event. Total: an event that names something unknown changes nothing.
     pub fn apply(&mut self, event: &Event) {
+        self.applied += 1;
         match event {
             Event::OrganizationRegistered(e) => {
                 self.organizations.insert(
@@ -421,6 +488,7 @@ impl State {
             Event::GuardianLinked(e) => {
                 if let Some(l) = self.learners.get_mut(&e.learner_id) {
                     l.guardians.push(e.guardian_snils);
+                    l.guardians.shrink_to_fit();
                 }
                 self.snils_owners
                     .entry(e.guardian_snils)
@@ -465,7 +533,10 @@ impl State {
                         class_id: e.class_id,
                         from: e.enrolled_on,
                         until: None,
+                        last_fact: None,
                     });
+                    l.enrollments.shrink_to_fit();
+                    l.memberships.shrink_to_fit();
                 }
                 self.enrollment_owners.insert(e.enrollment_id, e.learner_id);
                 self.take_place(e.class_id);
@@ -483,7 +554,9 @@ impl State {
                         class_id: e.to_class_id,
                         from: e.transferred_on,
                         until: None,
+                        last_fact: None,
                     });
+                    l.memberships.shrink_to_fit();
                     let previous = l
                         .enrollments
                         .iter_mut()
@@ -510,6 +583,7 @@ impl State {
                             grade: e.grade,
                             active: true,
                         });
+                        l.enrollments.shrink_to_fit();
                     }
                 }
                 self.enrollment_owners
@@ -525,13 +599,22 @@ impl State {
                         learner_id: e.learner_id,
                         class_id: e.class_id,
                         value: e.value,
+                        at: self.applied,
                     },
                 );
             }
             Event::MarkCorrected(e) => {
-                if let Some(m) = self.marks.get_mut(&e.mark_id) {
-                    m.value = e.value;
-                }
+                // The correction names the mark's learner and class: the state knows the mark
+                // afterwards whether or not it held it before.
+                self.marks.insert(
+                    e.mark_id,
+                    MarkRef {
+                        learner_id: e.learner_id,
+                        class_id: e.class_id,
+                        value: e.value,
+                        at: self.applied,
+                    },
+                );
             }
             Event::AttendanceRecorded(e) => self.record_fact(e.learner_id, e.class_id, e.date),
             Event::ExamResultRecorded(_) => {}

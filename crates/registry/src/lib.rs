@@ -8,6 +8,7 @@
 
 mod audit;
 mod journal;
+mod markbook;
 mod metrics;
 mod projecting;
 mod registry;

@@ -146,7 +146,11 @@ impl Registry {
         read: ReadStore,
         progress: impl FnMut(u64),
     ) -> Result<Self, RegistryError> {
-        let state = WriterState::load(&*log, progress).await?;
+        std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+            RegistryError::Unavailable(format!("{}: {e}", settings.data_dir.display()))
+        })?;
+        let book = crate::markbook::MarkBook::open(&settings.mark_book_path()).await?;
+        let state = WriterState::load(&*log, book, settings.settle_marks_at, progress).await?;
         let metrics = Arc::new(Metrics::default());
         metrics
             .log_head

@@ -18,7 +18,8 @@ pub enum LogBackend {
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Directory of the embedded files: `log.db` (the event log), `read.db` (the read models),
-    /// `journal.db` (the access journal) and `keys/` (the local token key).
+    /// `journal.db` (the access journal), `marks*.db` (the writer's mark book) and `keys/`
+    /// (the local token key).
     pub data_dir: PathBuf,
     /// The log of record.
     pub log: LogBackend,
@@ -38,6 +39,9 @@ pub struct Settings {
     /// nothing to write, and how often it reads the projectors' positions when it does not
     /// project itself.
     pub follow_interval: Duration,
+    /// How many marks the writer holds in memory before it settles the durable ones in its
+    /// mark book (`mark_book_path`); a correction of a settled mark recalls it from there.
+    pub settle_marks_at: usize,
 }
 
 impl Settings {
@@ -52,6 +56,7 @@ impl Settings {
             projector_batch: 2000,
             max_body_bytes: 64 * 1024,
             follow_interval: Duration::from_millis(100),
+            settle_marks_at: 200_000,
         }
     }
 
@@ -68,6 +73,28 @@ impl Settings {
     /// The embedded access journal file.
     pub fn journal_path(&self) -> PathBuf {
         self.data_dir.join("journal.db")
+    }
+
+    /// The writer's mark book (derived from the log, one per log): `marks.db` beside the
+    /// embedded log, `marks-<topic>.db` for a Kafka topic.
+    pub fn mark_book_path(&self) -> PathBuf {
+        match &self.log {
+            LogBackend::Embedded => self.data_dir.join("marks.db"),
+            LogBackend::Kafka(kafka) => {
+                let topic: String = kafka
+                    .topic
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                self.data_dir.join(format!("marks-{topic}.db"))
+            }
+        }
     }
 
     /// The read-model database: the PostgreSQL URL if one is set, else the embedded file.

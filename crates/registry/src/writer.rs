@@ -8,10 +8,11 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use chrono::Utc;
-use contingent_domain::{decide, learner_of, Command, Event, State};
-use contingent_log::{Envelope, EventLog, Head, LogError, Metadata, RecordedEvent};
+use contingent_domain::{decide, learner_of, Command, Event, MarkId, State};
+use contingent_log::{Envelope, EventLog, Hash, Head, LogError, Metadata, RecordedEvent};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::markbook::MarkBook;
 use crate::metrics::Metrics;
 use crate::registry::{Receipt, RegistryError};
 
@@ -27,12 +28,16 @@ pub(crate) struct Job {
     pub reply: Reply,
 }
 
-/// What the writer knows: the state, the head of the log, and the idempotency record.
+/// What the writer knows: the state, the head of the log, the idempotency record, and the
+/// marks it settled in its mark book.
 pub(crate) struct WriterState {
     /// Shared with readers that authorize queries; written only by the writer task.
     pub state: Arc<RwLock<State>>,
     pub head: Head,
     pub receipts: HashMap<String, Receipt>,
+    pub book: MarkBook,
+    /// Marks held in memory before they are settled in the book.
+    pub settle_at: usize,
 }
 
 /// The event type each command records, for matching a reused idempotency key.
@@ -63,7 +68,29 @@ pub(crate) fn command_of_event(event: &Event) -> &'static str {
 
 impl WriterState {
     /// Replays the whole log: the state, the head, and a receipt for every idempotency key.
-    pub async fn load(log: &dyn EventLog, mut progress: impl FnMut(u64)) -> Result<Self, LogError> {
+    /// Marks the book already has are not kept in memory; others are settled in the book as
+    /// they accumulate.
+    pub async fn load(
+        log: &dyn EventLog,
+        book: MarkBook,
+        settle_at: usize,
+        mut progress: impl FnMut(u64),
+    ) -> Result<Self, LogError> {
+        let (mut booked, booked_hash) = book.through().await?;
+        if booked > 0 {
+            let at = log.read_after(booked - 1, 1).await?;
+            let same_log = at
+                .first()
+                .is_some_and(|e| e.position() == booked && e.hash.0.as_slice() == booked_hash);
+            if !same_log {
+                tracing::info!(
+                    booked,
+                    "the mark book was made from another log; filling it again"
+                );
+                book.clear().await?;
+                booked = 0;
+            }
+        }
         let mut state = State::new();
         let mut head = Head::EMPTY;
         let mut receipts: HashMap<String, Receipt> = HashMap::new();
@@ -72,8 +99,17 @@ impl WriterState {
             if batch.is_empty() {
                 break;
             }
+            let first = head.position + 1;
             for event in &batch {
                 absorb(&mut state, &mut head, &mut receipts, event);
+            }
+            if first <= booked {
+                // The book has every mark changed up to its position.
+                drop(state.settle_marks(booked.min(head.position)));
+            }
+            if head.position > booked && state.counts()[4] >= settle_at {
+                let mut marks = state.settle_marks(head.position);
+                book.settle(&mut marks, head.position, head.hash).await?;
             }
             progress(head.position);
         }
@@ -81,7 +117,53 @@ impl WriterState {
             state: Arc::new(RwLock::new(state)),
             head,
             receipts,
+            book,
+            settle_at,
         })
+    }
+
+    /// Settles the marks held in memory that are durable (changed at or before `through`, whose
+    /// hash is `hash`) in the book, once there are many. On failure they stay in memory.
+    async fn settle(&self, through: u64, hash: Hash) {
+        if read(&self.state).counts()[4] < self.settle_at {
+            return;
+        }
+        let mut marks = write(&self.state).settle_marks(through);
+        if marks.is_empty() {
+            return;
+        }
+        if let Err(error) = self.book.settle(&mut marks, through, hash).await {
+            tracing::error!(%error, "settling marks in the mark book failed; keeping them in memory");
+            let mut state = write(&self.state);
+            for (id, mark) in marks {
+                state.recall_mark(id, mark);
+            }
+        }
+    }
+
+    /// Brings back from the book the marks that `batch` names and the state does not hold.
+    async fn recall_marks(&self, batch: &[Job]) -> Result<(), LogError> {
+        let missing: Vec<MarkId> = {
+            let state = read(&self.state);
+            batch
+                .iter()
+                .filter_map(|job| match &job.command {
+                    Command::RecordMark(c) => Some(c.mark_id),
+                    Command::CorrectMark(c) => Some(c.mark_id),
+                    _ => None,
+                })
+                .filter(|id| state.mark(*id).is_none())
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let found = self.book.lookup(&missing).await?;
+        let mut state = write(&self.state);
+        for (id, mark) in found {
+            state.recall_mark(id, mark);
+        }
+        Ok(())
     }
 
     /// Applies what other writers appended to the log since this writer's head (a log shared
@@ -105,7 +187,7 @@ impl WriterState {
     /// Takes the log's word after a failed append: the state, head and receipts of what is
     /// durable, keeping the shared state's identity for its readers.
     async fn reload(&mut self, log: &dyn EventLog) -> Result<(), LogError> {
-        let fresh = WriterState::load(log, |_| {}).await?;
+        let fresh = WriterState::load(log, self.book.clone(), self.settle_at, |_| {}).await?;
         let state = std::mem::take(&mut *write(&fresh.state));
         *write(&self.state) = state;
         self.head = fresh.head;
@@ -229,10 +311,18 @@ pub(crate) async fn run(
             follow(&*log, &mut me, &head_tx, &metrics).await;
             last_follow = Instant::now();
         }
-        let decided = (!batch.is_empty()).then(|| decide_batch(&mut me, &batch, &metrics));
+        let decided = if batch.is_empty() {
+            None
+        } else {
+            Some(decide_batch(&mut me, &batch, &metrics).await)
+        };
 
         if let Some(flight) = in_flight.take() {
-            if let Err((failed_jobs, error)) = land(flight, &me, &head_tx, &metrics).await {
+            let landed = land(flight, &me, &head_tx, &metrics).await;
+            if let Ok((position, hash)) = landed {
+                me.settle(position, hash).await;
+            }
+            if let Err((failed_jobs, error)) = landed {
                 // Neither the failed batch nor the one decided on top of it is durable.
                 let mut merged = failed_jobs;
                 merged.append(&mut batch);
@@ -245,6 +335,7 @@ pub(crate) async fn run(
                 let answers = commit_again(&*log, &mut me, &merged, &metrics).await;
                 publish_head(&me, &head_tx, &metrics);
                 answer(merged, answers);
+                me.settle(me.head.position, me.head.hash).await;
                 last_follow = Instant::now();
                 continue;
             }
@@ -270,6 +361,7 @@ pub(crate) async fn run(
             answer(failed_jobs, answers);
         }
     }
+    me.book.close().await;
 }
 
 /// A batch whose append is under way.
@@ -278,6 +370,7 @@ struct InFlight {
     answers: Vec<Result<Receipt, RegistryError>>,
     /// The position of its last event: the durable head once it lands.
     last_position: u64,
+    last_hash: Hash,
     events: u64,
     append: tokio::task::JoinHandle<(Result<(), LogError>, std::time::Duration)>,
 }
@@ -290,6 +383,7 @@ fn take_off(
     last_position: u64,
 ) -> InFlight {
     let events = sealed.len() as u64;
+    let last_hash = sealed.last().map_or(Hash([0; 32]), |e| e.hash);
     let append = tokio::spawn(async move {
         let started = Instant::now();
         let result = log.append(&sealed).await;
@@ -299,23 +393,25 @@ fn take_off(
         jobs,
         answers,
         last_position,
+        last_hash,
         events,
         append,
     }
 }
 
-/// Waits for the append in flight; on success answers its callers and announces the new head.
-/// On failure hands its jobs back, unanswered.
+/// Waits for the append in flight; on success answers its callers, announces the new head and
+/// returns it (position and hash). On failure hands its jobs back, unanswered.
 async fn land(
     flight: InFlight,
     me: &WriterState,
     head_tx: &watch::Sender<u64>,
     metrics: &Metrics,
-) -> Result<(), (Vec<Job>, LogError)> {
+) -> Result<(u64, Hash), (Vec<Job>, LogError)> {
     let InFlight {
         jobs,
         answers,
         last_position,
+        last_hash,
         events,
         append,
     } = flight;
@@ -338,7 +434,7 @@ async fn land(
             metrics.log_head.store(durable, Ordering::Relaxed);
             let _ = head_tx.send(durable);
             answer(jobs, answers);
-            Ok(())
+            Ok((last_position, last_hash))
         }
         Err(error) => Err((jobs, error)),
     }
@@ -405,7 +501,10 @@ async fn follow(
 ) {
     match me.follow(log).await {
         Ok(0) => {}
-        Ok(_) => publish_head(me, head_tx, metrics),
+        Ok(_) => {
+            publish_head(me, head_tx, metrics);
+            me.settle(me.head.position, me.head.hash).await;
+        }
         Err(error) => tracing::warn!(%error, "reading the shared log failed"),
     }
 }
@@ -422,12 +521,21 @@ enum Committed {
 }
 
 /// Decides every job of the batch in order against the state; returns one answer per job and
-/// the sealed events to append.
-fn decide_batch(
+/// the sealed events to append. The marks the batch names are recalled from the book first; if
+/// the book cannot be read, nothing is decided and every job is answered unavailable.
+async fn decide_batch(
     me: &mut WriterState,
     batch: &[Job],
     metrics: &Metrics,
 ) -> (Vec<Result<Receipt, RegistryError>>, Vec<RecordedEvent>) {
+    if let Err(error) = me.recall_marks(batch).await {
+        tracing::error!(%error, "reading the mark book failed");
+        let answers = batch
+            .iter()
+            .map(|_| Err(RegistryError::Unavailable(error.to_string())))
+            .collect();
+        return (answers, Vec::new());
+    }
     let now = Utc::now();
     let today = now.date_naive();
     let mut sealed: Vec<RecordedEvent> = Vec::new();
@@ -460,7 +568,7 @@ async fn commit(
     batch: &[Job],
     metrics: &Metrics,
 ) -> Committed {
-    let (mut answers, sealed) = decide_batch(me, batch, metrics);
+    let (mut answers, sealed) = decide_batch(me, batch, metrics).await;
     if sealed.is_empty() {
         return Committed::Done(answers);
     }
