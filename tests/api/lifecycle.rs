@@ -86,6 +86,23 @@ async fn birth_to_college(app: TestApp) {
         })
     };
     app.ok("record_mark", mark("2025-09-15", "5", 1)).await;
+    // A diary read now is kept and read again from the cache; everything recorded about the
+    // learner afterwards must still show in the diary read at the end.
+    let diary_path = format!("/v1/learners/{learner}/diary?academic_year=2025/2026");
+    for _ in 0..2 {
+        let early = app.get_ok(&diary_path).await;
+        let marks = early["subjects"][0]["periods"][0]["marks"].as_array();
+        assert_eq!(marks.map(Vec::len), Some(1), "{early}");
+    }
+    let (_, metrics) = app.get("/metrics").await;
+    let hits = metrics
+        .as_str()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("contingent_read_cache_hits_total "))
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
+    assert!(hits.is_some_and(|h| h >= 1), "{metrics}");
     let corrected = app.ok("record_mark", mark("2025-09-22", "3", 2)).await;
     let mark_id = corrected["events"][0]["data"]["mark_id"]
         .as_str()
@@ -136,11 +153,7 @@ async fn birth_to_college(app: TestApp) {
     assert_eq!(kinds, ["enrolled", "left", "enrolled"]);
 
     // Diary: weighted average (5·1 + 4·2) / 3 = 4.33, the correction visible, attendance, exam.
-    let diary = app
-        .get_ok(&format!(
-            "/v1/learners/{learner}/diary?academic_year=2025/2026"
-        ))
-        .await;
+    let diary = app.get_ok(&diary_path).await;
     let maths = &diary["subjects"][0];
     assert_eq!(maths["subject"], "Математика");
     assert_eq!(maths["average"], 4.33);

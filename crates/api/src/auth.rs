@@ -21,6 +21,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// The token checker.
     pub verifier: Arc<TokenVerifier>,
+    /// Diaries kept while nothing about their learner changes.
+    pub(crate) cache: Arc<crate::cache::ReadCache>,
 }
 
 impl FromRef<AppState> for Arc<Registry> {

@@ -244,18 +244,70 @@ pub(crate) async fn learner(
 }
 
 pub(crate) async fn diary(
-    State(registry): AppState,
+    State(app): State<crate::auth::AppState>,
     auth: Auth,
     Path(id): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
+    let registry = &app.registry;
     let q = params(p)?;
     let id = learner_id(&id)?;
-    auth.allow(&registry, Read::Diary(id)).await?;
+    auth.allow(registry, Read::Diary(id)).await?;
     let year = year_param(&q)?;
-    consistent(&registry, &q).await?;
-    let diary = queries::diary(registry.read().pool(), &id.to_string(), year).await?;
-    found(&registry, diary, "learner_not_found")
+    consistent(registry, &q).await?;
+    let min_position = match q.contains_key("min_position") {
+        true => number_param(&q, "min_position", 0, u64::MAX)?,
+        false => 0,
+    };
+    let key = (id, year);
+    let needed = crate::cache::needed(registry, id, min_position);
+    if let Some(body) = needed.and_then(|at| app.cache.diary(&key, at)) {
+        registry
+            .metrics()
+            .read_cache_hits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Ok(json_bytes(registry, body));
+    }
+    registry
+        .metrics()
+        .read_cache_misses
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let read_at = registry.projected();
+    let Some(diary) = queries::diary(registry.read().pool(), &id.to_string(), year).await? else {
+        return Err(ApiError::not_found(
+            "learner_not_found",
+            "not in the registry",
+        ));
+    };
+    let body = Bytes::from(serde_json::to_vec(&diary).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            format!("encoding the diary: {e}"),
+        )
+    })?);
+    if needed.is_some() {
+        app.cache.keep_diary(key, read_at, body.clone());
+    }
+    Ok(json_bytes(registry, body))
+}
+
+/// A JSON body already encoded, with the read models' position.
+fn json_bytes(registry: &Registry, body: Bytes) -> Response {
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            ),
+            (
+                axum::http::HeaderName::from_static("x-projected-position"),
+                axum::http::HeaderValue::from(registry.projected()),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 pub(crate) async fn history(

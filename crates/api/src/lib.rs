@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 mod auth;
+mod cache;
 mod commands;
 mod error;
 mod handlers;
@@ -27,7 +28,18 @@ pub use error::ApiError;
 
 /// Builds the router over a running registry, accepting tokens that `verifier` accepts.
 pub fn router(registry: Arc<Registry>, verifier: Arc<TokenVerifier>) -> Router {
+    let cache_bytes = registry.settings().read_cache_bytes;
+    router_with_cache(registry, verifier, cache_bytes)
+}
+
+/// [`router`] keeping at most `cache_bytes` of diaries (none when 0) whatever the settings say.
+pub fn router_with_cache(
+    registry: Arc<Registry>,
+    verifier: Arc<TokenVerifier>,
+    cache_bytes: u64,
+) -> Router {
     let limit = registry.settings().max_body_bytes;
+    let cache = Arc::new(cache::ReadCache::new(cache_bytes));
     Router::new()
         .route("/v1/commands/{name}", post(handlers::command))
         .route("/v1/learners", get(handlers::find_learners))
@@ -51,7 +63,11 @@ pub fn router(registry: Arc<Registry>, verifier: Arc<TokenVerifier>) -> Router {
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(CatchPanicLayer::custom(handlers::panicked))
-        .with_state(AppState { registry, verifier })
+        .with_state(AppState {
+            registry,
+            verifier,
+            cache,
+        })
 }
 
 /// The paths the API serves, as documented in `/openapi.json`.

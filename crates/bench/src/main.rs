@@ -292,6 +292,11 @@ async fn reachable(addresses: &str) -> bool {
     )
 }
 
+/// mimalloc rather than the system allocator: answering queries allocates many short-lived
+/// buffers from many threads, where glibc's malloc spent ~18 % of the CPU in a profile.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let mut opts = Opts::parse();

@@ -2,6 +2,7 @@
 //! loopback: the API over a registry holding the region, tokens minted by a local issuer, and a
 //! load of concurrent requests, each on its own connection.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -308,20 +309,39 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let verifier = Arc::new(issuer.verifier()?);
     let kinds = targets(&registry, &issuer, 2000)?;
     breakdown(ctx, &registry, &verifier, &kinds).await?;
-    let app = contingent_api::router(registry.clone(), verifier);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await
-    });
+    let serve = |app: axum::Router| async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stop_rx.await;
+                })
+                .await
+        });
+        anyhow::Ok((addr, stop_tx, server))
+    };
+    let cache_bytes = registry.settings().read_cache_bytes;
+    let (addr, stop_tx, server) =
+        serve(contingent_api::router(registry.clone(), verifier.clone())).await?;
+    // The same API keeping no diaries: every diary from the read models.
+    let (uncached_addr, stop_uncached, uncached_server) = serve(contingent_api::router_with_cache(
+        registry.clone(),
+        verifier,
+        0,
+    ))
+    .await?;
     let measure = Duration::from_secs_f64(ctx.opts.query_seconds);
     let warmup = Duration::from_secs(1);
+    let mut runs = Vec::new();
     for (kind, targets) in kinds {
+        if kind == "diary" {
+            runs.push(("diary_uncached", uncached_addr, targets.clone(), 0));
+        }
+        runs.push((kind, addr, targets, cache_bytes));
+    }
+    for (kind, addr, targets, cache_bytes) in runs {
         if targets.is_empty() {
             ctx.rec
                 .note(&format!("{kind}: the region has nothing to ask; skipped"));
@@ -329,7 +349,14 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         }
         let targets = Arc::new(targets);
         for &concurrency in &ctx.opts.concurrency.clone() {
+            let metrics = registry.metrics();
+            let (hits, misses) = (
+                metrics.read_cache_hits.load(Ordering::Relaxed),
+                metrics.read_cache_misses.load(Ordering::Relaxed),
+            );
             let l = load(addr, targets.clone(), concurrency, warmup, measure).await?;
+            let hits = metrics.read_cache_hits.load(Ordering::Relaxed) - hits;
+            let misses = metrics.read_cache_misses.load(Ordering::Relaxed) - misses;
             if let Some(f) = &l.first_failure {
                 ctx.rec.note(&format!(
                     "{kind} at {concurrency}: {} failed, first: {f}",
@@ -343,6 +370,8 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
                 "mean_response_bytes": round(l.bytes as f64 / l.ok.max(1) as f64, 0),
                 "seconds": round(l.measured.as_secs_f64(), 2),
                 "latency": l.latency.json(),
+                "read_cache_bytes": cache_bytes,
+                "read_cache_hit_pct": (hits + misses > 0).then(|| round(100.0 * hits as f64 / (hits + misses) as f64, 1)),
                 "client": "hyper HTTP/1.1 in the same process, one request at a time per connection",
             });
             ctx.rec.figure(
@@ -361,6 +390,8 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
             );
         }
     }
+    let _ = stop_uncached.send(());
+    let _ = uncached_server.await;
     let _ = stop_tx.send(());
     let _ = server.await;
     crate::append::shutdown(registry).await;

@@ -26,6 +26,10 @@ pub struct Metrics {
     pub log_head: AtomicU64,
     /// Last position applied to every read model.
     pub projected_position: AtomicU64,
+    /// Learner queries answered from the read cache (nothing about the learner changed since).
+    pub read_cache_hits: AtomicU64,
+    /// Learner queries that went to the read models.
+    pub read_cache_misses: AtomicU64,
     refused: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -81,6 +85,20 @@ impl Metrics {
             "Batches decided again because another writer appended at their positions first.",
             "counter",
             get(&self.append_conflicts),
+        );
+        counter(
+            &mut out,
+            "contingent_read_cache_hits_total",
+            "Learner queries answered from the read cache.",
+            "counter",
+            get(&self.read_cache_hits),
+        );
+        counter(
+            &mut out,
+            "contingent_read_cache_misses_total",
+            "Learner queries that went to the read models.",
+            "counter",
+            get(&self.read_cache_misses),
         );
         let _ = writeln!(
             out,

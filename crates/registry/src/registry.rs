@@ -289,7 +289,13 @@ impl Registry {
         self.wait_projected(head, timeout).await
     }
 
-    /// Position of the last appended event.
+    /// The position of the last event that may change what the read models say of `learner`
+    /// (see [`State::changed_at`]); none for a learner the writer does not know.
+    pub fn learner_changed_at(&self, learner: LearnerId) -> Option<u64> {
+        self.read_state(|s| s.changed_at(learner))
+    }
+
+    /// The position of the last event appended (by this writer or, on a shared log, read).
     pub fn head(&self) -> u64 {
         *self.head.borrow()
     }

@@ -42,6 +42,9 @@ pub struct Settings {
     /// How many marks the writer holds in memory before it settles the durable ones in its
     /// mark book (`mark_book_path`); a correction of a settled mark recalls it from there.
     pub settle_marks_at: usize,
+    /// Bytes of answers to learner queries (diaries) the API keeps while nothing about the
+    /// learner changes; 0 keeps none.
+    pub read_cache_bytes: u64,
 }
 
 impl Settings {
@@ -57,6 +60,7 @@ impl Settings {
             max_body_bytes: 64 * 1024,
             follow_interval: Duration::from_millis(100),
             settle_marks_at: 200_000,
+            read_cache_bytes: 64 * 1024 * 1024,
         }
     }
 
