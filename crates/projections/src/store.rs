@@ -155,8 +155,79 @@ impl ReadStore {
         let mut tx = conn.begin().await?;
         migrate::begin(&mut tx, engine).await?;
         migrate::apply(&mut tx, engine, &owners).await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS deferred_indexes (name TEXT PRIMARY KEY, definition TEXT NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
+        drop(conn);
+        // Indexes a rebuild dropped and did not get to create again (it stopped midway).
+        let restored = store.restore_indexes().await?;
+        if restored > 0 {
+            tracing::info!(
+                restored,
+                "created the indexes an unfinished rebuild had deferred"
+            );
+        }
         Ok(store)
+    }
+
+    /// Drops the secondary indexes of `tables` for a bulk load, after recording their
+    /// definitions in `deferred_indexes` in the same transaction, so that they are created again
+    /// by [`ReadStore::restore_indexes`] — or by the next [`ReadStore::open`] if the load stops
+    /// midway. Keys (primary and unique constraints) stay: projections upsert by them. Returns
+    /// how many indexes were dropped.
+    pub async fn defer_indexes(&self, tables: &[&str]) -> Result<usize, sqlx::Error> {
+        let listing = match self.engine {
+            Engine::Sqlite => {
+                "SELECT name, tbl_name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL"
+            }
+            Engine::Postgres => {
+                "SELECT i.indexname::text, i.tablename::text, i.indexdef::text FROM pg_indexes i \
+                 WHERE i.schemaname = current_schema() \
+                 AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)"
+            }
+        };
+        let mut tx = self.pool.begin().await?;
+        let indexes: Vec<(String, String, String)> =
+            sqlx::query_as(listing).fetch_all(&mut *tx).await?;
+        let mut dropped = 0;
+        for (name, table, definition) in indexes {
+            if !tables.contains(&table.as_str()) {
+                continue;
+            }
+            sqlx::query("INSERT INTO deferred_indexes (name, definition) VALUES ($1, $2)")
+                .bind(&name)
+                .bind(&definition)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&format!("DROP INDEX {name}"))
+                .execute(&mut *tx)
+                .await?;
+            dropped += 1;
+        }
+        tx.commit().await?;
+        Ok(dropped)
+    }
+
+    /// Creates the indexes [`ReadStore::defer_indexes`] dropped, each in its own transaction
+    /// with the removal of its record. Returns how many were created.
+    pub async fn restore_indexes(&self) -> Result<usize, sqlx::Error> {
+        let deferred: Vec<(String, String)> =
+            sqlx::query_as("SELECT name, definition FROM deferred_indexes ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        for (name, definition) in &deferred {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(definition).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM deferred_indexes WHERE name = $1")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(deferred.len())
     }
 
     /// The connection pool, for queries.

@@ -696,3 +696,54 @@ async fn migrations_are_applied_once_in_order_and_again_after_a_reset() {
         store.close().await;
     }
 }
+
+/// The secondary indexes of every table, by name, with their definitions.
+async fn indexes(store: &ReadStore) -> BTreeMap<String, String> {
+    let listing = match store.engine() {
+        contingent_projections::Engine::Sqlite => {
+            "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL"
+        }
+        contingent_projections::Engine::Postgres => {
+            "SELECT i.indexname::text, i.indexdef::text FROM pg_indexes i \
+             WHERE i.schemaname = current_schema() \
+             AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)"
+        }
+    };
+    sqlx::query_as::<_, (String, String)>(listing)
+        .fetch_all(store.pool())
+        .await
+        .expect("the indexes")
+        .into_iter()
+        .collect()
+}
+
+#[tokio::test]
+async fn indexes_deferred_for_a_bulk_load_come_back_even_if_the_load_stops_midway() {
+    let pg = PgDatabase::create().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    for db in [
+        ReadDatabase::from(dir.path().join("i.db")),
+        ReadDatabase::from(pg.url()),
+    ] {
+        let store = ReadStore::open(db.clone(), &all_projections())
+            .await
+            .expect("the store opens");
+        let before = indexes(&store).await;
+        assert!(before.len() >= 10, "{before:?}");
+        let dropped = store.defer_indexes(&tables()).await.expect("deferred");
+        assert_eq!(dropped, before.len());
+        assert!(indexes(&store).await.is_empty());
+        assert_eq!(store.restore_indexes().await.expect("restored"), dropped);
+        assert_eq!(indexes(&store).await, before);
+
+        // A load that stops midway: the next opening creates them again.
+        store.defer_indexes(&tables()).await.expect("deferred");
+        store.close().await;
+        let store = ReadStore::open(db.clone(), &all_projections())
+            .await
+            .expect("the store opens again");
+        assert_eq!(indexes(&store).await, before, "{:?}", store.engine());
+        assert_eq!(store.restore_indexes().await.expect("nothing left"), 0);
+        store.close().await;
+    }
+}

@@ -76,7 +76,7 @@ pub async fn rebuild(
             let fresh = read_path.with_extension("rebuild.db");
             remove_database(&fresh)?;
             let store = ReadStore::open(&fresh, &projections).await?;
-            let n = catch_up(&store, projections, log, batch, progress).await?;
+            let n = bulk_load(&store, projections, log, batch, progress).await?;
             store.close().await;
             remove_database(read_path)?;
             std::fs::rename(&fresh, read_path).map_err(|e| {
@@ -92,11 +92,34 @@ pub async fn rebuild(
             {
                 store.reset(p.as_ref()).await?;
             }
-            let n = catch_up(&store, projections, log, batch, progress).await?;
+            let n = if only.is_none() {
+                bulk_load(&store, projections, log, batch, progress).await?
+            } else {
+                catch_up(&store, projections, log, batch, progress).await?
+            };
             store.close().await;
             Ok(n)
         }
     }
+}
+
+/// Fills every read model of an empty store from the log, without the tables' secondary indexes
+/// until the end (building an index once is cheaper than keeping it current row by row).
+async fn bulk_load(
+    store: &ReadStore,
+    projections: Vec<Box<dyn Projection>>,
+    log: &dyn EventLog,
+    batch: usize,
+    progress: impl FnMut(u64),
+) -> Result<u64, RegistryError> {
+    let tables: Vec<&str> = projections
+        .iter()
+        .flat_map(|p| p.tables().iter().copied())
+        .collect();
+    store.defer_indexes(&tables).await?;
+    let n = catch_up(store, projections, log, batch, progress).await?;
+    store.restore_indexes().await?;
+    Ok(n)
 }
 
 async fn catch_up(
