@@ -670,6 +670,60 @@ impl State {
     }
 }
 
+/// Bytes a hash map's table takes: its buckets (capacity / 0.875, a power of two) of one entry
+/// and one control byte each.
+fn table_bytes<K, V>(map: &HashMap<K, V>) -> usize {
+    if map.capacity() == 0 {
+        return 0;
+    }
+    let buckets = (map.capacity() * 8 / 7).next_power_of_two();
+    buckets * (std::mem::size_of::<(K, V)>() + 1)
+}
+
+fn vec_bytes<T>(v: &Vec<T>) -> usize {
+    v.capacity() * std::mem::size_of::<T>()
+}
+
+fn text_bytes(t: &Text) -> usize {
+    t.as_str().len()
+}
+
+impl State {
+    /// The heap bytes the state holds, counted from its containers' capacities (the allocator's
+    /// own overhead per allocation aside): what the writer keeps in memory for it.
+    pub fn heap_bytes(&self) -> usize {
+        let learners: usize = self
+            .learners
+            .values()
+            .map(|l| {
+                vec_bytes(&l.enrollments) + vec_bytes(&l.memberships) + vec_bytes(&l.guardians)
+            })
+            .sum();
+        let organizations: usize = self
+            .organizations
+            .values()
+            .map(|o| text_bytes(&o.municipality) + vec_bytes(&o.levels))
+            .sum();
+        let classes: usize = self
+            .classes
+            .values()
+            .map(|c| vec_bytes(&c.teachers) + c.teachers.iter().map(text_bytes).sum::<usize>())
+            .sum();
+        table_bytes(&self.organizations)
+            + organizations
+            + table_bytes(&self.classes)
+            + classes
+            + table_bytes(&self.learners)
+            + learners
+            + table_bytes(&self.applications)
+            + table_bytes(&self.snils_owners)
+            + table_bytes(&self.birth_records)
+            + table_bytes(&self.death_records)
+            + table_bytes(&self.marks)
+            + table_bytes(&self.enrollment_owners)
+    }
+}
+
 /// The decider's evolve: the state after one more event.
 pub fn evolve(mut state: State, event: &Event) -> State {
     state.apply(event);
