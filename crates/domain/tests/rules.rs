@@ -2702,3 +2702,86 @@ fn an_exam_result_arriving_after_graduation_is_the_graduates() {
         .today(date(2026, 11, 22))
         .then_error("exam_not_allowed");
 }
+
+// ---------------------------------------------------------------------------------------------
+// What the writer does with the state: settling marks, and knowing what changed a learner
+// ---------------------------------------------------------------------------------------------
+
+fn fold(events: &[Event]) -> contingent_domain::State {
+    let mut state = contingent_domain::State::new();
+    for e in events {
+        state.apply(e);
+    }
+    state
+}
+
+fn correction(value: Mark) -> Command {
+    Command::CorrectMark(CorrectMark {
+        mark_id: mark_id(1),
+        value,
+        reason: t("ошибка ввода"),
+        teacher: t("Петрова А. В."),
+    })
+}
+
+#[test]
+fn a_settled_mark_is_decided_on_only_once_recalled() {
+    let events = plus(
+        pupil_in_5a(),
+        [mark_event(
+            1,
+            pupil(),
+            class_5a().class_id,
+            date(2025, 9, 10),
+        )],
+    );
+    let mut state = fold(&events);
+    assert_eq!(state.settle_marks(state.applied() - 1), vec![]);
+    let settled = state.settle_marks(state.applied());
+    assert_eq!(settled.len(), 1);
+    assert_eq!(settled[0].1.at, events.len() as u64);
+    assert_eq!(state.counts()[4], 0, "no mark held");
+    let unknown = contingent_domain::decide(&state, &correction(Mark::Four), today());
+    assert_eq!(unknown.map_err(|e| e.code()), Err("mark_not_found"));
+
+    state.recall_mark(settled[0].0, settled[0].1);
+    let decided = contingent_domain::decide(&state, &correction(Mark::Four), today())
+        .expect("the recalled mark is corrected");
+    assert!(matches!(
+        decided.as_slice(),
+        [Event::MarkCorrected(MarkCorrected {
+            previous: Mark::Five,
+            value: Mark::Four,
+            ..
+        })]
+    ));
+    // A correction applied to a state that had settled the mark brings it back with its value.
+    let mut state = fold(&events);
+    state.settle_marks(state.applied());
+    state.apply(&decided[0]);
+    let same = contingent_domain::decide(&state, &correction(Mark::Four), today());
+    assert_eq!(same.map_err(|e| e.code()), Err("mark_unchanged"));
+}
+
+#[test]
+fn a_learner_changes_with_their_own_events_and_with_any_event_about_no_learner() {
+    let events = pupil_in_5a();
+    let mut state = fold(&events);
+    let last = events.len() as u64;
+    assert_eq!(state.changed_at(pupil()), Some(last));
+    state.apply(&born(learner_id(2), date(2014, 1, 1)));
+    assert_eq!(
+        state.changed_at(pupil()),
+        Some(last),
+        "another learner's birth"
+    );
+    assert_eq!(state.changed_at(learner_id(2)), Some(last + 1));
+    state.apply(&Event::ClassCapacityChanged(ClassCapacityChanged {
+        class_id: class_5a().class_id,
+        organization_id: organization_id(1),
+        capacity: 30,
+        reason: None,
+    }));
+    assert_eq!(state.changed_at(pupil()), Some(last + 2));
+    assert_eq!(state.changed_at(learner_id(99)), None);
+}
