@@ -60,8 +60,13 @@ impl ReadCache {
 }
 
 /// The position a kept answer about `learner` must have been read at to be served: none when
-/// the writer does not know the learner (nothing is kept for it).
+/// the writer does not know the learner, or when the read models hold events this process has
+/// not read yet (another process appended them on a shared log), so that what it knows of the
+/// learner may be behind what the read models say.
 pub(crate) fn needed(registry: &Registry, learner: LearnerId, min_position: u64) -> Option<u64> {
+    if registry.projected() > registry.head() {
+        return None;
+    }
     registry
         .learner_changed_at(learner)
         .map(|changed| changed.max(min_position))

@@ -286,7 +286,7 @@ pub(crate) async fn diary(
             format!("encoding the diary: {e}"),
         )
     })?);
-    if needed.is_some() {
+    if needed.is_some() && read_at <= registry.head() {
         app.cache.keep_diary(key, read_at, body.clone());
     }
     Ok(json_bytes(registry, body))
