@@ -87,7 +87,8 @@ fn year_param(q: &HashMap<String, String>) -> Result<Option<AcademicYear>, ApiEr
 }
 
 /// Read-your-writes: with `min_position=N`, wait until the read models have applied position N.
-async fn consistent(registry: &Registry, q: &HashMap<String, String>) -> Result<(), ApiError> {
+/// Returns N (0 when absent).
+async fn consistent(registry: &Registry, q: &HashMap<String, String>) -> Result<u64, ApiError> {
     if q.contains_key("min_position") {
         let position = number_param(q, "min_position", 0, u64::MAX)?;
         if position > registry.head() {
@@ -104,8 +105,9 @@ async fn consistent(registry: &Registry, q: &HashMap<String, String>) -> Result<
                 format!("the read models have not reached position {position} yet; retry"),
             ));
         }
+        return Ok(position);
     }
-    Ok(())
+    Ok(0)
 }
 
 fn found<T: serde::Serialize>(
@@ -254,11 +256,7 @@ pub(crate) async fn diary(
     let id = learner_id(&id)?;
     auth.allow(registry, Read::Diary(id)).await?;
     let year = year_param(&q)?;
-    consistent(registry, &q).await?;
-    let min_position = match q.contains_key("min_position") {
-        true => number_param(&q, "min_position", 0, u64::MAX)?,
-        false => 0,
-    };
+    let min_position = consistent(registry, &q).await?;
     let key = (id, year);
     let needed = crate::cache::needed(registry, id, min_position);
     if let Some(body) = needed.and_then(|at| app.cache.diary(&key, at)) {

@@ -399,6 +399,20 @@ impl State {
         }
     }
 
+    /// Holds a mark as changed by the event being applied.
+    fn hold_mark(&mut self, id: MarkId, learner_id: LearnerId, class_id: ClassId, value: Mark) {
+        let at = self.applied;
+        self.marks.insert(
+            id,
+            MarkRef {
+                learner_id,
+                class_id,
+                value,
+                at,
+            },
+        );
+    }
+
     fn free_place(&mut self, class: ClassId) {
         if let Some(c) = self.classes.get_mut(&class) {
             c.enrolled = c.enrolled.saturating_sub(1);
@@ -619,28 +633,12 @@ impl State {
             }
             Event::MarkRecorded(e) => {
                 self.record_fact(e.learner_id, e.class_id, e.lesson_date);
-                self.marks.insert(
-                    e.mark_id,
-                    MarkRef {
-                        learner_id: e.learner_id,
-                        class_id: e.class_id,
-                        value: e.value,
-                        at: self.applied,
-                    },
-                );
+                self.hold_mark(e.mark_id, e.learner_id, e.class_id, e.value);
             }
             Event::MarkCorrected(e) => {
                 // The correction names the mark's learner and class: the state knows the mark
                 // afterwards whether or not it held it before.
-                self.marks.insert(
-                    e.mark_id,
-                    MarkRef {
-                        learner_id: e.learner_id,
-                        class_id: e.class_id,
-                        value: e.value,
-                        at: self.applied,
-                    },
-                );
+                self.hold_mark(e.mark_id, e.learner_id, e.class_id, e.value);
             }
             Event::AttendanceRecorded(e) => self.record_fact(e.learner_id, e.class_id, e.date),
             Event::ExamResultRecorded(_) => {}
