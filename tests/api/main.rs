@@ -5,4 +5,5 @@ mod access;
 mod errors;
 mod helpers;
 mod lifecycle;
+mod limits;
 mod log_and_feed;

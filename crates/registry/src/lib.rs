@@ -21,5 +21,5 @@ pub use journal::{Journal, JournalEntry, JournalLocation};
 pub use metrics::Metrics;
 pub use projecting::{run_projector, select_projections};
 pub use registry::{open_log, Receipt, Registry, RegistryError};
-pub use settings::{LogBackend, Settings};
+pub use settings::{LogBackend, RequestLimits, Settings};
 pub use snapshot::{LearnerSnapshot, SnapshotEnrollment};
