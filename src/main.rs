@@ -140,6 +140,13 @@ struct LimitArgs {
     /// tokens; 0: no limit.
     #[arg(long, env = "CONTINGENT_REFUSED_RATE", default_value_t = 120)]
     refused_rate: u32,
+    /// Hours an Idempotency-Key is remembered after its command was recorded.
+    #[arg(
+        long,
+        env = "CONTINGENT_IDEMPOTENCY_WINDOW_HOURS",
+        default_value_t = 24
+    )]
+    idempotency_window_hours: u64,
 }
 
 impl LimitArgs {
@@ -150,6 +157,7 @@ impl LimitArgs {
         limits.caller_per_second = self.caller_rate;
         limits.caller_burst = self.caller_burst;
         limits.refused_per_address_per_minute = self.refused_rate;
+        settings.idempotency_window = Duration::from_secs(self.idempotency_window_hours * 3600);
     }
 }
 

@@ -4,6 +4,7 @@
 mod access;
 mod errors;
 mod helpers;
+mod idempotency;
 mod lifecycle;
 mod limits;
 mod log_and_feed;

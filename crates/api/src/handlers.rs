@@ -168,8 +168,9 @@ pub(crate) async fn command(
     let value: Value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
     })?;
+    let fingerprint = crate::commands::fingerprint(&name, &value);
     let command = parse_command(&name, value)?;
-    let meta = metadata(&headers, &command, &auth.principal)?;
+    let meta = metadata(&headers, &command, &auth.principal, fingerprint)?;
     let learner = registry.read_state(|s| contingent_access::command_learner(s, &command));
     let receipt = match registry.submit_as(&auth.principal, command, meta).await {
         Err(contingent_registry::RegistryError::Forbidden(detail)) => {
@@ -589,8 +590,19 @@ pub(crate) async fn access_log(
 }
 
 pub(crate) async fn healthz(State(registry): AppState) -> Response {
-    Json(json!({ "status": "ok", "log_head": registry.head(), "projected": registry.projected() }))
-        .into_response()
+    match registry.writer_fault() {
+        None => Json(
+            json!({ "status": "ok", "log_head": registry.head(), "projected": registry.projected() }),
+        )
+        .into_response(),
+        // Commands are refused until the writer's state is the log's again; reads still work.
+        Some(fault) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "refusing_commands", "reason": fault,
+                         "log_head": registry.head(), "projected": registry.projected() })),
+        )
+            .into_response(),
+    }
 }
 
 pub(crate) async fn metrics(State(registry): AppState) -> Response {

@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 mod audit;
+mod idempotency;
 mod journal;
 mod markbook;
 mod metrics;

@@ -39,9 +39,23 @@ pub struct Metrics {
     /// Requests answered `503 timeout`.
     pub requests_timed_out: AtomicU64,
     refused: Mutex<BTreeMap<&'static str, u64>>,
+    /// Why the writer refuses commands: it could not re-establish its state from the log.
+    writer_fault: Mutex<Option<String>>,
 }
 
 impl Metrics {
+    /// Records why the writer refuses commands (none: it decides again).
+    pub fn set_writer_fault(&self, fault: Option<String>) {
+        if let Ok(mut f) = self.writer_fault.lock() {
+            *f = fault;
+        }
+    }
+
+    /// Why the writer refuses commands, if it does.
+    pub fn writer_fault(&self) -> Option<String> {
+        self.writer_fault.lock().ok().and_then(|f| f.clone())
+    }
+
     /// Counts a refused command by its code.
     pub fn refused(&self, code: &'static str) {
         if let Ok(mut map) = self.refused.lock() {
@@ -163,6 +177,11 @@ impl Metrics {
         ] {
             counter(&mut out, name, help, "counter", get(value));
         }
+        let _ = writeln!(
+            out,
+            "# HELP contingent_writer_faulted 1 while the writer refuses commands because it could not re-establish its state from the log.\n# TYPE contingent_writer_faulted gauge\ncontingent_writer_faulted {}",
+            u8::from(self.writer_fault().is_some())
+        );
         let _ = writeln!(out, "# HELP contingent_commands_refused_total Commands refused, by rule.\n# TYPE contingent_commands_refused_total counter");
         if let Ok(map) = self.refused.lock() {
             for (code, n) in map.iter() {

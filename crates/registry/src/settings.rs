@@ -47,6 +47,9 @@ pub struct Settings {
     pub read_cache_bytes: u64,
     /// What bounds the API's work for any one caller, address or moment.
     pub limits: RequestLimits,
+    /// How long an `Idempotency-Key` is remembered after the command it came with was recorded
+    /// (24 hours by default); after it, the same key names a new command.
+    pub idempotency_window: Duration,
 }
 
 /// Bounds on the HTTP API, so that a flood of requests (with or without valid tokens) neither
@@ -102,6 +105,7 @@ impl Settings {
             settle_marks_at: 200_000,
             read_cache_bytes: 64 * 1024 * 1024,
             limits: RequestLimits::default(),
+            idempotency_window: Duration::from_secs(24 * 3600),
         }
     }
 
@@ -140,6 +144,18 @@ impl Settings {
                 self.data_dir.join(format!("marks-{topic}.db"))
             }
         }
+    }
+
+    /// The writer's idempotency record (derived from the log, one per log): `idempotency.db`
+    /// beside the embedded log, `idempotency-<topic>.db` for a Kafka topic.
+    pub fn idempotency_path(&self) -> PathBuf {
+        let book = self.mark_book_path();
+        let name = book
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("marks.db")
+            .replacen("marks", "idempotency", 1);
+        book.with_file_name(name)
     }
 
     /// The read-model database: the PostgreSQL URL if one is set, else the embedded file.
