@@ -306,10 +306,13 @@ async fn idempotent_retry(app: TestApp) {
     assert_eq!(again["learner_id"], first["learner_id"]);
     assert_eq!(app.registry.head(), head);
 
-    // A key reused for another command is refused.
+    // The same account reusing the key for another body is refused.
     let other = app
-        .command_with_key("open_class", "zags-3300", json!({
-            "organization_id": w.school, "academic_year": "2025/2026", "level": "general", "grade": 5, "name": "5А", "capacity": 25 }))
+        .command_with_key(
+            "register_birth",
+            "zags-3300",
+            birth("3301", "Козлова", "Дарья", "2010-06-06", None),
+        )
         .await;
     crate::helpers::assert_problem(
         other,
@@ -317,6 +320,13 @@ async fn idempotent_retry(app: TestApp) {
         "idempotency_key_reused",
     )
     .await;
+    assert_eq!(app.registry.head(), head);
+    // Another account's identical key is another key.
+    let other = app
+        .command_with_key("open_class", "zags-3300", json!({
+            "organization_id": w.school, "academic_year": "2025/2026", "level": "general", "grade": 5, "name": "5А", "capacity": 25 }))
+        .await;
+    assert_eq!(other.status(), StatusCode::CREATED);
 }
 
 /// 200 commands at once form one gapless chain.

@@ -45,6 +45,9 @@ pub struct Projector {
     projections: Vec<Box<dyn Projection>>,
     /// Position of each projection, in the order of `projections`.
     positions: Vec<u64>,
+    /// The position each projection's in-memory state has applied (past its stored position
+    /// while a batch is being written, or after another projector wrote it first).
+    applied: Vec<u64>,
     batch: usize,
     /// Whether the projections' in-memory state matches their positions.
     warm: bool,
@@ -61,13 +64,14 @@ impl Projector {
         batch: usize,
     ) -> Result<Self, ProjectorError> {
         let stored = store.positions().await?;
-        let positions = projections
+        let positions: Vec<u64> = projections
             .iter()
             .map(|p| stored.get(p.name()).copied().unwrap_or(0))
             .collect();
         Ok(Self {
             store,
             projections,
+            applied: positions.clone(),
             positions,
             batch: batch.max(1),
             warm: false,
@@ -127,6 +131,7 @@ impl Projector {
             );
         }
         self.warm = true;
+        self.applied = self.positions.clone();
         Ok(())
     }
 
@@ -139,7 +144,10 @@ impl Projector {
                 *position = stored.get(p.name()).copied().unwrap_or(0);
             }
             self.stale = false;
-            self.warm = false;
+            // Overtaken: the state has applied up to `applied`, and another projector stored
+            // at least as much. Bringing the state forward to the stored positions costs the
+            // gap, not the log; only a read model moved back (rebuilt) needs the whole log.
+            self.warm = self.warm && self.skip_forward(log).await?;
         }
         if !self.warm {
             self.warm_up(log).await?;
@@ -164,7 +172,11 @@ impl Projector {
             Ok(stats) => stats,
             Err(error) => {
                 if matches!(error, ProjectorError::Overtaken { .. }) {
+                    // What this batch applied is what the other projector committed (the same
+                    // events, the same projection): the state stays usable from `last`.
                     self.stale = true;
+                    self.warm = true;
+                    self.applied = self.positions.iter().map(|p| (*p).max(last)).collect();
                 }
                 return Err(error);
             }
@@ -174,7 +186,47 @@ impl Projector {
         for p in &mut self.positions {
             *p = (*p).max(last);
         }
+        self.applied = self.positions.clone();
         Ok(events.len())
+    }
+
+    /// After being overtaken: applies to the in-memory state (writing nothing) the events
+    /// between what it has applied and the stored positions. False when a stored position is
+    /// behind what the state has applied (the read model was rebuilt meanwhile): then the state
+    /// must be rebuilt from the log.
+    async fn skip_forward(&mut self, log: &dyn EventLog) -> Result<bool, ProjectorError> {
+        if self.applied.len() != self.positions.len()
+            || self.applied.iter().zip(&self.positions).any(|(a, p)| p < a)
+        {
+            return Ok(false);
+        }
+        let mut at = self.applied.iter().copied().min().unwrap_or(0);
+        let target = self.positions.iter().copied().max().unwrap_or(0);
+        let mut sink = ChangeSet::discarding();
+        while at < target {
+            let limit = usize::try_from(target - at)
+                .unwrap_or(REPLAY_BATCH)
+                .min(REPLAY_BATCH);
+            let events = log.read_after(at, limit).await?;
+            let Some(last) = events.last().map(|e| e.position()) else {
+                break;
+            };
+            for event in &events {
+                for ((p, applied), stored) in self
+                    .projections
+                    .iter_mut()
+                    .zip(&self.applied)
+                    .zip(&self.positions)
+                {
+                    if *applied < event.position() && event.position() <= *stored {
+                        p.apply(event, &mut sink);
+                    }
+                }
+            }
+            at = last;
+        }
+        self.applied = self.positions.clone();
+        Ok(at >= target)
     }
 
     /// Writes the batch's rows and moves the positions, in one transaction. Each position moves
@@ -188,17 +240,31 @@ impl Projector {
             if position >= last {
                 continue;
             }
-            let moved = sqlx::query(
-                "INSERT INTO projection_positions (projection, position) VALUES ($1, $2) \
-                 ON CONFLICT (projection) DO UPDATE SET position = excluded.position \
-                 WHERE projection_positions.position = $3",
-            )
-            .bind(p.name())
-            .bind(last as i64)
-            .bind(position as i64)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            // A read model without a stored position is at 0: its row may be inserted only by a
+            // projector that starts from 0, and moved only from the value this one started from.
+            let moved = if position == 0 {
+                sqlx::query(
+                    "INSERT INTO projection_positions (projection, position) VALUES ($1, $2) \
+                     ON CONFLICT (projection) DO UPDATE SET position = excluded.position \
+                     WHERE projection_positions.position = 0",
+                )
+                .bind(p.name())
+                .bind(last as i64)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+            } else {
+                sqlx::query(
+                    "UPDATE projection_positions SET position = $2 \
+                     WHERE projection = $1 AND position = $3",
+                )
+                .bind(p.name())
+                .bind(last as i64)
+                .bind(position as i64)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+            };
             stats.statements += 1;
             if moved != 1 {
                 return Err(ProjectorError::Overtaken {

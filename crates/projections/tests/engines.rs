@@ -747,3 +747,148 @@ async fn indexes_deferred_for_a_bulk_load_come_back_even_if_the_load_stops_midwa
         store.close().await;
     }
 }
+
+/// The log, counting the events read from it.
+struct Counting {
+    inner: SqliteLog,
+    read: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl EventLog for Counting {
+    async fn append(
+        &self,
+        events: &[contingent_log::RecordedEvent],
+    ) -> Result<(), contingent_log::LogError> {
+        self.inner.append(events).await
+    }
+    async fn read_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<contingent_log::RecordedEvent>, contingent_log::LogError> {
+        let events = self.inner.read_after(after, limit).await?;
+        self.read
+            .fetch_add(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(events)
+    }
+    async fn read_raw_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<contingent_log::RawEvent>, contingent_log::LogError> {
+        self.inner.read_raw_after(after, limit).await
+    }
+    async fn read_learner(
+        &self,
+        learner: contingent_domain::LearnerId,
+    ) -> Result<Vec<contingent_log::RecordedEvent>, contingent_log::LogError> {
+        self.inner.read_learner(learner).await
+    }
+    async fn head(&self) -> Result<contingent_log::Head, contingent_log::LogError> {
+        self.inner.head().await
+    }
+}
+
+/// Two projectors of the same read models, taking turns as they would when a standby and an
+/// active one overlap: each batch is applied once (the later projector is overtaken and rolls
+/// back), the one overtaken follows from where it is instead of replaying the log, and the rows
+/// equal a build from zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overtaken_projector_stays_warm_and_applies_nothing_twice() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let from_zero = project(dir.path().join("zero.db"), 2000).await;
+    let expected = dump(&from_zero).await;
+    from_zero.close().await;
+
+    let log = Counting {
+        inner: region().log().await,
+        read: Default::default(),
+    };
+    let store = ReadStore::open(dir.path().join("shared.db"), &all_projections())
+        .await
+        .expect("the store opens");
+    let mut active = Projector::new(store.clone(), all_projections(), 1000)
+        .await
+        .expect("a projector");
+    let mut standby = Projector::new(store.clone(), all_projections(), 1000)
+        .await
+        .expect("a projector");
+    let mut overtaken = 0;
+    let mut turn = 0u64;
+    while active.position() < region().head || standby.position() < region().head {
+        let (p, other) = if turn % 3 == 2 {
+            (&mut standby, "standby")
+        } else {
+            (&mut active, "active")
+        };
+        match p.run_once(&log).await {
+            Ok(_) => {}
+            Err(ProjectorError::Overtaken { .. }) => overtaken += 1,
+            Err(error) => panic!("{other}: {error}"),
+        }
+        turn += 1;
+        assert!(turn < 10_000, "no progress");
+    }
+    assert!(overtaken > 2, "the projectors did overtake each other");
+    let read = log.read.load(std::sync::atomic::Ordering::Relaxed);
+    // Each event is read by each projector about once (its own batch, or the stretch another
+    // one applied), never the whole log again per overtaking.
+    assert!(
+        read <= 2 * region().head + (overtaken + 2) * 1000,
+        "{read} events read for a log of {} with {overtaken} overtakings",
+        region().head
+    );
+    assert_same(
+        "two projectors taking turns",
+        &expected,
+        &dump(&store).await,
+    );
+    store.close().await;
+}
+
+/// A read model reset while a projector runs (`contingent rebuild --model`) has no stored
+/// position: the running projector, which expected its own, must not write one — it rolls back
+/// and starts that model over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projector_does_not_recreate_a_position_it_did_not_start_from() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let from_zero = project(dir.path().join("zero.db"), 2000).await;
+    let expected = dump(&from_zero).await;
+    from_zero.close().await;
+
+    let log = region().log().await;
+    let store = ReadStore::open(dir.path().join("read.db"), &all_projections())
+        .await
+        .expect("the store opens");
+    let mut projector = Projector::new(store.clone(), all_projections(), 1500)
+        .await
+        .expect("a projector");
+    for _ in 0..3 {
+        projector.run_once(&log).await.expect("a batch");
+    }
+    let diary = all_projections()
+        .into_iter()
+        .find(|p| p.name() == "diary")
+        .expect("the diary");
+    store.reset(diary.as_ref()).await.expect("reset");
+    let next = projector.run_once(&log).await;
+    assert!(
+        matches!(
+            next,
+            Err(ProjectorError::Overtaken {
+                projection: "diary"
+            })
+        ),
+        "{next:?}"
+    );
+    assert_eq!(
+        store.positions().await.expect("positions").get("diary"),
+        None,
+        "no position was written for the reset model"
+    );
+    projector.catch_up(&log, |_| {}).await.expect("catch up");
+    assert_same("a model reset midway", &expected, &dump(&store).await);
+    store.close().await;
+    log.close().await;
+}
