@@ -473,15 +473,7 @@ async fn parents_schools_and_bad_tokens_are_kept_out() {
         !outcomes.keys().any(|(role, _)| role == "none"),
         "{outcomes:?}"
     );
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains("contingent_requests_unauthenticated_total 3\n"),
         "{metrics}"

@@ -112,6 +112,18 @@ impl TestApp {
         }
     }
 
+    /// The `/metrics` exposition.
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// A token for these claims.
     pub fn token(&self, claims: &Claims) -> String {
         self.issuer

@@ -163,14 +163,7 @@ async fn a_flood_of_bad_tokens_stays_bounded_and_good_callers_are_served() {
             .all(|e| e.endpoint == "*" && e.learner_id.is_none()),
         "no sender-chosen path or learner is stored"
     );
-    let metrics = good
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains(&format!(
             "contingent_requests_unauthenticated_total {total}\n"
@@ -291,15 +284,7 @@ async fn past_the_concurrency_limit_requests_are_shed_and_slow_ones_time_out() {
     }
     let (status, _) = app.get_as(&region, "/v1/organizations").await;
     assert_eq!(status, StatusCode::OK);
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains("contingent_requests_shed_total 1\n"),
         "{metrics}"

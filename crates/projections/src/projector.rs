@@ -95,27 +95,10 @@ impl Projector {
         for p in &mut self.projections {
             p.clear();
         }
+        self.applied = vec![0; self.positions.len()];
         let target = self.positions.iter().copied().max().unwrap_or(0);
         let started = Instant::now();
-        let mut at = 0u64;
-        let mut sink = ChangeSet::discarding();
-        while at < target {
-            let limit = usize::try_from(target - at)
-                .unwrap_or(REPLAY_BATCH)
-                .min(REPLAY_BATCH);
-            let events = log.read_after(at, limit).await?;
-            let Some(last) = events.last().map(|e| e.position()) else {
-                break;
-            };
-            for event in &events {
-                for (p, position) in self.projections.iter_mut().zip(&self.positions) {
-                    if event.position() <= *position {
-                        p.apply(event, &mut sink);
-                    }
-                }
-            }
-            at = last;
-        }
+        let at = self.bring_forward(log).await?;
         if at < target {
             tracing::warn!(
                 log_head = at,
@@ -131,8 +114,52 @@ impl Projector {
             );
         }
         self.warm = true;
-        self.applied = self.positions.clone();
         Ok(())
+    }
+
+    /// Applies to the in-memory state, writing nothing, every event after what each projection
+    /// has applied up to its position. Returns the position the log was read to.
+    async fn bring_forward(&mut self, log: &dyn EventLog) -> Result<u64, ProjectorError> {
+        let mut at = self.applied.iter().copied().min().unwrap_or(0);
+        let target = self.positions.iter().copied().max().unwrap_or(0);
+        let mut sink = ChangeSet::discarding();
+        while at < target {
+            let limit = usize::try_from(target - at)
+                .unwrap_or(REPLAY_BATCH)
+                .min(REPLAY_BATCH);
+            let events = log.read_after(at, limit).await?;
+            let Some(last) = events.last().map(|e| e.position()) else {
+                break;
+            };
+            for event in &events {
+                for ((p, applied), stored) in self
+                    .projections
+                    .iter_mut()
+                    .zip(&self.applied)
+                    .zip(&self.positions)
+                {
+                    if *applied < event.position() && event.position() <= *stored {
+                        p.apply(event, &mut sink);
+                    }
+                }
+            }
+            at = last;
+        }
+        self.applied = self.positions.clone();
+        Ok(at)
+    }
+
+    /// After being overtaken: brings the in-memory state forward from what it has applied to
+    /// the stored positions. False when a stored position is behind what the state has applied
+    /// (the read model was rebuilt meanwhile): then the state must be rebuilt from the log.
+    async fn skip_forward(&mut self, log: &dyn EventLog) -> Result<bool, ProjectorError> {
+        if self.applied.len() != self.positions.len()
+            || self.applied.iter().zip(&self.positions).any(|(a, p)| p < a)
+        {
+            return Ok(false);
+        }
+        let target = self.positions.iter().copied().max().unwrap_or(0);
+        Ok(self.bring_forward(log).await? >= target)
     }
 
     /// Reads one batch after the lowest position and applies it in one transaction.
@@ -188,45 +215,6 @@ impl Projector {
         }
         self.applied = self.positions.clone();
         Ok(events.len())
-    }
-
-    /// After being overtaken: applies to the in-memory state (writing nothing) the events
-    /// between what it has applied and the stored positions. False when a stored position is
-    /// behind what the state has applied (the read model was rebuilt meanwhile): then the state
-    /// must be rebuilt from the log.
-    async fn skip_forward(&mut self, log: &dyn EventLog) -> Result<bool, ProjectorError> {
-        if self.applied.len() != self.positions.len()
-            || self.applied.iter().zip(&self.positions).any(|(a, p)| p < a)
-        {
-            return Ok(false);
-        }
-        let mut at = self.applied.iter().copied().min().unwrap_or(0);
-        let target = self.positions.iter().copied().max().unwrap_or(0);
-        let mut sink = ChangeSet::discarding();
-        while at < target {
-            let limit = usize::try_from(target - at)
-                .unwrap_or(REPLAY_BATCH)
-                .min(REPLAY_BATCH);
-            let events = log.read_after(at, limit).await?;
-            let Some(last) = events.last().map(|e| e.position()) else {
-                break;
-            };
-            for event in &events {
-                for ((p, applied), stored) in self
-                    .projections
-                    .iter_mut()
-                    .zip(&self.applied)
-                    .zip(&self.positions)
-                {
-                    if *applied < event.position() && event.position() <= *stored {
-                        p.apply(event, &mut sink);
-                    }
-                }
-            }
-            at = last;
-        }
-        self.applied = self.positions.clone();
-        Ok(at >= target)
     }
 
     /// Writes the batch's rows and moves the positions, in one transaction. Each position moves

@@ -17,12 +17,10 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use contingent_log::{LogError, RecordedEvent};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
 /// Keys per lookup statement.
@@ -112,20 +110,7 @@ pub(crate) struct KeyRecord {
 impl KeyRecord {
     /// Opens (creating if needed) the record at `path`, remembering keys for `window`.
     pub async fn open(path: &Path, window: Duration) -> Result<Self, LogError> {
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .map_err(storage)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // Derived from the log: what a crash loses is filled again when the writer loads.
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(options)
-            .await
-            .map_err(storage)?;
-        sqlx::raw_sql(SCHEMA)
-            .execute(&pool)
+        let pool = crate::markbook::open_derived(path, SCHEMA)
             .await
             .map_err(storage)?;
         Ok(Self { pool, window })

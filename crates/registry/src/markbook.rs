@@ -37,6 +37,25 @@ CREATE TABLE IF NOT EXISTS book (
 INSERT OR IGNORE INTO book (one, through, hash) VALUES (1, 0, x'');
 "#;
 
+/// Opens (creating if needed) a SQLite file of the writer's own that is derived from the log
+/// (the mark book, the idempotency record), with `schema` applied. Such a file need not survive
+/// a crash intact: what it loses is filled again from the log, so it is written without waiting
+/// for the disk on every commit.
+pub(crate) async fn open_derived(path: &Path, schema: &str) -> Result<SqlitePool, sqlx::Error> {
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(30))
+        .pragma("cache_size", "-32768");
+    let pool = SqlitePoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await?;
+    sqlx::raw_sql(schema).execute(&pool).await?;
+    Ok(pool)
+}
+
 fn storage(e: sqlx::Error) -> LogError {
     LogError::Storage(format!("mark book: {e}"))
 }
@@ -50,23 +69,7 @@ pub(crate) struct MarkBook {
 impl MarkBook {
     /// Opens (creating if needed) the book at `path`.
     pub async fn open(path: &Path) -> Result<Self, LogError> {
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .map_err(storage)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // Derived from the log: a settle lost in a crash is settled again after replay.
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(30))
-            .pragma("cache_size", "-32768");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(options)
-            .await
-            .map_err(storage)?;
-        sqlx::raw_sql(SCHEMA)
-            .execute(&pool)
-            .await
-            .map_err(storage)?;
+        let pool = open_derived(path, SCHEMA).await.map_err(storage)?;
         Ok(Self { pool })
     }
 
