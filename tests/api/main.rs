@@ -6,3 +6,4 @@ mod errors;
 mod helpers;
 mod lifecycle;
 mod log_and_feed;
+mod reach;

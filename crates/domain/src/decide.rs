@@ -143,6 +143,33 @@ fn check_grade(level: Level, grade: u8) -> Result<(), DomainError> {
     Ok(())
 }
 
+/// The age rules of a class, for every way into it (enrollment or transfer): grade 1 takes
+/// children of 6 years 6 months to 8 years on 1 September unless the enrollment carries an
+/// exemption; a preschool group takes children of 2 months to 8 years on the day they join.
+fn check_age(
+    learner: &Learner,
+    class: &Class,
+    joined_on: NaiveDate,
+    exempt: bool,
+) -> Result<(), DomainError> {
+    if class.level == Level::General && class.grade == 1 && !exempt {
+        let months = age_in_months(learner.birth_date, class.academic_year.first_day());
+        if !(GRADE_ONE_MIN_MONTHS..GRADE_ONE_MAX_MONTHS).contains(&months) {
+            return Err(DomainError::GradeOneAge {
+                years: months.div_euclid(12),
+                months: months.rem_euclid(12),
+            });
+        }
+    }
+    if class.level == Level::Preschool {
+        let months = age_in_months(learner.birth_date, joined_on);
+        if !(2..96).contains(&months) {
+            return Err(DomainError::PreschoolAge);
+        }
+    }
+    Ok(())
+}
+
 struct Rules<'a> {
     state: &'a State,
     today: NaiveDate,
@@ -580,21 +607,7 @@ impl<'a> Rules<'a> {
                 return Err(DomainError::SecondPrimaryEnrollment(existing.id));
             }
         }
-        if class.level == Level::General && class.grade == 1 && c.age_exemption.is_none() {
-            let months = age_in_months(learner.birth_date, class.academic_year.first_day());
-            if !(GRADE_ONE_MIN_MONTHS..GRADE_ONE_MAX_MONTHS).contains(&months) {
-                return Err(DomainError::GradeOneAge {
-                    years: months.div_euclid(12),
-                    months: months.rem_euclid(12),
-                });
-            }
-        }
-        if class.level == Level::Preschool {
-            let months = age_in_months(learner.birth_date, c.enrolled_on);
-            if !(2..96).contains(&months) {
-                return Err(DomainError::PreschoolAge);
-            }
-        }
+        check_age(learner, class, c.enrolled_on, c.age_exemption.is_some())?;
         if let Some(app_id) = c.application_id {
             let app = self.pending_application(app_id, c.enrolled_on)?;
             if app.learner_id != c.learner_id
@@ -729,6 +742,7 @@ impl<'a> Rules<'a> {
             }
         };
         self.check_join(learner, c.to_class_id, to_class, c.transferred_on)?;
+        check_age(learner, to_class, c.transferred_on, from.age_exemption)?;
         Ok(vec![Event::Transferred(Transferred {
             learner_id: c.learner_id,
             kind: c.kind,

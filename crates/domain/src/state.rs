@@ -61,6 +61,9 @@ pub struct Enrollment {
     pub grade: u8,
     /// Not yet ended.
     pub active: bool,
+    /// Enrolled with an exemption from the grade-1 age rule: it stays with the enrollment
+    /// when the learner moves.
+    pub age_exemption: bool,
 }
 
 /// A stay in a class: from the first day, until the first day no longer in it.
@@ -568,6 +571,7 @@ impl State {
                         class_id: e.class_id,
                         grade: e.grade,
                         active: true,
+                        age_exemption: e.age_exemption.is_some(),
                     });
                     l.memberships.push(Membership {
                         class_id: e.class_id,
@@ -607,12 +611,12 @@ impl State {
                             en.grade = e.grade;
                         }
                     } else {
-                        let (level, primary) = match previous {
+                        let (level, primary, age_exemption) = match previous {
                             Some(en) => {
                                 en.active = false;
-                                (en.level, en.primary)
+                                (en.level, en.primary, en.age_exemption)
                             }
-                            None => (Level::General, true),
+                            None => (Level::General, true, false),
                         };
                         l.enrollments.push(Enrollment {
                             id: e.to_enrollment_id,
@@ -622,6 +626,7 @@ impl State {
                             class_id: e.to_class_id,
                             grade: e.grade,
                             active: true,
+                            age_exemption,
                         });
                         l.enrollments.shrink_to_fit();
                     }

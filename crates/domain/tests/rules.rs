@@ -1409,6 +1409,89 @@ fn the_age_rule_is_for_grade_one_only() {
         .then_error("preschool_age_rule");
 }
 
+/// 2А of school A, 2025/2026: the way into grade 1 through another class.
+fn class_2a() -> contingent_domain::ClassOpened {
+    class(
+        class_id(20),
+        organization_id(1),
+        Level::General,
+        2,
+        2025,
+        25,
+    )
+}
+
+/// The fifth-grader (11 years old) enrolled into 2А, with or without an age exemption.
+fn pupil_in_2a(exemption: Option<&str>) -> Vec<Event> {
+    let mut command = enroll(enrollment_id(1), pupil(), class_2a().class_id, sep1());
+    command.age_exemption = exemption.map(t);
+    plus(
+        world(),
+        [
+            Event::ClassOpened(class_2a()),
+            born(pupil(), pupil_born()),
+            enrolled(&command, &class_2a()),
+        ],
+    )
+}
+
+fn into_1a() -> Command {
+    Command::Transfer(transfer(
+        pupil(),
+        enrollment_id(1),
+        TransferKind::WithinOrganization,
+        class_1a().class_id,
+        None,
+        date(2025, 11, 10),
+    ))
+}
+
+#[test]
+fn the_grade_one_age_rule_applies_to_a_transfer_into_grade_one() {
+    // Enrolled into grade 2, where no age rule applies, then moved into grade 1: refused.
+    given(pupil_in_2a(None))
+        .when(into_1a())
+        .then_error("grade_one_age_rule");
+}
+
+#[test]
+fn an_age_exemption_recorded_on_the_enrollment_goes_with_it_into_grade_one() {
+    given(pupil_in_2a(Some("Разрешение учредителя № 12")))
+        .when(into_1a())
+        .then_accepted();
+}
+
+#[test]
+fn the_preschool_age_rule_applies_to_a_transfer_between_groups() {
+    // 7 years 11 months on joining the group, 8 years 2 months when moved to another.
+    let child = learner_id(6);
+    let other_group = class(
+        class_id(21),
+        organization_id(3),
+        Level::Preschool,
+        7,
+        2025,
+        20,
+    );
+    given(plus(
+        world(),
+        [
+            Event::ClassOpened(other_group.clone()),
+            born(child, date(2017, 9, 2)),
+            enrolled_in(enrollment_id(6), child, &kindergarten_group(), sep1()),
+        ],
+    ))
+    .when(Command::Transfer(transfer(
+        child,
+        enrollment_id(6),
+        TransferKind::WithinOrganization,
+        other_group.class_id,
+        None,
+        date(2025, 11, 10),
+    )))
+    .then_error("preschool_age_rule");
+}
+
 // ---------------------------------------------------------------------------------------------
 // SNILS
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,56 @@
+//! Reach follows the rules, not what a caller can arrange: each test here is a way a caller
+//! could once widen their reach or slip past a rule, and shows it closed.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{born, order, world, TestApp};
+
+fn class_id(receipt: &Value) -> String {
+    receipt["events"][0]["data"]["class_id"]
+        .as_str()
+        .expect("class id")
+        .to_owned()
+}
+
+async fn open(app: &TestApp, school: &str, grade: u8, name: &str) -> String {
+    class_id(
+        &app.ok(
+            "open_class",
+            json!({ "organization_id": school, "academic_year": "2025/2026", "level": "general",
+                "grade": grade, "name": name, "capacity": 25 }),
+        )
+        .await,
+    )
+}
+
+#[tokio::test]
+async fn the_grade_one_age_rule_holds_for_a_transfer_into_grade_one() {
+    let app = TestApp::spawn().await;
+    let w = world(&app).await;
+    let class_2a = open(&app, &w.school, 2, "2А").await;
+    let class_1a = open(&app, &w.school, 1, "1А").await;
+    // Twelve years old: no grade 1 would take them, grade 2 has no age rule.
+    let learner = born(&app, "900", "Сидоров", "2014-03-01").await;
+    let receipt = app
+        .ok(
+            "enroll",
+            json!({ "learner_id": learner, "class_id": class_2a, "enrolled_on": "2025-09-01",
+            "programme": { "name": "ООП НОО" }, "order": order("1-у", "2025-09-01") }),
+        )
+        .await;
+    let enrollment = receipt["events"][0]["data"]["enrollment_id"]
+        .as_str()
+        .expect("enrollment id")
+        .to_owned();
+    let head = app.registry.head();
+    app.refused(
+        "transfer",
+        json!({ "learner_id": learner, "enrollment_id": enrollment, "kind": "within_organization",
+            "to_class_id": class_1a, "transferred_on": "2025-10-01", "order": order("2-у", "2025-10-01") }),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "grade_one_age_rule",
+    )
+    .await;
+    assert_eq!(app.registry.head(), head, "nothing appended");
+}
