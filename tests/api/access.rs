@@ -42,10 +42,7 @@ pub const TABLE: &[(&str, &[&str])] = &[
         &["organization", "municipality", "region"],
     ),
     ("POST register_death", &["civil_registry"]),
-    (
-        "POST link_guardian",
-        &["organization", "municipality", "region"],
-    ),
+    ("POST link_guardian", &["region", "civil_registry"]),
     (
         "POST submit_application",
         &["parent", "organization", "municipality", "region"],

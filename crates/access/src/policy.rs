@@ -173,10 +173,11 @@ pub fn authorize_command(state: &State, p: &Principal, command: &Command) -> Res
             matches!(role, Role::Organization | Role::Municipality | Role::Region)
                 && r.governs_active_learner(c.learner_id)
         }
-        Command::LinkGuardian(c) => {
-            matches!(role, Role::Organization | Role::Municipality | Role::Region)
-                && r.governs_active_learner(c.learner_id)
-        }
+        // A guardian link gives a parent's reach, so it comes from whoever knows the family: the
+        // civil registry (the parents on the birth record) or the region (after checking the
+        // documents). Never from a school or its founder, who could otherwise link a SNILS of
+        // their own to any learner they enroll.
+        Command::LinkGuardian(_) => matches!(role, Role::CivilRegistry | Role::Region),
         Command::SubmitApplication(c) => {
             r.guardian_of(c.learner_id) || r.governs(c.organization_id)
         }

@@ -199,10 +199,9 @@ impl Plan {
         let mut links = Vec::new();
         for (i, l) in self.learners.iter().enumerate() {
             let family = &self.families[l.family];
-            let meta = match self.home_org(i) {
-                Some(org) => self.org_meta(org, "org-operator"),
-                None => meta(SourceKind::Portal, PORTAL, "epgu"),
-            };
+            // Guardians are linked by the region's operators from the documents the family
+            // brings (never by a school).
+            let meta = meta(SourceKind::Region, REGION, "region-operator");
             let parents = [
                 (l.link_mother, family.mother.as_ref()),
                 (l.link_father, family.father.as_ref()),
