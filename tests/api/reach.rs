@@ -102,3 +102,123 @@ async fn a_school_cannot_link_a_guardian_to_its_learner() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+async fn post_as(app: &TestApp, token: &str, name: &str, body: Value) -> reqwest::Response {
+    app.client
+        .post(format!("{}/v1/commands/{name}", app.base))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("sent")
+}
+
+#[tokio::test]
+async fn a_teacher_writes_only_within_their_subjects_and_dates_and_as_themselves() {
+    let app = TestApp::spawn().await;
+    let w = world(&app).await;
+    let learner = born(&app, "902", "Лебедев", "2009-02-01").await;
+    enroll_into(&app, &learner, &w.class_11a, "2025-09-01").await;
+    app.ok(
+        "assign_teacher",
+        json!({ "class_id": w.class_11a, "organization_id": w.school,
+        "teacher": "teacher-7", "teacher_name": "Петрова Наталья Сергеевна",
+        "subjects": ["Математика"], "from": "2025-10-01" }),
+    )
+    .await;
+    app.ok(
+        "assign_teacher",
+        json!({ "class_id": w.class_11a, "organization_id": w.school,
+        "teacher": "teacher-8", "teacher_name": "Иванов Иван Иванович",
+        "subjects": ["Физика"], "from": "2025-09-01" }),
+    )
+    .await;
+    let teacher = app.token(&contingent_access::Claims {
+        org: w.school.parse().ok(),
+        ..crate::helpers::claims("teacher-7", contingent_access::Role::Teacher)
+    });
+    let mark = |subject: &str, on: &str, author: &str| {
+        json!({ "learner_id": learner, "class_id": w.class_11a, "subject": subject,
+            "lesson_date": on, "kind": "current", "work": "тест", "value": "5", "weight": 1,
+            "teacher": author })
+    };
+    let head = app.registry.head();
+    // Another subject of the class, taught by a colleague.
+    let r = post_as(
+        &app,
+        &teacher,
+        "record_mark",
+        mark("Физика", "2025-10-05", "teacher-7"),
+    )
+    .await;
+    crate::helpers::assert_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+    // Their subject, before their assignment began.
+    let r = post_as(
+        &app,
+        &teacher,
+        "record_mark",
+        mark("Математика", "2025-09-15", "teacher-7"),
+    )
+    .await;
+    crate::helpers::assert_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+    // Attendance before the assignment began.
+    let r = post_as(
+        &app,
+        &teacher,
+        "record_attendance",
+        json!({ "learner_id": learner,
+        "class_id": w.class_11a, "date": "2025-09-15", "status": "ill" }),
+    )
+    .await;
+    crate::helpers::assert_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+    // A mark in their subject and time, attributed to a colleague.
+    let r = post_as(
+        &app,
+        &teacher,
+        "record_mark",
+        mark("Математика", "2025-10-05", "teacher-8"),
+    )
+    .await;
+    crate::helpers::assert_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+    assert_eq!(app.registry.head(), head, "nothing appended");
+    // Within the assignment, as themselves: recorded, with the caller as the author.
+    let r = post_as(
+        &app,
+        &teacher,
+        "record_mark",
+        mark("Математика", "2025-10-05", "teacher-7"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let receipt: Value = r.json().await.expect("receipt");
+    assert_eq!(receipt["events"][0]["data"]["teacher"], "teacher-7");
+    let mark_id = receipt["events"][0]["data"]["mark_id"]
+        .as_str()
+        .expect("mark")
+        .to_owned();
+    // A correction names its author too: not a colleague.
+    let r = post_as(
+        &app,
+        &teacher,
+        "correct_mark",
+        json!({ "mark_id": mark_id, "value": "4",
+        "reason": "пересчёт", "teacher": "teacher-8" }),
+    )
+    .await;
+    crate::helpers::assert_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+    // Once unassigned, the teacher writes nothing more in the class.
+    app.ok(
+        "unassign_teacher",
+        json!({ "class_id": w.class_11a, "teacher": "teacher-7",
+        "until": "2025-10-20" }),
+    )
+    .await;
+    let r = post_as(
+        &app,
+        &teacher,
+        "record_mark",
+        mark("Математика", "2025-10-10", "teacher-7"),
+    )
+    .await;
+    crate::helpers::assert_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+}

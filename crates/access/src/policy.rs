@@ -2,8 +2,9 @@
 //! decide commands decide access, so a school's reach follows its enrollments the moment they
 //! are recorded.
 
+use chrono::NaiveDate;
 use contingent_domain::{
-    ClassId, Command, LearnerId, OrganizationId, PersonRef, SnilsOwner, State,
+    Assignment, ClassId, Command, LearnerId, OrganizationId, PersonRef, SnilsOwner, State, Text,
 };
 
 use crate::principal::{Principal, Role};
@@ -108,12 +109,37 @@ impl Reach<'_> {
         self.class_org(class).is_none_or(|org| self.governs(org))
     }
 
+    /// The caller's assignment to a class of their organization, when they are a teacher
+    /// assigned to it now.
+    fn assignment(&self, class: ClassId) -> Option<&Assignment> {
+        if self.p.role != Role::Teacher {
+            return None;
+        }
+        self.state
+            .class(class)
+            .filter(|c| Some(c.organization_id) == self.p.organization)
+            .and_then(|c| c.assignment(&self.p.subject))
+    }
+
     fn teaches(&self, class: ClassId) -> bool {
-        self.p.role == Role::Teacher
-            && self.state.class(class).is_some_and(|c| {
-                Some(c.organization_id) == self.p.organization
-                    && c.teachers.iter().any(|t| t.as_str() == self.p.subject)
-            })
+        self.assignment(class).is_some()
+    }
+
+    /// A teacher writes as themselves: the author a command names is the caller's account.
+    fn is_author(&self, teacher: &Text) -> bool {
+        teacher.as_str() == self.p.subject
+    }
+
+    /// A teacher assigned to the class for the subject, on a date from their first day.
+    fn teaches_on(&self, class: ClassId, subject: &str, date: NaiveDate) -> bool {
+        self.assignment(class)
+            .is_some_and(|a| a.covers(subject, date))
+    }
+
+    /// A teacher assigned to the class, on a date from their first day (attendance is of the
+    /// class, whatever the subject).
+    fn teaches_class_on(&self, class: ClassId, date: NaiveDate) -> bool {
+        self.assignment(class).is_some_and(|a| a.from <= date)
     }
 
     fn guardian_of(&self, learner: LearnerId) -> bool {
@@ -204,17 +230,25 @@ pub fn authorize_command(state: &State, p: &Principal, command: &Command) -> Res
                     || to.is_some_and(|o| r.governs(o))
                     || (from.is_none() && to.is_none()))
         }
+        // A teacher writes within the subjects and dates of their assignment, as themselves; an
+        // organization account writes in its own classes (a register kept on paper, a
+        // substitute without an account) and the log names the account that did.
         Command::RecordMark(c) => {
-            r.teaches(c.class_id) || (role == Role::Organization && r.governs_class(c.class_id))
+            (r.is_author(&c.teacher) && r.teaches_on(c.class_id, c.subject.as_str(), c.lesson_date))
+                || (role == Role::Organization && r.governs_class(c.class_id))
         }
         Command::RecordAttendance(c) => {
-            r.teaches(c.class_id) || (role == Role::Organization && r.governs_class(c.class_id))
+            r.teaches_class_on(c.class_id, c.date)
+                || (role == Role::Organization && r.governs_class(c.class_id))
         }
         Command::CorrectMark(c) => match state.mark(c.mark_id) {
             Some(m) => {
-                r.teaches(m.class_id) || (role == Role::Organization && r.governs_class(m.class_id))
+                (r.is_author(&c.teacher) && r.teaches(m.class_id))
+                    || (role == Role::Organization && r.governs_class(m.class_id))
             }
-            None => matches!(role, Role::Teacher | Role::Organization),
+            None => {
+                (role == Role::Teacher && r.is_author(&c.teacher)) || role == Role::Organization
+            }
         },
         Command::RecordExamResult(_) => role == Role::ExamCentre,
         Command::Leave(c) => {

@@ -42,6 +42,44 @@ pub struct Class {
     pub stay_mode: Option<StayMode>,
     /// Accounts of the teachers assigned to it now.
     pub teachers: Vec<Text>,
+    /// What each teacher of [`Class::teachers`] is assigned to teach, in the same order.
+    pub assignments: Vec<Assignment>,
+}
+
+/// A teacher's assignment to a class: the subjects they teach in it, from its first day until
+/// they are unassigned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assignment {
+    /// The teacher's account.
+    pub teacher: Text,
+    /// Subjects taught.
+    pub subjects: Vec<Text>,
+    /// First day.
+    pub from: NaiveDate,
+}
+
+impl Assignment {
+    /// Whether the assignment covers `subject` (letter case aside) on `date`.
+    pub fn covers(&self, subject: &str, date: NaiveDate) -> bool {
+        self.from <= date && self.teaches(subject)
+    }
+
+    /// Whether `subject` (letter case aside) is one of the assignment's.
+    pub fn teaches(&self, subject: &str) -> bool {
+        let subject = subject.to_lowercase();
+        self.subjects
+            .iter()
+            .any(|s| s.as_str().to_lowercase() == subject)
+    }
+}
+
+impl Class {
+    /// The assignment of the teacher with this account, while they are assigned.
+    pub fn assignment(&self, teacher: &str) -> Option<&Assignment> {
+        self.assignments
+            .iter()
+            .find(|a| a.teacher.as_str() == teacher)
+    }
 }
 
 /// One enrollment of a learner.
@@ -460,6 +498,7 @@ impl State {
                         enrolled: 0,
                         stay_mode: e.stay_mode,
                         teachers: Vec::new(),
+                        assignments: Vec::new(),
                     },
                 );
             }
@@ -467,12 +506,18 @@ impl State {
                 if let Some(c) = self.classes.get_mut(&e.class_id) {
                     if !c.teachers.contains(&e.teacher) {
                         c.teachers.push(e.teacher.clone());
+                        c.assignments.push(Assignment {
+                            teacher: e.teacher.clone(),
+                            subjects: e.subjects.clone(),
+                            from: e.from,
+                        });
                     }
                 }
             }
             Event::TeacherUnassigned(e) => {
                 if let Some(c) = self.classes.get_mut(&e.class_id) {
                     c.teachers.retain(|t| t != &e.teacher);
+                    c.assignments.retain(|a| a.teacher != e.teacher);
                 }
             }
             Event::ClassCapacityChanged(e) => {
@@ -710,7 +755,19 @@ impl State {
         let classes: usize = self
             .classes
             .values()
-            .map(|c| vec_bytes(&c.teachers) + c.teachers.iter().map(text_bytes).sum::<usize>())
+            .map(|c| {
+                vec_bytes(&c.teachers)
+                    + c.teachers.iter().map(text_bytes).sum::<usize>()
+                    + vec_bytes(&c.assignments)
+                    + c.assignments
+                        .iter()
+                        .map(|a| {
+                            text_bytes(&a.teacher)
+                                + vec_bytes(&a.subjects)
+                                + a.subjects.iter().map(text_bytes).sum::<usize>()
+                        })
+                        .sum::<usize>()
+            })
             .sum();
         table_bytes(&self.organizations)
             + organizations
