@@ -222,3 +222,141 @@ async fn a_teacher_writes_only_within_their_subjects_and_dates_and_as_themselves
     .await;
     crate::helpers::assert_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
 }
+
+async fn second_school(app: &TestApp, levels: Value) -> String {
+    let receipt = app
+        .ok(
+            "register_organization",
+            json!({ "name": "МБОУ Лицей № 2", "municipality": "Барнаул",
+            "kind": "school", "levels": levels }),
+        )
+        .await;
+    receipt["events"][0]["data"]["organization_id"]
+        .as_str()
+        .expect("organization id")
+        .to_owned()
+}
+
+/// School B's additional-education group, into which it enrolls the learner of school A for a
+/// day and lets them go: what a school could once do to read a learner for ever after.
+#[tokio::test]
+async fn a_school_reads_a_learner_it_no_longer_holds_only_within_the_period_it_held() {
+    let app = TestApp::spawn().await;
+    let w = world(&app).await;
+    let school_b = second_school(&app, json!(["general", "additional"])).await;
+    let token_b = app.organization(school_b.parse().expect("uuid"));
+    let club = class_id(
+        &app.ok(
+            "open_class",
+            json!({ "organization_id": school_b, "academic_year": "2025/2026",
+            "level": "additional", "grade": 0, "name": "Шахматы", "capacity": 15 }),
+        )
+        .await,
+    );
+    let learner = born(&app, "903", "Ершов", "2009-02-01").await;
+    enroll_into(&app, &learner, &w.class_11a, "2025-09-01").await;
+    let r = post_as(
+        &app,
+        &token_b,
+        "enroll",
+        json!({ "learner_id": learner, "class_id": club,
+        "enrolled_on": "2025-09-10", "programme": { "name": "Шахматы" },
+        "order": order("5-д", "2025-09-10") }),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let receipt: Value = r.json().await.expect("receipt");
+    let enrollment = receipt["events"][0]["data"]["enrollment_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    // While it holds the learner, school B reads the card.
+    let card = format!("/v1/learners/{learner}");
+    assert_eq!(app.get_as(&token_b, &card).await.0, StatusCode::OK);
+    let r = post_as(
+        &app,
+        &token_b,
+        "leave",
+        json!({ "learner_id": learner, "enrollment_id": enrollment,
+        "left_on": "2025-09-11", "reason": "other", "order": order("6-д", "2025-09-11") }),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // A mark in school A after school B's period.
+    app.ok(
+        "record_mark",
+        json!({ "learner_id": learner, "class_id": w.class_11a, "subject": "Математика",
+        "lesson_date": "2025-09-20", "kind": "current", "work": "тест", "value": "5", "weight": 1,
+        "teacher": "Петрова Н. С." }),
+    )
+    .await;
+
+    // The card and the diary say what the learner is now: no longer school B's to read.
+    assert_eq!(app.get_as(&token_b, &card).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get_as(&token_b, &format!("{card}/diary")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    // The history: who the learner is, and the facts of school B's own period, nothing of
+    // school A and nothing after the period.
+    let (status, history) = app.get_as(&token_b, &format!("{card}/history")).await;
+    assert_eq!(status, StatusCode::OK, "{history}");
+    let types: Vec<&str> = history["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(types, ["birth_registered", "enrolled", "left"], "{history}");
+    assert!(history["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["type"] == "enrolled")
+        .all(|e| e["data"]["organization_id"] == school_b.as_str()));
+    // The state as of a date: built from the same facts.
+    let (status, state) = app.get_as(&token_b, &format!("{card}/state")).await;
+    assert_eq!(status, StatusCode::OK, "{state}");
+    let state_text = state.to_string();
+    assert!(!state_text.contains(&w.school), "{state}");
+    // The region sees everything, as before.
+    let (_, full) = app.get(&format!("{card}/history")).await;
+    assert_eq!(full["events"].as_array().map(Vec::len), Some(5), "{full}");
+}
+
+#[tokio::test]
+async fn a_school_reads_an_applicant_while_it_processes_the_application() {
+    let app = TestApp::spawn().await;
+    let w = world(&app).await;
+    let school_b = second_school(&app, json!(["general"])).await;
+    let token_b = app.organization(school_b.parse().expect("uuid"));
+    let learner = born(&app, "904", "Фомин", "2009-02-01").await;
+    enroll_into(&app, &learner, &w.class_11a, "2025-09-01").await;
+    let card = format!("/v1/learners/{learner}");
+    assert_eq!(app.get_as(&token_b, &card).await.0, StatusCode::FORBIDDEN);
+    let receipt = app
+        .ok(
+            "submit_application",
+            json!({ "learner_id": learner, "organization_id": school_b,
+            "level": "general", "academic_year": "2026/2027", "grade": 11,
+            "submitted_on": "2025-10-01", "priority": "general" }),
+        )
+        .await;
+    let application = receipt["events"][0]["data"]["application_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    // Submitted to school B, not yet decided: school B reads the applicant.
+    assert_eq!(app.get_as(&token_b, &card).await.0, StatusCode::OK);
+    let r = post_as(
+        &app,
+        &token_b,
+        "reject_application",
+        json!({ "application_id": application,
+        "rejected_on": "2025-10-02", "reason": "нет мест" }),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // Decided: no longer.
+    assert_eq!(app.get_as(&token_b, &card).await.0, StatusCode::FORBIDDEN);
+}

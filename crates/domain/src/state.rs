@@ -344,6 +344,17 @@ impl State {
         self.applications.get(&id)
     }
 
+    /// Whether an application of the learner to the organization waits for its decision. A scan
+    /// of the applications: for the uncommon reads of a learner by an organization that does not
+    /// hold them.
+    pub fn has_pending_application(&self, learner: LearnerId, org: OrganizationId) -> bool {
+        self.applications.values().any(|a| {
+            a.learner_id == learner
+                && a.organization_id == org
+                && a.status == ApplicationStatus::Pending
+        })
+    }
+
     /// A mark.
     pub fn mark(&self, id: MarkId) -> Option<&MarkRef> {
         self.marks.get(&id)
