@@ -360,3 +360,51 @@ async fn a_school_reads_an_applicant_while_it_processes_the_application() {
     // Decided: no longer.
     assert_eq!(app.get_as(&token_b, &card).await.0, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn a_secondary_enrollment_needs_a_reason_the_rules_recognize() {
+    let app = TestApp::spawn().await;
+    let w = world(&app).await;
+    let school_b = second_school(&app, json!(["general"])).await;
+    let class_b = open(&app, &school_b, 11, "11Л").await;
+    let learner = born(&app, "905", "Гусев", "2009-02-01").await;
+    enroll_into(&app, &learner, &w.class_11a, "2025-09-01").await;
+    let body = |reason: Option<&str>| {
+        let mut b = json!({ "learner_id": learner, "class_id": class_b, "enrolled_on": "2025-09-10",
+            "primary": false, "programme": { "name": "ООП СОО" }, "order": order("7-у", "2025-09-10") });
+        if let Some(r) = reason {
+            b["secondary_reason"] = json!(r);
+        }
+        b
+    };
+    let head = app.registry.head();
+    app.refused(
+        "enroll",
+        body(None),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "secondary_enrollment_reason",
+    )
+    .await;
+    app.refused(
+        "enroll",
+        body(Some("because")),
+        StatusCode::BAD_REQUEST,
+        "unknown_value",
+    )
+    .await;
+    // Additional education is a reason for an additional-education group, not a school class.
+    app.refused(
+        "enroll",
+        body(Some("additional_education")),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "secondary_enrollment_reason",
+    )
+    .await;
+    assert_eq!(app.registry.head(), head, "nothing appended");
+    let receipt = app.ok("enroll", body(Some("network_programme"))).await;
+    assert_eq!(
+        receipt["events"][0]["data"]["secondary_reason"],
+        "network_programme"
+    );
+    assert_eq!(receipt["events"][0]["data"]["primary"], false);
+}

@@ -170,6 +170,27 @@ fn check_age(
     Ok(())
 }
 
+/// A secondary enrollment names a reason the rules recognize for its level; a primary one names
+/// none.
+fn check_secondary_reason(c: &Enroll, class: &Class) -> Result<(), DomainError> {
+    match (c.primary, c.secondary_reason) {
+        (true, None) => Ok(()),
+        (true, Some(reason)) => Err(DomainError::SecondaryReason(format!(
+            "a primary enrollment has no secondary reason (given {reason})"
+        ))),
+        (false, None) => Err(DomainError::SecondaryReason(
+            "a secondary enrollment names its reason (secondary_reason)".into(),
+        )),
+        (false, Some(reason)) if !reason.fits(class.level) => {
+            Err(DomainError::SecondaryReason(format!(
+                "{reason} is not a reason for a secondary enrollment at level {}",
+                class.level
+            )))
+        }
+        (false, Some(_)) => Ok(()),
+    }
+}
+
 struct Rules<'a> {
     state: &'a State,
     today: NaiveDate,
@@ -607,6 +628,7 @@ impl<'a> Rules<'a> {
                 return Err(DomainError::SecondPrimaryEnrollment(existing.id));
             }
         }
+        check_secondary_reason(c, class)?;
         check_age(learner, class, c.enrolled_on, c.age_exemption.is_some())?;
         if let Some(app_id) = c.application_id {
             let app = self.pending_application(app_id, c.enrolled_on)?;
@@ -627,6 +649,7 @@ impl<'a> Rules<'a> {
             academic_year: class.academic_year,
             programme: c.programme.clone(),
             primary: c.primary,
+            secondary_reason: c.secondary_reason,
             form: c.form,
             enrolled_on: c.enrolled_on,
             order: c.order.clone(),

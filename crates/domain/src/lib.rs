@@ -40,6 +40,6 @@ pub use state::{
 };
 pub use values::{
     age_in_months, AcademicYear, Attendance, EducationForm, ExamForm, LeaveReason, Level, Mark,
-    MarkKind, OrganizationKind, Priority, Relation, Sex, SourceKind, StayMode, Text, TransferKind,
-    ValueError,
+    MarkKind, OrganizationKind, Priority, Relation, SecondaryReason, Sex, SourceKind, StayMode,
+    Text, TransferKind, ValueError,
 };

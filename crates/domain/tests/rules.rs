@@ -8,8 +8,8 @@ use contingent_domain::{
     ApplicationRejected, ApplicationStatus, ApplicationWithdrawn, Attendance, ChangeClassCapacity,
     ClassCapacityChanged, Command, CorrectMark, Document, DomainError, Event, ExamForm,
     ExamResultRecorded, LearnerRegistered, LeaveReason, Level, Mark, MarkCorrected, PersonRef,
-    RecordExamResult, RejectApplication, Snils, SnilsError, SnilsOwner, SnilsRecorded,
-    TransferKind, WithdrawApplication, GRADE_ONE_MIN_MONTHS,
+    RecordExamResult, RejectApplication, SecondaryReason, Snils, SnilsError, SnilsOwner,
+    SnilsRecorded, TransferKind, WithdrawApplication, GRADE_ONE_MIN_MONTHS,
 };
 use support::*;
 
@@ -650,9 +650,70 @@ fn a_secondary_general_enrollment_is_accepted() {
         date(2025, 10, 1),
     );
     secondary.primary = false;
+    secondary.secondary_reason = Some(SecondaryReason::ExternalAttestation);
     given(pupil_in_5a())
         .when(Command::Enroll(secondary.clone()))
         .then(vec![enrolled(&secondary, &class_5_school_b())]);
+}
+
+#[test]
+fn a_secondary_enrollment_without_a_reason_is_refused() {
+    let mut secondary = enroll(
+        enrollment_id(2),
+        pupil(),
+        class_5_school_b().class_id,
+        date(2025, 10, 1),
+    );
+    secondary.primary = false;
+    given(pupil_in_5a())
+        .when(Command::Enroll(secondary))
+        .then_error("secondary_enrollment_reason");
+}
+
+#[test]
+fn a_secondary_reason_must_fit_the_level() {
+    // Additional education is a reason for a club, not for a school class...
+    let mut into_class = enroll(
+        enrollment_id(2),
+        pupil(),
+        class_5_school_b().class_id,
+        date(2025, 10, 1),
+    );
+    into_class.primary = false;
+    into_class.secondary_reason = Some(SecondaryReason::AdditionalEducation);
+    given(pupil_in_5a())
+        .when(Command::Enroll(into_class))
+        .then_error("secondary_enrollment_reason");
+    // ...and external attestation is for general education, not for a club.
+    let mut into_club = enroll(
+        enrollment_id(2),
+        pupil(),
+        club_group().class_id,
+        date(2025, 10, 1),
+    );
+    into_club.primary = false;
+    into_club.secondary_reason = Some(SecondaryReason::ExternalAttestation);
+    given(pupil_in_5a())
+        .when(Command::Enroll(into_club.clone()))
+        .then_error("secondary_enrollment_reason");
+    into_club.secondary_reason = Some(SecondaryReason::AdditionalEducation);
+    given(pupil_in_5a())
+        .when(Command::Enroll(into_club.clone()))
+        .then(vec![enrolled(&into_club, &club_group())]);
+}
+
+#[test]
+fn a_primary_enrollment_names_no_secondary_reason() {
+    let mut primary = enroll(
+        enrollment_id(2),
+        pupil(),
+        club_group().class_id,
+        date(2025, 10, 1),
+    );
+    primary.secondary_reason = Some(SecondaryReason::AdditionalEducation);
+    given(pupil_in_5a())
+        .when(Command::Enroll(primary))
+        .then_error("secondary_enrollment_reason");
 }
 
 #[test]

@@ -6,8 +6,8 @@ use contingent_domain::{
     ApplicationSubmitted, AttendanceRecorded, BirthRegistered, ChangeClassCapacity, ClassOpened,
     Command, Consent, EducationForm, Enroll, EnrollmentId, GuardianLinked, LearnerRegistered,
     Leave, Level, Mark, MarkId, MarkKind, MarkRecorded, OrganizationRegistered, Programme,
-    RecordExamResult, RejectApplication, SnilsRecorded, TeacherAssigned, Transfer, UnassignTeacher,
-    WithdrawApplication,
+    RecordExamResult, RejectApplication, SecondaryReason, SnilsRecorded, TeacherAssigned, Transfer,
+    UnassignTeacher, WithdrawApplication,
 };
 use contingent_log::{Metadata, Source};
 
@@ -289,6 +289,8 @@ impl Plan {
                     focus: e.focus.map(text),
                 },
                 primary: e.primary,
+                // The plan's secondary enrollments are clubs next to school.
+                secondary_reason: (!e.primary).then_some(SecondaryReason::AdditionalEducation),
                 form: EducationForm::FullTime,
                 enrolled_on: e.date,
                 order: e.order.clone(),
@@ -491,6 +493,7 @@ impl Plan {
                         focus: None,
                     },
                     primary: true,
+                    secondary_reason: None,
                     form: EducationForm::FullTime,
                     enrolled_on: today,
                     order: contingent_domain::Order {
@@ -582,6 +585,7 @@ impl Plan {
                             focus: None,
                         },
                         primary: true,
+                        secondary_reason: None,
                         form: EducationForm::FullTime,
                         enrolled_on: today,
                         order: contingent_domain::Order {
