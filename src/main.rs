@@ -641,7 +641,8 @@ async fn print_tour(
         "  curl -s -H \"Authorization: Bearer $TOKEN_AUDITOR\" {base}/v1/learners/{l}/history"
     );
     println!("  curl -s -H \"Authorization: Bearer $TOKEN_AUDITOR\" '{base}/v1/learners/{l}/state?as_of={last_year}-12-31'");
-    println!("  curl -s -H \"Authorization: Bearer $TOKEN_ORGANIZATION\" {base}/v1/learners/{l}");
+    // The learner has left the school for college: the school reads its own years with them.
+    println!("  curl -s -H \"Authorization: Bearer $TOKEN_ORGANIZATION\" {base}/v1/learners/{l}/history   # the school they left: its own years only");
     println!("  curl -s -H \"Authorization: Bearer $TOKEN_TEACHER\" '{base}/v1/classes/{}/register?on={last_year}-10-01'", f.class_id);
     println!("  curl -s -H \"Authorization: Bearer $TOKEN_ORGANIZATION\" '{base}/v1/vacancies?organization_id={}'", f.school_id);
     println!(

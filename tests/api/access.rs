@@ -42,10 +42,7 @@ pub const TABLE: &[(&str, &[&str])] = &[
         &["organization", "municipality", "region"],
     ),
     ("POST register_death", &["civil_registry"]),
-    (
-        "POST link_guardian",
-        &["organization", "municipality", "region"],
-    ),
+    ("POST link_guardian", &["region", "civil_registry"]),
     (
         "POST submit_application",
         &["parent", "organization", "municipality", "region"],
@@ -255,10 +252,10 @@ fn command_body(name: &str, s: &Setup) -> Value {
             json!({ "learner_id": s.learner, "enrollment_id": s.enrollment, "kind": "within_organization", "to_class_id": w.class_11b, "transferred_on": FUTURE, "order": order })
         }
         "record_mark" => {
-            json!({ "learner_id": s.learner, "class_id": w.class_11a, "subject": "Математика", "lesson_date": FUTURE, "kind": "current", "work": "тест", "value": "4", "weight": 1, "teacher": "Т" })
+            json!({ "learner_id": s.learner, "class_id": w.class_11a, "subject": "Математика", "lesson_date": FUTURE, "kind": "current", "work": "тест", "value": "4", "weight": 1, "teacher": "teacher-7" })
         }
         "correct_mark" => {
-            json!({ "mark_id": s.mark, "value": "5", "reason": "проверка", "teacher": "Т" })
+            json!({ "mark_id": s.mark, "value": "5", "reason": "проверка", "teacher": "teacher-7" })
         }
         "record_attendance" => {
             json!({ "learner_id": s.learner, "class_id": w.class_11a, "date": FUTURE, "status": "ill" })

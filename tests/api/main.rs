@@ -8,3 +8,4 @@ mod idempotency;
 mod lifecycle;
 mod limits;
 mod log_and_feed;
+mod reach;

@@ -13,7 +13,10 @@ mod principal;
 mod tokens;
 
 pub use federal::{federal_view, FEDERAL_ENVELOPE_FIELDS, FEDERAL_FIELDS};
-pub use policy::{authorize_command, authorize_read, command_learner, Denied, Read};
+pub use policy::{
+    authorize_command, authorize_read, command_learner, learner_scope, Denied, HeldTime,
+    LearnerScope, Read,
+};
 pub use principal::{Claims, IncompleteClaims, Principal, Role};
 pub use tokens::{
     write_secret_file, LocalIssuer, TokenError, TokenVerifier, DEFAULT_AUDIENCE, LEEWAY_SECONDS,

@@ -2,8 +2,10 @@
 //! decide commands decide access, so a school's reach follows its enrollments the moment they
 //! are recorded.
 
+use chrono::NaiveDate;
 use contingent_domain::{
-    ClassId, Command, LearnerId, OrganizationId, PersonRef, SnilsOwner, State,
+    Assignment, ClassId, Command, Event, LearnerId, OrganizationId, PersonRef, SnilsOwner, State,
+    Text,
 };
 
 use crate::principal::{Principal, Role};
@@ -108,12 +110,37 @@ impl Reach<'_> {
         self.class_org(class).is_none_or(|org| self.governs(org))
     }
 
+    /// The caller's assignment to a class of their organization, when they are a teacher
+    /// assigned to it now.
+    fn assignment(&self, class: ClassId) -> Option<&Assignment> {
+        if self.p.role != Role::Teacher {
+            return None;
+        }
+        self.state
+            .class(class)
+            .filter(|c| Some(c.organization_id) == self.p.organization)
+            .and_then(|c| c.assignment(&self.p.subject))
+    }
+
     fn teaches(&self, class: ClassId) -> bool {
-        self.p.role == Role::Teacher
-            && self.state.class(class).is_some_and(|c| {
-                Some(c.organization_id) == self.p.organization
-                    && c.teachers.iter().any(|t| t.as_str() == self.p.subject)
-            })
+        self.assignment(class).is_some()
+    }
+
+    /// A teacher writes as themselves: the author a command names is the caller's account.
+    fn is_author(&self, teacher: &Text) -> bool {
+        teacher.as_str() == self.p.subject
+    }
+
+    /// A teacher assigned to the class for the subject, on a date from their first day.
+    fn teaches_on(&self, class: ClassId, subject: &str, date: NaiveDate) -> bool {
+        self.assignment(class)
+            .is_some_and(|a| a.covers(subject, date))
+    }
+
+    /// A teacher assigned to the class, on a date from their first day (attendance is of the
+    /// class, whatever the subject).
+    fn teaches_class_on(&self, class: ClassId, date: NaiveDate) -> bool {
+        self.assignment(class).is_some_and(|a| a.from <= date)
     }
 
     fn guardian_of(&self, learner: LearnerId) -> bool {
@@ -132,16 +159,47 @@ impl Reach<'_> {
                 .is_some_and(|l| l.snils == self.p.snils)
     }
 
-    /// An organization where the learner is or was enrolled, governed by the caller.
+    /// The caller's reach over a learner's whole record: the region always; a municipality over
+    /// the learners who are or were enrolled in its organizations (governance of its schools,
+    /// whose records it keeps); an organization over the learners it holds now — an active
+    /// enrollment, or an application to it waiting for its decision.
     fn governs_learner(&self, learner: LearnerId) -> bool {
-        if self.p.role == Role::Region {
-            return true;
+        match self.p.role {
+            Role::Region => true,
+            Role::Municipality => self.state.learner(learner).is_some_and(|l| {
+                l.enrollments
+                    .iter()
+                    .any(|e| self.in_municipality(e.organization_id))
+            }),
+            Role::Organization => self.holds(learner),
+            _ => false,
         }
+    }
+
+    /// An organization account's learner now: enrolled there, or applying there.
+    fn holds(&self, learner: LearnerId) -> bool {
+        let Some(org) = self
+            .p
+            .organization
+            .filter(|_| self.p.role == Role::Organization)
+        else {
+            return false;
+        };
         self.state.learner(learner).is_some_and(|l| {
-            l.enrollments
-                .iter()
-                .any(|e| self.governs(e.organization_id))
+            l.active_enrollments().any(|e| e.organization_id == org)
+                || self.state.has_pending_application(learner, org)
         })
+    }
+
+    /// An organization account's former learner: the facts of the time it held them stay
+    /// readable to it (see [`learner_scope`]).
+    fn held(&self, learner: LearnerId) -> bool {
+        self.p.role == Role::Organization
+            && self.state.learner(learner).is_some_and(|l| {
+                l.enrollments
+                    .iter()
+                    .any(|e| self.own_org(e.organization_id))
+            })
     }
 
     fn governs_active_learner(&self, learner: LearnerId) -> bool {
@@ -173,10 +231,11 @@ pub fn authorize_command(state: &State, p: &Principal, command: &Command) -> Res
             matches!(role, Role::Organization | Role::Municipality | Role::Region)
                 && r.governs_active_learner(c.learner_id)
         }
-        Command::LinkGuardian(c) => {
-            matches!(role, Role::Organization | Role::Municipality | Role::Region)
-                && r.governs_active_learner(c.learner_id)
-        }
+        // A guardian link gives a parent's reach, so it comes from whoever knows the family: the
+        // civil registry (the parents on the birth record) or the region (after checking the
+        // documents). Never from a school or its founder, who could otherwise link a SNILS of
+        // their own to any learner they enroll.
+        Command::LinkGuardian(_) => matches!(role, Role::CivilRegistry | Role::Region),
         Command::SubmitApplication(c) => {
             r.guardian_of(c.learner_id) || r.governs(c.organization_id)
         }
@@ -203,17 +262,25 @@ pub fn authorize_command(state: &State, p: &Principal, command: &Command) -> Res
                     || to.is_some_and(|o| r.governs(o))
                     || (from.is_none() && to.is_none()))
         }
+        // A teacher writes within the subjects and dates of their assignment, as themselves; an
+        // organization account writes in its own classes (a register kept on paper, a
+        // substitute without an account) and the log names the account that did.
         Command::RecordMark(c) => {
-            r.teaches(c.class_id) || (role == Role::Organization && r.governs_class(c.class_id))
+            (r.is_author(&c.teacher) && r.teaches_on(c.class_id, c.subject.as_str(), c.lesson_date))
+                || (role == Role::Organization && r.governs_class(c.class_id))
         }
         Command::RecordAttendance(c) => {
-            r.teaches(c.class_id) || (role == Role::Organization && r.governs_class(c.class_id))
+            r.teaches_class_on(c.class_id, c.date)
+                || (role == Role::Organization && r.governs_class(c.class_id))
         }
         Command::CorrectMark(c) => match state.mark(c.mark_id) {
             Some(m) => {
-                r.teaches(m.class_id) || (role == Role::Organization && r.governs_class(m.class_id))
+                (r.is_author(&c.teacher) && r.teaches(m.class_id))
+                    || (role == Role::Organization && r.governs_class(m.class_id))
             }
-            None => matches!(role, Role::Teacher | Role::Organization),
+            None => {
+                (role == Role::Teacher && r.is_author(&c.teacher)) || role == Role::Organization
+            }
         },
         Command::RecordExamResult(_) => role == Role::ExamCentre,
         Command::Leave(c) => {
@@ -251,16 +318,19 @@ pub fn authorize_read(state: &State, p: &Principal, read: &Read) -> Result<(), D
                 || (matches!(role, Role::Organization | Role::Municipality | Role::Region)
                     && r.governs_learner(*l))
         }
+        // A former school reads these two, limited to its own time ([`learner_scope`]).
         Read::History(l) => {
             role == Role::Auditor
                 || r.guardian_of(*l)
                 || (matches!(role, Role::Organization | Role::Municipality | Role::Region)
                     && r.governs_learner(*l))
+                || r.held(*l)
         }
         Read::LearnerState(l) => {
             role == Role::Auditor
                 || (matches!(role, Role::Organization | Role::Municipality | Role::Region)
                     && r.governs_learner(*l))
+                || r.held(*l)
         }
         Read::AccessLog(_) => role == Role::Auditor,
         Read::SearchLearners { organization } => match role {
@@ -313,4 +383,104 @@ pub fn command_learner(state: &State, command: &Command) -> Option<LearnerId> {
         },
         other => contingent_domain::learner_of(state, other),
     }
+}
+
+/// How much of a learner's record a permitted read of their history or state shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LearnerScope {
+    /// Everything the caller's role may see.
+    Whole,
+    /// An organization that no longer holds the learner: who they are, and the facts of the
+    /// time they were in its classes.
+    Held(HeldTime),
+}
+
+/// The stays of a learner in the classes of an organization that no longer holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldTime {
+    organization: OrganizationId,
+    /// Class, first day, first day no longer in it.
+    stays: Vec<(ClassId, NaiveDate, Option<NaiveDate>)>,
+}
+
+impl HeldTime {
+    fn within(&self, date: NaiveDate) -> bool {
+        self.stays
+            .iter()
+            .any(|(_, from, until)| *from <= date && until.is_none_or(|u| date <= u))
+    }
+
+    fn in_class(&self, class: ClassId, date: Option<NaiveDate>) -> bool {
+        self.stays.iter().any(|(c, from, until)| {
+            *c == class && date.is_none_or(|d| *from <= d && until.is_none_or(|u| d <= u))
+        })
+    }
+
+    /// Whether an event about the learner is a fact of the organization's time with them:
+    /// the learner's identity (birth or registration), its own enrollments, transfers and
+    /// leavings dated within its time, marks and attendance in its classes then (and the
+    /// corrections of those marks), exam results sat then, and applications made to it. Nothing
+    /// of other organizations, of guardians, or of the time after.
+    pub fn admits(&self, event: &Event) -> bool {
+        let org = self.organization;
+        match event {
+            Event::BirthRegistered(_) | Event::LearnerRegistered(_) => true,
+            Event::Enrolled(e) => e.organization_id == org && self.within(e.enrolled_on),
+            Event::Left(e) => e.organization_id == org && self.within(e.left_on),
+            Event::Transferred(e) => {
+                (e.from_organization_id == org || e.to_organization_id == org)
+                    && self.within(e.transferred_on)
+            }
+            Event::MarkRecorded(e) => self.in_class(e.class_id, Some(e.lesson_date)),
+            Event::AttendanceRecorded(e) => self.in_class(e.class_id, Some(e.date)),
+            Event::MarkCorrected(e) => self.in_class(e.class_id, None),
+            Event::ExamResultRecorded(e) => self.within(e.exam_date),
+            Event::ApplicationSubmitted(e) => e.organization_id == org,
+            Event::ApplicationWithdrawn(e) => e.organization_id == org,
+            Event::ApplicationRejected(e) => e.organization_id == org,
+            _ => false,
+        }
+    }
+}
+
+impl LearnerScope {
+    /// Whether a read in this scope shows the event.
+    pub fn admits(&self, event: &Event) -> bool {
+        match self {
+            LearnerScope::Whole => true,
+            LearnerScope::Held(time) => time.admits(event),
+        }
+    }
+}
+
+/// The scope of a read of `learner`'s history or state by `p`, once [`authorize_read`] has let
+/// it through: an organization that holds the learner now (an active enrollment, an application
+/// waiting for its decision) sees the whole record, one that held them before sees only its own
+/// time with them; every other role sees what its reach allows.
+pub fn learner_scope(state: &State, p: &Principal, learner: LearnerId) -> LearnerScope {
+    let r = Reach { state, p };
+    let (Role::Organization, Some(org)) = (p.role, p.organization) else {
+        return LearnerScope::Whole;
+    };
+    if r.holds(learner) {
+        return LearnerScope::Whole;
+    }
+    let stays = state
+        .learner(learner)
+        .map(|l| {
+            l.memberships
+                .iter()
+                .filter(|m| {
+                    state
+                        .class(m.class_id)
+                        .is_some_and(|c| c.organization_id == org)
+                })
+                .map(|m| (m.class_id, m.from, m.until))
+                .collect()
+        })
+        .unwrap_or_default();
+    LearnerScope::Held(HeldTime {
+        organization: org,
+        stays,
+    })
 }

@@ -316,7 +316,9 @@ pub(crate) async fn history(
 ) -> Result<Response, ApiError> {
     let id = learner_id(&id)?;
     auth.allow(&registry, Read::History(id)).await?;
-    let events = registry.history(id).await?;
+    let mut events = registry.history(id).await?;
+    let scope = registry.read_state(|s| contingent_access::learner_scope(s, &auth.principal, id));
+    events.retain(|e| scope.admits(&e.envelope.event));
     if events.is_empty() {
         return Err(ApiError::not_found(
             "learner_not_found",
@@ -362,7 +364,10 @@ pub(crate) async fn state_as_of(
                 })
         })
         .transpose()?;
-    let snapshot = registry.learner_as_of(id, known_at, as_of).await?;
+    let mut events = registry.history(id).await?;
+    let scope = registry.read_state(|s| contingent_access::learner_scope(s, &auth.principal, id));
+    events.retain(|e| scope.admits(&e.envelope.event));
+    let snapshot = contingent_registry::LearnerSnapshot::fold(id, &events, known_at, as_of);
     match snapshot {
         Some(s) => Ok(Json(s).into_response()),
         None => Err(ApiError::not_found(

@@ -12,7 +12,9 @@ use crate::event::{
 };
 use crate::ids::{ApplicationId, ClassId, EnrollmentId, LearnerId, MarkId};
 use crate::snils::Snils;
-use crate::values::{EducationForm, ExamForm, LeaveReason, Mark, Text, TransferKind};
+use crate::values::{
+    EducationForm, ExamForm, LeaveReason, Mark, SecondaryReason, Text, TransferKind,
+};
 
 /// How the civil registry names a person it reports a death of.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +110,10 @@ pub struct Enroll {
     /// The primary enrollment of its level.
     #[serde(default = "yes")]
     pub primary: bool,
+    /// Why a secondary enrollment (`primary: false`) is made: required for one, absent for a
+    /// primary enrollment.
+    #[serde(default)]
+    pub secondary_reason: Option<SecondaryReason>,
     /// Form of education.
     #[serde(default = "full_time")]
     pub form: EducationForm,

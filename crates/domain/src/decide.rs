@@ -143,6 +143,54 @@ fn check_grade(level: Level, grade: u8) -> Result<(), DomainError> {
     Ok(())
 }
 
+/// The age rules of a class, for every way into it (enrollment or transfer): grade 1 takes
+/// children of 6 years 6 months to 8 years on 1 September unless the enrollment carries an
+/// exemption; a preschool group takes children of 2 months to 8 years on the day they join.
+fn check_age(
+    learner: &Learner,
+    class: &Class,
+    joined_on: NaiveDate,
+    exempt: bool,
+) -> Result<(), DomainError> {
+    if class.level == Level::General && class.grade == 1 && !exempt {
+        let months = age_in_months(learner.birth_date, class.academic_year.first_day());
+        if !(GRADE_ONE_MIN_MONTHS..GRADE_ONE_MAX_MONTHS).contains(&months) {
+            return Err(DomainError::GradeOneAge {
+                years: months.div_euclid(12),
+                months: months.rem_euclid(12),
+            });
+        }
+    }
+    if class.level == Level::Preschool {
+        let months = age_in_months(learner.birth_date, joined_on);
+        if !(2..96).contains(&months) {
+            return Err(DomainError::PreschoolAge);
+        }
+    }
+    Ok(())
+}
+
+/// A secondary enrollment names a reason the rules recognize for its level; a primary one names
+/// none.
+fn check_secondary_reason(c: &Enroll, class: &Class) -> Result<(), DomainError> {
+    match (c.primary, c.secondary_reason) {
+        (true, None) => Ok(()),
+        (true, Some(reason)) => Err(DomainError::SecondaryReason(format!(
+            "a primary enrollment has no secondary reason (given {reason})"
+        ))),
+        (false, None) => Err(DomainError::SecondaryReason(
+            "a secondary enrollment names its reason (secondary_reason)".into(),
+        )),
+        (false, Some(reason)) if !reason.fits(class.level) => {
+            Err(DomainError::SecondaryReason(format!(
+                "{reason} is not a reason for a secondary enrollment at level {}",
+                class.level
+            )))
+        }
+        (false, Some(_)) => Ok(()),
+    }
+}
+
 struct Rules<'a> {
     state: &'a State,
     today: NaiveDate,
@@ -580,21 +628,8 @@ impl<'a> Rules<'a> {
                 return Err(DomainError::SecondPrimaryEnrollment(existing.id));
             }
         }
-        if class.level == Level::General && class.grade == 1 && c.age_exemption.is_none() {
-            let months = age_in_months(learner.birth_date, class.academic_year.first_day());
-            if !(GRADE_ONE_MIN_MONTHS..GRADE_ONE_MAX_MONTHS).contains(&months) {
-                return Err(DomainError::GradeOneAge {
-                    years: months.div_euclid(12),
-                    months: months.rem_euclid(12),
-                });
-            }
-        }
-        if class.level == Level::Preschool {
-            let months = age_in_months(learner.birth_date, c.enrolled_on);
-            if !(2..96).contains(&months) {
-                return Err(DomainError::PreschoolAge);
-            }
-        }
+        check_secondary_reason(c, class)?;
+        check_age(learner, class, c.enrolled_on, c.age_exemption.is_some())?;
         if let Some(app_id) = c.application_id {
             let app = self.pending_application(app_id, c.enrolled_on)?;
             if app.learner_id != c.learner_id
@@ -614,6 +649,7 @@ impl<'a> Rules<'a> {
             academic_year: class.academic_year,
             programme: c.programme.clone(),
             primary: c.primary,
+            secondary_reason: c.secondary_reason,
             form: c.form,
             enrolled_on: c.enrolled_on,
             order: c.order.clone(),
@@ -729,6 +765,7 @@ impl<'a> Rules<'a> {
             }
         };
         self.check_join(learner, c.to_class_id, to_class, c.transferred_on)?;
+        check_age(learner, to_class, c.transferred_on, from.age_exemption)?;
         Ok(vec![Event::Transferred(Transferred {
             learner_id: c.learner_id,
             kind: c.kind,

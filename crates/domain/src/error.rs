@@ -130,6 +130,10 @@ pub enum DomainError {
         /// And months.
         months: i32,
     },
+    /// A secondary enrollment without a reason the rules recognize for its level, or a primary
+    /// one with a reason.
+    #[error("{0}")]
+    SecondaryReason(String),
     /// Preschool groups take children from 2 months to 8 years.
     #[error("preschool groups take children from 2 months to 8 years")]
     PreschoolAge,
@@ -200,6 +204,7 @@ impl DomainError {
         "date_out_of_range",
         "grade_one_age_rule",
         "preschool_age_rule",
+        "secondary_enrollment_reason",
         "level_not_taught",
         "invalid_value",
         "snils_belongs_to_another_person",
@@ -239,6 +244,7 @@ impl DomainError {
             Self::DateOutOfRange(_) => "date_out_of_range",
             Self::GradeOneAge { .. } => "grade_one_age_rule",
             Self::PreschoolAge => "preschool_age_rule",
+            Self::SecondaryReason(_) => "secondary_enrollment_reason",
             Self::LevelNotTaught(_) => "level_not_taught",
             Self::Invalid(_) => "invalid_value",
             Self::SnilsTaken(_) => "snils_belongs_to_another_person",
@@ -270,6 +276,7 @@ impl DomainError {
             | Self::DateOutOfRange(_)
             | Self::GradeOneAge { .. }
             | Self::PreschoolAge
+            | Self::SecondaryReason(_)
             | Self::Invalid(_)
             | Self::InvalidCapacity { .. }
             | Self::InvalidExamResult(_)

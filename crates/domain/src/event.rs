@@ -9,7 +9,7 @@ use crate::ids::{ApplicationId, ClassId, EnrollmentId, LearnerId, MarkId, Organi
 use crate::snils::Snils;
 use crate::values::{
     AcademicYear, Attendance, EducationForm, ExamForm, LeaveReason, Level, Mark, MarkKind,
-    OrganizationKind, Priority, Relation, Sex, StayMode, Text, TransferKind,
+    OrganizationKind, Priority, Relation, SecondaryReason, Sex, StayMode, Text, TransferKind,
 };
 
 /// A civil registry record (актовая запись): number, date and the office that made it.
@@ -315,6 +315,10 @@ pub struct Enrolled {
     pub programme: Programme,
     /// The primary (основное) enrollment of its level, as opposed to a secondary one.
     pub primary: bool,
+    /// Why a secondary enrollment was made; absent for a primary one (and in events of schema
+    /// version 1, written before the reason was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondary_reason: Option<SecondaryReason>,
     /// Form of education.
     pub form: EducationForm,
     /// Date of enrollment.
@@ -586,9 +590,21 @@ impl Event {
         }
     }
 
-    /// The version of the event type's schema in `events-schema/`.
+    /// The version of the event type's schema in `events-schema/` that events of this type
+    /// are written with now.
     pub fn schema_version(&self) -> u16 {
-        1
+        Self::current_schema_version(self.type_name())
+    }
+
+    /// The version of a type's schema that events of it are written with now. Events written
+    /// with an earlier version stay readable: a field added since is optional.
+    ///
+    /// - `enrolled` v2 added `secondary_reason`.
+    pub fn current_schema_version(type_name: &str) -> u16 {
+        match type_name {
+            "enrolled" => 2,
+            _ => 1,
+        }
     }
 
     /// The learner the event is about; none for reference facts (organizations, classes).

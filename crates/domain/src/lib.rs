@@ -35,11 +35,11 @@ pub use event::{
 pub use ids::{ApplicationId, ClassId, EnrollmentId, LearnerId, MarkId, OrganizationId};
 pub use snils::{Snils, SnilsError};
 pub use state::{
-    evolve, Application, ApplicationStatus, Class, Enrollment, Learner, MarkRef, Membership,
-    Organization, SnilsOwner, State,
+    evolve, Application, ApplicationStatus, Assignment, Class, Enrollment, Learner, MarkRef,
+    Membership, Organization, SnilsOwner, State,
 };
 pub use values::{
     age_in_months, AcademicYear, Attendance, EducationForm, ExamForm, LeaveReason, Level, Mark,
-    MarkKind, OrganizationKind, Priority, Relation, Sex, SourceKind, StayMode, Text, TransferKind,
-    ValueError,
+    MarkKind, OrganizationKind, Priority, Relation, SecondaryReason, Sex, SourceKind, StayMode,
+    Text, TransferKind, ValueError,
 };

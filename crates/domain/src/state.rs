@@ -42,6 +42,44 @@ pub struct Class {
     pub stay_mode: Option<StayMode>,
     /// Accounts of the teachers assigned to it now.
     pub teachers: Vec<Text>,
+    /// What each teacher of [`Class::teachers`] is assigned to teach, in the same order.
+    pub assignments: Vec<Assignment>,
+}
+
+/// A teacher's assignment to a class: the subjects they teach in it, from its first day until
+/// they are unassigned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assignment {
+    /// The teacher's account.
+    pub teacher: Text,
+    /// Subjects taught.
+    pub subjects: Vec<Text>,
+    /// First day.
+    pub from: NaiveDate,
+}
+
+impl Assignment {
+    /// Whether the assignment covers `subject` (letter case aside) on `date`.
+    pub fn covers(&self, subject: &str, date: NaiveDate) -> bool {
+        self.from <= date && self.teaches(subject)
+    }
+
+    /// Whether `subject` (letter case aside) is one of the assignment's.
+    pub fn teaches(&self, subject: &str) -> bool {
+        let subject = subject.to_lowercase();
+        self.subjects
+            .iter()
+            .any(|s| s.as_str().to_lowercase() == subject)
+    }
+}
+
+impl Class {
+    /// The assignment of the teacher with this account, while they are assigned.
+    pub fn assignment(&self, teacher: &str) -> Option<&Assignment> {
+        self.assignments
+            .iter()
+            .find(|a| a.teacher.as_str() == teacher)
+    }
 }
 
 /// One enrollment of a learner.
@@ -61,6 +99,9 @@ pub struct Enrollment {
     pub grade: u8,
     /// Not yet ended.
     pub active: bool,
+    /// Enrolled with an exemption from the grade-1 age rule: it stays with the enrollment
+    /// when the learner moves.
+    pub age_exemption: bool,
 }
 
 /// A stay in a class: from the first day, until the first day no longer in it.
@@ -303,6 +344,17 @@ impl State {
         self.applications.get(&id)
     }
 
+    /// Whether an application of the learner to the organization waits for its decision. A scan
+    /// of the applications: for the uncommon reads of a learner by an organization that does not
+    /// hold them.
+    pub fn has_pending_application(&self, learner: LearnerId, org: OrganizationId) -> bool {
+        self.applications.values().any(|a| {
+            a.learner_id == learner
+                && a.organization_id == org
+                && a.status == ApplicationStatus::Pending
+        })
+    }
+
     /// A mark.
     pub fn mark(&self, id: MarkId) -> Option<&MarkRef> {
         self.marks.get(&id)
@@ -457,6 +509,7 @@ impl State {
                         enrolled: 0,
                         stay_mode: e.stay_mode,
                         teachers: Vec::new(),
+                        assignments: Vec::new(),
                     },
                 );
             }
@@ -464,12 +517,18 @@ impl State {
                 if let Some(c) = self.classes.get_mut(&e.class_id) {
                     if !c.teachers.contains(&e.teacher) {
                         c.teachers.push(e.teacher.clone());
+                        c.assignments.push(Assignment {
+                            teacher: e.teacher.clone(),
+                            subjects: e.subjects.clone(),
+                            from: e.from,
+                        });
                     }
                 }
             }
             Event::TeacherUnassigned(e) => {
                 if let Some(c) = self.classes.get_mut(&e.class_id) {
                     c.teachers.retain(|t| t != &e.teacher);
+                    c.assignments.retain(|a| a.teacher != e.teacher);
                 }
             }
             Event::ClassCapacityChanged(e) => {
@@ -568,6 +627,7 @@ impl State {
                         class_id: e.class_id,
                         grade: e.grade,
                         active: true,
+                        age_exemption: e.age_exemption.is_some(),
                     });
                     l.memberships.push(Membership {
                         class_id: e.class_id,
@@ -607,12 +667,12 @@ impl State {
                             en.grade = e.grade;
                         }
                     } else {
-                        let (level, primary) = match previous {
+                        let (level, primary, age_exemption) = match previous {
                             Some(en) => {
                                 en.active = false;
-                                (en.level, en.primary)
+                                (en.level, en.primary, en.age_exemption)
                             }
-                            None => (Level::General, true),
+                            None => (Level::General, true, false),
                         };
                         l.enrollments.push(Enrollment {
                             id: e.to_enrollment_id,
@@ -622,6 +682,7 @@ impl State {
                             class_id: e.to_class_id,
                             grade: e.grade,
                             active: true,
+                            age_exemption,
                         });
                         l.enrollments.shrink_to_fit();
                     }
@@ -705,7 +766,19 @@ impl State {
         let classes: usize = self
             .classes
             .values()
-            .map(|c| vec_bytes(&c.teachers) + c.teachers.iter().map(text_bytes).sum::<usize>())
+            .map(|c| {
+                vec_bytes(&c.teachers)
+                    + c.teachers.iter().map(text_bytes).sum::<usize>()
+                    + vec_bytes(&c.assignments)
+                    + c.assignments
+                        .iter()
+                        .map(|a| {
+                            text_bytes(&a.teacher)
+                                + vec_bytes(&a.subjects)
+                                + a.subjects.iter().map(text_bytes).sum::<usize>()
+                        })
+                        .sum::<usize>()
+            })
             .sum();
         table_bytes(&self.organizations)
             + organizations

@@ -316,6 +316,38 @@ vocabulary!(
 );
 
 vocabulary!(
+    /// Why a learner has a secondary (not primary) enrollment: the grounds the law on education
+    /// (273-ФЗ) gives for learning in a second organization or programme at once.
+    SecondaryReason {
+        /// Additional education next to the main programme: a club, a sports section, a music
+        /// or art school (дополнительное образование, ст. 75). For additional-education groups.
+        AdditionalEducation = "additional_education",
+        /// Part of a programme taught by a partner organization in the network form
+        /// (сетевая форма реализации образовательных программ, ст. 15). Any level.
+        NetworkProgramme = "network_programme",
+        /// A second programme studied at the same time, such as a college programme next to
+        /// school or a second vocational programme (одновременное освоение нескольких программ,
+        /// ст. 34 ч. 1 п. 5). General and vocational levels.
+        SecondProgramme = "second_programme",
+        /// Attestation of a learner in family education or self-education, attached to a
+        /// school for it as an external learner (экстерн, ст. 17, ст. 34 ч. 3). General level.
+        ExternalAttestation = "external_attestation",
+    }
+);
+
+impl SecondaryReason {
+    /// Whether the reason applies to an enrollment at this level.
+    pub fn fits(self, level: Level) -> bool {
+        match self {
+            Self::AdditionalEducation => level == Level::Additional,
+            Self::NetworkProgramme => true,
+            Self::SecondProgramme => matches!(level, Level::General | Level::Vocational),
+            Self::ExternalAttestation => level == Level::General,
+        }
+    }
+}
+
+vocabulary!(
     /// Sex as recorded in the birth record.
     Sex {
         /// Female.

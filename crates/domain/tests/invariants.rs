@@ -543,6 +543,8 @@ fn command(
                 shift(first_day(class), day),
             );
             e.primary = primary;
+            e.secondary_reason =
+                (!primary).then_some(contingent_domain::SecondaryReason::NetworkProgramme);
             e.application_id = app.map(application_id);
             e.age_exemption = exemption.then(|| t("Разрешение учредителя"));
             Command::Enroll(e)

@@ -8,8 +8,8 @@ use contingent_domain::{
     ApplicationRejected, ApplicationStatus, ApplicationWithdrawn, Attendance, ChangeClassCapacity,
     ClassCapacityChanged, Command, CorrectMark, Document, DomainError, Event, ExamForm,
     ExamResultRecorded, LearnerRegistered, LeaveReason, Level, Mark, MarkCorrected, PersonRef,
-    RecordExamResult, RejectApplication, Snils, SnilsError, SnilsOwner, SnilsRecorded,
-    TransferKind, WithdrawApplication, GRADE_ONE_MIN_MONTHS,
+    RecordExamResult, RejectApplication, SecondaryReason, Snils, SnilsError, SnilsOwner,
+    SnilsRecorded, TransferKind, WithdrawApplication, GRADE_ONE_MIN_MONTHS,
 };
 use support::*;
 
@@ -650,9 +650,70 @@ fn a_secondary_general_enrollment_is_accepted() {
         date(2025, 10, 1),
     );
     secondary.primary = false;
+    secondary.secondary_reason = Some(SecondaryReason::ExternalAttestation);
     given(pupil_in_5a())
         .when(Command::Enroll(secondary.clone()))
         .then(vec![enrolled(&secondary, &class_5_school_b())]);
+}
+
+#[test]
+fn a_secondary_enrollment_without_a_reason_is_refused() {
+    let mut secondary = enroll(
+        enrollment_id(2),
+        pupil(),
+        class_5_school_b().class_id,
+        date(2025, 10, 1),
+    );
+    secondary.primary = false;
+    given(pupil_in_5a())
+        .when(Command::Enroll(secondary))
+        .then_error("secondary_enrollment_reason");
+}
+
+#[test]
+fn a_secondary_reason_must_fit_the_level() {
+    // Additional education is a reason for a club, not for a school class...
+    let mut into_class = enroll(
+        enrollment_id(2),
+        pupil(),
+        class_5_school_b().class_id,
+        date(2025, 10, 1),
+    );
+    into_class.primary = false;
+    into_class.secondary_reason = Some(SecondaryReason::AdditionalEducation);
+    given(pupil_in_5a())
+        .when(Command::Enroll(into_class))
+        .then_error("secondary_enrollment_reason");
+    // ...and external attestation is for general education, not for a club.
+    let mut into_club = enroll(
+        enrollment_id(2),
+        pupil(),
+        club_group().class_id,
+        date(2025, 10, 1),
+    );
+    into_club.primary = false;
+    into_club.secondary_reason = Some(SecondaryReason::ExternalAttestation);
+    given(pupil_in_5a())
+        .when(Command::Enroll(into_club.clone()))
+        .then_error("secondary_enrollment_reason");
+    into_club.secondary_reason = Some(SecondaryReason::AdditionalEducation);
+    given(pupil_in_5a())
+        .when(Command::Enroll(into_club.clone()))
+        .then(vec![enrolled(&into_club, &club_group())]);
+}
+
+#[test]
+fn a_primary_enrollment_names_no_secondary_reason() {
+    let mut primary = enroll(
+        enrollment_id(2),
+        pupil(),
+        club_group().class_id,
+        date(2025, 10, 1),
+    );
+    primary.secondary_reason = Some(SecondaryReason::AdditionalEducation);
+    given(pupil_in_5a())
+        .when(Command::Enroll(primary))
+        .then_error("secondary_enrollment_reason");
 }
 
 #[test]
@@ -1407,6 +1468,89 @@ fn the_age_rule_is_for_grade_one_only() {
             date(2025, 9, 1),
         )))
         .then_error("preschool_age_rule");
+}
+
+/// 2А of school A, 2025/2026: the way into grade 1 through another class.
+fn class_2a() -> contingent_domain::ClassOpened {
+    class(
+        class_id(20),
+        organization_id(1),
+        Level::General,
+        2,
+        2025,
+        25,
+    )
+}
+
+/// The fifth-grader (11 years old) enrolled into 2А, with or without an age exemption.
+fn pupil_in_2a(exemption: Option<&str>) -> Vec<Event> {
+    let mut command = enroll(enrollment_id(1), pupil(), class_2a().class_id, sep1());
+    command.age_exemption = exemption.map(t);
+    plus(
+        world(),
+        [
+            Event::ClassOpened(class_2a()),
+            born(pupil(), pupil_born()),
+            enrolled(&command, &class_2a()),
+        ],
+    )
+}
+
+fn into_1a() -> Command {
+    Command::Transfer(transfer(
+        pupil(),
+        enrollment_id(1),
+        TransferKind::WithinOrganization,
+        class_1a().class_id,
+        None,
+        date(2025, 11, 10),
+    ))
+}
+
+#[test]
+fn the_grade_one_age_rule_applies_to_a_transfer_into_grade_one() {
+    // Enrolled into grade 2, where no age rule applies, then moved into grade 1: refused.
+    given(pupil_in_2a(None))
+        .when(into_1a())
+        .then_error("grade_one_age_rule");
+}
+
+#[test]
+fn an_age_exemption_recorded_on_the_enrollment_goes_with_it_into_grade_one() {
+    given(pupil_in_2a(Some("Разрешение учредителя № 12")))
+        .when(into_1a())
+        .then_accepted();
+}
+
+#[test]
+fn the_preschool_age_rule_applies_to_a_transfer_between_groups() {
+    // 7 years 11 months on joining the group, 8 years 2 months when moved to another.
+    let child = learner_id(6);
+    let other_group = class(
+        class_id(21),
+        organization_id(3),
+        Level::Preschool,
+        7,
+        2025,
+        20,
+    );
+    given(plus(
+        world(),
+        [
+            Event::ClassOpened(other_group.clone()),
+            born(child, date(2017, 9, 2)),
+            enrolled_in(enrollment_id(6), child, &kindergarten_group(), sep1()),
+        ],
+    ))
+    .when(Command::Transfer(transfer(
+        child,
+        enrollment_id(6),
+        TransferKind::WithinOrganization,
+        other_group.class_id,
+        None,
+        date(2025, 11, 10),
+    )))
+    .then_error("preschool_age_rule");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,8 +23,8 @@ use contingent_domain::{
     Enrolled, EnrollmentId, Event, ExamForm, ExamResultRecorded, FullName, GuardianLinked,
     LearnerId, LearnerRegistered, LeaveReason, Left, Level, Mark, MarkCorrected, MarkId, MarkKind,
     MarkRecorded, Order, OrganizationId, OrganizationKind, OrganizationRegistered, Priority,
-    Programme, Relation, Sex, Snils, SnilsRecorded, SourceKind, StayMode, TeacherAssigned,
-    TeacherUnassigned, Text, TransferKind, Transferred,
+    Programme, Relation, SecondaryReason, Sex, Snils, SnilsRecorded, SourceKind, StayMode,
+    TeacherAssigned, TeacherUnassigned, Text, TransferKind, Transferred,
 };
 use contingent_log::{verify_chain, Envelope, Hash, Metadata, RecordedEvent, Source, GENESIS_HASH};
 use jsonschema::{Draft, Resource, Retrieve, Uri, Validator};
@@ -53,10 +53,12 @@ struct Schemas {
 }
 
 impl Schemas {
+    /// The schema of the version events of `ty` are written with now.
     fn event(&self, ty: &str) -> &Value {
+        let version = Event::current_schema_version(ty);
         self.events
-            .get(&(ty.to_owned(), 1))
-            .unwrap_or_else(|| panic!("no schema events-schema/events/{ty}.v1.schema.json"))
+            .get(&(ty.to_owned(), version))
+            .unwrap_or_else(|| panic!("no schema events-schema/events/{ty}.v{version}.schema.json"))
     }
 }
 
@@ -239,11 +241,11 @@ fn data_validator(ty: &str) -> &'static Validator {
         schemas()
             .events
             .iter()
-            .filter(|((_, version), _)| *version == 1)
-            .map(|((ty, _), schema)| {
+            .filter(|((ty, version), _)| *version == Event::current_schema_version(ty))
+            .map(|((ty, version), schema)| {
                 let validator = options()
                     .build(schema)
-                    .unwrap_or_else(|e| panic!("{ty}.v1 does not compile: {e}"));
+                    .unwrap_or_else(|e| panic!("{ty}.v{version} does not compile: {e}"));
                 (ty.clone(), validator)
             })
             .collect()
@@ -526,7 +528,8 @@ fn full_examples(s: &Story) -> Vec<Event> {
                 adapted: true,
                 focus: Some(t("general")),
             },
-            primary: true,
+            primary: false,
+            secondary_reason: Some(SecondaryReason::NetworkProgramme),
             form: EducationForm::FullTime,
             enrolled_on: d(2025, 9, 1),
             order: order("123-у", d(2025, 8, 25)),
@@ -744,6 +747,7 @@ fn minimal_examples(s: &Story) -> Vec<Event> {
                 focus: None,
             },
             primary: false,
+            secondary_reason: None,
             form: EducationForm::Family,
             enrolled_on: d(2025, 9, 15),
             order: order("15", d(2025, 9, 12)),
@@ -1116,6 +1120,10 @@ fn enumerations_are_exactly_the_domain_vocabularies() {
             strings(LeaveReason::ALL, LeaveReason::as_str),
         ),
         ("source_kind", strings(SourceKind::ALL, SourceKind::as_str)),
+        (
+            "secondary_reason",
+            strings(SecondaryReason::ALL, SecondaryReason::as_str),
+        ),
     ]);
     let s = schemas();
     let mut found = BTreeSet::new();
@@ -1376,7 +1384,22 @@ fn remove(instance: &mut Value, pointer: &str) {
 fn assert_rejected(ty: &str, what: &str, change: impl FnOnce(&mut Value), serde_too: bool) {
     let mut instance = example(ty);
     change(&mut instance);
-    let found = errors(envelope_validator(), &instance);
+    // The envelope checks the data of version 1; a later version's data is checked against its
+    // own file, as a consumer does.
+    let mut found = errors(envelope_validator(), &instance);
+    if instance["schema_version"] != json!(1) && instance["data"].is_object() {
+        let named = (
+            instance["type"].as_str().unwrap_or_default().to_owned(),
+            instance["schema_version"].as_u64().unwrap_or(0) as u16,
+        );
+        match schemas().events.get(&named) {
+            Some(schema) => {
+                let validator = options().build(schema).expect("the schema compiles");
+                found.extend(errors(&validator, &instance["data"]));
+            }
+            None => found.push(format!("no schema for {} v{}", named.0, named.1)),
+        }
+    }
     assert!(
         !found.is_empty(),
         "{ty}: the schema accepts {what}: {instance:#}"
@@ -1921,8 +1944,12 @@ fn render_catalogue() -> String {
             .iter()
             .map(|k| format!("`{}`", k.as_str()))
             .collect();
+        let versions: Vec<String> = (1..=Event::current_schema_version(ty))
+            .map(|v| format!("[v{v}](../events-schema/events/{ty}.v{v}.schema.json)"))
+            .collect();
         out.push_str(&format!(
-            "| [`{ty}`](#{ty}) | [v1](../events-schema/events/{ty}.v1.schema.json) | {} | {} |\n",
+            "| [`{ty}`](#{ty}) | {} | {} | {} |\n",
+            versions.join(", "),
             kinds.join(", "),
             cell(doc["description"].as_str().expect("a description")),
         ));
@@ -1939,8 +1966,20 @@ fn render_catalogue() -> String {
             "## `{ty}`\n\n{}\n\n",
             doc["description"].as_str().expect("a description")
         ));
+        let current = Event::current_schema_version(ty);
+        let earlier: Vec<String> = (1..current)
+            .map(|v| format!("[v{v}](../events-schema/events/{ty}.v{v}.schema.json)"))
+            .collect();
+        let earlier = if earlier.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " Events written before it have version {}; the table lists the fields of the current version.",
+                earlier.join(", ")
+            )
+        };
         out.push_str(&format!(
-            "Reported by: {}. Schema: [`events-schema/events/{ty}.v1.schema.json`](../events-schema/events/{ty}.v1.schema.json).\n\n",
+            "Reported by: {}. Schema: [`events-schema/events/{ty}.v{current}.schema.json`](../events-schema/events/{ty}.v{current}.schema.json).{earlier}\n\n",
             kinds.join(", ")
         ));
         out.push_str(TABLE_HEAD);
@@ -2115,4 +2154,26 @@ fn a_later_schema_version_leaves_data_to_its_own_schema_file() {
     assert!(found.is_empty(), "{found:?}");
     set(&mut later, "/data", json!("not an object"));
     assert!(!envelope_validator().is_valid(&later));
+}
+
+#[test]
+fn an_enrolled_event_of_version_1_is_still_valid_and_read() {
+    // Written before `secondary_reason` existed: version 1, no reason, even for a secondary
+    // enrollment. The log must keep reading it.
+    let mut old = example("enrolled");
+    assert_eq!(old["schema_version"], json!(2));
+    set(&mut old, "/schema_version", json!(1));
+    remove(&mut old, "/data/secondary_reason");
+    assert_eq!(old["data"]["primary"], json!(false));
+    let found = errors(envelope_validator(), &old);
+    assert!(found.is_empty(), "{found:?}");
+    let envelope: Envelope = serde_json::from_value(old).expect("a version 1 event decodes");
+    match envelope.event {
+        Event::Enrolled(e) => assert_eq!(e.secondary_reason, None),
+        other => panic!("decoded as {}", other.type_name()),
+    }
+    // A version 1 event carrying the field of version 2 is not what version 1 describes.
+    let mut mixed = example("enrolled");
+    set(&mut mixed, "/schema_version", json!(1));
+    assert!(!envelope_validator().is_valid(&mixed));
 }

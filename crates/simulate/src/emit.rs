@@ -6,8 +6,8 @@ use contingent_domain::{
     ApplicationSubmitted, AttendanceRecorded, BirthRegistered, ChangeClassCapacity, ClassOpened,
     Command, Consent, EducationForm, Enroll, EnrollmentId, GuardianLinked, LearnerRegistered,
     Leave, Level, Mark, MarkId, MarkKind, MarkRecorded, OrganizationRegistered, Programme,
-    RecordExamResult, RejectApplication, SnilsRecorded, TeacherAssigned, Transfer, UnassignTeacher,
-    WithdrawApplication,
+    RecordExamResult, RejectApplication, SecondaryReason, SnilsRecorded, TeacherAssigned, Transfer,
+    UnassignTeacher, WithdrawApplication,
 };
 use contingent_log::{Metadata, Source};
 
@@ -200,10 +200,9 @@ impl Plan {
         let mut links = Vec::new();
         for (i, l) in self.learners.iter().enumerate() {
             let family = &self.families[l.family];
-            let meta = match self.home_org(i) {
-                Some(org) => self.org_meta(org, "org-operator"),
-                None => meta(SourceKind::Portal, PORTAL, "epgu"),
-            };
+            // Guardians are linked by the region's operators from the documents the family
+            // brings (never by a school).
+            let meta = meta(SourceKind::Region, REGION, "region-operator");
             let parents = [
                 (l.link_mother, family.mother.as_ref()),
                 (l.link_father, family.father.as_ref()),
@@ -291,6 +290,8 @@ impl Plan {
                     focus: e.focus.map(text),
                 },
                 primary: e.primary,
+                // The plan's secondary enrollments are clubs next to school.
+                secondary_reason: (!e.primary).then_some(SecondaryReason::AdditionalEducation),
                 form: EducationForm::FullTime,
                 enrolled_on: e.date,
                 order: e.order.clone(),
@@ -493,6 +494,7 @@ impl Plan {
                         focus: None,
                     },
                     primary: true,
+                    secondary_reason: None,
                     form: EducationForm::FullTime,
                     enrolled_on: today,
                     order: contingent_domain::Order {
@@ -584,6 +586,7 @@ impl Plan {
                             focus: None,
                         },
                         primary: true,
+                        secondary_reason: None,
                         form: EducationForm::FullTime,
                         enrolled_on: today,
                         order: contingent_domain::Order {

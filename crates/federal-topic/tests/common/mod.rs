@@ -310,6 +310,7 @@ impl Story {
                     focus: None,
                 },
                 primary: true,
+                secondary_reason: None,
                 form: EducationForm::FullTime,
                 enrolled_on: d(2025, 9, 1),
                 order: order("ПРИКАЗ-123-у", d(2025, 8, 25)),
