@@ -234,5 +234,73 @@ async fn verify_passes_then_reports_the_first_altered_event() {
     let out = String::from_utf8_lossy(&broken.stdout);
     assert_eq!(broken.status.code(), Some(2), "{out}");
     assert!(out.contains("BROKEN at position"), "{out}");
-    assert!(out.contains("altered"), "{out}");
+    assert!(out.contains("[changed]"), "{out}");
+}
+
+#[tokio::test]
+async fn a_truncated_tail_passes_alone_and_is_found_against_checkpoints_an_auditor_kept() {
+    let app = TestApp::spawn().await;
+    populate(&app).await;
+    app.registry
+        .log()
+        .publish_checkpoint()
+        .await
+        .expect("checkpoint")
+        .expect("signed");
+    let kept = app.get_ok("/v1/audit/checkpoints").await;
+    let head = app.registry.head();
+    assert_eq!(
+        kept["checkpoints"][0]["position"].as_u64(),
+        Some(head),
+        "{kept}"
+    );
+    let dir = app.stop().await;
+    let kept_file = dir.path().join("kept-checkpoints.json");
+    std::fs::write(&kept_file, kept.to_string()).expect("kept");
+
+    // Someone with write access to log.db cuts the last append, with its signature and every
+    // checkpoint the file holds: what is left is a consistent, signed, shorter log.
+    let pool =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("log.db").display()))
+            .await
+            .expect("log.db");
+    let (last_first,): (i64,) =
+        sqlx::query_as("SELECT first_position FROM signatures ORDER BY last_position DESC LIMIT 1")
+            .fetch_one(&pool)
+            .await
+            .expect("last append");
+    sqlx::raw_sql(&format!(
+        "DROP TRIGGER events_are_never_deleted; DELETE FROM events WHERE position >= {last_first}; \
+         DELETE FROM signatures WHERE last_position >= {last_first}; DELETE FROM checkpoints;"
+    ))
+    .execute(&pool)
+    .await
+    .expect("truncate");
+    pool.close().await;
+
+    let bin = env!("CARGO_BIN_EXE_contingent");
+    let run = |extra: &[&str]| {
+        Command::new(bin)
+            .arg("verify")
+            .args(extra)
+            .arg("--data")
+            .arg(dir.path())
+            .env("CI", "1")
+            .output()
+            .expect("binary runs")
+    };
+    let alone = run(&[]);
+    assert!(
+        alone.status.success(),
+        "{}",
+        String::from_utf8_lossy(&alone.stdout)
+    );
+    let against = run(&["--against", kept_file.to_str().expect("utf-8")]);
+    let out = String::from_utf8_lossy(&against.stdout);
+    assert_eq!(against.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains(&format!("BROKEN at position {last_first} [truncated]")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("reached position {head}")), "{out}");
 }

@@ -7,6 +7,7 @@
 //! [`Registry`]; it decides nothing itself.
 #![deny(missing_docs)]
 
+mod audit;
 mod auth;
 mod cache;
 mod commands;
@@ -55,7 +56,11 @@ pub fn router_with_cache(
         .route("/v1/federal/register", get(handlers::federal_register))
         .route("/v1/federal/counts", get(handlers::federal_counts))
         .route("/v1/feed", get(handlers::feed))
-        .route("/v1/audit/verify", get(handlers::verify))
+        .route(
+            "/v1/audit/verify",
+            get(audit::verify).post(audit::start_verify),
+        )
+        .route("/v1/audit/checkpoints", get(audit::checkpoints))
         .route("/openapi.json", get(openapi::document))
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(handlers::metrics))
@@ -87,6 +92,7 @@ pub const PATHS: &[&str] = &[
     "/v1/federal/counts",
     "/v1/feed",
     "/v1/audit/verify",
+    "/v1/audit/checkpoints",
     "/openapi.json",
     "/healthz",
     "/metrics",

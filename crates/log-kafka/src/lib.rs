@@ -10,7 +10,9 @@
 //!   event is one record: key = learner id (`region` for reference facts), value = the exact
 //!   stored bytes of the event (`body`), headers `type`, `schema_version`, `position`,
 //!   `event_id`, `hash`, `prev_hash` and `append_last` (see [`header`]), so a consumer can route
-//!   and check the chain without parsing the value.
+//!   and check the chain without parsing the value. The last record of an append made with a
+//!   writer key ([`KafkaLog::with_writer_key`]) also carries `key_id` and `signature`: the
+//!   append's Ed25519 signature.
 //! - **Writing.** An idempotent producer (`acks=all`); no Kafka transactions (tansu has none, and
 //!   correctness must not depend on them). A writer whose events lose a race still leaves its
 //!   records in the topic: they are not part of the log.
@@ -41,7 +43,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use contingent_domain::LearnerId;
-use contingent_log::{EventLog, Hash, Head, LogError, RawEvent, RecordedEvent};
+use contingent_log::{
+    BatchSignature, EventLog, Hash, Head, LogError, RawEvent, RecordedEvent, WriterKey,
+};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::client::DefaultClientContext;
@@ -52,7 +56,7 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
-pub use agreed::{header, Accepted, AgreedHistory, Candidate};
+pub use agreed::{header, signature_headers, Accepted, AgreedHistory, Candidate};
 
 /// The only partition of a region's topic.
 pub const PARTITION: i32 = 0;
@@ -210,6 +214,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Clone)]
 pub struct KafkaLog {
     inner: Arc<Inner>,
+    key: Option<Arc<WriterKey>>,
 }
 
 struct Inner {
@@ -267,7 +272,14 @@ impl KafkaLog {
         .await?;
         Ok(Self {
             inner: Arc::new(inner),
+            key: None,
         })
+    }
+
+    /// The same log, signing every append with `key`.
+    pub fn with_writer_key(mut self, key: Arc<WriterKey>) -> Self {
+        self.key = Some(key);
+        self
     }
 
     /// The topic.
@@ -444,6 +456,8 @@ struct Item {
     offset: i64,
     learner: Option<LearnerId>,
     body: Vec<u8>,
+    /// The `key_id` and `signature` headers, on the last record of a signed append.
+    signature: Option<(String, String)>,
 }
 
 /// The in-memory index, kept by following the partition from offset 0.
@@ -458,6 +472,8 @@ struct Follower {
     tail: TailCache,
     /// Positions appenders of this process wait for: the hash accepted there, once it is.
     watches: HashMap<u64, Watch>,
+    /// The signature of every signed accepted append, in order.
+    signatures: Vec<BatchSignature>,
 }
 
 #[derive(Default)]
@@ -476,6 +492,7 @@ impl Follower {
             learners: HashMap::new(),
             tail: TailCache::default(),
             watches: HashMap::new(),
+            signatures: Vec::new(),
         }
     }
 
@@ -566,6 +583,7 @@ impl Follower {
                         offset,
                         learner,
                         body: message.payload().unwrap_or_default().to_vec(),
+                        signature: signature_headers(message.headers()),
                     };
                     self.offer(candidate, item);
                 }
@@ -574,7 +592,21 @@ impl Follower {
     }
 
     fn offer(&mut self, candidate: Candidate, item: Item) {
-        for accepted in self.history.offer(candidate, item) {
+        let before = self.history.head();
+        let accepted = self.history.offer(candidate, item);
+        if let (Some(first), Some(last)) = (accepted.first(), accepted.last()) {
+            if let Some((key_id, signature)) = &last.item.signature {
+                self.signatures.push(BatchSignature {
+                    first_position: first.position,
+                    last_position: last.position,
+                    prev_hash: before.hash,
+                    last_hash: last.hash,
+                    key_id: key_id.clone(),
+                    signature: signature.clone(),
+                });
+            }
+        }
+        for accepted in accepted {
             self.accept(accepted);
         }
     }
@@ -696,7 +728,11 @@ fn fetch_assigned(
 }
 
 /// The headers and key of one event's record, derived from the event.
-fn record_parts(event: &RecordedEvent, append_last: u64) -> (String, OwnedHeaders) {
+fn record_parts(
+    event: &RecordedEvent,
+    append_last: u64,
+    signed: Option<&BatchSignature>,
+) -> (String, OwnedHeaders) {
     let envelope = &event.envelope;
     let key = envelope
         .learner_id
@@ -716,6 +752,17 @@ fn record_parts(event: &RecordedEvent, append_last: u64) -> (String, OwnedHeader
             key,
             value: Some(value.as_str()),
         });
+    }
+    if let Some(signed) = signed.filter(|s| s.last_position == envelope.position) {
+        headers = headers
+            .insert(Header {
+                key: header::KEY_ID,
+                value: Some(signed.key_id.as_str()),
+            })
+            .insert(Header {
+                key: header::SIGNATURE,
+                value: Some(signed.signature.as_str()),
+            });
     }
     (key, headers)
 }
@@ -772,12 +819,16 @@ impl Deliveries {
 
 impl KafkaLog {
     /// Produces every event, awaiting every delivery report.
-    async fn produce(&self, events: &[RecordedEvent]) -> Deliveries {
+    async fn produce(
+        &self,
+        events: &[RecordedEvent],
+        signed: Option<&BatchSignature>,
+    ) -> Deliveries {
         let append_last = events.last().map_or(0, RecordedEvent::position);
         let mut in_flight = VecDeque::with_capacity(events.len());
         let mut done = Deliveries::default();
         'events: for event in events {
-            let (key, headers) = record_parts(event, append_last);
+            let (key, headers) = record_parts(event, append_last, signed);
             let mut record = FutureRecord::to(&self.inner.topic)
                 .partition(PARTITION)
                 .key(&key)
@@ -837,7 +888,11 @@ impl EventLog for KafkaLog {
         })
         .await?;
 
-        let delivered = self.produce(events).await;
+        let signed = self
+            .key
+            .as_ref()
+            .map(|k| k.sign_batch(first_position, last_position, first_prev, last_hash));
+        let delivered = self.produce(events, signed.as_ref()).await;
         // What the rule needs of our own records, should the index be right before them.
         let own: Vec<(Candidate, Item)> = if delivered.first_error.is_none() {
             events
@@ -854,6 +909,10 @@ impl EventLog for KafkaLog {
                         offset,
                         learner: event.envelope.learner_id,
                         body: event.body.clone(),
+                        signature: signed
+                            .as_ref()
+                            .filter(|_| event.position() == last_position)
+                            .map(|s| (s.key_id.clone(), s.signature.clone())),
                     };
                     (candidate, item)
                 })
@@ -963,6 +1022,18 @@ impl EventLog for KafkaLog {
 
     async fn head(&self) -> Result<Head, LogError> {
         self.caught_up(Follower::head).await
+    }
+
+    async fn read_signatures_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<BatchSignature>, LogError> {
+        self.caught_up(move |f| {
+            let from = f.signatures.partition_point(|s| s.last_position <= after);
+            f.signatures[from..].iter().take(limit).cloned().collect()
+        })
+        .await
     }
 
     /// Flushes the producer; appends after this fail.
