@@ -36,7 +36,7 @@
 
 mod agreed;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -44,7 +44,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use contingent_domain::LearnerId;
 use contingent_log::{
-    BatchSignature, EventLog, Hash, Head, LogError, RawEvent, RecordedEvent, WriterKey,
+    BatchSignature, EventLog, Hash, Head, LogError, RawEvent, RecordedEvent, StrayAppend,
+    WriterKey, GENESIS_HASH,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
@@ -52,7 +53,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer as RdBaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -218,6 +219,7 @@ pub struct KafkaLog {
 }
 
 struct Inner {
+    config: KafkaConfig,
     topic: String,
     producer: FutureProducer,
     follower: Mutex<Follower>,
@@ -259,6 +261,7 @@ impl KafkaLog {
             .map_err(storage)?;
         let inner = blocking(move || {
             check_partitions(&follower, &topic)?;
+            let config = config;
             let follower = Arc::into_inner(follower)
                 .ok_or_else(|| LogError::Storage("kafka: the follower is still shared".into()))?;
             Ok(Inner {
@@ -266,6 +269,7 @@ impl KafkaLog {
                 fetcher: Mutex::new(fetcher),
                 producer,
                 topic,
+                config,
                 closed: AtomicBool::new(false),
             })
         })
@@ -474,6 +478,106 @@ struct Follower {
     watches: HashMap<u64, Watch>,
     /// The signature of every signed accepted append, in order.
     signatures: Vec<BatchSignature>,
+    /// Every record seen, kept only by an audit's scan of the whole partition.
+    scan: Option<Scan>,
+}
+
+/// What an audit keeps of the partition: every record's chain headers, and which were accepted.
+#[derive(Default)]
+struct Scan {
+    records: Vec<ScanRecord>,
+    accepted: HashSet<i64>,
+    /// The accepted hash at each position (`hashes[p - 1]`).
+    hashes: Vec<Hash>,
+}
+
+struct ScanRecord {
+    offset: i64,
+    candidate: Option<Candidate>,
+    claimed_position: u64,
+    signature: Option<(String, String)>,
+}
+
+/// A run of stray records being grouped into the append they claim.
+struct Group {
+    stray: StrayAppend,
+    append_last: u64,
+}
+
+impl Scan {
+    /// The records not accepted, grouped by append: a record joins the group whose last record
+    /// it continues (position + 1, `prev_hash`, same `append_last`), else starts one. A record
+    /// equal to the accepted one at its position (a producer's duplicate) is no stray.
+    fn strays(self) -> Vec<StrayAppend> {
+        let mut open: Vec<Group> = Vec::new();
+        let mut done: Vec<StrayAppend> = Vec::new();
+        let log_hash = |position: u64| -> Option<Hash> {
+            match position {
+                0 => Some(GENESIS_HASH),
+                p => self.hashes.get((p - 1) as usize).copied(),
+            }
+        };
+        for r in &self.records {
+            if self.accepted.contains(&r.offset) {
+                continue;
+            }
+            let Some(c) = r.candidate else {
+                done.push(StrayAppend {
+                    offset: r.offset as u64,
+                    first_position: r.claimed_position,
+                    last_position: r.claimed_position,
+                    prev_hash: GENESIS_HASH,
+                    last_hash: GENESIS_HASH,
+                    complete: false,
+                    signature: None,
+                    malformed: Some(
+                        "its chain headers are missing, or its bytes do not match its hash header"
+                            .into(),
+                    ),
+                });
+                continue;
+            };
+            if log_hash(c.position) == Some(c.hash) {
+                continue;
+            }
+            let joined = open.iter_mut().find(|g| {
+                g.stray.last_position + 1 == c.position
+                    && g.stray.last_hash == c.prev_hash
+                    && g.append_last == c.append_last
+            });
+            let group = match joined {
+                Some(g) => {
+                    g.stray.last_position = c.position;
+                    g.stray.last_hash = c.hash;
+                    g
+                }
+                None => {
+                    open.push(Group {
+                        stray: StrayAppend {
+                            offset: r.offset as u64,
+                            first_position: c.position,
+                            last_position: c.position,
+                            prev_hash: c.prev_hash,
+                            last_hash: c.hash,
+                            complete: false,
+                            signature: None,
+                            malformed: None,
+                        },
+                        append_last: c.append_last,
+                    });
+                    open.last_mut().expect("pushed")
+                }
+            };
+            if c.position == c.append_last {
+                group.stray.signature = r.signature.clone();
+                group.stray.complete =
+                    log_hash(group.stray.first_position - 1) == Some(group.stray.prev_hash);
+            }
+        }
+        done.extend(open.into_iter().map(|g| g.stray));
+        done.sort_by_key(|s| s.offset);
+        done
+    }
 }
 
 #[derive(Default)]
@@ -493,6 +597,7 @@ impl Follower {
             tail: TailCache::default(),
             watches: HashMap::new(),
             signatures: Vec::new(),
+            scan: None,
         }
     }
 
@@ -570,6 +675,22 @@ impl Follower {
                     deadline = Instant::now() + STEP_TIMEOUT;
                     quiet_until = Instant::now() + END_QUIET;
                     self.next_offset = offset + 1;
+                    if let Some(scan) = &mut self.scan {
+                        let claimed_position = message
+                            .headers()
+                            .and_then(|hs| {
+                                hs.iter().find(|h| h.key == header::POSITION).and_then(|h| {
+                                    std::str::from_utf8(h.value?).ok()?.parse::<u64>().ok()
+                                })
+                            })
+                            .unwrap_or(0);
+                        scan.records.push(ScanRecord {
+                            offset,
+                            candidate: Candidate::from_record(message.headers(), message.payload()),
+                            claimed_position,
+                            signature: signature_headers(message.headers()),
+                        });
+                    }
                     let Some(candidate) =
                         Candidate::from_record(message.headers(), message.payload())
                     else {
@@ -618,6 +739,10 @@ impl Follower {
             item,
         } = accepted;
         self.offsets.push(item.offset);
+        if let Some(scan) = &mut self.scan {
+            scan.accepted.insert(item.offset);
+            scan.hashes.push(hash);
+        }
         if let Some(learner) = item.learner {
             self.learners.entry(learner).or_default().push(position);
         }
@@ -1022,6 +1147,24 @@ impl EventLog for KafkaLog {
 
     async fn head(&self) -> Result<Head, LogError> {
         self.caught_up(Follower::head).await
+    }
+
+    /// Reads the whole partition again with a fresh consumer, keeping every record's chain
+    /// headers, and groups the records the rule did not accept by the append they claim.
+    async fn stray_appends(&self) -> Result<Vec<StrayAppend>, LogError> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let consumer: BaseConsumer = inner
+                .config
+                .consumer()
+                .create_with_context(Quiet)
+                .map_err(storage)?;
+            let mut follower = Follower::new(consumer);
+            follower.scan = Some(Scan::default());
+            follower.catch_up(&inner.topic, Until::End)?;
+            Ok(follower.scan.take().map(Scan::strays).unwrap_or_default())
+        })
+        .await
     }
 
     async fn read_signatures_after(

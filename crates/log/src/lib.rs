@@ -20,8 +20,8 @@ pub use sign::{
     key_id, BatchSignature, Checkpoint, KeyError, KeyStatus, RegisteredKey, WriterKey, WriterKeys,
 };
 pub use verify::{
-    verify_chain, AuditOutcome, Auditor, ChainBreak, ChainVerifier, Finding, FindingKind,
-    MAX_FINDINGS,
+    audit, verify_chain, AuditOutcome, Auditor, ChainBreak, ChainVerifier, Finding, FindingKind,
+    StrayAppend, MAX_FINDINGS,
 };
 
 /// Errors of a log backend.
@@ -109,6 +109,13 @@ pub trait EventLog: Send + Sync + 'static {
     /// process holds no writer key.
     async fn publish_checkpoint(&self) -> Result<Option<Checkpoint>, LogError> {
         Ok(None)
+    }
+
+    /// Every record the store holds that is not part of the log (on Kafka: records the
+    /// agreed-history rule did not accept), grouped by the append they claim; none for a store
+    /// that keeps only the log.
+    async fn stray_appends(&self) -> Result<Vec<StrayAppend>, LogError> {
+        Ok(Vec::new())
     }
 
     /// Checks whatever the backend keeps beside the hashed bytes (an index of learners)

@@ -505,3 +505,139 @@ pub struct AuditOutcome {
     /// Findings left out past [`MAX_FINDINGS`].
     pub omitted: u64,
 }
+
+/// Records a store holds that are not part of the log (on Kafka: records the agreed-history
+/// rule did not accept), grouped as the appends they claim to belong to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StrayAppend {
+    /// Where the first record is stored (the Kafka offset).
+    pub offset: u64,
+    /// The position its first record claims.
+    pub first_position: u64,
+    /// The position its last record claims.
+    pub last_position: u64,
+    /// The `prev_hash` of its first record.
+    pub prev_hash: Hash,
+    /// The hash of its last record.
+    pub last_hash: Hash,
+    /// Whether it is a whole append (from the position after the log's event it chains to, up
+    /// to its `append_last`, every record chained to the one before) built on an event of the
+    /// log.
+    pub complete: bool,
+    /// The writer key id and signature its last record carries.
+    pub signature: Option<(String, String)>,
+    /// Why its records could never be part of any log (bytes that do not match their hash
+    /// header, headers missing), if so.
+    pub malformed: Option<String>,
+}
+
+impl Auditor {
+    /// Judges records the store holds outside the log: an honest writer's append that lost a
+    /// race is complete, built on the log, and validly signed by a registered writer, and is
+    /// reported as [`FindingKind::LostRace`] (not damage); anything else is tampering.
+    pub fn stray(&mut self, s: &StrayAppend) {
+        let at = format!(
+            "records from offset {} claiming positions {}–{}",
+            s.offset, s.first_position, s.last_position
+        );
+        if let Some(problem) = &s.malformed {
+            self.report(Finding::new(
+                s.first_position,
+                FindingKind::Changed,
+                format!("{at} are not part of the log: {problem}"),
+            ));
+            return;
+        }
+        let signed = s.signature.as_ref().map(|(key_id, signature)| {
+            let batch = crate::sign::BatchSignature {
+                first_position: s.first_position,
+                last_position: s.last_position,
+                prev_hash: s.prev_hash,
+                last_hash: s.last_hash,
+                key_id: key_id.clone(),
+                signature: signature.clone(),
+            };
+            self.keys.check_batch(&batch)
+        });
+        match signed {
+            Some(Ok(())) if s.complete => self.report(Finding::new(
+                s.first_position,
+                FindingKind::LostRace,
+                format!(
+                    "{at}: a complete append signed by writer key {}, built on the log, that lost \
+                     the race for positions already taken; not part of the log, not damage",
+                    s.signature.as_ref().map_or("", |(k, _)| k.as_str())
+                ),
+            )),
+            Some(Ok(())) => self.report(Finding::new(
+                s.first_position,
+                FindingKind::ChainBroken,
+                format!(
+                    "{at}: signed by a registered writer, but not a whole append built on the \
+                     log: records were copied or reordered"
+                ),
+            )),
+            Some(Err(problem)) => self.report(Finding::new(
+                s.first_position,
+                FindingKind::BadSignature,
+                format!(
+                    "{at} are not part of the log, and their signature does not hold: {problem}"
+                ),
+            )),
+            None => self.report(Finding::new(
+                s.first_position,
+                FindingKind::Unsigned,
+                format!("{at} are not part of the log and no registered writer signed them"),
+            )),
+        }
+    }
+}
+
+/// Audits a whole log from its first event (see [`Auditor`]): every stored event, every batch
+/// signature, the log's own checkpoints and `against` (checkpoints an auditor kept), the records
+/// the store holds outside the log ([`crate::EventLog::stray_appends`]) and the backend's
+/// indexes ([`crate::EventLog::check_indexes`]). `progress` hears the position reached.
+pub async fn audit(
+    log: &dyn crate::EventLog,
+    keys: &crate::sign::WriterKeys,
+    against: &[crate::sign::Checkpoint],
+    mut progress: impl FnMut(u64),
+) -> Result<AuditOutcome, crate::LogError> {
+    let mut auditor = Auditor::new(keys.clone());
+    auditor.checkpoints(log.checkpoints().await?, "stored in the log");
+    auditor.checkpoints(against.iter().cloned(), "kept by the auditor");
+    let (mut more_signatures, mut signed_through) = (true, 0);
+    loop {
+        let batch = log.read_raw_after(auditor.checked(), 10_000).await?;
+        let Some(last) = batch.last() else {
+            break;
+        };
+        while more_signatures && signed_through < last.position {
+            let signatures = log.read_signatures_after(signed_through, 10_000).await?;
+            more_signatures = !signatures.is_empty();
+            signed_through = signatures
+                .last()
+                .map_or(signed_through, |s| s.last_position);
+            auditor.signatures(signatures);
+        }
+        for raw in &batch {
+            auditor.event(raw);
+        }
+        progress(auditor.checked());
+    }
+    while more_signatures {
+        let signatures = log.read_signatures_after(signed_through, 10_000).await?;
+        more_signatures = !signatures.is_empty();
+        signed_through = signatures
+            .last()
+            .map_or(signed_through, |s| s.last_position);
+        auditor.signatures(signatures);
+    }
+    for stray in log.stray_appends().await? {
+        auditor.stray(&stray);
+    }
+    for finding in log.check_indexes().await? {
+        auditor.report(finding);
+    }
+    Ok(auditor.finish())
+}

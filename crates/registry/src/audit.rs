@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use contingent_log::{Auditor, ChainBreak, Checkpoint, EventLog, Finding, WriterKeys};
+use contingent_log::{ChainBreak, Checkpoint, EventLog, Finding, WriterKeys};
 use contingent_projections::{all_projections, Projection, Projector, ReadDatabase, ReadStore};
 use serde::Serialize;
 
@@ -44,35 +44,7 @@ pub async fn verify(
     against: &[Checkpoint],
     mut progress: impl FnMut(u64),
 ) -> Result<VerifyReport, RegistryError> {
-    let mut auditor = Auditor::new(keys.clone());
-    auditor.checkpoints(log.checkpoints().await?, "stored in the log");
-    auditor.checkpoints(against.iter().cloned(), "kept by the auditor");
-    let (mut more_signatures, mut signed_through) = (true, 0);
-    loop {
-        let batch = log.read_raw_after(auditor.checked(), 10_000).await?;
-        let Some(last) = batch.last() else {
-            break;
-        };
-        while more_signatures && signed_through < last.position {
-            let signatures = log.read_signatures_after(signed_through, 10_000).await?;
-            more_signatures = !signatures.is_empty();
-            signed_through = signatures
-                .last()
-                .map_or(signed_through, |s| s.last_position);
-            auditor.signatures(signatures);
-        }
-        for raw in &batch {
-            auditor.event(raw);
-        }
-        progress(auditor.checked());
-    }
-    if more_signatures {
-        auditor.signatures(log.read_signatures_after(signed_through, 1_000_000).await?);
-    }
-    for finding in log.check_indexes().await? {
-        auditor.report(finding);
-    }
-    let outcome = auditor.finish();
+    let outcome = contingent_log::audit(log, keys, against, &mut progress).await?;
     let first_break = outcome
         .findings
         .iter()
