@@ -44,8 +44,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use contingent_domain::LearnerId;
 use contingent_log::{
-    BatchSignature, EventLog, Hash, Head, LogError, RawEvent, RecordedEvent, StrayAppend,
-    WriterKey, GENESIS_HASH,
+    BatchSignature, Checkpoint, EventLog, Hash, Head, LogError, RawEvent, RecordedEvent,
+    StrayAppend, WriterKey, GENESIS_HASH,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
@@ -110,6 +110,15 @@ impl KafkaConfig {
     /// The topic name of a region: `contingent.<region>.events`.
     pub fn region_topic(region: &str) -> String {
         format!("contingent.{region}.events")
+    }
+
+    /// The topic of the signed checkpoints of an events topic: `contingent.<region>.checkpoints`
+    /// beside `contingent.<region>.events` (any other name gets `.checkpoints` appended).
+    pub fn checkpoints_topic(events_topic: &str) -> String {
+        match events_topic.strip_suffix(".events") {
+            Some(base) => format!("{base}.checkpoints"),
+            None => format!("{events_topic}.checkpoints"),
+        }
     }
 
     /// The topic name of a region's federal feed: `contingent.<region>.federal`.
@@ -1147,6 +1156,89 @@ impl EventLog for KafkaLog {
 
     async fn head(&self) -> Result<Head, LogError> {
         self.caught_up(Follower::head).await
+    }
+
+    /// Signs the head and produces the checkpoint (JSON, key = the key id) to the checkpoints
+    /// topic ([`KafkaConfig::checkpoints_topic`]), creating the topic if it is missing.
+    async fn publish_checkpoint(&self) -> Result<Option<Checkpoint>, LogError> {
+        let Some(key) = &self.key else {
+            return Ok(None);
+        };
+        let head = self.head().await?;
+        if head.position == 0 {
+            return Ok(None);
+        }
+        let checkpoint = key.sign_checkpoint(head.position, head.hash, chrono::Utc::now());
+        let mut config = self.inner.config.clone();
+        config.topic = KafkaConfig::checkpoints_topic(&self.inner.topic);
+        create_topic(&config).await?;
+        let value = serde_json::to_vec(&checkpoint).map_err(|e| LogError::Codec(e.to_string()))?;
+        let record = FutureRecord::to(&config.topic)
+            .partition(PARTITION)
+            .key(key.id())
+            .payload(&value);
+        self.inner
+            .producer
+            .send(record, STEP_TIMEOUT)
+            .await
+            .map_err(|(e, _)| storage(e))?;
+        Ok(Some(checkpoint))
+    }
+
+    /// Every record of the checkpoints topic that is a checkpoint, in offset order.
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>, LogError> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let topic = KafkaConfig::checkpoints_topic(&inner.topic);
+            let consumer: BaseConsumer = inner
+                .config
+                .consumer()
+                .create_with_context(Quiet)
+                .map_err(storage)?;
+            if !topic_exists(&consumer, &topic)? {
+                return Ok(Vec::new());
+            }
+            assign(&consumer, &topic, 0)?;
+            let mut out = Vec::new();
+            let (mut next, mut answered) = (0i64, false);
+            let deadline = Instant::now() + STEP_TIMEOUT;
+            let mut quiet_until = Instant::now() + END_QUIET;
+            loop {
+                let now = Instant::now();
+                if now >= deadline || (answered && now >= quiet_until) {
+                    break;
+                }
+                let wait = if answered {
+                    quiet_until - now
+                } else {
+                    deadline - now
+                };
+                match consumer.poll(wait) {
+                    None => {}
+                    Some(Err(KafkaError::PartitionEOF(_))) => break,
+                    Some(Err(e)) => return Err(storage(e)),
+                    Some(Ok(message)) => {
+                        answered = true;
+                        if message.offset() < next {
+                            // tansu sends the last batch again at the end.
+                            quiet_until = quiet_until.min(Instant::now() + END_RESENT_QUIET);
+                            continue;
+                        }
+                        next = message.offset() + 1;
+                        quiet_until = Instant::now() + END_QUIET;
+                        if let Some(c) = message
+                            .payload()
+                            .and_then(|v| serde_json::from_slice::<Checkpoint>(v).ok())
+                        {
+                            out.push(c);
+                        }
+                    }
+                }
+            }
+            consumer.unassign().map_err(storage)?;
+            Ok(out)
+        })
+        .await
     }
 
     /// Reads the whole partition again with a fresh consumer, keeping every record's chain

@@ -8,7 +8,6 @@ mod common;
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use common::*;
 use contingent_domain::LearnerId;
 use contingent_log::{
@@ -47,11 +46,17 @@ async fn fixture() -> Fixture {
         log.append(&seal(events, head)).await.expect("append");
     }
     let head = log.head().await.expect("head");
+    let kept = log
+        .publish_checkpoint()
+        .await
+        .expect("checkpoint")
+        .expect("signed");
+    assert_eq!(kept.position, head.position);
     log.close().await;
     Fixture {
         topic,
         keys,
-        kept: key.sign_checkpoint(head.position, head.hash, Utc::now()),
+        kept,
         head,
     }
 }
@@ -155,6 +160,13 @@ async fn an_untouched_topic_and_two_honest_racing_writers_raise_no_alarm() {
     let outcome = verify(&f.topic, &f.keys, std::slice::from_ref(&f.kept)).await;
     assert!(outcome.findings.is_empty(), "{:#?}", outcome.findings);
     assert_eq!(outcome.verified, 12);
+    // The checkpoint is on the checkpoints topic, for every reader.
+    let log = open(&f.topic).await;
+    assert_eq!(
+        log.checkpoints().await.expect("checkpoints"),
+        [f.kept.clone()]
+    );
+    log.close().await;
 
     // Two writers with registered keys append at once, three times, each retrying a lost race
     // on the new head as the registry's writer does.
