@@ -164,7 +164,7 @@ async fn an_untouched_topic_and_two_honest_racing_writers_raise_no_alarm() {
     let log = open(&f.topic).await;
     assert_eq!(
         log.checkpoints().await.expect("checkpoints"),
-        [f.kept.clone()]
+        std::slice::from_ref(&f.kept)
     );
     log.close().await;
 
