@@ -304,3 +304,44 @@ async fn a_truncated_tail_passes_alone_and_is_found_against_checkpoints_an_audit
     );
     assert!(out.contains(&format!("reached position {head}")), "{out}");
 }
+
+#[tokio::test]
+async fn the_audit_runs_in_the_background_one_at_a_time_and_serves_its_last_result() {
+    let app = TestApp::spawn().await;
+    populate(&app).await;
+    let head = app.registry.head();
+    let (status, bad) = app.get("/v1/audit/verify?wait=forever").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    assert_eq!(bad["code"], "invalid_query");
+
+    // A start while one runs joins it: at most one run at a time.
+    let start = |_: u8| {
+        app.client
+            .post(format!("{}/v1/audit/verify", app.base))
+            .bearer_auth(app.region())
+            .send()
+    };
+    let (first, second) = tokio::join!(start(1), start(2));
+    let (first, second) = (first.expect("first"), second.expect("second"));
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+    assert_eq!(second.status(), StatusCode::ACCEPTED);
+    let first: Value = first.json().await.expect("state");
+    let second: Value = second.json().await.expect("state");
+    if !first["running"].is_null() && !second["running"].is_null() {
+        assert_eq!(
+            first["running"]["started_at"],
+            second["running"]["started_at"]
+        );
+    }
+
+    let done = app.get_ok("/v1/audit/verify?wait=30").await;
+    assert_eq!(done["running"], Value::Null, "{done}");
+    let last = &done["last"];
+    assert!(last["finished_at"].is_string(), "{done}");
+    assert_eq!(last["report"]["head"].as_u64(), Some(head), "{done}");
+    assert_eq!(last["report"]["verified"].as_u64(), Some(head), "{done}");
+    // Without `wait`, the last result is served as it is; no new run starts.
+    let again = app.get_ok("/v1/audit/verify").await;
+    assert_eq!(again["last"]["started_at"], last["started_at"]);
+    assert_eq!(again["running"], Value::Null);
+}

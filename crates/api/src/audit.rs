@@ -41,7 +41,7 @@ pub(crate) async fn verify(
             .filter(|s| *s <= MAX_WAIT_SECONDS)
             .ok_or_else(|| {
                 ApiError::bad_request(
-                    "invalid_wait",
+                    "invalid_query",
                     format!("wait must be a number of seconds from 0 to {MAX_WAIT_SECONDS}"),
                 )
             })?,
