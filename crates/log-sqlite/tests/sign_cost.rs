@@ -37,9 +37,18 @@ fn events(count: u64) -> Vec<RecordedEvent> {
 /// Appends `sealed` in batches of `batch` to an unsigned and a signed log in turn (each batch to
 /// one, then the same batch to the other, the order alternating), so that both see the same disk
 /// at the same moments; returns the latencies of each, in microseconds.
-async fn alternate(key: Arc<WriterKey>, sealed: &[RecordedEvent], batch: usize) -> (Vec<f64>, Vec<f64>) {
-    let (a, b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
-    let plain = SqliteLog::open(&a.path().join("log.db")).await.expect("open");
+async fn alternate(
+    key: Arc<WriterKey>,
+    sealed: &[RecordedEvent],
+    batch: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let (a, b) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let plain = SqliteLog::open(&a.path().join("log.db"))
+        .await
+        .expect("open");
     let signed = SqliteLog::open(&b.path().join("log.db"))
         .await
         .expect("open")
@@ -47,7 +56,11 @@ async fn alternate(key: Arc<WriterKey>, sealed: &[RecordedEvent], batch: usize) 
     let (mut p, mut s) = (Vec::new(), Vec::new());
     for (i, chunk) in sealed.chunks(batch).enumerate() {
         for signed_first in [i % 2 == 0, i % 2 != 0] {
-            let (log, out) = if signed_first { (&signed, &mut s) } else { (&plain, &mut p) };
+            let (log, out) = if signed_first {
+                (&signed, &mut s)
+            } else {
+                (&plain, &mut p)
+            };
             let started = Instant::now();
             log.append(chunk).await.expect("append");
             out.push(started.elapsed().as_secs_f64() * 1e6);
