@@ -1,6 +1,6 @@
 //! `contingent`: the regional learner registry's command-line entry point. Parses flags, opens
 //! the registry through `contingent_registry`, and maps failures to exit codes: 0 success,
-//! 1 failure, 2 a broken hash chain (`verify`).
+//! 1 failure, 2 damage found in the log (`verify`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
