@@ -1,6 +1,6 @@
 //! `contingent`: the regional learner registry's command-line entry point. Parses flags, opens
 //! the registry through `contingent_registry`, and maps failures to exit codes: 0 success,
-//! 1 failure, 2 a broken hash chain (`verify`).
+//! 1 failure, 2 damage found in the log (`verify`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -59,6 +59,10 @@ struct BackendArgs {
     /// --data).
     #[arg(long, env = "CONTINGENT_DATABASE")]
     database: Option<String>,
+    /// The region's trusted writer keys (JSON, see docs/architecture.md); default
+    /// DATA/keys/writers.json, where the embedded default registers its own key.
+    #[arg(long, env = "CONTINGENT_WRITER_KEYS")]
+    writer_keys: Option<PathBuf>,
 }
 
 impl BackendArgs {
@@ -93,6 +97,7 @@ impl BackendArgs {
             }
             settings.database = Some(url.clone());
         }
+        settings.writer_keys = self.writer_keys.clone();
         Ok(settings)
     }
 }
@@ -270,8 +275,22 @@ enum Cmd {
         #[arg(long = "model")]
         models: Vec<String>,
     },
-    /// Walk the hash chain and report the first event that does not match (exit code 2).
+    /// Audit the whole log: every stored event's bytes, position, link and writer signature,
+    /// the learner index, and the head against signed checkpoints; report every damaged
+    /// position (exit code 2).
     Verify {
+        #[command(flatten)]
+        data: DataArg,
+        #[command(flatten)]
+        backend: BackendArgs,
+        /// A JSON file of checkpoints kept from GET /v1/audit/checkpoints: a log that ends
+        /// before one of them, or differs at one, is reported truncated or rewritten.
+        #[arg(long)]
+        against: Option<PathBuf>,
+    },
+    /// Retire this writer's signing key and make a new one (with the writer stopped); what the
+    /// old key signed still verifies.
+    RotateWriterKey {
         #[command(flatten)]
         data: DataArg,
         #[command(flatten)]
@@ -350,6 +369,22 @@ async fn open_log(settings: &Settings) -> Result<Arc<dyn EventLog>> {
         bail!("no log at {}", settings.log_path().display());
     }
     Ok(contingent_registry::open_log(settings).await?)
+}
+
+/// Checkpoints as GET /v1/audit/checkpoints answers them (`{"checkpoints": [...]}`), or a bare
+/// list.
+fn parse_checkpoints(text: &str) -> Result<Vec<contingent_log::Checkpoint>> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Kept {
+        Wrapped {
+            checkpoints: Vec<contingent_log::Checkpoint>,
+        },
+        Bare(Vec<contingent_log::Checkpoint>),
+    }
+    Ok(match serde_json::from_str::<Kept>(text)? {
+        Kept::Wrapped { checkpoints } | Kept::Bare(checkpoints) => checkpoints,
+    })
 }
 
 /// How often a sign-on's key set fetched by URL is fetched again (key rotation).
@@ -810,29 +845,64 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 started.elapsed()
             );
         }
-        Cmd::Verify { data, backend } => {
+        Cmd::Verify {
+            data,
+            backend,
+            against,
+        } => {
             let settings = backend.settings(&data)?;
+            let keys_path = settings.writer_keys_path();
+            let keys = contingent_log::WriterKeys::load(&keys_path)
+                .with_context(|| "reading the trusted writer keys (--writer-keys)")?;
+            let against: Vec<contingent_log::Checkpoint> = match &against {
+                None => Vec::new(),
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    parse_checkpoints(&text).with_context(|| {
+                        format!("{} is not a list of checkpoints", path.display())
+                    })?
+                }
+            };
             let log = open_log(&settings).await?;
             let head = log.head().await?.position;
             let progress = bar(head, "verifying");
-            let report = contingent_registry::verify(&*log, |p| progress.set_position(p)).await?;
+            let report =
+                contingent_registry::verify(&*log, &keys, &against, |p| progress.set_position(p))
+                    .await?;
             progress.finish_and_clear();
-            match &report.first_break {
-                None => {
-                    println!(
-                        "OK: {} events verified; head hash {}",
-                        report.verified, report.head_hash
-                    );
-                }
-                Some(b) => {
-                    println!("BROKEN at position {}: {}", b.position, b.problem);
-                    println!(
-                        "{} events before it verified; last good hash {}",
-                        report.verified, report.head_hash
-                    );
-                    return Ok(ExitCode::from(2));
-                }
+            for f in &report.findings {
+                let label = if f.kind.is_damage() { "BROKEN" } else { "NOTE" };
+                println!(
+                    "{label} at position {} [{}]: {}",
+                    f.position,
+                    contingent_registry::kind_name(f),
+                    f.problem
+                );
             }
+            if report.omitted > 0 {
+                println!("... and {} findings more", report.omitted);
+            }
+            if report.is_ok() {
+                println!(
+                    "OK: {} events verified; head hash {}",
+                    report.verified, report.head_hash
+                );
+            } else {
+                println!(
+                    "{} of {} events verified; head hash {}",
+                    report.verified, report.head, report.head_hash
+                );
+                return Ok(ExitCode::from(2));
+            }
+        }
+        Cmd::RotateWriterKey { data, backend } => {
+            let settings = backend.settings(&data)?;
+            let id = contingent_registry::rotate_writer_key(&settings)?;
+            println!(
+                "The writer now signs with key {id}; the old key is retired in {}.",
+                settings.writer_keys_path().display()
+            );
         }
         Cmd::History {
             data,

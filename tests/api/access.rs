@@ -126,6 +126,7 @@ pub const TABLE: &[(&str, &[&str])] = &[
     ("GET /v1/federal/counts", &["region"]),
     ("GET /v1/feed", &["region", "auditor", "federal"]),
     ("GET /v1/audit/verify", &["region", "auditor"]),
+    ("GET /v1/audit/checkpoints", &["region", "auditor"]),
 ];
 
 const GUARDIAN: &str = "123-456-789 64";

@@ -268,9 +268,11 @@ async fn birth_to_college(app: TestApp) {
     assert_eq!(before.0, StatusCode::NOT_FOUND);
 
     // The chain is intact.
-    let verify = app.get_ok("/v1/audit/verify").await;
-    assert_eq!(verify["first_break"], Value::Null);
-    assert_eq!(verify["verified"].as_u64(), Some(app.registry.head()));
+    let verify = app.get_ok("/v1/audit/verify?wait=30").await;
+    let report = &verify["last"]["report"];
+    assert_eq!(report["first_break"], Value::Null, "{verify}");
+    assert_eq!(report["findings"], json!([]), "{verify}");
+    assert_eq!(report["verified"].as_u64(), Some(app.registry.head()));
 }
 
 /// A command retried with its idempotency key, and a civil record reported twice.
@@ -369,6 +371,6 @@ async fn concurrent_commands(app: TestApp) {
         .and_then(|v| v.parse().ok())
         .expect("group commit counter");
     assert!((1..=200).contains(&commits), "{commits} commits");
-    let verify = app.get_ok("/v1/audit/verify").await;
-    assert_eq!(verify["verified"], 200);
+    let verify = app.get_ok("/v1/audit/verify?wait=30").await;
+    assert_eq!(verify["last"]["report"]["verified"], 200, "{verify}");
 }

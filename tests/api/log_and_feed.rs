@@ -234,5 +234,114 @@ async fn verify_passes_then_reports_the_first_altered_event() {
     let out = String::from_utf8_lossy(&broken.stdout);
     assert_eq!(broken.status.code(), Some(2), "{out}");
     assert!(out.contains("BROKEN at position"), "{out}");
-    assert!(out.contains("altered"), "{out}");
+    assert!(out.contains("[changed]"), "{out}");
+}
+
+#[tokio::test]
+async fn a_truncated_tail_passes_alone_and_is_found_against_checkpoints_an_auditor_kept() {
+    let app = TestApp::spawn().await;
+    populate(&app).await;
+    app.registry
+        .log()
+        .publish_checkpoint()
+        .await
+        .expect("checkpoint")
+        .expect("signed");
+    let kept = app.get_ok("/v1/audit/checkpoints").await;
+    let head = app.registry.head();
+    assert_eq!(
+        kept["checkpoints"][0]["position"].as_u64(),
+        Some(head),
+        "{kept}"
+    );
+    let dir = app.stop().await;
+    let kept_file = dir.path().join("kept-checkpoints.json");
+    std::fs::write(&kept_file, kept.to_string()).expect("kept");
+
+    // Someone with write access to log.db cuts the last append, with its signature and every
+    // checkpoint the file holds: what is left is a consistent, signed, shorter log.
+    let pool =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("log.db").display()))
+            .await
+            .expect("log.db");
+    let (last_first,): (i64,) =
+        sqlx::query_as("SELECT first_position FROM signatures ORDER BY last_position DESC LIMIT 1")
+            .fetch_one(&pool)
+            .await
+            .expect("last append");
+    sqlx::raw_sql(&format!(
+        "DROP TRIGGER events_are_never_deleted; DELETE FROM events WHERE position >= {last_first}; \
+         DELETE FROM signatures WHERE last_position >= {last_first}; DELETE FROM checkpoints;"
+    ))
+    .execute(&pool)
+    .await
+    .expect("truncate");
+    pool.close().await;
+
+    let bin = env!("CARGO_BIN_EXE_contingent");
+    let run = |extra: &[&str]| {
+        Command::new(bin)
+            .arg("verify")
+            .args(extra)
+            .arg("--data")
+            .arg(dir.path())
+            .env("CI", "1")
+            .output()
+            .expect("binary runs")
+    };
+    let alone = run(&[]);
+    assert!(
+        alone.status.success(),
+        "{}",
+        String::from_utf8_lossy(&alone.stdout)
+    );
+    let against = run(&["--against", kept_file.to_str().expect("utf-8")]);
+    let out = String::from_utf8_lossy(&against.stdout);
+    assert_eq!(against.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains(&format!("BROKEN at position {last_first} [truncated]")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("reached position {head}")), "{out}");
+}
+
+#[tokio::test]
+async fn the_audit_runs_in_the_background_one_at_a_time_and_serves_its_last_result() {
+    let app = TestApp::spawn().await;
+    populate(&app).await;
+    let head = app.registry.head();
+    let (status, bad) = app.get("/v1/audit/verify?wait=forever").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    assert_eq!(bad["code"], "invalid_query");
+
+    // A start while one runs joins it: at most one run at a time.
+    let start = |_: u8| {
+        app.client
+            .post(format!("{}/v1/audit/verify", app.base))
+            .bearer_auth(app.region())
+            .send()
+    };
+    let (first, second) = tokio::join!(start(1), start(2));
+    let (first, second) = (first.expect("first"), second.expect("second"));
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+    assert_eq!(second.status(), StatusCode::ACCEPTED);
+    let first: Value = first.json().await.expect("state");
+    let second: Value = second.json().await.expect("state");
+    if !first["running"].is_null() && !second["running"].is_null() {
+        assert_eq!(
+            first["running"]["started_at"],
+            second["running"]["started_at"]
+        );
+    }
+
+    let done = app.get_ok("/v1/audit/verify?wait=30").await;
+    assert_eq!(done["running"], Value::Null, "{done}");
+    let last = &done["last"];
+    assert!(last["finished_at"].is_string(), "{done}");
+    assert_eq!(last["report"]["head"].as_u64(), Some(head), "{done}");
+    assert_eq!(last["report"]["verified"].as_u64(), Some(head), "{done}");
+    // Without `wait`, the last result is served as it is; no new run starts.
+    let again = app.get_ok("/v1/audit/verify").await;
+    assert_eq!(again["last"]["started_at"], last["started_at"]);
+    assert_eq!(again["running"], Value::Null);
 }

@@ -14,7 +14,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use contingent_domain::{AcademicYear, LearnerId, Snils};
 use contingent_log::RecordedEvent;
 use contingent_projections::queries::{self, CountDimension, LearnerSearch, VacancyFilter};
-use contingent_registry::{verify as verify_chain, Registry};
+use contingent_registry::Registry;
 use serde_json::{json, Value};
 
 use contingent_access::{federal_view, Read, Role};
@@ -570,17 +570,6 @@ pub(crate) async fn feed(
         "head": registry.head(),
     }))
     .into_response())
-}
-
-pub(crate) async fn verify(State(registry): AppState, auth: Auth) -> Result<Response, ApiError> {
-    auth.allow(&registry, Read::Verify).await?;
-    let report = verify_chain(&**registry.log(), |_| {}).await?;
-    let status = if report.first_break.is_some() {
-        StatusCode::CONFLICT
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(report)).into_response())
 }
 
 pub(crate) async fn access_log(

@@ -7,6 +7,7 @@
 //! [`Registry`]; it decides nothing itself.
 #![deny(missing_docs)]
 
+mod audit;
 mod auth;
 mod cache;
 mod commands;
@@ -74,7 +75,11 @@ pub fn router_with_cache(
         .route("/v1/federal/register", get(handlers::federal_register))
         .route("/v1/federal/counts", get(handlers::federal_counts))
         .route("/v1/feed", get(handlers::feed))
-        .route("/v1/audit/verify", get(handlers::verify))
+        .route(
+            "/v1/audit/verify",
+            get(audit::verify).post(audit::start_verify),
+        )
+        .route("/v1/audit/checkpoints", get(audit::checkpoints))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(
@@ -173,6 +178,7 @@ pub const PATHS: &[&str] = &[
     "/v1/federal/counts",
     "/v1/feed",
     "/v1/audit/verify",
+    "/v1/audit/checkpoints",
     "/openapi.json",
     "/healthz",
     "/metrics",

@@ -272,8 +272,14 @@ pub fn build() -> Value {
              param("limit", "query", "Page size (1000).", json!({"type": "integer"}))],
         ok(json!({"type": "object", "properties": {"events": {"type": "array", "items": reference("Envelope")},
             "next_after": {"type": "integer"}, "head": {"type": "integer"}}}), "A page of events.")));
-    paths.insert("/v1/audit/verify".into(), json!({ "get": { "summary": "Walk the whole hash chain; 409 with the first event that does not match.", "tags": ["audit"],
-        "responses": { "200": ok(json!({"type": "object"}), "The chain is intact."), "409": ok(json!({"type": "object"}), "The first break.") } } }));
+    paths.insert("/v1/audit/verify".into(), json!({
+        "get": { "summary": "The last background audit of the whole log (bytes, positions, links, writer signatures, learner index, checkpoints) with its time and head, and whether one runs; the first request starts one. `wait` waits up to that many seconds (at most 30) for a running audit.", "tags": ["audit"],
+            "parameters": [param("wait", "query", "Seconds to wait for a running audit to end (0-30).", json!({"type": "integer", "minimum": 0, "maximum": 30}))],
+            "responses": { "200": ok(json!({"type": "object"}), "No damage in the last audit (or none has ended)."), "409": ok(json!({"type": "object"}), "The last audit found damage: `last.report.findings` names every place.") } },
+        "post": { "summary": "Start an audit unless one runs (at most one at a time).", "tags": ["audit"],
+            "responses": { "202": ok(json!({"type": "object"}), "The audit's state.") } } }));
+    paths.insert("/v1/audit/checkpoints".into(), get("The signed checkpoints of the log's head (position, head hash, time, key id, Ed25519 signature), for auditors to keep and check with `contingent verify --against FILE`.", "audit", vec![],
+        ok(json!({"type": "object", "properties": {"checkpoints": {"type": "array", "items": {"type": "object"}}}}), "The checkpoints, by position.")));
     paths.insert("/openapi.json".into(), json!({ "get": { "summary": "This document.", "tags": ["meta"], "security": [], "responses": { "200": { "description": "OpenAPI 3.1." } } } }));
     paths.insert("/healthz".into(), json!({ "get": { "summary": "Liveness, log head and projected position.", "tags": ["meta"], "security": [], "responses": { "200": { "description": "Up." } } } }));
     paths.insert("/metrics".into(), json!({ "get": { "summary": "Prometheus metrics.", "tags": ["meta"], "security": [], "responses": { "200": { "description": "Text exposition format." } } } }));

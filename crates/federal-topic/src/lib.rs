@@ -12,7 +12,9 @@
 //!   the log, none skipped (an event with no federal data still carries its envelope fields), so
 //!   a subscriber sees a gapless sequence of positions. Key = learner id ([`REGION_KEY`] for
 //!   events about no learner), value = the JSON of the federal view, headers [`header::TYPE`],
-//!   [`header::SCHEMA_VERSION`], [`header::EVENT_ID`], [`header::POSITION`].
+//!   [`header::SCHEMA_VERSION`], [`header::EVENT_ID`], [`header::POSITION`], [`header::HASH`]
+//!   (the event's hash in the region's log, so the federal segment holds the region's chain
+//!   heads).
 //! - **Where it left off** is the topic itself: [`FederalPublisher::open`] reads the `position`
 //!   header of the topic's last record, and the first batch checks that the log holds the same
 //!   event (by id) at that position, so a topic is never continued from another region's log.
@@ -55,6 +57,9 @@ pub mod header {
     pub const EVENT_ID: &str = "event_id";
     /// The event's position in the region's log, decimal, from 1.
     pub const POSITION: &str = "position";
+    /// The event's hash in the region's log (SHA-256 of its stored bytes, 64 hex digits): the
+    /// head of the region's hash chain at this position, held by the federal segment.
+    pub const HASH: &str = "hash";
 }
 
 /// How long one network step (metadata, topic creation, reading the topic's end, flushing) may
@@ -319,6 +324,7 @@ impl FederalRecord {
             ),
             (header::EVENT_ID, event.envelope.event_id.to_string()),
             (header::POSITION, position.to_string()),
+            (header::HASH, event.hash.to_hex()),
         ];
         let mut headers = OwnedHeaders::new_with_capacity(text.len());
         for (key, value) in &text {
@@ -644,6 +650,7 @@ mod tests {
             super::header::SCHEMA_VERSION,
             super::header::EVENT_ID,
             super::header::POSITION,
+            super::header::HASH,
         ];
         assert_eq!(documented, expected, "docs/federal-topic.md: the headers");
     }

@@ -62,6 +62,11 @@ fn assert_federal_records(records: &[SubscribedRecord], events: &[RecordedEvent]
             record.header("event_id"),
             Some(envelope.event_id.to_string())
         );
+        assert_eq!(
+            record.header("hash"),
+            Some(event.hash.to_hex()),
+            "{ty}: hash"
+        );
         let key = envelope
             .learner_id
             .map_or_else(|| REGION_KEY.to_owned(), |l| l.to_string());

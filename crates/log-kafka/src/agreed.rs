@@ -26,6 +26,30 @@ pub mod header {
     /// The position of the last event of the append this record belongs to: an append of one
     /// event has `append_last == position`.
     pub const APPEND_LAST: &str = "append_last";
+    /// On the last record of a signed append: the writer key that signed it (16 hex digits).
+    pub const KEY_ID: &str = "key_id";
+    /// On the last record of a signed append: the Ed25519 signature of the append (128 hex
+    /// digits), over `contingent.batch.v1`, its first and last position, the hash before it,
+    /// its last hash and the key id (see `contingent_log::BatchSignature`).
+    pub const SIGNATURE: &str = "signature";
+}
+
+/// The `key_id` and `signature` headers of a record, when it carries both.
+pub fn signature_headers<H: Headers>(headers: Option<&H>) -> Option<(String, String)> {
+    let (mut key_id, mut signature) = (None, None);
+    for h in headers?.iter() {
+        let text = || {
+            h.value
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .map(str::to_owned)
+        };
+        match h.key {
+            header::KEY_ID => key_id = text(),
+            header::SIGNATURE => signature = text(),
+            _ => {}
+        }
+    }
+    Some((key_id?, signature?))
 }
 
 /// What the rule reads from one record: its chain headers, already checked against its value.

@@ -10,7 +10,9 @@
 //!   event is one record: key = learner id (`region` for reference facts), value = the exact
 //!   stored bytes of the event (`body`), headers `type`, `schema_version`, `position`,
 //!   `event_id`, `hash`, `prev_hash` and `append_last` (see [`header`]), so a consumer can route
-//!   and check the chain without parsing the value.
+//!   and check the chain without parsing the value. The last record of an append made with a
+//!   writer key ([`KafkaLog::with_writer_key`]) also carries `key_id` and `signature`: the
+//!   append's Ed25519 signature.
 //! - **Writing.** An idempotent producer (`acks=all`); no Kafka transactions (tansu has none, and
 //!   correctness must not depend on them). A writer whose events lose a race still leaves its
 //!   records in the topic: they are not part of the log.
@@ -34,25 +36,28 @@
 
 mod agreed;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use contingent_domain::LearnerId;
-use contingent_log::{EventLog, Hash, Head, LogError, RawEvent, RecordedEvent};
+use contingent_log::{
+    BatchSignature, Checkpoint, EventLog, Hash, Head, LogError, RawEvent, RecordedEvent,
+    StrayAppend, WriterKey, GENESIS_HASH,
+};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer as RdBaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
-pub use agreed::{header, Accepted, AgreedHistory, Candidate};
+pub use agreed::{header, signature_headers, Accepted, AgreedHistory, Candidate};
 
 /// The only partition of a region's topic.
 pub const PARTITION: i32 = 0;
@@ -105,6 +110,15 @@ impl KafkaConfig {
     /// The topic name of a region: `contingent.<region>.events`.
     pub fn region_topic(region: &str) -> String {
         format!("contingent.{region}.events")
+    }
+
+    /// The topic of the signed checkpoints of an events topic: `contingent.<region>.checkpoints`
+    /// beside `contingent.<region>.events` (any other name gets `.checkpoints` appended).
+    pub fn checkpoints_topic(events_topic: &str) -> String {
+        match events_topic.strip_suffix(".events") {
+            Some(base) => format!("{base}.checkpoints"),
+            None => format!("{events_topic}.checkpoints"),
+        }
     }
 
     /// The topic name of a region's federal feed: `contingent.<region>.federal`.
@@ -210,9 +224,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Clone)]
 pub struct KafkaLog {
     inner: Arc<Inner>,
+    key: Option<Arc<WriterKey>>,
 }
 
 struct Inner {
+    config: KafkaConfig,
     topic: String,
     producer: FutureProducer,
     follower: Mutex<Follower>,
@@ -254,6 +270,7 @@ impl KafkaLog {
             .map_err(storage)?;
         let inner = blocking(move || {
             check_partitions(&follower, &topic)?;
+            let config = config;
             let follower = Arc::into_inner(follower)
                 .ok_or_else(|| LogError::Storage("kafka: the follower is still shared".into()))?;
             Ok(Inner {
@@ -261,13 +278,21 @@ impl KafkaLog {
                 fetcher: Mutex::new(fetcher),
                 producer,
                 topic,
+                config,
                 closed: AtomicBool::new(false),
             })
         })
         .await?;
         Ok(Self {
             inner: Arc::new(inner),
+            key: None,
         })
+    }
+
+    /// The same log, signing every append with `key`.
+    pub fn with_writer_key(mut self, key: Arc<WriterKey>) -> Self {
+        self.key = Some(key);
+        self
     }
 
     /// The topic.
@@ -444,6 +469,8 @@ struct Item {
     offset: i64,
     learner: Option<LearnerId>,
     body: Vec<u8>,
+    /// The `key_id` and `signature` headers, on the last record of a signed append.
+    signature: Option<(String, String)>,
 }
 
 /// The in-memory index, kept by following the partition from offset 0.
@@ -458,6 +485,108 @@ struct Follower {
     tail: TailCache,
     /// Positions appenders of this process wait for: the hash accepted there, once it is.
     watches: HashMap<u64, Watch>,
+    /// The signature of every signed accepted append, in order.
+    signatures: Vec<BatchSignature>,
+    /// Every record seen, kept only by an audit's scan of the whole partition.
+    scan: Option<Scan>,
+}
+
+/// What an audit keeps of the partition: every record's chain headers, and which were accepted.
+#[derive(Default)]
+struct Scan {
+    records: Vec<ScanRecord>,
+    accepted: HashSet<i64>,
+    /// The accepted hash at each position (`hashes[p - 1]`).
+    hashes: Vec<Hash>,
+}
+
+struct ScanRecord {
+    offset: i64,
+    candidate: Option<Candidate>,
+    claimed_position: u64,
+    signature: Option<(String, String)>,
+}
+
+/// A run of stray records being grouped into the append they claim.
+struct Group {
+    stray: StrayAppend,
+    append_last: u64,
+}
+
+impl Scan {
+    /// The records not accepted, grouped by append: a record joins the group whose last record
+    /// it continues (position + 1, `prev_hash`, same `append_last`), else starts one. A record
+    /// equal to the accepted one at its position (a producer's duplicate) is no stray.
+    fn strays(self) -> Vec<StrayAppend> {
+        let mut open: Vec<Group> = Vec::new();
+        let mut done: Vec<StrayAppend> = Vec::new();
+        let log_hash = |position: u64| -> Option<Hash> {
+            match position {
+                0 => Some(GENESIS_HASH),
+                p => self.hashes.get((p - 1) as usize).copied(),
+            }
+        };
+        for r in &self.records {
+            if self.accepted.contains(&r.offset) {
+                continue;
+            }
+            let Some(c) = r.candidate else {
+                done.push(StrayAppend {
+                    offset: r.offset as u64,
+                    first_position: r.claimed_position,
+                    last_position: r.claimed_position,
+                    prev_hash: GENESIS_HASH,
+                    last_hash: GENESIS_HASH,
+                    complete: false,
+                    signature: None,
+                    malformed: Some(
+                        "its chain headers are missing, or its bytes do not match its hash header"
+                            .into(),
+                    ),
+                });
+                continue;
+            };
+            if log_hash(c.position) == Some(c.hash) {
+                continue;
+            }
+            let joined = open.iter_mut().find(|g| {
+                g.stray.last_position + 1 == c.position
+                    && g.stray.last_hash == c.prev_hash
+                    && g.append_last == c.append_last
+            });
+            let group = match joined {
+                Some(g) => {
+                    g.stray.last_position = c.position;
+                    g.stray.last_hash = c.hash;
+                    g
+                }
+                None => {
+                    open.push(Group {
+                        stray: StrayAppend {
+                            offset: r.offset as u64,
+                            first_position: c.position,
+                            last_position: c.position,
+                            prev_hash: c.prev_hash,
+                            last_hash: c.hash,
+                            complete: false,
+                            signature: None,
+                            malformed: None,
+                        },
+                        append_last: c.append_last,
+                    });
+                    open.last_mut().expect("pushed")
+                }
+            };
+            if c.position == c.append_last {
+                group.stray.signature = r.signature.clone();
+                group.stray.complete =
+                    log_hash(group.stray.first_position - 1) == Some(group.stray.prev_hash);
+            }
+        }
+        done.extend(open.into_iter().map(|g| g.stray));
+        done.sort_by_key(|s| s.offset);
+        done
+    }
 }
 
 #[derive(Default)]
@@ -476,6 +605,8 @@ impl Follower {
             learners: HashMap::new(),
             tail: TailCache::default(),
             watches: HashMap::new(),
+            signatures: Vec::new(),
+            scan: None,
         }
     }
 
@@ -553,6 +684,22 @@ impl Follower {
                     deadline = Instant::now() + STEP_TIMEOUT;
                     quiet_until = Instant::now() + END_QUIET;
                     self.next_offset = offset + 1;
+                    if let Some(scan) = &mut self.scan {
+                        let claimed_position = message
+                            .headers()
+                            .and_then(|hs| {
+                                hs.iter().find(|h| h.key == header::POSITION).and_then(|h| {
+                                    std::str::from_utf8(h.value?).ok()?.parse::<u64>().ok()
+                                })
+                            })
+                            .unwrap_or(0);
+                        scan.records.push(ScanRecord {
+                            offset,
+                            candidate: Candidate::from_record(message.headers(), message.payload()),
+                            claimed_position,
+                            signature: signature_headers(message.headers()),
+                        });
+                    }
                     let Some(candidate) =
                         Candidate::from_record(message.headers(), message.payload())
                     else {
@@ -566,6 +713,7 @@ impl Follower {
                         offset,
                         learner,
                         body: message.payload().unwrap_or_default().to_vec(),
+                        signature: signature_headers(message.headers()),
                     };
                     self.offer(candidate, item);
                 }
@@ -574,7 +722,21 @@ impl Follower {
     }
 
     fn offer(&mut self, candidate: Candidate, item: Item) {
-        for accepted in self.history.offer(candidate, item) {
+        let before = self.history.head();
+        let accepted = self.history.offer(candidate, item);
+        if let (Some(first), Some(last)) = (accepted.first(), accepted.last()) {
+            if let Some((key_id, signature)) = &last.item.signature {
+                self.signatures.push(BatchSignature {
+                    first_position: first.position,
+                    last_position: last.position,
+                    prev_hash: before.hash,
+                    last_hash: last.hash,
+                    key_id: key_id.clone(),
+                    signature: signature.clone(),
+                });
+            }
+        }
+        for accepted in accepted {
             self.accept(accepted);
         }
     }
@@ -586,6 +748,10 @@ impl Follower {
             item,
         } = accepted;
         self.offsets.push(item.offset);
+        if let Some(scan) = &mut self.scan {
+            scan.accepted.insert(item.offset);
+            scan.hashes.push(hash);
+        }
         if let Some(learner) = item.learner {
             self.learners.entry(learner).or_default().push(position);
         }
@@ -696,7 +862,11 @@ fn fetch_assigned(
 }
 
 /// The headers and key of one event's record, derived from the event.
-fn record_parts(event: &RecordedEvent, append_last: u64) -> (String, OwnedHeaders) {
+fn record_parts(
+    event: &RecordedEvent,
+    append_last: u64,
+    signed: Option<&BatchSignature>,
+) -> (String, OwnedHeaders) {
     let envelope = &event.envelope;
     let key = envelope
         .learner_id
@@ -716,6 +886,17 @@ fn record_parts(event: &RecordedEvent, append_last: u64) -> (String, OwnedHeader
             key,
             value: Some(value.as_str()),
         });
+    }
+    if let Some(signed) = signed.filter(|s| s.last_position == envelope.position) {
+        headers = headers
+            .insert(Header {
+                key: header::KEY_ID,
+                value: Some(signed.key_id.as_str()),
+            })
+            .insert(Header {
+                key: header::SIGNATURE,
+                value: Some(signed.signature.as_str()),
+            });
     }
     (key, headers)
 }
@@ -772,12 +953,16 @@ impl Deliveries {
 
 impl KafkaLog {
     /// Produces every event, awaiting every delivery report.
-    async fn produce(&self, events: &[RecordedEvent]) -> Deliveries {
+    async fn produce(
+        &self,
+        events: &[RecordedEvent],
+        signed: Option<&BatchSignature>,
+    ) -> Deliveries {
         let append_last = events.last().map_or(0, RecordedEvent::position);
         let mut in_flight = VecDeque::with_capacity(events.len());
         let mut done = Deliveries::default();
         'events: for event in events {
-            let (key, headers) = record_parts(event, append_last);
+            let (key, headers) = record_parts(event, append_last, signed);
             let mut record = FutureRecord::to(&self.inner.topic)
                 .partition(PARTITION)
                 .key(&key)
@@ -837,7 +1022,11 @@ impl EventLog for KafkaLog {
         })
         .await?;
 
-        let delivered = self.produce(events).await;
+        let signed = self
+            .key
+            .as_ref()
+            .map(|k| k.sign_batch(first_position, last_position, first_prev, last_hash));
+        let delivered = self.produce(events, signed.as_ref()).await;
         // What the rule needs of our own records, should the index be right before them.
         let own: Vec<(Candidate, Item)> = if delivered.first_error.is_none() {
             events
@@ -854,6 +1043,10 @@ impl EventLog for KafkaLog {
                         offset,
                         learner: event.envelope.learner_id,
                         body: event.body.clone(),
+                        signature: signed
+                            .as_ref()
+                            .filter(|_| event.position() == last_position)
+                            .map(|s| (s.key_id.clone(), s.signature.clone())),
                     };
                     (candidate, item)
                 })
@@ -963,6 +1156,119 @@ impl EventLog for KafkaLog {
 
     async fn head(&self) -> Result<Head, LogError> {
         self.caught_up(Follower::head).await
+    }
+
+    /// Signs the head and produces the checkpoint (JSON, key = the key id) to the checkpoints
+    /// topic ([`KafkaConfig::checkpoints_topic`]), creating the topic if it is missing.
+    async fn publish_checkpoint(&self) -> Result<Option<Checkpoint>, LogError> {
+        let Some(key) = &self.key else {
+            return Ok(None);
+        };
+        let head = self.head().await?;
+        if head.position == 0 {
+            return Ok(None);
+        }
+        let checkpoint = key.sign_checkpoint(head.position, head.hash, chrono::Utc::now());
+        let mut config = self.inner.config.clone();
+        config.topic = KafkaConfig::checkpoints_topic(&self.inner.topic);
+        create_topic(&config).await?;
+        let value = serde_json::to_vec(&checkpoint).map_err(|e| LogError::Codec(e.to_string()))?;
+        let record = FutureRecord::to(&config.topic)
+            .partition(PARTITION)
+            .key(key.id())
+            .payload(&value);
+        self.inner
+            .producer
+            .send(record, STEP_TIMEOUT)
+            .await
+            .map_err(|(e, _)| storage(e))?;
+        Ok(Some(checkpoint))
+    }
+
+    /// Every record of the checkpoints topic that is a checkpoint, in offset order.
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>, LogError> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let topic = KafkaConfig::checkpoints_topic(&inner.topic);
+            let consumer: BaseConsumer = inner
+                .config
+                .consumer()
+                .create_with_context(Quiet)
+                .map_err(storage)?;
+            if !topic_exists(&consumer, &topic)? {
+                return Ok(Vec::new());
+            }
+            assign(&consumer, &topic, 0)?;
+            let mut out = Vec::new();
+            let (mut next, mut answered) = (0i64, false);
+            let deadline = Instant::now() + STEP_TIMEOUT;
+            let mut quiet_until = Instant::now() + END_QUIET;
+            loop {
+                let now = Instant::now();
+                if now >= deadline || (answered && now >= quiet_until) {
+                    break;
+                }
+                let wait = if answered {
+                    quiet_until - now
+                } else {
+                    deadline - now
+                };
+                match consumer.poll(wait) {
+                    None => {}
+                    Some(Err(KafkaError::PartitionEOF(_))) => break,
+                    Some(Err(e)) => return Err(storage(e)),
+                    Some(Ok(message)) => {
+                        answered = true;
+                        if message.offset() < next {
+                            // tansu sends the last batch again at the end.
+                            quiet_until = quiet_until.min(Instant::now() + END_RESENT_QUIET);
+                            continue;
+                        }
+                        next = message.offset() + 1;
+                        quiet_until = Instant::now() + END_QUIET;
+                        if let Some(c) = message
+                            .payload()
+                            .and_then(|v| serde_json::from_slice::<Checkpoint>(v).ok())
+                        {
+                            out.push(c);
+                        }
+                    }
+                }
+            }
+            consumer.unassign().map_err(storage)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Reads the whole partition again with a fresh consumer, keeping every record's chain
+    /// headers, and groups the records the rule did not accept by the append they claim.
+    async fn stray_appends(&self) -> Result<Vec<StrayAppend>, LogError> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let consumer: BaseConsumer = inner
+                .config
+                .consumer()
+                .create_with_context(Quiet)
+                .map_err(storage)?;
+            let mut follower = Follower::new(consumer);
+            follower.scan = Some(Scan::default());
+            follower.catch_up(&inner.topic, Until::End)?;
+            Ok(follower.scan.take().map(Scan::strays).unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn read_signatures_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<BatchSignature>, LogError> {
+        self.caught_up(move |f| {
+            let from = f.signatures.partition_point(|s| s.last_position <= after);
+            f.signatures[from..].iter().take(limit).cloned().collect()
+        })
+        .await
     }
 
     /// Flushes the producer; appends after this fail.

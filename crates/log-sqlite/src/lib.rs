@@ -9,6 +9,14 @@
 //! pages of one small subtree. Events past the indexed position are found by scanning the
 //! (short) tail of the table.
 //!
+//! Every append made with a writer key ([`SqliteLog::with_writer_key`]) stores, in the same
+//! transaction, one row of `signatures`: the batch's first and last position, the hash before it,
+//! its last hash, the key id and the Ed25519 signature over them. Every [`CHECKPOINT_EVERY`]
+//! events, and whenever [`EventLog::publish_checkpoint`] is called, a signed checkpoint of the
+//! head goes to `checkpoints`. The learner column and `learner_index` are not hashed:
+//! [`EventLog::check_indexes`] checks them against the events' own bytes, and reads keep only
+//! the events whose decoded envelope names the learner.
+//!
 //! This crate implements [`contingent_log::EventLog`] and nothing else: it does not decide,
 //! project or serve.
 #![deny(missing_docs)]
@@ -19,12 +27,20 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use contingent_domain::LearnerId;
-use contingent_log::{EventLog, Hash, Head, LogError, RawEvent, RecordedEvent};
+use std::sync::Arc;
+
+use contingent_log::{
+    BatchSignature, Checkpoint, EventLog, Finding, FindingKind, Hash, Head, LogError, RawEvent,
+    RecordedEvent, WriterKey,
+};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
 /// The storage format this build writes and reads (`PRAGMA user_version` of `log.db`).
-pub const FORMAT_VERSION: i64 = 2;
+pub const FORMAT_VERSION: i64 = 3;
+
+/// A signed checkpoint is stored whenever an append crosses a multiple of this many events.
+pub const CHECKPOINT_EVERY: u64 = 10_000;
 
 /// The learner index is brought up to date once this many events are past it.
 pub const INDEX_EVERY: u64 = 16_384;
@@ -51,6 +67,21 @@ CREATE TABLE IF NOT EXISTS log_meta (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 ) STRICT;
+CREATE TABLE IF NOT EXISTS signatures (
+    last_position  INTEGER PRIMARY KEY,
+    first_position INTEGER NOT NULL,
+    prev_hash      BLOB NOT NULL,
+    last_hash      BLOB NOT NULL,
+    key_id         TEXT NOT NULL,
+    signature      TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    position  INTEGER PRIMARY KEY,
+    head_hash BLOB NOT NULL,
+    time      TEXT NOT NULL,
+    key_id    TEXT NOT NULL,
+    signature TEXT NOT NULL
+) STRICT;
 INSERT OR IGNORE INTO log_meta (name, value) VALUES ('indexed_through', 0);
 CREATE TRIGGER IF NOT EXISTS events_are_never_updated BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
@@ -65,6 +96,7 @@ const ROWS_PER_INSERT: usize = 500;
 #[derive(Clone, Debug)]
 pub struct SqliteLog {
     pool: SqlitePool,
+    key: Option<Arc<WriterKey>>,
 }
 
 fn storage(e: sqlx::Error) -> LogError {
@@ -101,7 +133,13 @@ impl SqliteLog {
             .execute(&pool)
             .await
             .map_err(storage)?;
-        Ok(Self { pool })
+        Ok(Self { pool, key: None })
+    }
+
+    /// The same log, signing every append and checkpoint with `key`.
+    pub fn with_writer_key(mut self, key: Arc<WriterKey>) -> Self {
+        self.key = Some(key);
+        self
     }
 
     /// The position up to which `learner_index` is built.
@@ -168,6 +206,49 @@ async fn index_learners(
     Ok(())
 }
 
+async fn store_signature(
+    tx: &mut sqlx::SqliteConnection,
+    s: &BatchSignature,
+) -> Result<(), LogError> {
+    sqlx::query(
+        "INSERT INTO signatures (last_position, first_position, prev_hash, last_hash, key_id, signature) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(s.last_position as i64)
+    .bind(s.first_position as i64)
+    .bind(s.prev_hash.0.as_slice())
+    .bind(s.last_hash.0.as_slice())
+    .bind(&s.key_id)
+    .bind(&s.signature)
+    .execute(&mut *tx)
+    .await
+    .map_err(storage)?;
+    Ok(())
+}
+
+async fn store_checkpoint(tx: &mut sqlx::SqliteConnection, c: &Checkpoint) -> Result<(), LogError> {
+    sqlx::query(
+        "INSERT OR REPLACE INTO checkpoints (position, head_hash, time, key_id, signature) \
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(c.position as i64)
+    .bind(c.head_hash.0.as_slice())
+    .bind(c.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    .bind(&c.key_id)
+    .bind(&c.signature)
+    .execute(&mut *tx)
+    .await
+    .map_err(storage)?;
+    Ok(())
+}
+
+fn hash_of(bytes: Vec<u8>) -> Result<Hash, LogError> {
+    let hash: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| LogError::Codec("a stored hash is not 32 bytes".into()))?;
+    Ok(Hash(hash))
+}
+
 fn decode(row: sqlx::sqlite::SqliteRow) -> Result<RecordedEvent, LogError> {
     let body: Vec<u8> = row.get(0);
     let hash: Vec<u8> = row.get(1);
@@ -220,6 +301,16 @@ impl EventLog for SqliteLog {
             insert.build().execute(&mut *tx).await.map_err(storage)?;
         }
         let last = first.position() + events.len() as u64 - 1;
+        if let Some(key) = &self.key {
+            let last_hash = events.last().map_or(first.hash, |e| e.hash);
+            let signed =
+                key.sign_batch(first.position(), last, first.envelope.prev_hash, last_hash);
+            store_signature(&mut tx, &signed).await?;
+            if last / CHECKPOINT_EVERY > (first.position() - 1) / CHECKPOINT_EVERY {
+                let checkpoint = key.sign_checkpoint(last, last_hash, chrono::Utc::now());
+                store_checkpoint(&mut tx, &checkpoint).await?;
+            }
+        }
         let (indexed,): (i64,) =
             sqlx::query_as("SELECT value FROM log_meta WHERE name = 'indexed_through'")
                 .fetch_one(&mut *tx)
@@ -293,12 +384,150 @@ impl EventLog for SqliteLog {
             .map_err(storage)?,
         );
         tx.commit().await.map_err(storage)?;
-        rows.into_iter().map(decode).collect()
+        // The learner column and the index are not hashed: keep only what the bytes say.
+        let mut events = rows
+            .into_iter()
+            .map(decode)
+            .collect::<Result<Vec<_>, _>>()?;
+        events.retain(|e| e.envelope.learner_id == Some(learner));
+        Ok(events)
     }
 
     /// Closes the database, checkpointing the WAL into the main file.
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    async fn read_signatures_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<BatchSignature>, LogError> {
+        let rows: Vec<(i64, i64, Vec<u8>, Vec<u8>, String, String)> = sqlx::query_as(
+            "SELECT first_position, last_position, prev_hash, last_hash, key_id, signature \
+             FROM signatures WHERE last_position > ? ORDER BY last_position LIMIT ?",
+        )
+        .bind(after as i64)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage)?;
+        rows.into_iter()
+            .map(|(first, last, prev, last_hash, key_id, signature)| {
+                Ok(BatchSignature {
+                    first_position: first as u64,
+                    last_position: last as u64,
+                    prev_hash: hash_of(prev)?,
+                    last_hash: hash_of(last_hash)?,
+                    key_id,
+                    signature,
+                })
+            })
+            .collect()
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>, LogError> {
+        let rows: Vec<(i64, Vec<u8>, String, String, String)> = sqlx::query_as(
+            "SELECT position, head_hash, time, key_id, signature FROM checkpoints ORDER BY position",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage)?;
+        rows.into_iter()
+            .map(|(position, head_hash, time, key_id, signature)| {
+                Ok(Checkpoint {
+                    position: position as u64,
+                    head_hash: hash_of(head_hash)?,
+                    time: chrono::DateTime::parse_from_rfc3339(&time)
+                        .map_err(|e| LogError::Codec(format!("checkpoint time {time:?}: {e}")))?
+                        .with_timezone(&chrono::Utc),
+                    key_id,
+                    signature,
+                })
+            })
+            .collect()
+    }
+
+    async fn publish_checkpoint(&self) -> Result<Option<Checkpoint>, LogError> {
+        let Some(key) = &self.key else {
+            return Ok(None);
+        };
+        let head = self.head().await?;
+        if head.position == 0 {
+            return Ok(None);
+        }
+        let checkpoint = key.sign_checkpoint(head.position, head.hash, chrono::Utc::now());
+        let mut conn = self.pool.acquire().await.map_err(storage)?;
+        store_checkpoint(&mut conn, &checkpoint).await?;
+        Ok(Some(checkpoint))
+    }
+
+    async fn check_indexes(&self) -> Result<Vec<Finding>, LogError> {
+        let mut findings = Vec::new();
+        let mut after = 0i64;
+        // The learner column of every event against the learner id in its bytes.
+        loop {
+            let rows: Vec<(i64, Option<Vec<u8>>, Vec<u8>)> = sqlx::query_as(
+                "SELECT position, learner_id, body FROM events WHERE position > ? ORDER BY position LIMIT 10000",
+            )
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage)?;
+            let Some(last) = rows.last() else { break };
+            after = last.0;
+            for (position, column, body) in rows {
+                // Bytes that are not an event are the chain walk's finding, not this one's.
+                let Ok(envelope) = serde_json::from_slice::<contingent_log::Envelope>(&body) else {
+                    continue;
+                };
+                let said = envelope.learner_id.map(|l| l.as_uuid().as_bytes().to_vec());
+                if column != said {
+                    findings.push(Finding::new(
+                        position as u64,
+                        FindingKind::LearnerIndex,
+                        "the learner column of the event does not match the learner id in its bytes",
+                    ));
+                }
+            }
+        }
+        let indexed = self.indexed_through().await? as i64;
+        // Every index entry names a stored event of that learner, in the right segment.
+        let wrong: Vec<(i64,)> = sqlx::query_as(&format!(
+            "SELECT i.position FROM learner_index i LEFT JOIN events e ON e.position = i.position \
+             WHERE e.position IS NULL OR e.learner_id IS NOT i.learner_id \
+             OR i.segment != i.position >> {SEGMENT_BITS} OR i.position > ?1 ORDER BY i.position"
+        ))
+        .bind(indexed)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage)?;
+        findings.extend(wrong.into_iter().map(|(p,)| {
+            Finding::new(
+                p as u64,
+                FindingKind::LearnerIndex,
+                "the learner index names another learner (or no event) at this position",
+            )
+        }));
+        // And every indexed event of a learner has its entry.
+        let missing: Vec<(i64,)> = sqlx::query_as(&format!(
+            "SELECT e.position FROM events e WHERE e.position <= ?1 AND e.learner_id IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM learner_index i WHERE i.segment = e.position >> {SEGMENT_BITS} \
+             AND i.learner_id = e.learner_id AND i.position = e.position) ORDER BY e.position"
+        ))
+        .bind(indexed)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage)?;
+        findings.extend(missing.into_iter().map(|(p,)| {
+            Finding::new(
+                p as u64,
+                FindingKind::LearnerIndex,
+                "the learner index has no entry for this event of a learner",
+            )
+        }));
+        findings.sort_by_key(|f| f.position);
+        Ok(findings)
     }
 
     async fn head(&self) -> Result<Head, LogError> {

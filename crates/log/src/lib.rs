@@ -9,13 +9,20 @@
 #![deny(missing_docs)]
 
 mod envelope;
+mod sign;
 mod verify;
 
 use async_trait::async_trait;
 use contingent_domain::LearnerId;
 
 pub use envelope::{Envelope, Hash, Metadata, RecordedEvent, Source, GENESIS_HASH};
-pub use verify::{verify_chain, ChainBreak, ChainVerifier};
+pub use sign::{
+    key_id, BatchSignature, Checkpoint, KeyError, KeyStatus, RegisteredKey, WriterKey, WriterKeys,
+};
+pub use verify::{
+    audit, verify_chain, AuditOutcome, Auditor, ChainBreak, ChainVerifier, Finding, FindingKind,
+    StrayAppend, MAX_FINDINGS,
+};
 
 /// Errors of a log backend.
 #[derive(Debug, thiserror::Error)]
@@ -82,4 +89,38 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Closes the log, flushing whatever the backend buffers. Appends after closing fail.
     async fn close(&self) {}
+
+    /// Up to `limit` stored batch signatures whose last position is after `after`, in order.
+    /// A backend that signs nothing has none.
+    async fn read_signatures_after(
+        &self,
+        _after: u64,
+        _limit: usize,
+    ) -> Result<Vec<BatchSignature>, LogError> {
+        Ok(Vec::new())
+    }
+
+    /// Every stored checkpoint, in order of position.
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>, LogError> {
+        Ok(Vec::new())
+    }
+
+    /// Signs the current head and stores the checkpoint; none when the log is empty or this
+    /// process holds no writer key.
+    async fn publish_checkpoint(&self) -> Result<Option<Checkpoint>, LogError> {
+        Ok(None)
+    }
+
+    /// Every record the store holds that is not part of the log (on Kafka: records the
+    /// agreed-history rule did not accept), grouped by the append they claim; none for a store
+    /// that keeps only the log.
+    async fn stray_appends(&self) -> Result<Vec<StrayAppend>, LogError> {
+        Ok(Vec::new())
+    }
+
+    /// Checks whatever the backend keeps beside the hashed bytes (an index of learners)
+    /// against those bytes; what does not match.
+    async fn check_indexes(&self) -> Result<Vec<Finding>, LogError> {
+        Ok(Vec::new())
+    }
 }

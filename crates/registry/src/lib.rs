@@ -17,10 +17,12 @@ mod settings;
 mod snapshot;
 mod writer;
 
-pub use audit::{rebuild, verify, VerifyReport};
+pub use audit::{kind_name, rebuild, verify, VerifyJob, VerifyJobState, VerifyReport, VerifyRun};
 pub use journal::{Journal, JournalEntry, JournalLocation};
 pub use metrics::Metrics;
 pub use projecting::{run_projector, select_projections};
-pub use registry::{open_log, Receipt, Registry, RegistryError};
+pub use registry::{
+    open_log, open_writer_log, rotate_writer_key, writer_key, Receipt, Registry, RegistryError,
+};
 pub use settings::{LogBackend, RequestLimits, Settings};
 pub use snapshot::{LearnerSnapshot, SnapshotEnrollment};

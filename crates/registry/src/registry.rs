@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use contingent_access::{authorize_read, Denied, Principal, Read};
 use contingent_domain::{Command, DomainError, LearnerId, State};
-use contingent_log::{EventLog, LogError, Metadata, RecordedEvent};
+use contingent_log::{
+    Checkpoint, EventLog, KeyStatus, LogError, Metadata, RecordedEvent, WriterKey, WriterKeys,
+};
 use contingent_log_kafka::KafkaLog;
 use contingent_log_sqlite::SqliteLog;
 use contingent_projections::{all_projections, Projector, ReadStore};
@@ -117,6 +119,7 @@ pub struct Registry {
     state: Arc<std::sync::RwLock<State>>,
     journal: Journal,
     metrics: Arc<Metrics>,
+    verify_job: Arc<crate::audit::VerifyJob>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -134,7 +137,7 @@ impl Registry {
                 settings.data_dir.display()
             ))
         })?;
-        let log = open_log(&settings).await?;
+        let log = open_writer_log(&settings).await?;
         let read = ReadStore::open(settings.read_database(), &all_projections()).await?;
         Self::start(settings, log, read, progress).await
     }
@@ -212,6 +215,11 @@ impl Registry {
                 rx,
             )
         };
+        let checkpoints = tokio::spawn(publish_checkpoints(
+            log.clone(),
+            head.clone(),
+            settings.checkpoint_interval,
+        ));
         Ok(Self {
             settings,
             log,
@@ -222,7 +230,8 @@ impl Registry {
             state: shared_state,
             journal,
             metrics,
-            tasks: vec![writer, projected_tx],
+            verify_job: Arc::default(),
+            tasks: vec![writer, projected_tx, checkpoints],
         })
     }
 
@@ -363,6 +372,32 @@ impl Registry {
         Ok(self.log.read_after(after, limit).await?)
     }
 
+    /// Audits the whole log (see [`crate::verify`]) against the region's trusted writer keys.
+    pub async fn verify(
+        &self,
+        progress: impl FnMut(u64),
+    ) -> Result<crate::VerifyReport, RegistryError> {
+        let keys = WriterKeys::load_or_empty(&self.settings.writer_keys_path())
+            .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
+        crate::audit::verify(&*self.log, &keys, &[], progress).await
+    }
+
+    /// Starts the background audit of the whole log unless one runs; at most one runs at a time.
+    pub fn start_verify(&self) -> crate::audit::VerifyJobState {
+        self.verify_job
+            .start(self.log.clone(), self.settings.writer_keys_path())
+    }
+
+    /// The background audit: the run under way and the last result.
+    pub fn verify_job(&self) -> &crate::audit::VerifyJob {
+        &self.verify_job
+    }
+
+    /// The signed checkpoints the log holds, in order of position.
+    pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, RegistryError> {
+        Ok(self.log.checkpoints().await?)
+    }
+
     /// Stops the writer and the projector and closes the databases.
     pub async fn shutdown(self) {
         let Registry {
@@ -382,13 +417,87 @@ impl Registry {
             task.abort();
             let _ = task.await;
         }
+        // The last head this writer reached, signed, for auditors to keep.
+        if let Err(error) = log.publish_checkpoint().await {
+            tracing::warn!(%error, "signing a checkpoint at shutdown failed");
+        }
         read.close().await;
         journal.close().await;
         log.close().await;
     }
 }
 
-/// Opens the log of record the settings name.
+/// Loads this writer's signing key (creating it on first start) and checks that the region's
+/// trusted keys list it as active; with the default key file in the data directory, registers it
+/// there first.
+pub fn writer_key(settings: &Settings) -> Result<Arc<WriterKey>, RegistryError> {
+    let key = WriterKey::load_or_create(&settings.writer_key_path())
+        .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
+    let path = settings.writer_keys_path();
+    let mut keys =
+        WriterKeys::load_or_empty(&path).map_err(|e| RegistryError::Unavailable(e.to_string()))?;
+    if settings.writer_keys.is_none() && keys.get(key.id()).is_none() {
+        keys.register(&key.public());
+        keys.save(&path)
+            .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
+    }
+    match keys.get(key.id()) {
+        Some(k) if k.status == KeyStatus::Active => Ok(Arc::new(key)),
+        _ => Err(RegistryError::Unavailable(format!(
+            "the writer key {} (public key {}) is not registered as active in {}: register it \
+             there before this process writes",
+            key.id(),
+            hex_public(&key),
+            path.display()
+        ))),
+    }
+}
+
+fn hex_public(key: &WriterKey) -> String {
+    key.public()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Rotates this writer's key: the old key is marked retired in the trusted keys (what it signed
+/// still verifies), and a new key is made and registered as active. With the writer stopped.
+pub fn rotate_writer_key(settings: &Settings) -> Result<String, RegistryError> {
+    let unavailable = |e: contingent_log::KeyError| RegistryError::Unavailable(e.to_string());
+    let path = settings.writer_key_path();
+    let keys_path = settings.writer_keys_path();
+    let mut keys = WriterKeys::load_or_empty(&keys_path).map_err(unavailable)?;
+    if path.exists() {
+        let old = WriterKey::load(&path).map_err(unavailable)?;
+        keys.retire(old.id());
+        std::fs::remove_file(&path).map_err(|e| {
+            RegistryError::Unavailable(format!("cannot remove {}: {e}", path.display()))
+        })?;
+    }
+    let new = WriterKey::load_or_create(&path).map_err(unavailable)?;
+    keys.register(&new.public());
+    keys.save(&keys_path).map_err(unavailable)?;
+    Ok(new.id().to_owned())
+}
+
+/// Opens the log of record for this process's writer: appends and checkpoints are signed with
+/// its key.
+pub async fn open_writer_log(settings: &Settings) -> Result<Arc<dyn EventLog>, RegistryError> {
+    let key = writer_key(settings)?;
+    Ok(match &settings.log {
+        LogBackend::Embedded => Arc::new(
+            SqliteLog::open(&settings.log_path())
+                .await?
+                .with_writer_key(key),
+        ),
+        LogBackend::Kafka(config) => {
+            Arc::new(KafkaLog::open(config.clone()).await?.with_writer_key(key))
+        }
+    })
+}
+
+/// Opens the log of record the settings name, for reading (appends are not signed).
 pub async fn open_log(settings: &Settings) -> Result<Arc<dyn EventLog>, RegistryError> {
     Ok(match &settings.log {
         LogBackend::Embedded => Arc::new(SqliteLog::open(&settings.log_path()).await?),
@@ -435,6 +544,26 @@ async fn watch_projectors(
                 });
             }
             Err(error) => tracing::warn!(%error, "reading the projectors' positions failed"),
+        }
+    }
+}
+
+/// Signs and stores a checkpoint every `interval` in which the head moved.
+async fn publish_checkpoints(
+    log: Arc<dyn EventLog>,
+    head: watch::Receiver<u64>,
+    interval: Duration,
+) {
+    let mut published = *head.borrow();
+    loop {
+        tokio::time::sleep(interval).await;
+        let now = *head.borrow();
+        if now == published {
+            continue;
+        }
+        match log.publish_checkpoint().await {
+            Ok(_) => published = now,
+            Err(error) => tracing::warn!(%error, "signing a checkpoint failed"),
         }
     }
 }

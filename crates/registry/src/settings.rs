@@ -19,7 +19,8 @@ pub enum LogBackend {
 pub struct Settings {
     /// Directory of the embedded files: `log.db` (the event log), `read.db` (the read models),
     /// `journal.db` (the access journal), `marks*.db` (the writer's mark book) and `keys/`
-    /// (the local token key).
+    /// (the local token key, this writer's signing key `writer-key` and, by default, the
+    /// region's trusted writer keys `writers.json`).
     pub data_dir: PathBuf,
     /// The log of record.
     pub log: LogBackend,
@@ -50,6 +51,13 @@ pub struct Settings {
     /// How long an `Idempotency-Key` is remembered after the command it came with was recorded
     /// (24 hours by default); after it, the same key names a new command.
     pub idempotency_window: Duration,
+    /// The region's trusted writer keys (see [`contingent_log::WriterKeys`]). None: the file
+    /// `keys/writers.json` in `data_dir`, where a writer registers its own key on first start
+    /// (the embedded default). A file named here is configuration: a writer whose key it does
+    /// not list as active refuses to start.
+    pub writer_keys: Option<PathBuf>,
+    /// How often the writer signs and stores a checkpoint of the head, when the head moved.
+    pub checkpoint_interval: Duration,
 }
 
 /// Bounds on the HTTP API, so that a flood of requests (with or without valid tokens) neither
@@ -106,12 +114,27 @@ impl Settings {
             read_cache_bytes: 64 * 1024 * 1024,
             limits: RequestLimits::default(),
             idempotency_window: Duration::from_secs(24 * 3600),
+            writer_keys: None,
+            checkpoint_interval: Duration::from_secs(60),
         }
     }
 
     /// The embedded event log file.
     pub fn log_path(&self) -> PathBuf {
         self.data_dir.join("log.db")
+    }
+
+    /// This writer's signing key: `keys/writer-key` in the data directory (mode 0600, made on
+    /// first start).
+    pub fn writer_key_path(&self) -> PathBuf {
+        self.data_dir.join("keys").join("writer-key")
+    }
+
+    /// The file of the region's trusted writer keys.
+    pub fn writer_keys_path(&self) -> PathBuf {
+        self.writer_keys
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys").join("writers.json"))
     }
 
     /// The embedded read-model file.
