@@ -1,0 +1,151 @@
+//! The bodies the API answers with: typed structs whose schemas `/openapi.json` publishes.
+//! Rows of the read models are the read side's own types (`contingent_projections::queries`).
+
+use contingent_projections::queries::{
+    CountRow, FederalLearner, LearnerSummary, OrganizationRow, VacancyRow,
+};
+use contingent_registry::JournalEntry;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder};
+use utoipa::openapi::Ref;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+fn stored_events() -> ArrayBuilder {
+    ArrayBuilder::new().items(Ref::from_schema_name("StoredEvent"))
+}
+
+fn feed_events() -> ArrayBuilder {
+    ArrayBuilder::new().items(
+        OneOfBuilder::new()
+            .item(Ref::from_schema_name("StoredEvent"))
+            .item(Ref::from_schema_name("FederalEvent")),
+    )
+}
+
+/// `GET /v1/learners`: the learners matching the search.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LearnerSearchResult {
+    /// Matching learners, at most `limit`.
+    pub learners: Vec<LearnerSummary>,
+}
+
+/// `GET /v1/learners/{id}/history`: every event about a learner, from the log itself.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct History {
+    /// The learner.
+    pub learner_id: Uuid,
+    /// The events, in log order, as stored, with their hashes.
+    #[schema(schema_with = stored_events)]
+    pub events: Vec<Value>,
+    /// Positions of events whose stored bytes no longer match their hash.
+    pub altered_positions: Vec<u64>,
+}
+
+/// `GET /v1/learners/{id}/access`: the access journal of a learner.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessLog {
+    /// The learner.
+    pub learner_id: Uuid,
+    /// Every read of their personal data by an official and every refused request about
+    /// them, oldest first.
+    pub entries: Vec<JournalEntry>,
+}
+
+/// `GET /v1/organizations`: the directory.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Organizations {
+    /// Organizations of the region.
+    pub organizations: Vec<OrganizationRow>,
+}
+
+/// `GET /v1/vacancies`: places, in total and per class or group.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Vacancies {
+    /// Places in the classes listed.
+    pub capacity: i64,
+    /// Learners enrolled in them.
+    pub enrolled: i64,
+    /// Places free (negative when a class is over capacity).
+    pub free: i64,
+    /// The classes.
+    pub classes: Vec<VacancyRow>,
+}
+
+/// `GET /v1/federal/register`: a page of the register in the federal segment's shape.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FederalRegisterPage {
+    /// Learners, by id.
+    pub learners: Vec<FederalLearner>,
+    /// The id to continue after, when the page is full.
+    pub next_after: Option<String>,
+    /// The log position the read models had reached.
+    pub projected_position: u64,
+}
+
+/// `GET /v1/federal/counts`: learners with an active enrollment, grouped.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Counts {
+    /// One row per group.
+    pub counts: Vec<CountRow>,
+    /// The log position the read models had reached.
+    pub projected_position: u64,
+}
+
+/// `GET /v1/feed`: a page of the log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedPage {
+    /// Events in log order: as stored with their hashes (region, auditor), or their federal
+    /// view (federal).
+    #[schema(schema_with = feed_events)]
+    pub events: Vec<Value>,
+    /// The position to continue after.
+    pub next_after: u64,
+    /// The log's last position.
+    pub head: u64,
+}
+
+/// Where the chain first does not match.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChainBreak {
+    /// Position of the offending event.
+    pub position: u64,
+    /// What does not match.
+    pub problem: String,
+}
+
+/// `GET /v1/audit/verify`: what a walk of the whole chain found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Verification {
+    /// Events whose hash and link were checked and found right.
+    pub verified: u64,
+    /// Hash of the last verified event.
+    pub head_hash: String,
+    /// The first event that does not match, if any.
+    pub first_break: Option<ChainBreak>,
+}
+
+impl From<contingent_registry::VerifyReport> for Verification {
+    fn from(r: contingent_registry::VerifyReport) -> Self {
+        Self {
+            verified: r.verified,
+            head_hash: r.head_hash,
+            first_break: r.first_break.map(|b| ChainBreak {
+                position: b.position,
+                problem: b.problem,
+            }),
+        }
+    }
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` when the process answers.
+    pub status: String,
+    /// The log's last position.
+    pub log_head: u64,
+    /// The position the read models have applied.
+    pub projected: u64,
+}
