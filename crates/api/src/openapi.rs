@@ -472,7 +472,7 @@ pub fn build() -> Value {
         "federal", query::<CountsQuery>(),
         responses(&[(200, answer::<Counts>("Counts."))], &[400, 403])));
     paths.insert("/v1/feed".into(), get(
-        "The event feed: pages through the log by position. A subscriber resumes from the last position it saw (`after`). The region and auditors receive stored events; the federal segment their federal view.",
+        "The event feed: pages through the log by position. A subscriber resumes from the last position it saw (`after`). The region and auditors receive stored events, and each page they read is journaled (one entry per learner it names); the federal segment receives their federal view, the data that leaves the region.",
         "federal", query::<FeedQuery>(),
         responses(&[(200, answer::<FeedPage>("A page of events."))], &[400, 403])));
     paths.insert(

@@ -54,8 +54,10 @@ pub(crate) async fn federal_counts(
     .into_response())
 }
 
-/// The feed. The federal segment receives the documented fields only; auditors and the region
-/// the events as stored, with their hashes.
+/// The feed. The federal segment receives the documented fields only (its federal view, the
+/// data that leaves the region, like `/v1/federal/register`); the region and auditors receive
+/// the events as stored, with their hashes, and each page they read is journaled: one entry per
+/// learner the page names, before it is answered.
 pub(crate) async fn feed(
     State(registry): AppState,
     auth: Auth,
@@ -66,6 +68,15 @@ pub(crate) async fn feed(
     let after = q.after.map_or(0, |Position(p)| p);
     let limit = q.limit.map_or(100, |UpTo(n)| n).max(1) as usize;
     let events = registry.feed(after, limit).await?;
+    if !federal {
+        let mut learners: Vec<_> = events
+            .iter()
+            .filter_map(|e| e.envelope.learner_id)
+            .collect();
+        learners.sort_unstable();
+        learners.dedup();
+        auth.journal_reads(&registry, learners).await?;
+    }
     let shape: fn(&RecordedEvent) -> Value = if federal {
         |e| federal_view(&event_json(e))
     } else {
