@@ -173,7 +173,12 @@ fn responses(success: &[(u16, Value)], more: &[u16]) -> Value {
     Value::Object(out)
 }
 
-fn get(summary: &str, tag: &str, parameters: Vec<Value>, responses: Value) -> Value {
+/// A query. One that takes `min_position` answers 409 `position_ahead` past the end of the log.
+fn get(summary: &str, tag: &str, parameters: Vec<Value>, mut responses: Value) -> Value {
+    if parameters.iter().any(|p| p["name"] == "min_position") {
+        responses["409"] = json!({ "description": "`min_position` is past the end of the log: `position_ahead`.",
+            "content": { "application/problem+json": { "schema": reference("Problem") } } });
+    }
     json!({ "get": { "summary": summary, "tags": [tag], "parameters": parameters, "responses": responses } })
 }
 
@@ -235,16 +240,25 @@ fn same_def(a: &Value, b: &Value) -> bool {
     *a == b
 }
 
-/// The formats the server checks beyond the pattern (a check number, consecutive years), so a
-/// client or test generator knows valid values are narrower than the pattern.
+/// What the server checks beyond the shape the files' patterns give: a SNILS's check number (a
+/// `snils` format) and an academic year's consecutive years (an `academic-year` format, and the
+/// pattern listing every year the parser accepts).
 fn annotate(name: &str, def: &mut Value) {
-    let format = match name {
-        "snils" => "snils",
-        "academic_year" => "academic-year",
-        _ => return,
+    let Some(obj) = def.as_object_mut() else {
+        return;
     };
-    if let Some(obj) = def.as_object_mut() {
-        obj.insert("format".into(), Value::String(format.into()));
+    match name {
+        "snils" => {
+            obj.insert("format".into(), json!("snils"));
+        }
+        "academic_year" => {
+            obj.insert("format".into(), json!("academic-year"));
+            obj.insert(
+                "pattern".into(),
+                json!(crate::params::academic_year_pattern()),
+            );
+        }
+        _ => {}
     }
 }
 

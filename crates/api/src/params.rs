@@ -266,7 +266,7 @@ pub enum CountBy {
 #[into_params(parameter_in = Query)]
 pub struct Consistency {
     /// Wait (up to 5 s) until the read models have applied this log position: read your own
-    /// writes. A position past the end of the log is answered 400 `invalid_query`.
+    /// writes. A position past the end of the log is answered 409 `position_ahead`.
     #[param(value_type = Option<u64>, minimum = 0)]
     pub min_position: Option<Position>,
 }
@@ -311,7 +311,7 @@ impl QueryParams for LearnerSearchQuery {
 #[into_params(parameter_in = Query)]
 pub struct DiaryQuery {
     /// Only this academic year, `YYYY/YYYY` with consecutive years, e.g. `2025/2026`.
-    #[param(value_type = Option<String>, format = "academic-year", pattern = r"^[0-9]{4}/[0-9]{4}$")]
+    #[param(schema_with = academic_year_schema)]
     pub academic_year: Option<Year>,
     /// See [`Consistency`].
     #[param(value_type = Option<u64>, minimum = 0)]
@@ -335,6 +335,29 @@ pub struct StateQuery {
 impl QueryParams for StateQuery {
     const CODES: &'static [(&'static str, &'static str)] =
         &[("known_at", "invalid_date"), ("as_of", "invalid_date")];
+}
+
+/// The first year of an academic year `AcademicYear::parse` accepts, and the last.
+pub const ACADEMIC_YEARS: std::ops::RangeInclusive<u16> = 1900..=2200;
+
+/// The pattern of an academic year: each `YYYY/YYYY` of consecutive years
+/// [`AcademicYear::parse`] accepts, spelled out (a regular expression cannot add one).
+pub fn academic_year_pattern() -> String {
+    let years: Vec<String> = ACADEMIC_YEARS
+        .map(|y| format!("{y}/{}", u32::from(y) + 1))
+        .collect();
+    format!("^(?:{})$", years.join("|"))
+}
+
+/// An academic year as a parameter: its pattern, and the `academic-year` format naming the
+/// rule the pattern spells out.
+fn academic_year_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::Custom("academic-year".into())))
+        .pattern(Some(academic_year_pattern()))
+        .build()
 }
 
 fn instant_schema() -> utoipa::openapi::schema::Schema {
@@ -421,7 +444,7 @@ pub struct VacanciesQuery {
     /// One municipality.
     pub municipality: Option<String>,
     /// One academic year, `YYYY/YYYY` with consecutive years.
-    #[param(value_type = Option<String>, format = "academic-year", pattern = r"^[0-9]{4}/[0-9]{4}$")]
+    #[param(schema_with = academic_year_schema)]
     pub academic_year: Option<Year>,
     /// One level of education.
     #[param(value_type = Option<String>, pattern = "^(preschool|general|additional|vocational)$")]
@@ -465,7 +488,7 @@ pub struct CountsQuery {
     #[param(value_type = Option<Vec<CountBy>>, style = Form, explode = false)]
     pub by: Option<Dimensions>,
     /// One academic year, `YYYY/YYYY` with consecutive years.
-    #[param(value_type = Option<String>, format = "academic-year", pattern = r"^[0-9]{4}/[0-9]{4}$")]
+    #[param(schema_with = academic_year_schema)]
     pub academic_year: Option<Year>,
     /// See [`Consistency`].
     #[param(value_type = Option<u64>, minimum = 0)]
@@ -516,6 +539,24 @@ mod tests {
             (e.code, e.field.as_deref()),
             ("invalid_date", Some("known_at"))
         );
+    }
+
+    #[test]
+    fn the_academic_year_pattern_is_what_the_parser_accepts() {
+        let pattern = academic_year_pattern();
+        let matches = |text: &str| {
+            pattern
+                .trim_start_matches("^(?:")
+                .trim_end_matches(")$")
+                .split('|')
+                .any(|y| y == text)
+        };
+        for first in 1800..2300u32 {
+            for second in [first, first + 1, first + 2] {
+                let text = format!("{first}/{second}");
+                assert_eq!(matches(&text), AcademicYear::parse(&text).is_ok(), "{text}");
+            }
+        }
     }
 
     #[test]

@@ -57,9 +57,13 @@ pub(crate) async fn consistent(
         return Ok(0);
     };
     if position > registry.head() {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "min_position is past the end of the log",
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "position_ahead",
+            format!(
+                "min_position {position} is past the end of the log ({})",
+                registry.head()
+            ),
         )
         .at("min_position"));
     }
