@@ -121,7 +121,7 @@ fn problem_description(status: u16) -> &'static str {
         413 => "The body is larger than the server accepts: `body_too_large`.",
         415 => "The body is not `application/json`: `unsupported_media_type`.",
         422 => "The facts given are impossible (see docs/errors.md), or the Idempotency-Key was used for another request.",
-        429 => "Too many requests from this caller or address: `rate_limited`; retry after `Retry-After` seconds.",
+        429 => "Too many requests from this caller or address; retry later.",
         503 => "The registry or its read models could not answer (`unavailable`), or did not reach `min_position` in time (`read_model_behind`); retry.",
         _ => "A problem.",
     }

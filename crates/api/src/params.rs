@@ -293,7 +293,8 @@ pub struct LearnerSearchQuery {
     /// At most this many (default 100).
     #[param(value_type = Option<u64>, minimum = 0, maximum = 500)]
     pub limit: Option<UpTo<MAX_SEARCH>>,
-    /// See [`Consistency`].
+    /// Wait (up to 5 s) until the read models have applied this log position: read your own
+    /// writes. A position past the end of the log is answered 409 `position_ahead`.
     #[param(value_type = Option<u64>, minimum = 0)]
     pub min_position: Option<Position>,
 }
@@ -313,7 +314,8 @@ pub struct DiaryQuery {
     /// Only this academic year, `YYYY/YYYY` with consecutive years, e.g. `2025/2026`.
     #[param(schema_with = academic_year_schema)]
     pub academic_year: Option<Year>,
-    /// See [`Consistency`].
+    /// Wait (up to 5 s) until the read models have applied this log position: read your own
+    /// writes. A position past the end of the log is answered 409 `position_ahead`.
     #[param(value_type = Option<u64>, minimum = 0)]
     pub min_position: Option<Position>,
 }
@@ -385,7 +387,8 @@ fn instant_schema() -> utoipa::openapi::schema::Schema {
 pub struct OrganizationsQuery {
     /// Only this municipality.
     pub municipality: Option<String>,
-    /// See [`Consistency`].
+    /// Wait (up to 5 s) until the read models have applied this log position: read your own
+    /// writes. A position past the end of the log is answered 409 `position_ahead`.
     #[param(value_type = Option<u64>, minimum = 0)]
     pub min_position: Option<Position>,
 }
@@ -399,7 +402,8 @@ pub struct QueueQuery {
     /// Judge overdue on this date (default today).
     #[param(value_type = Option<String>, format = Date)]
     pub as_of: Option<Date>,
-    /// See [`Consistency`].
+    /// Wait (up to 5 s) until the read models have applied this log position: read your own
+    /// writes. A position past the end of the log is answered 409 `position_ahead`.
     #[param(value_type = Option<u64>, minimum = 0)]
     pub min_position: Option<Position>,
 }
@@ -421,7 +425,8 @@ pub struct RegisterQuery {
     /// Last day of the grids.
     #[param(value_type = Option<String>, format = Date)]
     pub to: Option<Date>,
-    /// See [`Consistency`].
+    /// Wait (up to 5 s) until the read models have applied this log position: read your own
+    /// writes. A position past the end of the log is answered 409 `position_ahead`.
     #[param(value_type = Option<u64>, minimum = 0)]
     pub min_position: Option<Position>,
 }
@@ -452,7 +457,8 @@ pub struct VacanciesQuery {
     /// Only classes with free places.
     #[param(value_type = Option<bool>)]
     pub only_free: Option<Flag>,
-    /// See [`Consistency`].
+    /// Wait (up to 5 s) until the read models have applied this log position: read your own
+    /// writes. A position past the end of the log is answered 409 `position_ahead`.
     #[param(value_type = Option<u64>, minimum = 0)]
     pub min_position: Option<Position>,
 }
@@ -471,7 +477,8 @@ pub struct FederalRegisterQuery {
     /// Page size (default 100; 0 means 1).
     #[param(value_type = Option<u64>, minimum = 0, maximum = 1000)]
     pub limit: Option<UpTo<MAX_PAGE>>,
-    /// See [`Consistency`].
+    /// Wait (up to 5 s) until the read models have applied this log position: read your own
+    /// writes. A position past the end of the log is answered 409 `position_ahead`.
     #[param(value_type = Option<u64>, minimum = 0)]
     pub min_position: Option<Position>,
 }
@@ -490,7 +497,8 @@ pub struct CountsQuery {
     /// One academic year, `YYYY/YYYY` with consecutive years.
     #[param(schema_with = academic_year_schema)]
     pub academic_year: Option<Year>,
-    /// See [`Consistency`].
+    /// Wait (up to 5 s) until the read models have applied this log position: read your own
+    /// writes. A position past the end of the log is answered 409 `position_ahead`.
     #[param(value_type = Option<u64>, minimum = 0)]
     pub min_position: Option<Position>,
 }
