@@ -111,6 +111,54 @@ struct AuthArgs {
     /// The `aud` tokens for this registry carry.
     #[arg(long, env = "CONTINGENT_AUDIENCE", default_value = contingent_access::DEFAULT_AUDIENCE)]
     audience: String,
+    /// Accept a key set URL over plain http:// (anyone on the path could substitute their own
+    /// keys and sign any token): for tests against a local sign-on only.
+    #[arg(long, env = "CONTINGENT_INSECURE_JWKS_HTTP")]
+    insecure_jwks_http: bool,
+}
+
+/// What bounds the API's work (defaults in `RequestLimits`).
+#[derive(clap::Args, Clone)]
+struct LimitArgs {
+    /// Seconds a request may take before it is answered 503 `timeout`.
+    #[arg(long, env = "CONTINGENT_REQUEST_TIMEOUT", default_value_t = 30)]
+    request_timeout: u64,
+    /// Requests served at once; more are answered 503 `overloaded` at once.
+    #[arg(
+        long,
+        env = "CONTINGENT_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 2048
+    )]
+    max_concurrent_requests: usize,
+    /// Requests per second one caller (token subject) may make on average; 0: no limit.
+    #[arg(long, env = "CONTINGENT_CALLER_RATE", default_value_t = 200)]
+    caller_rate: u32,
+    /// Requests one caller may make at once, in a burst.
+    #[arg(long, env = "CONTINGENT_CALLER_BURST", default_value_t = 1000)]
+    caller_burst: u32,
+    /// Refused requests (401) per minute one address may make; past it, 429 without checking
+    /// tokens; 0: no limit.
+    #[arg(long, env = "CONTINGENT_REFUSED_RATE", default_value_t = 120)]
+    refused_rate: u32,
+    /// Hours an Idempotency-Key is remembered after its command was recorded.
+    #[arg(
+        long,
+        env = "CONTINGENT_IDEMPOTENCY_WINDOW_HOURS",
+        default_value_t = 24
+    )]
+    idempotency_window_hours: u64,
+}
+
+impl LimitArgs {
+    fn apply(&self, settings: &mut Settings) {
+        let limits = &mut settings.limits;
+        limits.request_timeout = Duration::from_secs(self.request_timeout.max(1));
+        limits.max_concurrent_requests = self.max_concurrent_requests.max(1);
+        limits.caller_per_second = self.caller_rate;
+        limits.caller_burst = self.caller_burst;
+        limits.refused_per_address_per_minute = self.refused_rate;
+        settings.idempotency_window = Duration::from_secs(self.idempotency_window_hours * 3600);
+    }
 }
 
 #[derive(Subcommand)]
@@ -129,6 +177,8 @@ enum Cmd {
         /// Do not apply the log to the read models here: `contingent project` processes do.
         #[arg(long, env = "CONTINGENT_NO_PROJECTOR")]
         no_projector: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Apply the log to the read models (and publish the federal topic) until stopped; for
     /// deployments where the API runs with --no-projector. Safe to kill at any moment.
@@ -326,6 +376,11 @@ async fn verifier(
         .issuer
         .as_deref()
         .context("--issuer is needed with --jwks")?;
+    if jwks.starts_with("http://") && !auth.insecure_jwks_http {
+        bail!(
+            "--jwks {jwks} is plain http: anyone on the path could substitute their own keys; use https:// (or --insecure-jwks-http for a test sign-on)"
+        );
+    }
     if jwks.starts_with("https://") || jwks.starts_with("http://") {
         let text = fetch_jwks(jwks)
             .await
@@ -383,9 +438,7 @@ async fn serve(
         "Serving on http://{} (Ctrl-C to stop)",
         listener.local_addr()?
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    contingent_api::serve(listener, app, shutdown_signal()).await?;
     if let Ok(registry) = Arc::try_unwrap(registry) {
         registry.shutdown().await;
     }
@@ -454,6 +507,7 @@ async fn demo(
             jwks: None,
             issuer: None,
             audience: contingent_access::DEFAULT_AUDIENCE.into(),
+            insecure_jwks_http: false,
         },
     )
     .await?;
@@ -572,7 +626,7 @@ async fn print_tour(
         env.push_str(&format!("export {var}={token}\n"));
         println!("  ${var:<22} {who}");
     }
-    std::fs::write(&path, env)?;
+    contingent_access::write_secret_file(&path, env.as_bytes())?;
     let last_year = contingent_domain::AcademicYear::containing(chrono::Utc::now().date_naive())
         .start_year()
         - 1;
@@ -620,10 +674,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             auth,
             listen,
             no_projector,
+            limits,
         } => {
             let verifier = verifier(&data, &auth).await?;
             let mut settings = backend.settings(&data)?;
             settings.project = !no_projector;
+            limits.apply(&mut settings);
             let registry = open_with(settings).await?;
             serve(registry, verifier, listen).await?;
         }

@@ -117,9 +117,30 @@ async fn serve_accepts_its_own_tokens_and_a_sign_ons_key_set_by_file_or_url() {
             let _ = socket.write_all(response.as_bytes()).await;
         }
     });
+    // A key set over plain http could be substituted by anyone on the path: refused unless
+    // the operator says it is a test sign-on.
+    let plain = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .args(["--jwks", &url, "--issuer", "contingent-local"])
+        .env("CI", "1")
+        .output()
+        .expect("runs");
+    assert!(!plain.status.success(), "an http:// key set is refused");
+    assert!(
+        String::from_utf8_lossy(&plain.stderr).contains("https://"),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
     let server = serve(
         dir.path(),
-        &["--jwks", &url, "--issuer", "contingent-local"],
+        &[
+            "--jwks",
+            &url,
+            "--issuer",
+            "contingent-local",
+            "--insecure-jwks-http",
+        ],
     );
     assert_eq!(
         status(&server.base, "/v1/organizations", Some(&region)).await,

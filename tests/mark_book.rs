@@ -27,6 +27,7 @@ fn meta() -> Metadata {
         },
         actor: "mark-book-test".into(),
         idempotency_key: None,
+        request_fingerprint: None,
     }
 }
 

@@ -6,7 +6,7 @@
 //! The log here wraps the real embedded log and injects the failures.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -18,20 +18,45 @@ use contingent_log_sqlite::SqliteLog;
 use contingent_projections::{all_projections, ReadStore};
 use contingent_registry::{Registry, RegistryError, Settings};
 
-/// The embedded log, failing every `every`-th append before writing anything.
+/// The embedded log, failing every `every`-th append (and the first `fail_first`) before
+/// writing anything, and every read while `reads_fail` is set.
 struct FailingLog {
     inner: SqliteLog,
     appends: AtomicUsize,
     failed: AtomicUsize,
     every: usize,
     conflict: bool,
+    fail_first: usize,
+    reads_fail: AtomicBool,
+}
+
+impl FailingLog {
+    fn new(inner: SqliteLog, every: usize, conflict: bool, fail_first: usize) -> Self {
+        Self {
+            inner,
+            appends: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            every,
+            conflict,
+            fail_first,
+            reads_fail: AtomicBool::new(false),
+        }
+    }
+
+    fn read_fault(&self) -> Result<(), LogError> {
+        if self.reads_fail.load(Ordering::SeqCst) {
+            Err(LogError::Storage("injected read fault".into()))
+        } else {
+            Ok(())
+        }
+    }
 }
 
 #[async_trait]
 impl EventLog for FailingLog {
     async fn append(&self, events: &[RecordedEvent]) -> Result<(), LogError> {
         let n = self.appends.fetch_add(1, Ordering::SeqCst) + 1;
-        if n.is_multiple_of(self.every) {
+        if n.is_multiple_of(self.every) || n <= self.fail_first {
             self.failed.fetch_add(1, Ordering::SeqCst);
             let first = events.first().map_or(0, RecordedEvent::position);
             return Err(if self.conflict {
@@ -43,6 +68,7 @@ impl EventLog for FailingLog {
         self.inner.append(events).await
     }
     async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        self.read_fault()?;
         self.inner.read_after(after, limit).await
     }
     async fn read_raw_after(&self, after: u64, limit: usize) -> Result<Vec<RawEvent>, LogError> {
@@ -52,6 +78,7 @@ impl EventLog for FailingLog {
         self.inner.read_learner(learner).await
     }
     async fn head(&self) -> Result<Head, LogError> {
+        self.read_fault()?;
         self.inner.head().await
     }
 }
@@ -74,6 +101,7 @@ fn meta() -> Metadata {
         },
         actor: "writer-test".into(),
         idempotency_key: None,
+        request_fingerprint: None,
     }
 }
 
@@ -83,13 +111,7 @@ async fn drive(conflict: bool) {
     // Small group commits: many appends, so many of them fail.
     settings.max_batch = 16;
     let inner = SqliteLog::open(&settings.log_path()).await.expect("log");
-    let log = Arc::new(FailingLog {
-        inner: inner.clone(),
-        appends: AtomicUsize::new(0),
-        failed: AtomicUsize::new(0),
-        every: 7,
-        conflict,
-    });
+    let log = Arc::new(FailingLog::new(inner.clone(), 7, conflict, 0));
     let read = ReadStore::open(&settings.read_path(), &all_projections())
         .await
         .expect("read store");
@@ -159,4 +181,95 @@ async fn a_failed_append_under_load_loses_nothing_acknowledged_and_records_nothi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_race_under_load_is_decided_again_and_loses_nothing_acknowledged() {
     drive(true).await;
+}
+
+async fn started(log: Arc<FailingLog>, dir: &tempfile::TempDir) -> Registry {
+    let settings = Settings::new(dir.path());
+    let read = ReadStore::open(&settings.read_path(), &all_projections())
+        .await
+        .expect("read store");
+    Registry::start(settings, log, read, |_| {})
+        .await
+        .expect("registry")
+}
+
+/// An answer decided on top of a batch that never became durable is not given: not the
+/// acceptance, and not a refusal or an "already recorded" that rests on it either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_answer_rests_on_a_batch_that_failed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inner = SqliteLog::open(&dir.path().join("log.db"))
+        .await
+        .expect("log");
+    // Every append fails: nothing is ever durable.
+    let log = Arc::new(FailingLog::new(
+        inner.clone(),
+        usize::MAX,
+        false,
+        usize::MAX,
+    ));
+    let registry = Arc::new(started(log.clone(), &dir).await);
+    let register = organization(1);
+    // The same organization many times at once: all but one answer rest on the first.
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (registry, register) = (registry.clone(), register.clone());
+        tasks.spawn(async move { registry.submit(register, meta()).await });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let answer = done.expect("task");
+        assert!(
+            matches!(answer, Err(RegistryError::Unavailable(_))),
+            "nothing is durable, so no answer but unavailable is true: {answer:?}"
+        );
+    }
+    assert!(log.failed.load(Ordering::SeqCst) >= 2, "appends failed");
+    assert!(inner.read_after(0, 10).await.expect("log").is_empty());
+    assert_eq!(
+        registry.read_state(|s| s.counts()[0]),
+        0,
+        "the state is the log's"
+    );
+}
+
+/// When the writer cannot read its state back from the log after a failed append, it refuses
+/// commands (and says why) instead of deciding on a state ahead of the log, until it can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_cannot_read_the_log_back_refuses_commands_until_it_can() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inner = SqliteLog::open(&dir.path().join("log.db"))
+        .await
+        .expect("log");
+    let log = Arc::new(FailingLog::new(inner.clone(), usize::MAX, false, 1));
+    let registry = started(log.clone(), &dir).await;
+    log.reads_fail.store(true, Ordering::SeqCst);
+    let first = registry.submit(organization(1), meta()).await;
+    assert!(
+        matches!(first, Err(RegistryError::Unavailable(_))),
+        "{first:?}"
+    );
+    let fault = registry
+        .writer_fault()
+        .expect("the writer says why it refuses");
+    assert!(fault.contains("cannot read its state back"), "{fault}");
+    let second = registry.submit(organization(2), meta()).await;
+    assert!(
+        matches!(second, Err(RegistryError::Unavailable(_))),
+        "nothing is decided on a state ahead of the log: {second:?}"
+    );
+    assert!(inner.read_after(0, 10).await.expect("log").is_empty());
+
+    log.reads_fail.store(false, Ordering::SeqCst);
+    let third = registry
+        .submit(organization(3), meta())
+        .await
+        .expect("decided again once the log reads back");
+    assert_eq!(
+        third.events[0].position, 1,
+        "on the log's state, not ahead of it"
+    );
+    assert!(registry.writer_fault().is_none());
+    let stored = inner.read_after(0, 10).await.expect("log");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(registry.read_state(|s| s.counts()[0]), 1);
 }

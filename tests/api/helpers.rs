@@ -38,6 +38,14 @@ impl TestApp {
         Self::spawn_in(dir).await
     }
 
+    /// An embedded registry with settings changed by `change`.
+    pub async fn spawn_configured(change: impl FnOnce(&mut Settings)) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut settings = Settings::new(dir.path());
+        change(&mut settings);
+        Self::spawn_with(dir, settings, None).await
+    }
+
     pub async fn spawn_in(dir: tempfile::TempDir) -> Self {
         let settings = Settings::new(dir.path());
         Self::spawn_with(dir, settings, None).await
@@ -86,7 +94,12 @@ impl TestApp {
         let verifier = Arc::new(issuer.verifier().expect("verifier"));
         let app = contingent_api::router(registry.clone(), verifier);
         let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("server runs");
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+            .expect("server runs");
         });
         Self {
             base,

@@ -5,5 +5,7 @@ mod access;
 mod contract;
 mod errors;
 mod helpers;
+mod idempotency;
 mod lifecycle;
+mod limits;
 mod log_and_feed;

@@ -16,5 +16,6 @@ pub use federal::{federal_view, FEDERAL_ENVELOPE_FIELDS, FEDERAL_FIELDS};
 pub use policy::{authorize_command, authorize_read, command_learner, Denied, Read};
 pub use principal::{Claims, IncompleteClaims, Principal, Role};
 pub use tokens::{
-    LocalIssuer, TokenError, TokenVerifier, DEFAULT_AUDIENCE, LEEWAY_SECONDS, LOCAL_ISSUER,
+    write_secret_file, LocalIssuer, TokenError, TokenVerifier, DEFAULT_AUDIENCE, LEEWAY_SECONDS,
+    LOCAL_ISSUER,
 };

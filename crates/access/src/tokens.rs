@@ -143,18 +143,22 @@ impl TokenVerifier {
         Self::from_jwks(&text, issuer, audience)
     }
 
-    /// Verifies a token and returns the principal it names.
-    pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+    /// The principal of a token this verifier has verified and still remembers (it has not
+    /// expired and the key set has not been replaced since): no signature is checked.
+    pub fn remembered(&self, token: &str) -> Option<Principal> {
         let now = now_seconds();
-        if let Some(r) = self
-            .verified
+        self.verified
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(token)
-        {
-            if now <= r.exp.saturating_add(LEEWAY_SECONDS) {
-                return Ok(r.principal.clone());
-            }
+            .filter(|r| now <= r.exp.saturating_add(LEEWAY_SECONDS))
+            .map(|r| r.principal.clone())
+    }
+
+    /// Verifies a token and returns the principal it names.
+    pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        if let Some(principal) = self.remembered(token) {
+            return Ok(principal);
         }
         let (principal, exp) = self.check(token)?;
         let mut verified = self.verified.write().unwrap_or_else(|p| p.into_inner());
@@ -190,6 +194,7 @@ impl TokenVerifier {
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = LEEWAY_SECONDS;
+        validation.validate_nbf = true;
         let mut last = TokenError::UnknownKey;
         for key in candidates {
             match jsonwebtoken::decode::<VerifiedClaims>(token, &key.key, &validation) {
@@ -206,6 +211,7 @@ struct SignedClaims<'a> {
     iss: &'a str,
     aud: &'a str,
     iat: u64,
+    nbf: u64,
     exp: u64,
     #[serde(flatten)]
     claims: &'a Claims,
@@ -302,8 +308,20 @@ impl LocalIssuer {
         self.issue_at(claims, now, now + ttl.as_secs())
     }
 
-    /// Signs a token with explicit issue and expiry times (seconds since the epoch).
+    /// Signs a token with explicit issue and expiry times (seconds since the epoch); it is not
+    /// valid before it is issued.
     pub fn issue_at(&self, claims: &Claims, iat: u64, exp: u64) -> Result<String, TokenError> {
+        self.issue_between(claims, iat, iat, exp)
+    }
+
+    /// Signs a token issued at `iat`, valid from `nbf` until `exp` (seconds since the epoch).
+    pub fn issue_between(
+        &self,
+        claims: &Claims,
+        iat: u64,
+        nbf: u64,
+        exp: u64,
+    ) -> Result<String, TokenError> {
         let der = self
             .key
             .to_pkcs8_der()
@@ -314,11 +332,37 @@ impl LocalIssuer {
             iss: &self.issuer,
             aud: &self.audience,
             iat,
+            nbf,
             exp,
             claims,
         };
         jsonwebtoken::encode(&header, &body, &EncodingKey::from_ec_der(der.as_bytes()))
             .map_err(|e| TokenError::Invalid(e.to_string()))
+    }
+}
+
+/// Writes a file only its owner may read or write (mode 0600 on Unix), replacing one that
+/// exists (and taking its permissions away from anyone else first): for bearer tokens and keys.
+pub fn write_secret_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::io::Write;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if path.exists() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::write(path, bytes)
     }
 }
 
@@ -396,6 +440,53 @@ mod tests {
             verifier.verify("not.a.token"),
             Err(TokenError::Malformed)
         ));
+    }
+
+    #[test]
+    fn a_token_is_refused_before_its_not_before_time() {
+        let issuer = LocalIssuer::generate("idp", "contingent");
+        let verifier = issuer.verifier().expect("verifier");
+        let now = now_seconds();
+        let early = issuer
+            .issue_between(&claims(Role::Region), now, now + 3600, now + 7200)
+            .expect("token");
+        assert!(
+            matches!(verifier.verify(&early), Err(TokenError::Invalid(ref e)) if e.contains("ImmatureSignature")),
+            "{:?}",
+            verifier.verify(&early).err()
+        );
+        assert!(verifier.remembered(&early).is_none());
+        let within_leeway = issuer
+            .issue_between(&claims(Role::Region), now, now + 10, now + 7200)
+            .expect("token");
+        assert!(
+            verifier.verify(&within_leeway).is_ok(),
+            "clock skew is tolerated"
+        );
+    }
+
+    #[test]
+    fn secret_files_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("tokens.env");
+        std::fs::write(&path, "old").expect("world-readable file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        write_secret_file(&path, b"export TOKEN=x").expect("written");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            "export TOKEN=x"
+        );
+        let fresh = dir.path().join("fresh");
+        write_secret_file(&fresh, b"k").expect("written");
+        let mode = std::fs::metadata(&fresh)
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
     }
 
     #[test]

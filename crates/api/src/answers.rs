@@ -142,8 +142,12 @@ impl From<contingent_registry::VerifyReport> for Verification {
 /// `GET /healthz`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// Always `ok` when the process answers.
+    /// `ok`, or `refusing_commands` (with 503) while the writer's state is not the log's:
+    /// reads still work.
     pub status: String,
+    /// Why commands are refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// The log's last position.
     pub log_head: u64,
     /// The position the read models have applied.

@@ -1,10 +1,13 @@
 //! Authentication and the access journal at the HTTP edge: the [`Auth`] extractor verifies the
-//! bearer token (401 otherwise), [`Auth::allow`] checks a read against the policy (403
-//! otherwise), and both journal what the access journal must hold.
+//! bearer token (401 otherwise; 429 for an address past its rate of refusals) and holds each
+//! caller to its rate (429), [`Auth::allow`] checks a read against the policy (403 otherwise),
+//! and both journal what the access journal must hold.
 
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use chrono::Utc;
@@ -13,6 +16,7 @@ use contingent_domain::LearnerId;
 use contingent_registry::{JournalEntry, Registry};
 
 use crate::error::ApiError;
+use crate::guard::{Guard, OverRate, UNKNOWN_ADDRESS};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -23,6 +27,8 @@ pub struct AppState {
     pub verifier: Arc<TokenVerifier>,
     /// Diaries kept while nothing about their learner changes.
     pub(crate) cache: Arc<crate::cache::ReadCache>,
+    /// Rates per caller and per address, and the count of refused anonymous requests.
+    pub(crate) guard: Arc<Guard>,
 }
 
 impl FromRef<AppState> for Arc<Registry> {
@@ -37,15 +43,6 @@ pub struct Auth {
     pub principal: Principal,
     method: String,
     path: String,
-}
-
-/// The learner named in a path like `/v1/learners/{id}/…`.
-fn learner_in_path(path: &str) -> Option<LearnerId> {
-    path.strip_prefix("/v1/learners/")?
-        .split('/')
-        .next()?
-        .parse()
-        .ok()
 }
 
 async fn journal(registry: &Registry, entry: JournalEntry) -> Result<(), ApiError> {
@@ -65,6 +62,10 @@ impl FromRequestParts<AppState> for Auth {
     ) -> Result<Self, Self::Rejection> {
         let method = parts.method.to_string();
         let path = parts.uri.path().to_owned();
+        let address = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(UNKNOWN_ADDRESS, |c| c.0.ip());
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -74,38 +75,80 @@ impl FromRequestParts<AppState> for Auth {
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .map(str::trim);
-        let verified = match token {
-            None => Err("send Authorization: Bearer <token> from the regional sign-on".to_owned()),
-            Some(t) => state.verifier.verify(t).map_err(|e| e.to_string()),
-        };
-        match verified {
-            Ok(principal) => Ok(Auth {
-                principal,
-                method,
-                path,
-            }),
-            Err(detail) => {
-                journal(
-                    &state.registry,
-                    JournalEntry {
-                        at: Utc::now(),
-                        subject: "anonymous".into(),
-                        role: "none".into(),
-                        learner_id: learner_in_path(&path).map(|l| l.to_string()),
-                        method,
-                        endpoint: path,
-                        status: 401,
-                        outcome: "unauthenticated".into(),
-                    },
-                )
-                .await?;
-                Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthenticated",
-                    detail,
-                ))
+        let remembered = token.and_then(|t| state.verifier.remembered(t));
+        let principal = match remembered {
+            Some(principal) => principal,
+            None => {
+                if let Some(over) = state.guard.blocked(address) {
+                    return Err(anonymous_refusal(state, Some(over)).await);
+                }
+                let verified = match token {
+                    None => Err(
+                        "send Authorization: Bearer <token> from the regional sign-on".to_owned(),
+                    ),
+                    Some(t) => state.verifier.verify(t).map_err(|e| e.to_string()),
+                };
+                match verified {
+                    Ok(principal) => principal,
+                    Err(detail) => {
+                        let over = state.guard.refused(address).err();
+                        let refusal = anonymous_refusal(state, over).await;
+                        return Err(if over.is_some() {
+                            refusal
+                        } else {
+                            ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", detail)
+                        });
+                    }
+                }
             }
+        };
+        if let Err(over) = state.guard.caller(&principal.subject) {
+            state
+                .registry
+                .metrics()
+                .requests_rate_limited
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(ApiError::too_many_requests(
+                "this account is sending requests faster than the registry serves one caller; retry after the time given",
+                over.retry_after,
+            ));
         }
+        Ok(Auth {
+            principal,
+            method,
+            path,
+        })
+    }
+}
+
+/// Counts a request refused without a valid token: not journaled one by one (its path and
+/// token are the sender's choice), but counted in `/metrics` and summed up in the journal once
+/// per period. The answer is 429 when the address is over its rate of refusals.
+async fn anonymous_refusal(state: &AppState, over: Option<OverRate>) -> ApiError {
+    let metrics = state.registry.metrics();
+    metrics
+        .requests_unauthenticated
+        .fetch_add(1, Ordering::Relaxed);
+    if over.is_some() {
+        metrics
+            .requests_rate_limited
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    if let Some(entry) = state.guard.anonymous(over.is_some()) {
+        if let Err(error) = journal(&state.registry, entry).await {
+            tracing::warn!(%error, "journaling the count of refused anonymous requests failed");
+        }
+    }
+    match over {
+        Some(over) => ApiError::too_many_requests(
+            "too many requests without a valid token from this address; retry after the time given",
+            over.retry_after,
+        ),
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "send Authorization: Bearer <token> from the regional sign-on",
+        ),
     }
 }
 

@@ -180,12 +180,57 @@ fn source_of(principal: &Principal, command: &Command) -> Source {
     Source { kind, id }
 }
 
+/// Writes `value` as JSON with every object's keys in order, so two bodies that say the same
+/// thing (whatever their key order and spacing) have the same bytes.
+fn canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (key, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(Value::String(key.clone()).to_string().as_bytes());
+                out.push(b':');
+                canonical(v, out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                canonical(v, out);
+            }
+            out.push(b']');
+        }
+        other => out.extend_from_slice(other.to_string().as_bytes()),
+    }
+}
+
+/// The fingerprint of a command as its caller sent it (before any id is generated): SHA-256
+/// of the command's name and its canonical body, in hex.
+pub fn fingerprint(name: &str, body: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let mut bytes = Vec::with_capacity(256);
+    bytes.extend_from_slice(name.as_bytes());
+    bytes.push(b'\n');
+    canonical(body, &mut bytes);
+    hex::encode(Sha256::digest(&bytes))
+}
+
 /// The metadata of a command: the caller's account as the actor, their system as the source,
-/// and the `Idempotency-Key` header.
+/// and the `Idempotency-Key` header with the fingerprint of the body it was sent with. A key
+/// belongs to its actor: another account's identical key is another key.
 pub fn metadata(
     headers: &HeaderMap,
     command: &Command,
     principal: &Principal,
+    fingerprint: String,
 ) -> Result<Metadata, ApiError> {
     let idempotency_key = header(headers, "idempotency-key")?.map(str::to_owned);
     if let Some(key) = &idempotency_key {
@@ -199,6 +244,7 @@ pub fn metadata(
     Ok(Metadata {
         source: source_of(principal, command),
         actor: principal.subject.chars().take(200).collect(),
+        request_fingerprint: idempotency_key.as_ref().map(|_| fingerprint),
         idempotency_key,
     })
 }
@@ -209,5 +255,30 @@ pub fn status_of(replayed: bool) -> StatusCode {
         StatusCode::OK
     } else {
         StatusCode::CREATED
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fingerprint;
+    use serde_json::json;
+
+    #[test]
+    fn the_fingerprint_ignores_key_order_and_spacing_but_not_content() {
+        let a = json!({"class_id": "c", "capacity": 25, "nested": {"b": 1, "a": [1, 2]}});
+        let b: serde_json::Value = serde_json::from_str(
+            r#"{ "nested": {"a": [1,2], "b": 1}, "capacity": 25, "class_id": "c" }"#,
+        )
+        .expect("json");
+        assert_eq!(fingerprint("open_class", &a), fingerprint("open_class", &b));
+        let c = json!({"class_id": "c", "capacity": 26, "nested": {"b": 1, "a": [1, 2]}});
+        assert_ne!(fingerprint("open_class", &a), fingerprint("open_class", &c));
+        assert_ne!(
+            fingerprint("open_class", &a),
+            fingerprint("change_class_capacity", &a)
+        );
+        let d = json!({"class_id": "c", "capacity": 25, "nested": {"b": 1, "a": [2, 1]}});
+        assert_ne!(fingerprint("open_class", &a), fingerprint("open_class", &d));
+        assert_eq!(fingerprint("open_class", &a).len(), 64);
     }
 }

@@ -20,6 +20,8 @@ pub struct ApiError {
     pub detail: String,
     /// The request field at fault, as a JSON path.
     pub field: Option<String>,
+    /// Seconds after which a retry may succeed (`Retry-After`), for 429 and 503.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -30,7 +32,20 @@ impl ApiError {
             code,
             detail: detail.into(),
             field: None,
+            retry_after: None,
         }
+    }
+
+    /// 429 for a caller or an address over its rate.
+    pub fn too_many_requests(detail: impl Into<String>, retry_after: std::time::Duration) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail).retry_after(retry_after)
+    }
+
+    /// Says when a retry may succeed (rounded up to whole seconds, at least one).
+    pub fn retry_after(mut self, after: std::time::Duration) -> Self {
+        let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        self.retry_after = Some(seconds.max(1));
+        self
     }
 
     /// 400 for a bad request.
@@ -61,6 +76,7 @@ impl ApiError {
             StatusCode::METHOD_NOT_ALLOWED => "Method not allowed",
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "Unsupported media type",
             StatusCode::SERVICE_UNAVAILABLE => "The registry is unavailable",
+            StatusCode::TOO_MANY_REQUESTS => "Too many requests",
             _ => "Internal error",
         }
     }
@@ -92,6 +108,7 @@ impl From<RegistryError> for ApiError {
                     "unavailable",
                     "the registry could not complete the request; nothing was recorded, retry with the same Idempotency-Key",
                 )
+                .retry_after(std::time::Duration::from_secs(1))
             }
         }
     }
@@ -105,6 +122,7 @@ impl From<sqlx_error::Error> for ApiError {
             "unavailable",
             "the read models could not be queried",
         )
+        .retry_after(std::time::Duration::from_secs(1))
     }
 }
 
@@ -134,6 +152,7 @@ pub struct Problem {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = self.retry_after;
         let body = Problem {
             problem_type: format!("/problems/{}", self.code),
             title: self.title(),
@@ -143,11 +162,17 @@ impl IntoResponse for ApiError {
             field: self.field,
         };
         let body = serde_json::to_string(&body).unwrap_or_default();
-        (
+        let mut response = (
             self.status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             body,
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        }
+        response
     }
 }

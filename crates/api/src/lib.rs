@@ -12,17 +12,21 @@ mod auth;
 mod cache;
 mod commands;
 mod error;
+mod guard;
 mod handlers;
 mod openapi;
 mod params;
 
 use std::sync::Arc;
 
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use contingent_access::TokenVerifier;
 use contingent_registry::Registry;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::{BoxError, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use auth::AppState;
@@ -41,7 +45,22 @@ pub fn router_with_cache(
     cache_bytes: u64,
 ) -> Router {
     let limit = registry.settings().max_body_bytes;
+    let limits = registry.settings().limits.clone();
     let cache = Arc::new(cache::ReadCache::new(cache_bytes));
+    let guard = Arc::new(guard::Guard::new(&limits));
+    guard.spawn_summaries(&registry);
+    let metrics = registry.metrics().clone();
+    let state = AppState {
+        registry,
+        verifier,
+        cache,
+        guard,
+    };
+    // Probes and the contract are served whatever the load, outside the limits.
+    let outside_limits = Router::new()
+        .route("/openapi.json", get(openapi::document))
+        .route("/healthz", get(handlers::healthz))
+        .route("/metrics", get(handlers::metrics));
     Router::new()
         .route("/v1/commands/{name}", post(handlers::command))
         .route("/v1/learners", get(handlers::find_learners))
@@ -58,18 +77,85 @@ pub fn router_with_cache(
         .route("/v1/federal/counts", get(handlers::federal_counts))
         .route("/v1/feed", get(handlers::feed))
         .route("/v1/audit/verify", get(handlers::verify))
-        .route("/openapi.json", get(openapi::document))
-        .route("/healthz", get(handlers::healthz))
-        .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(move |error: BoxError| {
+                    let metrics = metrics.clone();
+                    async move { limits::refusal(&metrics, &error) }
+                }))
+                .load_shed()
+                // One limit for the whole API: `Router::layer` wraps each route on its own.
+                .layer(GlobalConcurrencyLimitLayer::new(
+                    limits.max_concurrent_requests.max(1),
+                ))
+                .timeout(limits.request_timeout),
+        )
+        .merge(outside_limits)
         .layer(DefaultBodyLimit::max(limit))
         .layer(CatchPanicLayer::custom(handlers::panicked))
-        .with_state(AppState {
-            registry,
-            verifier,
-            cache,
-        })
+        .with_state(state)
+}
+
+/// Serves the router on a listener with each connection's address known to it (the rate of
+/// refused requests is kept per address), until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+mod limits {
+    use std::sync::atomic::Ordering;
+
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Response};
+    use contingent_registry::Metrics;
+    use tower::BoxError;
+
+    use crate::error::ApiError;
+
+    /// The answer to a request the API would not serve: over the concurrency limit (shed at
+    /// once rather than queued) or past the request timeout.
+    pub(crate) fn refusal(metrics: &Metrics, error: &BoxError) -> Response {
+        let one_second = std::time::Duration::from_secs(1);
+        if error.is::<tower::load_shed::error::Overloaded>() {
+            metrics.requests_shed.fetch_add(1, Ordering::Relaxed);
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "the registry is serving as many requests as it can; retry after the time given",
+            )
+            .retry_after(one_second)
+            .into_response()
+        } else if error.is::<tower::timeout::error::Elapsed>() {
+            metrics.requests_timed_out.fetch_add(1, Ordering::Relaxed);
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "the request took longer than the registry allows; a command may still be recorded, so retry it with the same Idempotency-Key",
+            )
+            .retry_after(one_second)
+            .into_response()
+        } else {
+            tracing::error!(%error, "request failed in a middleware");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the registry could not serve the request; retry",
+            )
+            .retry_after(one_second)
+            .into_response()
+        }
+    }
 }
 
 /// The paths the API serves, as documented in `/openapi.json`: each command is documented at

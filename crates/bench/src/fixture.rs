@@ -316,6 +316,7 @@ pub fn mark_commands(
             },
             actor: stay.teacher.clone(),
             idempotency_key: None,
+            request_fingerprint: None,
         };
         out.push((command, meta));
     }

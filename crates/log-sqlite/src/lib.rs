@@ -350,6 +350,7 @@ mod tests {
             },
             actor: "tester".into(),
             idempotency_key: None,
+            request_fingerprint: None,
         }
     }
 

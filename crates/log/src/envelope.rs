@@ -94,6 +94,10 @@ pub struct Envelope {
     /// The caller's idempotency key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// SHA-256 (hex) of the command's canonical body, with an idempotency key: the same key
+    /// with another body is refused, not answered with this event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_fingerprint: Option<String>,
     /// Hash of the previous event's stored bytes.
     pub prev_hash: Hash,
     /// The event: `type` and `data`.
@@ -149,6 +153,8 @@ pub struct Metadata {
     pub actor: String,
     /// The caller's idempotency key.
     pub idempotency_key: Option<String>,
+    /// SHA-256 (hex) of the command's canonical body, sent with an idempotency key.
+    pub request_fingerprint: Option<String>,
 }
 
 impl Envelope {
@@ -175,6 +181,7 @@ impl Envelope {
                 source: meta.source.clone(),
                 actor: meta.actor.clone(),
                 idempotency_key: meta.idempotency_key.clone(),
+                request_fingerprint: meta.request_fingerprint.clone(),
                 prev_hash,
                 event,
             };

@@ -879,6 +879,7 @@ fn seal_one_by_one(events: Vec<Event>, s: &Story) -> Vec<RecordedEvent> {
             },
             actor: format!("user:{}@{}", i + 1, kind.as_str()),
             idempotency_key: (i % 2 == 0).then(|| format!("req-{:04}", i + 1)),
+            request_fingerprint: (i % 2 == 0).then(|| format!("{:064x}", i + 1)),
         };
         let offset = TimeDelta::seconds(i as i64 * 3_600)
             + if i % 3 == 0 {
@@ -904,6 +905,7 @@ fn seal_in_one_batch(events: Vec<Event>) -> Vec<RecordedEvent> {
         },
         actor: "system:import".into(),
         idempotency_key: None,
+        request_fingerprint: None,
     };
     Envelope::seal_all(events, &meta, 1, GENESIS_HASH, Utc::now()).expect("the events seal")
 }

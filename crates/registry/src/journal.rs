@@ -1,5 +1,6 @@
 //! The access journal: every read of a learner's personal data by an official, and every
-//! refused request, with who, when, which learner and which endpoint. Kept in its own SQLite
+//! refused request of a caller with a valid token, with who, when, which learner and which
+//! endpoint; requests without a valid token are summed up in one entry per period. Kept in its own SQLite
 //! file (`journal.db`) or, when the read models are in PostgreSQL, in a table of that database
 //! shared by every API process; append-only like the log (triggers refuse changes); a request
 //! is answered only after its entry is committed, and concurrent entries share one commit.
@@ -177,19 +178,23 @@ impl Journal {
             .bind(learner_id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| JournalEntry {
-                at: r.get::<String, _>("at").parse().unwrap_or_default(),
-                subject: r.get("subject"),
-                role: r.get("role"),
-                learner_id: r.get("learner_id"),
-                method: r.get("method"),
-                endpoint: r.get("endpoint"),
-                status: r.get::<i64, _>("status") as u16,
-                outcome: r.get("outcome"),
-            })
-            .collect())
+        Ok(rows.iter().map(entry_of).collect())
+    }
+
+    /// How many entries the journal holds.
+    pub async fn count(&self) -> Result<u64, RegistryError> {
+        let row = sqlx::query("SELECT count(*) AS n FROM access_journal")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get::<i64, _>("n").max(0) as u64)
+    }
+
+    /// Entries of requests refused without a valid token: one per period, with the count.
+    pub async fn anonymous_summaries(&self) -> Result<Vec<JournalEntry>, RegistryError> {
+        let rows = sqlx::query("SELECT at, subject, role, learner_id, method, endpoint, status, outcome FROM access_journal WHERE subject = 'anonymous' ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(entry_of).collect())
     }
 
     /// Closes the journal file.
@@ -254,5 +259,18 @@ async fn write_entries(pool: AnyPool, mut rx: mpsc::Receiver<Pending>) {
         for p in batch.drain(..) {
             let _ = p.done.send(result.clone());
         }
+    }
+}
+
+fn entry_of(r: &sqlx::any::AnyRow) -> JournalEntry {
+    JournalEntry {
+        at: r.get::<String, _>("at").parse().unwrap_or_default(),
+        subject: r.get("subject"),
+        role: r.get("role"),
+        learner_id: r.get("learner_id"),
+        method: r.get("method"),
+        endpoint: r.get("endpoint"),
+        status: r.get::<i64, _>("status") as u16,
+        outcome: r.get("outcome"),
     }
 }

@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 mod audit;
+mod idempotency;
 mod journal;
 mod markbook;
 mod metrics;
@@ -21,5 +22,5 @@ pub use journal::{Journal, JournalEntry, JournalLocation};
 pub use metrics::Metrics;
 pub use projecting::{run_projector, select_projections};
 pub use registry::{open_log, Receipt, Registry, RegistryError};
-pub use settings::{LogBackend, Settings};
+pub use settings::{LogBackend, RequestLimits, Settings};
 pub use snapshot::{LearnerSnapshot, SnapshotEnrollment};

@@ -30,10 +30,32 @@ pub struct Metrics {
     pub read_cache_hits: AtomicU64,
     /// Learner queries that went to the read models.
     pub read_cache_misses: AtomicU64,
+    /// Requests refused without a valid token (401), counted instead of journaled one by one.
+    pub requests_unauthenticated: AtomicU64,
+    /// Requests answered 429: a caller over its rate, or an address over its rate of refusals.
+    pub requests_rate_limited: AtomicU64,
+    /// Requests answered `503 overloaded` because the API was serving its most at once.
+    pub requests_shed: AtomicU64,
+    /// Requests answered `503 timeout`.
+    pub requests_timed_out: AtomicU64,
     refused: Mutex<BTreeMap<&'static str, u64>>,
+    /// Why the writer refuses commands: it could not re-establish its state from the log.
+    writer_fault: Mutex<Option<String>>,
 }
 
 impl Metrics {
+    /// Records why the writer refuses commands (none: it decides again).
+    pub fn set_writer_fault(&self, fault: Option<String>) {
+        if let Ok(mut f) = self.writer_fault.lock() {
+            *f = fault;
+        }
+    }
+
+    /// Why the writer refuses commands, if it does.
+    pub fn writer_fault(&self) -> Option<String> {
+        self.writer_fault.lock().ok().and_then(|f| f.clone())
+    }
+
     /// Counts a refused command by its code.
     pub fn refused(&self, code: &'static str) {
         if let Ok(mut map) = self.refused.lock() {
@@ -130,6 +152,35 @@ impl Metrics {
             out,
             "# HELP contingent_projection_lag_events Events appended but not yet in every read model.\n# TYPE contingent_projection_lag_events gauge\ncontingent_projection_lag_events {}",
             get(&self.log_head).saturating_sub(get(&self.projected_position))
+        );
+        for (name, help, value) in [
+            (
+                "contingent_requests_unauthenticated_total",
+                "Requests refused without a valid token (401).",
+                &self.requests_unauthenticated,
+            ),
+            (
+                "contingent_requests_rate_limited_total",
+                "Requests answered 429 (a caller or an address over its rate).",
+                &self.requests_rate_limited,
+            ),
+            (
+                "contingent_requests_shed_total",
+                "Requests answered 503 because the API was serving its most at once.",
+                &self.requests_shed,
+            ),
+            (
+                "contingent_requests_timed_out_total",
+                "Requests answered 503 because they took longer than the request timeout.",
+                &self.requests_timed_out,
+            ),
+        ] {
+            counter(&mut out, name, help, "counter", get(value));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP contingent_writer_faulted 1 while the writer refuses commands because it could not re-establish its state from the log.\n# TYPE contingent_writer_faulted gauge\ncontingent_writer_faulted {}",
+            u8::from(self.writer_fault().is_some())
         );
         let _ = writeln!(out, "# HELP contingent_commands_refused_total Commands refused, by rule.\n# TYPE contingent_commands_refused_total counter");
         if let Ok(map) = self.refused.lock() {

@@ -27,7 +27,7 @@ pub enum RegistryError {
     #[error(transparent)]
     Refused(#[from] DomainError),
     /// The idempotency key was used before for another command.
-    #[error("idempotency key {key:?} was already used for a {command} command")]
+    #[error("idempotency key {key:?} was already used by this account for another request (a {command} command); send a new request with a new key")]
     IdempotencyKeyReused {
         /// The key.
         key: String,
@@ -154,7 +154,13 @@ impl Registry {
             RegistryError::Unavailable(format!("{}: {e}", settings.data_dir.display()))
         })?;
         let book = crate::markbook::MarkBook::open(&settings.mark_book_path()).await?;
-        let state = WriterState::load(&*log, book, settings.settle_marks_at, progress).await?;
+        let keys = crate::idempotency::KeyRecord::open(
+            &settings.idempotency_path(),
+            settings.idempotency_window,
+        )
+        .await?;
+        let state =
+            WriterState::load(&*log, book, keys, settings.settle_marks_at, progress).await?;
         let metrics = Arc::new(Metrics::default());
         metrics
             .log_head
@@ -317,6 +323,12 @@ impl Registry {
     /// The read models.
     pub fn read(&self) -> &ReadStore {
         &self.read
+    }
+
+    /// Why the writer refuses commands, if it does: after a failed append it could not read its
+    /// state back from the log (it retries with every command).
+    pub fn writer_fault(&self) -> Option<String> {
+        self.metrics.writer_fault()
     }
 
     /// The counters.

@@ -45,6 +45,49 @@ pub struct Settings {
     /// Bytes of answers to learner queries (diaries) the API keeps while nothing about the
     /// learner changes; 0 keeps none.
     pub read_cache_bytes: u64,
+    /// What bounds the API's work for any one caller, address or moment.
+    pub limits: RequestLimits,
+    /// How long an `Idempotency-Key` is remembered after the command it came with was recorded
+    /// (24 hours by default); after it, the same key names a new command.
+    pub idempotency_window: Duration,
+}
+
+/// Bounds on the HTTP API, so that a flood of requests (with or without valid tokens) neither
+/// exhausts the process nor grows the access journal, and good callers are still served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// Longest a request may take before it is answered `503 timeout`.
+    pub request_timeout: Duration,
+    /// Requests served at once; past it a request is answered `503 overloaded` at once instead
+    /// of waiting (`/healthz` and `/metrics` are not counted).
+    pub max_concurrent_requests: usize,
+    /// Requests per second one caller (a token's subject) may make on average (0: no limit)…
+    pub caller_per_second: u32,
+    /// …and at once, in a burst.
+    pub caller_burst: u32,
+    /// Refused requests (401: no token, a bad one, an expired one) one network address may make
+    /// per minute on average (0: no limit); past it the address is answered `429` without its token being
+    /// checked, until it is under the rate again.
+    pub refused_per_address_per_minute: u32,
+    /// …and at once, in a burst.
+    pub refused_burst: u32,
+    /// How often the count of refused anonymous requests is written to the access journal (one
+    /// entry per period with the count, instead of one per request).
+    pub anonymous_summary_every: Duration,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            max_concurrent_requests: 2048,
+            caller_per_second: 200,
+            caller_burst: 1000,
+            refused_per_address_per_minute: 120,
+            refused_burst: 60,
+            anonymous_summary_every: Duration::from_secs(60),
+        }
+    }
 }
 
 impl Settings {
@@ -61,6 +104,8 @@ impl Settings {
             follow_interval: Duration::from_millis(100),
             settle_marks_at: 200_000,
             read_cache_bytes: 64 * 1024 * 1024,
+            limits: RequestLimits::default(),
+            idempotency_window: Duration::from_secs(24 * 3600),
         }
     }
 
@@ -99,6 +144,18 @@ impl Settings {
                 self.data_dir.join(format!("marks-{topic}.db"))
             }
         }
+    }
+
+    /// The writer's idempotency record (derived from the log, one per log): `idempotency.db`
+    /// beside the embedded log, `idempotency-<topic>.db` for a Kafka topic.
+    pub fn idempotency_path(&self) -> PathBuf {
+        let book = self.mark_book_path();
+        let name = book
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("marks.db")
+            .replacen("marks", "idempotency", 1);
+        book.with_file_name(name)
     }
 
     /// The read-model database: the PostgreSQL URL if one is set, else the embedded file.

@@ -7,11 +7,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use contingent_domain::{decide, learner_of, Command, Event, MarkId, State};
 use contingent_log::{Envelope, EventLog, Hash, Head, LogError, Metadata, RecordedEvent};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::idempotency::{entry_of, gather, KeyEntry, KeyOf, KeyRecord};
 use crate::markbook::MarkBook;
 use crate::metrics::Metrics;
 use crate::registry::{Receipt, RegistryError};
@@ -28,16 +29,29 @@ pub(crate) struct Job {
     pub reply: Reply,
 }
 
+/// A keyed command decided but not yet in the idempotency record (its append is under way or
+/// its entry not yet written).
+pub(crate) struct Pending {
+    pub fingerprint: Option<String>,
+    pub receipt: Receipt,
+}
+
 /// What the writer knows: the state, the head of the log, the idempotency record, and the
 /// marks it settled in its mark book.
 pub(crate) struct WriterState {
     /// Shared with readers that authorize queries; written only by the writer task.
     pub state: Arc<RwLock<State>>,
     pub head: Head,
-    pub receipts: HashMap<String, Receipt>,
+    /// Keyed commands decided since their entries were last written to `keys`.
+    pub pending: HashMap<KeyOf, Pending>,
+    /// The idempotency record (off the heap, derived from the log).
+    pub keys: KeyRecord,
     pub book: MarkBook,
     /// Marks held in memory before they are settled in the book.
     pub settle_at: usize,
+    /// The state may be ahead of the log: an append failed and the log could not be read back
+    /// since. No command is decided until it is.
+    pub faulted: bool,
 }
 
 /// The event type each command records, for matching a reused idempotency key.
@@ -67,15 +81,18 @@ pub(crate) fn command_of_event(event: &Event) -> &'static str {
 }
 
 impl WriterState {
-    /// Replays the whole log: the state, the head, and a receipt for every idempotency key.
-    /// Marks the book already has are not kept in memory; others are settled in the book as
-    /// they accumulate.
+    /// Replays the whole log: the state, the head, and the idempotency record of the keys
+    /// inside its window (emptied and filled again). Marks the book already has are not kept in
+    /// memory; others are settled in the book as they accumulate.
     pub async fn load(
         log: &dyn EventLog,
         book: MarkBook,
+        keys: KeyRecord,
         settle_at: usize,
         mut progress: impl FnMut(u64),
     ) -> Result<Self, LogError> {
+        keys.clear().await?;
+        let now = Utc::now();
         let (mut booked, booked_hash) = book.through().await?;
         if booked > 0 {
             let at = log.read_after(booked - 1, 1).await?;
@@ -93,7 +110,7 @@ impl WriterState {
         }
         let mut state = State::new();
         let mut head = Head::EMPTY;
-        let mut receipts: HashMap<String, Receipt> = HashMap::new();
+        let mut entries: HashMap<KeyOf, KeyEntry> = HashMap::new();
         loop {
             let batch = log.read_after(head.position, 10_000).await?;
             if batch.is_empty() {
@@ -101,7 +118,17 @@ impl WriterState {
             }
             let first = head.position + 1;
             for event in &batch {
-                absorb(&mut state, &mut head, &mut receipts, event);
+                absorb(&mut state, &mut head, &mut entries, event);
+            }
+            entries.retain(|_, e| {
+                keys.remembers(
+                    DateTime::from_timestamp(e.recorded_at, 0).unwrap_or_default(),
+                    now,
+                )
+            });
+            if !entries.is_empty() {
+                keys.insert(&entries).await?;
+                entries.clear();
             }
             if first <= booked {
                 // The book has every mark changed up to its position.
@@ -116,16 +143,18 @@ impl WriterState {
         Ok(WriterState {
             state: Arc::new(RwLock::new(state)),
             head,
-            receipts,
+            pending: HashMap::new(),
+            keys,
             book,
             settle_at,
+            faulted: false,
         })
     }
 
     /// Settles the marks held in memory that are durable (changed at or before `through`, whose
     /// hash is `hash`) in the book, once there are many. On failure they stay in memory.
     async fn settle(&self, through: u64, hash: Hash) {
-        if read(&self.state).counts()[4] < self.settle_at {
+        if self.faulted || read(&self.state).counts()[4] < self.settle_at {
             return;
         }
         let mut marks = write(&self.state).settle_marks(through);
@@ -176,10 +205,16 @@ impl WriterState {
                 return Ok(read);
             }
             read += batch.len() as u64;
-            let shared = self.state.clone();
-            let mut state = write(&shared);
-            for event in &batch {
-                absorb(&mut state, &mut self.head, &mut self.receipts, event);
+            let mut entries = HashMap::new();
+            {
+                let shared = self.state.clone();
+                let mut state = write(&shared);
+                for event in &batch {
+                    absorb(&mut state, &mut self.head, &mut entries, event);
+                }
+            }
+            if !entries.is_empty() {
+                self.keys.insert(&entries).await?;
             }
         }
     }
@@ -187,20 +222,99 @@ impl WriterState {
     /// Takes the log's word after a failed append: the state, head and receipts of what is
     /// durable, keeping the shared state's identity for its readers.
     async fn reload(&mut self, log: &dyn EventLog) -> Result<(), LogError> {
-        let fresh = WriterState::load(log, self.book.clone(), self.settle_at, |_| {}).await?;
+        let fresh = WriterState::load(
+            log,
+            self.book.clone(),
+            self.keys.clone(),
+            self.settle_at,
+            |_| {},
+        )
+        .await?;
         let state = std::mem::take(&mut *write(&fresh.state));
         *write(&self.state) = state;
         self.head = fresh.head;
-        self.receipts = fresh.receipts;
+        self.pending = fresh.pending;
         Ok(())
+    }
+
+    /// Writes the idempotency entries of keyed commands now durable, and forgets them from
+    /// `pending`. If the record cannot be written they stay pending (and are answered from
+    /// there); the next load fills the record from the log anyway.
+    async fn remember(&mut self, entries: HashMap<KeyOf, KeyEntry>) {
+        if entries.is_empty() {
+            return;
+        }
+        match self.keys.insert(&entries).await {
+            Ok(()) => {
+                for key in entries.keys() {
+                    self.pending.remove(key);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "writing the idempotency record failed; keeping the keys in memory")
+            }
+        }
+    }
+
+    /// The entries already in the record for the keyed commands of `batch` (not pending), with
+    /// the receipts that answer a retry, read back from the log.
+    async fn recall_keys(
+        &self,
+        log: &dyn EventLog,
+        batch: &[Job],
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<KeyOf, Recalled>, LogError> {
+        let wanted: Vec<KeyOf> = batch
+            .iter()
+            .filter_map(|job| {
+                let key = job.meta.idempotency_key.as_ref()?;
+                let k = (job.meta.actor.clone(), key.clone());
+                (!self.pending.contains_key(&k)).then_some(k)
+            })
+            .collect();
+        if wanted.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let found = self.keys.lookup(&wanted, now).await?;
+        let mut recalled = HashMap::with_capacity(found.len());
+        for (k, entry) in found {
+            let count = (entry.last_position + 1).saturating_sub(entry.first_position);
+            let events = log
+                .read_after(entry.first_position.saturating_sub(1), count as usize)
+                .await?;
+            let Some(command) = Command::NAMES.iter().copied().find(|n| *n == entry.command) else {
+                continue;
+            };
+            let receipt = Receipt {
+                command,
+                learner_id: events.first().and_then(|e| e.envelope.learner_id),
+                events: events.iter().map(crate::registry::receipt_event).collect(),
+                replayed: true,
+            };
+            recalled.insert(
+                k,
+                Recalled {
+                    fingerprint: entry.fingerprint,
+                    receipt,
+                },
+            );
+        }
+        Ok(recalled)
     }
 }
 
-/// Advances the state, the head and the idempotency record by one event of the log.
+/// A keyed command found in the idempotency record: its fingerprint and the answer a retry
+/// gets.
+struct Recalled {
+    fingerprint: Option<String>,
+    receipt: Receipt,
+}
+
+/// Advances the state and the head by one event of the log, gathering its idempotency entry.
 fn absorb(
     state: &mut State,
     head: &mut Head,
-    receipts: &mut HashMap<String, Receipt>,
+    entries: &mut HashMap<KeyOf, KeyEntry>,
     event: &RecordedEvent,
 ) {
     state.apply(&event.envelope.event);
@@ -208,15 +322,35 @@ fn absorb(
         position: event.position(),
         hash: event.hash,
     };
-    if let Some(key) = &event.envelope.idempotency_key {
-        let receipt = receipts.entry(key.clone()).or_insert_with(|| Receipt {
-            command: command_of_event(&event.envelope.event),
-            learner_id: event.envelope.learner_id,
-            events: Vec::new(),
-            replayed: true,
-        });
-        receipt.events.push(crate::registry::receipt_event(event));
+    if let Some((key, entry)) = entry_of(event, command_of_event(&event.envelope.event)) {
+        gather(entries, key, entry);
     }
+}
+
+/// The idempotency entries of the keyed commands of a batch whose events are now durable.
+fn key_entries(
+    jobs: &[Job],
+    answers: &[Result<Receipt, RegistryError>],
+) -> HashMap<KeyOf, KeyEntry> {
+    let now = Utc::now().timestamp();
+    jobs.iter()
+        .zip(answers)
+        .filter_map(|(job, answer)| {
+            let key = job.meta.idempotency_key.as_ref()?;
+            let receipt = answer.as_ref().ok().filter(|r| !r.replayed)?;
+            let (first, last) = (receipt.events.first()?, receipt.events.last()?);
+            Some((
+                (job.meta.actor.clone(), key.clone()),
+                KeyEntry {
+                    command: receipt.command.to_owned(),
+                    fingerprint: job.meta.request_fingerprint.clone(),
+                    first_position: first.position,
+                    last_position: last.position,
+                    recorded_at: now,
+                },
+            ))
+        })
+        .collect()
 }
 
 /// Locks the shared state for writing, recovering from a poisoned lock (the state itself is
@@ -314,14 +448,19 @@ pub(crate) async fn run(
         let decided = if batch.is_empty() {
             None
         } else {
-            Some(decide_batch(&mut me, &batch, &metrics).await)
+            Some(decide_batch(&*log, &mut me, &batch, &metrics).await)
         };
 
         if let Some(flight) = in_flight.take() {
             let landed = land(flight, &me, &head_tx, &metrics).await;
-            if let Ok((position, hash)) = landed {
-                me.settle(position, hash).await;
-            }
+            let landed = match landed {
+                Ok((position, hash, entries)) => {
+                    me.remember(entries).await;
+                    me.settle(position, hash).await;
+                    Ok(())
+                }
+                Err(failed) => Err(failed),
+            };
             if let Err((failed_jobs, error)) = landed {
                 // Neither the failed batch nor the one decided on top of it is durable.
                 let mut merged = failed_jobs;
@@ -355,12 +494,16 @@ pub(crate) async fn run(
         }
     }
     if let Some(flight) = in_flight.take() {
-        if let Err((failed_jobs, _)) = land(flight, &me, &head_tx, &metrics).await {
-            let answers = commit_again(&*log, &mut me, &failed_jobs, &metrics).await;
-            publish_head(&me, &head_tx, &metrics);
-            answer(failed_jobs, answers);
+        match land(flight, &me, &head_tx, &metrics).await {
+            Ok((_, _, entries)) => me.remember(entries).await,
+            Err((failed_jobs, _)) => {
+                let answers = commit_again(&*log, &mut me, &failed_jobs, &metrics).await;
+                publish_head(&me, &head_tx, &metrics);
+                answer(failed_jobs, answers);
+            }
         }
     }
+    me.keys.close().await;
     me.book.close().await;
 }
 
@@ -400,13 +543,14 @@ fn take_off(
 }
 
 /// Waits for the append in flight; on success answers its callers, announces the new head and
-/// returns it (position and hash). On failure hands its jobs back, unanswered.
+/// returns it (position and hash) with the idempotency entries of its keyed commands. On
+/// failure hands its jobs back, unanswered.
 async fn land(
     flight: InFlight,
     me: &WriterState,
     head_tx: &watch::Sender<u64>,
     metrics: &Metrics,
-) -> Result<(u64, Hash), (Vec<Job>, LogError)> {
+) -> Result<(u64, Hash, HashMap<KeyOf, KeyEntry>), (Vec<Job>, LogError)> {
     let InFlight {
         jobs,
         answers,
@@ -433,8 +577,9 @@ async fn land(
             let durable = last_position.min(me.head.position);
             metrics.log_head.store(durable, Ordering::Relaxed);
             let _ = head_tx.send(durable);
+            let entries = key_entries(&jobs, &answers);
             answer(jobs, answers);
-            Ok((last_position, last_hash))
+            Ok((last_position, last_hash, entries))
         }
         Err(error) => Err((jobs, error)),
     }
@@ -451,6 +596,10 @@ fn answer(jobs: Vec<Job>, answers: Vec<Result<Receipt, RegistryError>>) {
 }
 
 fn publish_head(me: &WriterState, head_tx: &watch::Sender<u64>, metrics: &Metrics) {
+    if me.faulted {
+        // Its head may be ahead of the log.
+        return;
+    }
     metrics.log_head.store(me.head.position, Ordering::Relaxed);
     let _ = head_tx.send(me.head.position);
 }
@@ -464,8 +613,8 @@ async fn commit_again(
     batch: &[Job],
     metrics: &Metrics,
 ) -> Vec<Result<Receipt, RegistryError>> {
-    if let Err(reload) = me.reload(log).await {
-        tracing::error!(%reload, "reloading the writer's state failed");
+    if let Err(error) = me.reload(log).await {
+        return fault(me, batch, metrics, error);
     }
     let mut attempt = 0;
     loop {
@@ -473,8 +622,8 @@ async fn commit_again(
             Committed::Done(answers) => return answers,
             Committed::Failed { answers, conflict } => {
                 // Nothing of the batch is durable: take the log's word.
-                if let Err(reload) = me.reload(log).await {
-                    tracing::error!(%reload, "reloading the writer's state failed");
+                if let Err(error) = me.reload(log).await {
+                    return fault(me, batch, metrics, error);
                 }
                 attempt += 1;
                 if conflict && attempt <= CONFLICT_RETRIES {
@@ -489,6 +638,25 @@ async fn commit_again(
             }
         }
     }
+}
+
+/// The writer could not read its state back from the log after a failed append: its state may
+/// be ahead of the log, so it answers this batch unavailable and decides nothing more until a
+/// reload succeeds (`/healthz` says why meanwhile).
+fn fault(
+    me: &mut WriterState,
+    batch: &[Job],
+    metrics: &Metrics,
+    error: LogError,
+) -> Vec<Result<Receipt, RegistryError>> {
+    let fault = format!("the writer cannot read its state back from the log: {error}");
+    tracing::error!(%fault, "refusing commands until the log can be read");
+    me.faulted = true;
+    metrics.set_writer_fault(Some(fault.clone()));
+    batch
+        .iter()
+        .map(|_| Err(RegistryError::Unavailable(fault.clone())))
+        .collect()
 }
 
 /// Reads what other writers appended; failures are logged and retried on the next tick (the
@@ -524,33 +692,68 @@ enum Committed {
 /// the sealed events to append. The marks the batch names are recalled from the book first; if
 /// the book cannot be read, nothing is decided and every job is answered unavailable.
 async fn decide_batch(
+    log: &dyn EventLog,
     me: &mut WriterState,
     batch: &[Job],
     metrics: &Metrics,
 ) -> (Vec<Result<Receipt, RegistryError>>, Vec<RecordedEvent>) {
-    if let Err(error) = me.recall_marks(batch).await {
-        tracing::error!(%error, "reading the mark book failed");
-        let answers = batch
-            .iter()
-            .map(|_| Err(RegistryError::Unavailable(error.to_string())))
-            .collect();
-        return (answers, Vec::new());
+    if me.faulted {
+        // Decide nothing on a state that may be ahead of the log: read the log back first.
+        if let Err(error) = me.reload(log).await {
+            let fault = format!("the writer cannot read its state back from the log: {error}");
+            metrics.set_writer_fault(Some(fault.clone()));
+            let answers = batch
+                .iter()
+                .map(|_| Err(RegistryError::Unavailable(fault.clone())))
+                .collect();
+            return (answers, Vec::new());
+        }
+        me.faulted = false;
+        metrics.set_writer_fault(None);
+        tracing::info!("the writer's state is the log's again; deciding commands");
     }
     let now = Utc::now();
+    let recalled = match me.recall_marks(batch).await {
+        Ok(()) => me.recall_keys(log, batch, now).await,
+        Err(error) => Err(error),
+    };
+    let recalled = match recalled {
+        Ok(recalled) => recalled,
+        Err(error) => {
+            tracing::error!(%error, "reading the mark book or the idempotency record failed");
+            let answers = batch
+                .iter()
+                .map(|_| Err(RegistryError::Unavailable(error.to_string())))
+                .collect();
+            return (answers, Vec::new());
+        }
+    };
     let today = now.date_naive();
     let mut sealed: Vec<RecordedEvent> = Vec::new();
     let mut answers: Vec<Result<Receipt, RegistryError>> = Vec::with_capacity(batch.len());
     let shared = me.state.clone();
     let mut state = write(&shared);
     for job in batch {
-        let answer = decide_one(&mut state, me, job, today, now, &mut sealed, metrics);
+        let answer = decide_one(
+            &mut state,
+            me,
+            &recalled,
+            job,
+            today,
+            now,
+            &mut sealed,
+            metrics,
+        );
         if let (Ok(receipt), Some(key)) = (&answer, &job.meta.idempotency_key) {
             if !receipt.replayed {
-                me.receipts.insert(
-                    key.clone(),
-                    Receipt {
-                        replayed: true,
-                        ..receipt.clone()
+                me.pending.insert(
+                    (job.meta.actor.clone(), key.clone()),
+                    Pending {
+                        fingerprint: job.meta.request_fingerprint.clone(),
+                        receipt: Receipt {
+                            replayed: true,
+                            ..receipt.clone()
+                        },
                     },
                 );
             }
@@ -568,7 +771,7 @@ async fn commit(
     batch: &[Job],
     metrics: &Metrics,
 ) -> Committed {
-    let (mut answers, sealed) = decide_batch(me, batch, metrics).await;
+    let (mut answers, sealed) = decide_batch(log, me, batch, metrics).await;
     if sealed.is_empty() {
         return Committed::Done(answers);
     }
@@ -583,6 +786,7 @@ async fn commit(
             metrics
                 .events_appended
                 .fetch_add(sealed.len() as u64, Ordering::Relaxed);
+            me.remember(key_entries(batch, &answers)).await;
             Committed::Done(answers)
         }
         Err(error) => {
@@ -596,19 +800,22 @@ async fn commit(
                     other.to_string()
                 }
             };
+            // Every answer of the batch was decided on top of events that are not durable (a
+            // refusal or an "already recorded" may rest on them as much as an acceptance does):
+            // none of them is true, so none is given.
             for answer in answers.iter_mut() {
-                if matches!(answer, Ok(r) if !r.events.is_empty()) {
-                    *answer = Err(RegistryError::Unavailable(message.clone()));
-                }
+                *answer = Err(RegistryError::Unavailable(message.clone()));
             }
             Committed::Failed { answers, conflict }
         }
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn decide_one(
     state: &mut State,
     me: &mut WriterState,
+    recalled: &HashMap<KeyOf, Recalled>,
     job: &Job,
     today: chrono::NaiveDate,
     now: chrono::DateTime<Utc>,
@@ -622,15 +829,26 @@ fn decide_one(
         }
     }
     if let Some(key) = &job.meta.idempotency_key {
-        if let Some(previous) = me.receipts.get(key) {
-            if previous.command != job.command.name() {
+        let whose = (job.meta.actor.clone(), key.clone());
+        let previous = match me.pending.get(&whose) {
+            Some(p) => Some((p.fingerprint.as_deref(), &p.receipt)),
+            None => recalled
+                .get(&whose)
+                .map(|r| (r.fingerprint.as_deref(), &r.receipt)),
+        };
+        if let Some((fingerprint, receipt)) = previous {
+            let other_body = matches!(
+                (fingerprint, job.meta.request_fingerprint.as_deref()),
+                (Some(then), Some(now)) if then != now
+            );
+            if receipt.command != job.command.name() || other_body {
                 return Err(RegistryError::IdempotencyKeyReused {
                     key: key.clone(),
-                    command: previous.command,
+                    command: receipt.command,
                 });
             }
             metrics.commands_replayed.fetch_add(1, Ordering::Relaxed);
-            return Ok(previous.clone());
+            return Ok(receipt.clone());
         }
     }
     let events = match decide(state, &job.command, today) {

@@ -29,6 +29,7 @@ pub(crate) fn meta(kind: SourceKind, id: &str, actor: &str) -> Metadata {
         },
         actor: actor.to_owned(),
         idempotency_key: None,
+        request_fingerprint: None,
     }
 }
 

@@ -47,8 +47,9 @@ pub(crate) async fn command(
     let value: Value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
     })?;
+    let fingerprint = crate::commands::fingerprint(&name, &value);
     let command = parse_command(&name, value)?;
-    let meta = metadata(&headers, &command, &auth.principal)?;
+    let meta = metadata(&headers, &command, &auth.principal, fingerprint)?;
     let learner = registry.read_state(|s| contingent_access::command_learner(s, &command));
     let receipt = match registry.submit_as(&auth.principal, command, meta).await {
         Err(contingent_registry::RegistryError::Forbidden(detail)) => {

@@ -72,7 +72,8 @@ pub(crate) async fn consistent(
             StatusCode::SERVICE_UNAVAILABLE,
             "read_model_behind",
             format!("the read models have not reached position {position} yet; retry"),
-        ));
+        )
+        .retry_after(Duration::from_secs(1)));
     }
     Ok(position)
 }

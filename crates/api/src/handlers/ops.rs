@@ -10,12 +10,21 @@ use crate::answers::Health;
 use crate::error::ApiError;
 
 pub(crate) async fn healthz(State(registry): AppState) -> Response {
-    Json(Health {
-        status: "ok".into(),
+    let health = |status: &str, reason: Option<String>| Health {
+        status: status.into(),
+        reason,
         log_head: registry.head(),
         projected: registry.projected(),
-    })
-    .into_response()
+    };
+    match registry.writer_fault() {
+        None => Json(health("ok", None)).into_response(),
+        // Commands are refused until the writer's state is the log's again; reads still work.
+        Some(fault) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(health("refusing_commands", Some(fault.to_string()))),
+        )
+            .into_response(),
+    }
 }
 
 pub(crate) async fn metrics(State(registry): AppState) -> Response {

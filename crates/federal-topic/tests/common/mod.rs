@@ -88,6 +88,7 @@ pub fn meta() -> Metadata {
         },
         actor: ACTOR.into(),
         idempotency_key: Some("idempotency-key-secret-55".into()),
+        request_fingerprint: None,
     }
 }
 

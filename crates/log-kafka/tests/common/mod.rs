@@ -63,6 +63,7 @@ pub fn meta() -> Metadata {
         },
         actor: "tester".into(),
         idempotency_key: None,
+        request_fingerprint: None,
     }
 }
 

@@ -1,0 +1,241 @@
+//! The idempotency record: which commands a caller sent with an `Idempotency-Key`, so that a
+//! retry is answered with what the first one recorded instead of recording it again.
+//!
+//! A key belongs to its actor (the token's subject): the record is keyed by (actor, key), and
+//! another account's identical key is another key. Each entry keeps the command's name, the
+//! fingerprint of the body it was sent with (the same key with another body or another command
+//! is refused) and the positions of the events it recorded; a replayed answer is read back from
+//! the log at those positions. Entries expire after a window (`Settings::idempotency_window`,
+//! 24 hours by default): a key is remembered from the time its events were recorded until the
+//! window has passed, and then forgotten.
+//!
+//! The record lives off the heap, in a SQLite file of the writer's own
+//! (`DATA/idempotency.db`, or `idempotency-<topic>.db` on Kafka), and is derived from the log:
+//! every envelope carries its actor, key and fingerprint, so the writer empties the file and
+//! fills it again from the events of the window whenever it loads its state from the log, and
+//! adds what it appends or reads from other writers. Its size follows the window, not the log.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use contingent_log::{LogError, RecordedEvent};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+/// Keys per lookup statement.
+const KEYS_PER_QUERY: usize = 400;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS idempotency (
+    actor          TEXT NOT NULL,
+    key            TEXT NOT NULL,
+    command        TEXT NOT NULL,
+    fingerprint    TEXT,
+    first_position INTEGER NOT NULL,
+    last_position  INTEGER NOT NULL,
+    recorded_at    INTEGER NOT NULL,
+    PRIMARY KEY (actor, key)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_by_time ON idempotency (recorded_at);
+"#;
+
+fn storage(e: sqlx::Error) -> LogError {
+    LogError::Storage(format!("idempotency record: {e}"))
+}
+
+/// Whose key: the actor (token subject) and the key they sent.
+pub(crate) type KeyOf = (String, String);
+
+/// What the record holds about one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeyEntry {
+    /// The command sent with it.
+    pub command: String,
+    /// The fingerprint of the body it was sent with (none for events recorded before the log
+    /// kept fingerprints).
+    pub fingerprint: Option<String>,
+    /// The positions of the events it recorded.
+    pub first_position: u64,
+    pub last_position: u64,
+    /// When its events were recorded (seconds since the epoch).
+    pub recorded_at: i64,
+}
+
+/// The (actor, key) of an event recorded with an idempotency key, and its entry.
+pub(crate) fn entry_of(event: &RecordedEvent, command: &'static str) -> Option<(KeyOf, KeyEntry)> {
+    let envelope = &event.envelope;
+    let key = envelope.idempotency_key.as_ref()?;
+    Some((
+        (envelope.actor.clone(), key.clone()),
+        KeyEntry {
+            command: command.to_owned(),
+            fingerprint: envelope.request_fingerprint.clone(),
+            first_position: event.position(),
+            last_position: event.position(),
+            recorded_at: envelope.recorded_at.timestamp(),
+        },
+    ))
+}
+
+/// Adds an event's entry to `entries`: a command's later events extend its first one's; a
+/// later command under the same key (used again after it expired) replaces it.
+pub(crate) fn gather(entries: &mut HashMap<KeyOf, KeyEntry>, key: KeyOf, entry: KeyEntry) {
+    match entries.entry(key) {
+        std::collections::hash_map::Entry::Occupied(mut held) => {
+            let e = held.get_mut();
+            if entry.first_position == e.last_position + 1
+                && entry.command == e.command
+                && entry.fingerprint == e.fingerprint
+                && entry.recorded_at == e.recorded_at
+            {
+                e.last_position = entry.last_position;
+            } else {
+                *e = entry;
+            }
+        }
+        std::collections::hash_map::Entry::Vacant(free) => {
+            free.insert(entry);
+        }
+    }
+}
+
+/// The writer's idempotency record.
+#[derive(Clone, Debug)]
+pub(crate) struct KeyRecord {
+    pool: SqlitePool,
+    window: Duration,
+}
+
+impl KeyRecord {
+    /// Opens (creating if needed) the record at `path`, remembering keys for `window`.
+    pub async fn open(path: &Path, window: Duration) -> Result<Self, LogError> {
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(storage)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // Derived from the log: what a crash loses is filled again when the writer loads.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .map_err(storage)?;
+        sqlx::raw_sql(SCHEMA)
+            .execute(&pool)
+            .await
+            .map_err(storage)?;
+        Ok(Self { pool, window })
+    }
+
+    /// The oldest time (seconds since the epoch) a remembered key's events may have.
+    fn horizon(&self, now: DateTime<Utc>) -> i64 {
+        now.timestamp()
+            .saturating_sub(i64::try_from(self.window.as_secs()).unwrap_or(i64::MAX))
+    }
+
+    /// Whether an event recorded at `recorded_at` is inside the window.
+    pub fn remembers(&self, recorded_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        recorded_at.timestamp() >= self.horizon(now)
+    }
+
+    /// Forgets everything (before it is filled again from the log).
+    pub async fn clear(&self) -> Result<(), LogError> {
+        sqlx::query("DELETE FROM idempotency")
+            .execute(&self.pool)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    /// Writes entries (a later one for the same key extends or replaces it) and forgets the
+    /// keys that have left the window.
+    pub async fn insert(&self, entries: &HashMap<KeyOf, KeyEntry>) -> Result<(), LogError> {
+        let mut tx = self.pool.begin().await.map_err(storage)?;
+        let list: Vec<(&KeyOf, &KeyEntry)> = entries.iter().collect();
+        for chunk in list.chunks(KEYS_PER_QUERY) {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO idempotency (actor, key, command, fingerprint, first_position, \
+                 last_position, recorded_at) ",
+            );
+            insert.push_values(chunk, |mut row, ((actor, key), e)| {
+                row.push_bind(actor.as_str())
+                    .push_bind(key.as_str())
+                    .push_bind(e.command.as_str())
+                    .push_bind(e.fingerprint.as_deref())
+                    .push_bind(e.first_position as i64)
+                    .push_bind(e.last_position as i64)
+                    .push_bind(e.recorded_at);
+            });
+            // The same command's later events (read in a later batch of the log) extend it;
+            // anything else under the key (used again after it expired) replaces it.
+            insert.push(
+                " ON CONFLICT (actor, key) DO UPDATE SET \
+                 command = excluded.command, fingerprint = excluded.fingerprint, \
+                 recorded_at = excluded.recorded_at, last_position = excluded.last_position, \
+                 first_position = CASE WHEN excluded.first_position = idempotency.last_position + 1 \
+                   AND excluded.command = idempotency.command \
+                   AND excluded.fingerprint IS idempotency.fingerprint \
+                   AND excluded.recorded_at = idempotency.recorded_at \
+                   THEN idempotency.first_position ELSE excluded.first_position END",
+            );
+            insert.build().execute(&mut *tx).await.map_err(storage)?;
+        }
+        sqlx::query("DELETE FROM idempotency WHERE recorded_at < ?1")
+            .bind(self.horizon(Utc::now()))
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        Ok(())
+    }
+
+    /// The entries of `keys` that are still inside the window at `now`.
+    pub async fn lookup(
+        &self,
+        keys: &[KeyOf],
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<KeyOf, KeyEntry>, LogError> {
+        let mut found = HashMap::new();
+        let horizon = self.horizon(now);
+        for chunk in keys.chunks(KEYS_PER_QUERY) {
+            let mut query = sqlx::QueryBuilder::new(
+                "SELECT actor, key, command, fingerprint, first_position, last_position, \
+                 recorded_at FROM idempotency WHERE recorded_at >= ",
+            );
+            query.push_bind(horizon);
+            query.push(" AND (actor, key) IN (VALUES ");
+            let mut list = query.separated(", ");
+            for (actor, key) in chunk {
+                list.push("(");
+                list.push_bind_unseparated(actor.as_str());
+                list.push_unseparated(", ");
+                list.push_bind_unseparated(key.as_str());
+                list.push_unseparated(")");
+            }
+            query.push(")");
+            let rows = query.build().fetch_all(&self.pool).await.map_err(storage)?;
+            for row in rows {
+                found.insert(
+                    (row.get("actor"), row.get("key")),
+                    KeyEntry {
+                        command: row.get("command"),
+                        fingerprint: row.get("fingerprint"),
+                        first_position: row.get::<i64, _>("first_position") as u64,
+                        last_position: row.get::<i64, _>("last_position") as u64,
+                        recorded_at: row.get("recorded_at"),
+                    },
+                );
+            }
+        }
+        Ok(found)
+    }
+
+    /// Closes the file.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
