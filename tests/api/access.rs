@@ -539,3 +539,166 @@ fn the_access_table_in_the_docs_matches_this_test() {
         .collect();
     assert_eq!(documented, expected);
 }
+
+/// An id no object has: asking for it must tell a caller nothing they could not see anyway.
+const GHOST: &str = "0199a1f0-0000-7000-8000-00000000dead";
+
+/// Routes naming an object by id, and the roles that may read every object of the route (who
+/// alone may learn that an id names nothing: 404, or the auditor's empty journal).
+const ID_ROUTES: &[(&str, &[&str])] = &[
+    ("/v1/learners/{id}", &["region"]),
+    ("/v1/learners/{id}/diary", &["region"]),
+    ("/v1/learners/{id}/history", &["region", "auditor"]),
+    ("/v1/learners/{id}/state", &["region", "auditor"]),
+    ("/v1/learners/{id}/access", &["auditor"]),
+    ("/v1/organizations/{id}/queue", &["region"]),
+    ("/v1/classes/{id}/register", &["region"]),
+];
+
+#[tokio::test]
+async fn an_unknown_id_is_refused_like_a_foreign_one() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let mut failures = Vec::new();
+    for (route, all_seeing) in ID_ROUTES {
+        for role in Role::ALL {
+            let token = app.token(&principal(*role, &s));
+            let (status, body) = app.get_as(&token, &route.replace("{id}", GHOST)).await;
+            let expected = if all_seeing.contains(&role.as_str()) {
+                if route.ends_with("/access") {
+                    StatusCode::OK
+                } else {
+                    StatusCode::NOT_FOUND
+                }
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            if status != expected {
+                failures.push(format!("{route} as {role}: {status} {body}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn the_full_feed_is_journaled_page_by_page_and_the_federal_view_is_not() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let other = born(&app, "702", "Зайцев", "2009-03-01").await;
+    let auditor = app.token(&claims("auditor-1", Role::Auditor));
+    let entries = |learner: String| {
+        let (app, auditor) = (&app, &auditor);
+        async move {
+            let (status, journal) = app
+                .get_as(auditor, &format!("/v1/learners/{learner}/access"))
+                .await;
+            assert_eq!(status, StatusCode::OK);
+            journal["entries"]
+                .as_array()
+                .expect("entries")
+                .iter()
+                .filter(|e| e["endpoint"] == "/v1/feed")
+                .map(|e| {
+                    (
+                        e["role"].as_str().unwrap_or("").to_owned(),
+                        e["outcome"].clone(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let head = app.registry.head();
+    // A page naming both learners, read by the region and by the federal segment.
+    let (status, page) = app.get_as(&app.region(), "/v1/feed?limit=1000").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["events"].as_array().map(Vec::len), Some(head as usize));
+    let federal = app.token(&claims("fis-frdo", Role::Federal));
+    assert_eq!(
+        app.get_as(&federal, "/v1/feed?limit=1000").await.0,
+        StatusCode::OK
+    );
+    for learner in [s.learner.clone(), other.clone()] {
+        assert_eq!(
+            entries(learner.clone()).await,
+            vec![("region".to_owned(), json!("read"))],
+            "{learner}: one read by the region, none by the federal segment"
+        );
+    }
+    // A page that names only the second learner journals only their read.
+    let last = head - 1;
+    app.get_as(&auditor, &format!("/v1/feed?after={last}"))
+        .await;
+    assert_eq!(entries(s.learner.clone()).await.len(), 1);
+    assert_eq!(entries(other).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_command_naming_an_unknown_object_is_refused_like_a_foreign_one() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    // Another municipality's school, its class, a learner enrolled there and an application.
+    let school = app.ok("register_organization", json!({ "name": "МБОУ СОШ № 3", "municipality": "Бийск", "kind": "school", "levels": ["general"] })).await;
+    let school = school["events"][0]["data"]["organization_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let class = app.ok("open_class", json!({ "organization_id": school, "academic_year": "2025/2026", "level": "general", "grade": 11, "name": "11В", "capacity": 25 })).await;
+    let class = class["events"][0]["data"]["class_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let pupil = born(&app, "703", "Лебедев", "2008-04-04").await;
+    let enrollment = enrolled(&app, &pupil, &class, "2025-09-01").await;
+    let application = app.ok("submit_application", json!({ "learner_id": pupil, "organization_id": school, "level": "general",
+        "academic_year": "2026/2027", "grade": 11, "submitted_on": "2026-05-10", "priority": "general" })).await;
+    let application = application["events"][0]["data"]["application_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    // (command, field, the foreign object's id): the same body names the foreign object, then
+    // an id that names nothing.
+    let cases: &[(&str, &str, &str)] = &[
+        ("change_class_capacity", "class_id", &class),
+        ("unassign_teacher", "class_id", &class),
+        ("enroll", "class_id", &class),
+        ("record_mark", "class_id", &class),
+        ("record_attendance", "class_id", &class),
+        ("withdraw_application", "application_id", &application),
+        ("reject_application", "application_id", &application),
+        ("leave", "enrollment_id", &enrollment),
+    ];
+    let mut failures = Vec::new();
+    for (name, field, foreign) in cases {
+        for role in Role::ALL {
+            if *role == Role::Region {
+                continue; // the region reaches every object: it may learn that one does not exist.
+            }
+            let token = app.token(&principal(*role, &s));
+            let mut statuses = Vec::new();
+            for id in [*foreign, GHOST] {
+                let mut body = command_body(name, &s);
+                body[*field] = json!(id);
+                if *field == "enrollment_id" {
+                    body["learner_id"] = json!(pupil);
+                }
+                let r = app
+                    .client
+                    .post(format!("{}/v1/commands/{name}", app.base))
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("sent");
+                statuses.push(r.status());
+            }
+            if statuses != [StatusCode::FORBIDDEN, StatusCode::FORBIDDEN] {
+                failures.push(format!(
+                    "{name} as {role}: foreign {}, unknown {}",
+                    statuses[0], statuses[1]
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

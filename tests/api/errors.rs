@@ -325,3 +325,90 @@ fn every_rule_code_is_documented() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_bad_query_names_the_parameter_and_the_contract_holds_at_its_limits() {
+    let app = TestApp::spawn().await;
+    let w = world(&app).await;
+    let get = |path: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(format!("{}{path}", app.base))
+                .bearer_auth(app.region())
+                .send()
+                .await
+                .expect("sent")
+        }
+    };
+    for (path, status, code, field) in [
+        ("/v1/feed?limit=1001", 400, "invalid_query", "limit"),
+        (
+            "/v1/learners?surname=A&limit=501",
+            400,
+            "invalid_query",
+            "limit",
+        ),
+        (
+            "/v1/vacancies?academic_year=2025/2027",
+            400,
+            "invalid_query",
+            "academic_year",
+        ),
+        (
+            "/v1/vacancies?level=secondary",
+            400,
+            "invalid_query",
+            "level",
+        ),
+        (
+            "/v1/vacancies?organization_id=x",
+            400,
+            "invalid_id",
+            "organization_id",
+        ),
+        (
+            "/v1/learners?surname=A&birth_date=2025-02-30",
+            400,
+            "invalid_date",
+            "birth_date",
+        ),
+        (
+            "/v1/organizations?min_position=999999",
+            409,
+            "position_ahead",
+            "min_position",
+        ),
+    ] {
+        let r = get(path.to_owned()).await;
+        let problem = assert_problem(r, StatusCode::from_u16(status).expect("status"), code).await;
+        assert_eq!(problem["field"], field, "{path}: {problem}");
+    }
+    // The limits themselves are accepted, as /openapi.json states them.
+    for path in [
+        "/v1/feed?limit=1000",
+        "/v1/learners?surname=A&limit=500",
+        "/v1/federal/register?limit=1000",
+    ] {
+        assert_eq!(
+            get(path.to_owned()).await.status(),
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    // A number with a zero fraction is the integer it is, as JSON Schema counts it.
+    let receipt = app
+        .ok(
+            "change_class_capacity",
+            json!({ "class_id": w.class_11b, "capacity": 30.0 }),
+        )
+        .await;
+    assert_eq!(receipt["events"][0]["data"]["capacity"], 30);
+    app.refused(
+        "change_class_capacity",
+        json!({ "class_id": w.class_11b, "capacity": 30.5 }),
+        StatusCode::BAD_REQUEST,
+        "invalid_value",
+    )
+    .await;
+}

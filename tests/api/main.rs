@@ -2,6 +2,7 @@
 //! over a fresh embedded registry in a temporary directory, and speaks HTTP to it.
 
 mod access;
+mod contract;
 mod errors;
 mod helpers;
 mod idempotency;

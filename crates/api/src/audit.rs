@@ -1,25 +1,22 @@
 //! The auditor's endpoints: the background audit of the log (`/v1/audit/verify`) and the signed
 //! checkpoints of its head (`/v1/audit/checkpoints`).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use contingent_access::Read;
 use contingent_registry::{Registry, VerifyJobState};
-use serde_json::json;
 
+use crate::answers::{AuditState, CheckpointView, Checkpoints};
 use crate::auth::Auth;
 use crate::error::ApiError;
+use crate::params::{Params, VerifyQuery};
 
 type AppState = State<Arc<Registry>>;
-
-/// The longest `wait` a caller may ask for, in seconds.
-const MAX_WAIT_SECONDS: u64 = 30;
 
 /// `GET /v1/audit/verify[?wait=SECONDS]`: the last audit's result with its time and head, and
 /// whether one runs now; the first request ever starts one. With `wait`, first waits up to that
@@ -27,25 +24,10 @@ const MAX_WAIT_SECONDS: u64 = 30;
 pub(crate) async fn verify(
     State(registry): AppState,
     auth: Auth,
-    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    Params(q): Params<VerifyQuery>,
 ) -> Result<Response, ApiError> {
     auth.allow(&registry, Read::Verify).await?;
-    let query = query
-        .map(|Query(q)| q)
-        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let wait = match query.get("wait") {
-        None => 0,
-        Some(text) => text
-            .parse::<u64>()
-            .ok()
-            .filter(|s| *s <= MAX_WAIT_SECONDS)
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_query",
-                    format!("wait must be a number of seconds from 0 to {MAX_WAIT_SECONDS}"),
-                )
-            })?,
-    };
+    let wait = q.wait.map_or(0, |w| w.0);
     let mut state = registry.verify_job().state();
     if state.last.is_none() && state.running.is_none() {
         state = registry.start_verify();
@@ -76,7 +58,7 @@ fn answer(state: VerifyJobState, status: StatusCode) -> Response {
     } else {
         status
     };
-    (status, Json(state)).into_response()
+    (status, Json(AuditState::from(state))).into_response()
 }
 
 /// `GET /v1/audit/checkpoints`: the signed checkpoints of the log's head, in order of position,
@@ -86,6 +68,17 @@ pub(crate) async fn checkpoints(
     auth: Auth,
 ) -> Result<Response, ApiError> {
     auth.allow(&registry, Read::Verify).await?;
-    let checkpoints = registry.checkpoints().await?;
-    Ok(Json(json!({ "checkpoints": checkpoints })).into_response())
+    let checkpoints = registry
+        .checkpoints()
+        .await?
+        .into_iter()
+        .map(|c| CheckpointView {
+            position: c.position,
+            head_hash: c.head_hash.to_hex(),
+            time: c.time,
+            key_id: c.key_id,
+            signature: c.signature,
+        })
+        .collect();
+    Ok(Json(Checkpoints { checkpoints }).into_response())
 }

@@ -67,8 +67,28 @@ fn classify(message: &str) -> &'static str {
     }
 }
 
+/// Writes every number with a zero fraction (`80.0`) as the integer it is, as JSON Schema
+/// counts it: the schemas say `integer`, and `80.0` is one.
+fn integral_numbers(value: &mut Value) {
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0) {
+                if (0.0..=u64::MAX as f64).contains(&f) {
+                    *value = Value::from(f as u64);
+                } else if f >= i64::MIN as f64 {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_numbers),
+        _ => {}
+    }
+}
+
 /// Turns a JSON body into the command named by the path.
 pub fn parse_command(name: &str, mut body: Value) -> Result<Command, ApiError> {
+    integral_numbers(&mut body);
     let Some(object) = body.as_object_mut() else {
         return Err(ApiError::bad_request(
             "malformed_request",

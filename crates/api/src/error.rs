@@ -5,7 +5,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use contingent_domain::Refusal;
 use contingent_registry::RegistryError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// A failed request.
 #[derive(Debug, thiserror::Error)]
@@ -130,25 +131,44 @@ pub mod sqlx_error {
     pub use contingent_projections::queries::QueryError as Error;
 }
 
+/// A problem document (RFC 9457), as every error is answered.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// `/problems/<code>`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// What kind of problem, by status.
+    pub title: &'static str,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong, for a person.
+    pub detail: String,
+    /// Stable machine-readable code (docs/errors.md).
+    pub code: &'static str,
+    /// The request field at fault: a query parameter, or a JSON path into the body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({
-            "type": format!("/problems/{}", self.code),
-            "title": self.title(),
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-            "code": self.code,
-        });
-        if let Some(field) = &self.field {
-            body["field"] = json!(field);
-        }
+        let retry_after = self.retry_after;
+        let body = Problem {
+            problem_type: format!("/problems/{}", self.code),
+            title: self.title(),
+            status: self.status.as_u16(),
+            detail: self.detail,
+            code: self.code,
+            field: self.field,
+        };
+        let body = serde_json::to_string(&body).unwrap_or_default();
         let mut response = (
             self.status,
             [(header::CONTENT_TYPE, "application/problem+json")],
-            body.to_string(),
+            body,
         )
             .into_response();
-        if let Some(seconds) = self.retry_after {
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));

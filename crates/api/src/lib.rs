@@ -7,6 +7,7 @@
 //! [`Registry`]; it decides nothing itself.
 #![deny(missing_docs)]
 
+mod answers;
 mod audit;
 mod auth;
 mod cache;
@@ -15,6 +16,7 @@ mod error;
 mod guard;
 mod handlers;
 mod openapi;
+mod params;
 
 use std::sync::Arc;
 
@@ -161,9 +163,30 @@ mod limits {
     }
 }
 
-/// The paths the API serves, as documented in `/openapi.json`.
+/// The paths the API serves, as documented in `/openapi.json`: each command is documented at
+/// `/v1/commands/{name}` and at its own path, with its body alone.
 pub const PATHS: &[&str] = &[
     "/v1/commands/{name}",
+    "/v1/commands/register_organization",
+    "/v1/commands/open_class",
+    "/v1/commands/change_class_capacity",
+    "/v1/commands/assign_teacher",
+    "/v1/commands/unassign_teacher",
+    "/v1/commands/register_birth",
+    "/v1/commands/register_learner",
+    "/v1/commands/record_snils",
+    "/v1/commands/register_death",
+    "/v1/commands/link_guardian",
+    "/v1/commands/submit_application",
+    "/v1/commands/withdraw_application",
+    "/v1/commands/reject_application",
+    "/v1/commands/enroll",
+    "/v1/commands/transfer",
+    "/v1/commands/record_mark",
+    "/v1/commands/correct_mark",
+    "/v1/commands/record_attendance",
+    "/v1/commands/record_exam_result",
+    "/v1/commands/leave",
     "/v1/learners",
     "/v1/learners/{id}",
     "/v1/learners/{id}/diary",

@@ -1,48 +1,52 @@
-//! `/openapi.json`: the OpenAPI 3.1 description of every endpoint. Command bodies are the JSON
-//! Schemas of `events-schema/commands/`, event payloads those of `events-schema/events/`, and
-//! query answers are generated from the read side's types, so the document cannot drift from
-//! what the code accepts and returns.
+//! `/openapi.json`: the OpenAPI 3.1 description of every endpoint, generated from the code.
+//! Query parameters are the typed structs of `params.rs` (`IntoParams`: their limits, patterns
+//! and formats are what parsing them enforces); answers are the `ToSchema` types of
+//! `answers.rs`, of the read side and of the registry; command bodies are the JSON Schemas of
+//! `events-schema/commands/`, stored events the envelope of `events-schema/`. The value types
+//! those files define in their own `$defs` are moved into `components/schemas`, so that every
+//! `$ref` of the document resolves within it.
 
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use contingent_projections::queries::{
-    ApplicationRow, AttendanceGridRow, AttendanceRow, AttendanceSummary, ClassInfo,
-    ClassRegisterView, CountRow, Diary, EnrollmentRow, ExamRow, FederalEnrollment, FederalLearner,
-    GridMark, GuardianRow, LearnerCard, LearnerSummary, MarkRow, MarksGridRow, MovementRow,
-    OrganizationRow, PeriodMarks, QueueView, RosterRow, SubjectMarks, VacancyRow,
-};
+use contingent_projections::queries::{ClassRegisterView, Diary, LearnerCard, QueueView};
+use contingent_registry::{LearnerSnapshot, Receipt};
 use serde_json::{json, Map, Value};
-use utoipa::OpenApi;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use crate::answers::{
+    AccessLog, AuditState, Checkpoints, Counts, FederalRegisterPage, FeedPage, Health, History,
+    LearnerSearchResult, Organizations, Vacancies,
+};
+use crate::error::Problem;
+use crate::params::{
+    Consistency, CountBy, CountsQuery, DiaryQuery, FederalRegisterQuery, FeedQuery,
+    LearnerSearchQuery, OrganizationsQuery, QueueQuery, RegisterQuery, StateQuery, VacanciesQuery,
+    VerifyQuery,
+};
 
 #[derive(OpenApi)]
 #[openapi(components(schemas(
+    Problem,
+    CountBy,
+    Receipt,
+    LearnerSearchResult,
     LearnerCard,
-    EnrollmentRow,
-    MovementRow,
-    GuardianRow,
-    LearnerSummary,
     Diary,
-    SubjectMarks,
-    PeriodMarks,
-    MarkRow,
-    AttendanceSummary,
-    AttendanceRow,
-    ExamRow,
-    ClassInfo,
-    ClassRegisterView,
-    RosterRow,
-    MarksGridRow,
-    GridMark,
-    AttendanceGridRow,
-    VacancyRow,
+    History,
+    LearnerSnapshot,
+    AccessLog,
+    Organizations,
     QueueView,
-    ApplicationRow,
-    OrganizationRow,
-    FederalLearner,
-    FederalEnrollment,
-    CountRow
+    ClassRegisterView,
+    Vacancies,
+    FederalRegisterPage,
+    Counts,
+    FeedPage,
+    AuditState,
+    Checkpoints,
+    Health,
 )))]
-struct ReadSchemas;
+struct Schemas;
 
 macro_rules! schema_files {
     ($dir:literal, $suffix:literal, [$($name:literal),+ $(,)?]) => {
@@ -50,6 +54,7 @@ macro_rules! schema_files {
     };
 }
 
+/// The request body of each command.
 const COMMAND_SCHEMAS: &[(&str, &str)] = schema_files!(
     "commands",
     ".v1.schema.json",
@@ -77,147 +82,372 @@ const COMMAND_SCHEMAS: &[(&str, &str)] = schema_files!(
     ]
 );
 
+/// The `data` of each event type, referenced by the envelope.
+const EVENT_SCHEMAS: &[(&str, &str)] = schema_files!(
+    "events",
+    ".v1.schema.json",
+    [
+        "organization_registered",
+        "class_opened",
+        "class_capacity_changed",
+        "teacher_assigned",
+        "teacher_unassigned",
+        "birth_registered",
+        "learner_registered",
+        "snils_recorded",
+        "death_registered",
+        "guardian_linked",
+        "application_submitted",
+        "application_withdrawn",
+        "application_rejected",
+        "enrolled",
+        "transferred",
+        "mark_recorded",
+        "mark_corrected",
+        "attendance_recorded",
+        "exam_result_recorded",
+        "left",
+    ]
+);
+
 const ENVELOPE_SCHEMA: &str = include_str!("../../../events-schema/envelope.v1.schema.json");
 
-fn problem() -> Value {
-    json!({ "description": "A problem document (RFC 9457) with a stable `code`.",
-            "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } })
+/// What each problem status means, wherever it is documented.
+fn problem_description(status: u16) -> &'static str {
+    match status {
+        400 => "The request does not parse: a path or query parameter, header or body field (named in `field` where there is one).",
+        401 => "No valid bearer token: `unauthenticated`.",
+        403 => "Outside the caller's reach: `forbidden`. The same answer whether or not the object exists.",
+        404 => "Not in the registry (for a caller who could see it if it were), or a rule names something unknown.",
+        409 => "The registry's rules refuse this in the current state (see docs/errors.md), or the chain is broken.",
+        413 => "The body is larger than the server accepts: `body_too_large`.",
+        415 => "The body is not `application/json`: `unsupported_media_type`.",
+        422 => "The facts given are impossible (see docs/errors.md), or the Idempotency-Key was used for another request.",
+        429 => "Too many requests from this caller or address; retry later.",
+        503 => "The registry or its read models could not answer (`unavailable`), or did not reach `min_position` in time (`read_model_behind`); retry.",
+        _ => "A problem.",
+    }
 }
 
-fn ok(schema: Value, description: &str) -> Value {
-    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
+fn problem(status: u16) -> Value {
+    json!({ "description": problem_description(status),
+            "content": { "application/problem+json": { "schema": reference("Problem") } } })
 }
 
 fn reference(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
 
-fn param(name: &str, location: &str, description: &str, schema: Value) -> Value {
-    json!({ "name": name, "in": location, "required": location == "path", "description": description, "schema": schema })
+fn ok(schema: Value, description: &str) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
 }
 
-fn min_position() -> Value {
-    param("min_position", "query", "Wait (up to 5 s) until the read models have applied this log position: read your own writes.", json!({"type": "integer", "minimum": 0}))
+fn answer<T: ToSchema>(description: &str) -> Value {
+    ok(reference(&T::name()), description)
 }
 
-fn get(summary: &str, tag: &str, params: Vec<Value>, response: Value) -> Value {
-    json!({ "get": { "summary": summary, "tags": [tag], "parameters": params,
-        "responses": { "200": response, "400": problem(), "401": problem(), "403": problem(), "404": problem(), "503": problem() } } })
+fn query<T: IntoParams>() -> Vec<Value> {
+    T::into_params(|| Some(utoipa::openapi::path::ParameterIn::Query))
+        .into_iter()
+        .map(|p| serde_json::to_value(p).unwrap_or(Value::Null))
+        .collect()
 }
 
 fn id(description: &str) -> Value {
-    param(
-        "id",
-        "path",
-        description,
-        json!({"type": "string", "format": "uuid"}),
-    )
+    json!({ "name": "id", "in": "path", "required": true, "description": description,
+            "schema": {"type": "string", "format": "uuid"} })
 }
 
+/// Every `/v1` route answers 401 without a valid token, 429 past the rate limit and 503 when
+/// the registry cannot answer; `more` are the statuses of this route.
+fn responses(success: &[(u16, Value)], more: &[u16]) -> Value {
+    let mut out = Map::new();
+    for (status, body) in success {
+        out.insert(status.to_string(), body.clone());
+    }
+    let mut statuses = vec![401, 429, 503];
+    statuses.extend_from_slice(more);
+    statuses.sort_unstable();
+    for status in statuses {
+        out.entry(status.to_string())
+            .or_insert_with(|| problem(status));
+    }
+    Value::Object(out)
+}
+
+/// A query. One that takes `min_position` answers 409 `position_ahead` past the end of the log.
+fn get(summary: &str, tag: &str, parameters: Vec<Value>, mut responses: Value) -> Value {
+    if parameters.iter().any(|p| p["name"] == "min_position") {
+        responses["409"] = json!({ "description": "`min_position` is past the end of the log: `position_ahead`.",
+            "content": { "application/problem+json": { "schema": reference("Problem") } } });
+    }
+    json!({ "get": { "summary": summary, "tags": [tag], "parameters": parameters, "responses": responses } })
+}
+
+fn with(mut first: Vec<Value>, rest: Vec<Value>) -> Vec<Value> {
+    first.extend(rest);
+    first
+}
+
+/// Parses one of the embedded schema files.
 fn schema_value(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or(Value::Null)
 }
 
+/// The schemas of `events-schema/`, made parts of one document: each file's `$defs` become
+/// components (a definition that differs from one of the same name already there is kept as
+/// `<owner>.<name>`), `#/$defs/…` and `events/….schema.json` references point at them, and
+/// `$schema`/`$id` go (the document is the resource).
+struct Embedder<'a> {
+    schemas: &'a mut Map<String, Value>,
+}
+
+impl Embedder<'_> {
+    fn embed(&mut self, owner: &str, text: &str) -> Value {
+        let mut schema = schema_value(text);
+        let mut renamed = Map::new();
+        if let Some(obj) = schema.as_object_mut() {
+            obj.remove("$schema");
+            obj.remove("$id");
+            if let Some(Value::Object(defs)) = obj.remove("$defs") {
+                for (name, mut def) in defs {
+                    annotate(&name, &mut def);
+                    let key = match self.schemas.get(&name) {
+                        None => name.clone(),
+                        Some(existing) if same_def(existing, &def) => name.clone(),
+                        Some(_) => format!("{owner}.{name}"),
+                    };
+                    renamed.insert(name, Value::String(key.clone()));
+                    self.schemas.entry(key).or_insert(def);
+                }
+            }
+        }
+        rewrite(&mut schema, &renamed);
+        // Definitions refer to one another: rewrite those just added too.
+        for key in renamed.values().filter_map(Value::as_str) {
+            if let Some(mut def) = self.schemas.remove(key) {
+                rewrite(&mut def, &renamed);
+                self.schemas.insert(key.to_owned(), def);
+            }
+        }
+        schema
+    }
+}
+
+/// Two definitions are the same once their references are rewritten alike.
+fn same_def(a: &Value, b: &Value) -> bool {
+    let mut b = b.clone();
+    let names: Map<String, Value> = Map::new();
+    rewrite(&mut b, &names);
+    *a == b
+}
+
+/// What the server checks beyond the shape the files' patterns give: a SNILS's check number (a
+/// `snils` format) and an academic year's consecutive years (an `academic-year` format, and the
+/// pattern listing every year the parser accepts).
+fn annotate(name: &str, def: &mut Value) {
+    let Some(obj) = def.as_object_mut() else {
+        return;
+    };
+    match name {
+        "snils" => {
+            obj.insert("format".into(), json!("snils"));
+        }
+        "academic_year" => {
+            obj.insert("format".into(), json!("academic-year"));
+            obj.insert(
+                "pattern".into(),
+                json!(crate::params::academic_year_pattern()),
+            );
+        }
+        _ => {}
+    }
+}
+
+fn rewrite(value: &mut Value, renamed: &Map<String, Value>) {
+    match value {
+        Value::Object(obj) => {
+            if let Some(Value::String(target)) = obj.get_mut("$ref") {
+                if let Some(name) = target.strip_prefix("#/$defs/") {
+                    let name = renamed.get(name).and_then(Value::as_str).unwrap_or(name);
+                    *target = format!("#/components/schemas/{name}");
+                } else if let Some(event) = target
+                    .strip_prefix("events/")
+                    .and_then(|t| t.strip_suffix(".v1.schema.json"))
+                {
+                    *target = format!("#/components/schemas/Event_{event}");
+                }
+            }
+            obj.values_mut().for_each(|v| rewrite(v, renamed));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| rewrite(v, renamed)),
+        _ => {}
+    }
+}
+
+/// A stored event as served (history, the full feed): the envelope with its `hash`.
+fn stored_event(envelope: &Value) -> Value {
+    let mut stored = envelope.clone();
+    stored["title"] = json!("Stored event");
+    stored["description"] = json!("An event of the log exactly as stored (the envelope), with `hash`: the SHA-256 of its stored bytes.");
+    stored["properties"]["hash"] = json!({ "$ref": "#/components/schemas/hash",
+        "description": "SHA-256 of this event's stored bytes; the next event's prev_hash." });
+    if let Some(required) = stored["required"].as_array_mut() {
+        required.push(json!("hash"));
+    }
+    stored
+}
+
+/// An event in the federal segment's shape (`contingent_access::federal_view`).
+fn federal_event(envelope: &Value) -> Value {
+    let mut properties = Map::new();
+    for field in contingent_access::FEDERAL_ENVELOPE_FIELDS {
+        properties.insert((*field).to_owned(), envelope["properties"][*field].clone());
+    }
+    properties.insert(
+        "source_kind".into(),
+        json!({ "$ref": "#/components/schemas/source_kind", "description": "Who reported the fact: the kind of source only." }),
+    );
+    properties.insert(
+        "data".into(),
+        json!({ "type": "object", "description": "Of the event's data, only the fields listed for its type in docs/personal-data.md (`FEDERAL_FIELDS`)." }),
+    );
+    json!({
+        "title": "Federal event",
+        "description": "An event of the log in the federal segment's shape: the envelope fields that leave the region and, of `data`, only the fields listed for its type.",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["position", "event_id", "type", "schema_version", "business_date", "recorded_at", "source_kind", "data"],
+        "properties": properties,
+    })
+}
+
+/// The operation of one command (`/v1/commands/<name>`), or of any (`/v1/commands/{name}`).
+fn command_operation(summary: &str, parameters: Vec<Value>, body: Value) -> Value {
+    json!({ "post": {
+        "summary": summary,
+        "tags": ["commands"],
+        "parameters": parameters,
+        "requestBody": { "required": true, "content": { "application/json": { "schema": body } } },
+        "responses": responses(&[
+            (201, ok(reference("Receipt"), "Recorded: durable in the log before this answer.")),
+            (200, ok(reference("Receipt"), "Already recorded: the first answer, repeated (header Idempotent-Replayed: true)."))],
+            &[400, 403, 404, 409, 413, 415, 422]) } })
+}
+
+fn command_headers() -> Vec<Value> {
+    vec![
+        json!({ "name": "Idempotency-Key", "in": "header", "required": false, "description": "The same key sent again returns the first answer and records nothing.", "schema": {"type": "string", "maxLength": 200, "pattern": "^[\\x21-\\x7e]([\\x20-\\x7e]*[\\x21-\\x7e])?$"} }),
+    ]
+}
+
 /// The OpenAPI document.
 pub fn build() -> Value {
-    let mut schemas: Map<String, Value> = serde_json::to_value(ReadSchemas::openapi())
+    let mut schemas: Map<String, Value> = serde_json::to_value(Schemas::openapi())
         .ok()
         .and_then(|v| v.pointer("/components/schemas").cloned())
         .and_then(|v| v.as_object().cloned())
         .unwrap_or_default();
-    schemas.insert(
-        "Problem".into(),
-        json!({ "type": "object", "required": ["type", "title", "status", "detail", "code"], "properties": {
-            "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-            "detail": {"type": "string"}, "code": {"type": "string", "description": "Stable machine-readable code."},
-            "field": {"type": "string", "description": "The request field at fault."} } }),
-    );
-    schemas.insert("Envelope".into(), schema_value(ENVELOPE_SCHEMA));
-    schemas.insert(
-        "Receipt".into(),
-        json!({ "type": "object", "required": ["command", "events", "replayed"], "properties": {
-            "command": {"type": "string"},
-            "learner_id": {"type": "string", "format": "uuid"},
-            "replayed": {"type": "boolean", "description": "True when nothing new was recorded: the same Idempotency-Key or the same civil registry record was seen before."},
-            "events": {"type": "array", "items": {"type": "object", "properties": {
-                "position": {"type": "integer"}, "event_id": {"type": "string", "format": "uuid"},
-                "type": {"type": "string"}, "hash": {"type": "string"}, "data": {"type": "object"} } } } } }),
-    );
+    let mut embedder = Embedder {
+        schemas: &mut schemas,
+    };
+    let envelope = embedder.embed("Envelope", ENVELOPE_SCHEMA);
     let mut commands = Vec::new();
     for (name, text) in COMMAND_SCHEMAS {
         let key = format!("Command_{name}");
-        schemas.insert(key.clone(), schema_value(text));
-        commands.push(json!({ "$ref": format!("#/components/schemas/{key}") }));
+        let schema = embedder.embed(&key, text);
+        commands.push((*name, key.clone(), schema));
     }
+    let mut events = Vec::new();
+    for (name, text) in EVENT_SCHEMAS {
+        let key = format!("Event_{name}");
+        events.push((key.clone(), embedder.embed(&key, text)));
+    }
+    for (key, schema) in events {
+        schemas.insert(key, schema);
+    }
+    schemas.insert("StoredEvent".into(), stored_event(&envelope));
+    schemas.insert("FederalEvent".into(), federal_event(&envelope));
+    schemas.insert("Envelope".into(), envelope);
     let mut paths = Map::new();
-    paths.insert("/v1/commands/{name}".into(), json!({ "post": {
-        "summary": "Record a lifecycle fact. The body is the command named by the path; it is validated against every rule before anything is appended, and acknowledged only once durable.",
-        "tags": ["commands"],
-        "parameters": [
-            param("name", "path", "The command.", json!({"type": "string", "enum": contingent_domain::Command::NAMES})),
-            param("Idempotency-Key", "header", "The same key sent again returns the first answer and records nothing.", json!({"type": "string", "maxLength": 200})),
-            param("X-Actor", "header", "The user or account issuing the command.", json!({"type": "string"})),
-            param("X-Source", "header", "kind:id of the reporting system (civil_registry, portal, organization, exam_centre, region).", json!({"type": "string"})),
-        ],
-        "requestBody": { "required": true, "content": { "application/json": { "schema": { "oneOf": commands } } } },
-        "responses": {
-            "201": ok(reference("Receipt"), "Recorded."),
-            "200": ok(reference("Receipt"), "Already recorded: the first answer, repeated."),
-            "400": problem(), "401": problem(), "403": problem(), "404": problem(), "409": problem(), "413": problem(), "415": problem(), "422": problem(), "503": problem() } } }));
-    paths.insert("/v1/learners".into(), get("Find learners by SNILS, name or organization.", "register", vec![
-        param("snils", "query", "SNILS.", json!({"type": "string"})),
-        param("surname", "query", "Surname.", json!({"type": "string"})),
-        param("name", "query", "Name.", json!({"type": "string"})),
-        param("birth_date", "query", "Date of birth.", json!({"type": "string", "format": "date"})),
-        param("organization_id", "query", "Learners enrolled in this organization now.", json!({"type": "string", "format": "uuid"})),
-        param("limit", "query", "At most (500).", json!({"type": "integer"})), min_position()],
-        ok(json!({"type": "object", "properties": {"learners": {"type": "array", "items": reference("LearnerSummary")}}}), "Matching learners.")));
+    let name_param = json!({ "name": "name", "in": "path", "required": true, "description": "The command.",
+        "schema": {"type": "string", "enum": contingent_domain::Command::NAMES} });
+    paths.insert("/v1/commands/{name}".into(), command_operation(
+        "Record a lifecycle fact. The body is the command named by the path (see the path of each command for its body alone); it is validated against every rule before anything is appended, and acknowledged only once durable. A body that is not the named command's is answered 400.",
+        with(vec![name_param], command_headers()),
+        json!({ "oneOf": commands.iter().map(|(_, key, _)| reference(key)).collect::<Vec<_>>() })));
+    for (name, key, schema) in &commands {
+        let summary = schema["description"]
+            .as_str()
+            .unwrap_or("A command.")
+            .to_owned();
+        paths.insert(
+            format!("/v1/commands/{name}"),
+            command_operation(&summary, command_headers(), reference(key)),
+        );
+    }
+    for (_, key, schema) in commands {
+        schemas.insert(key, schema);
+    }
+    paths.insert("/v1/learners".into(), get(
+        "Find learners by SNILS, surname (with name and date of birth) or organization. At least one of snils, surname and organization_id is needed (400 otherwise).",
+        "register", query::<LearnerSearchQuery>(),
+        responses(&[(200, answer::<LearnerSearchResult>("Matching learners."))], &[400, 403])));
     paths.insert(
         "/v1/learners/{id}".into(),
         get(
             "A learner's register entry: identity, status, enrollments, movements, guardians.",
             "register",
-            vec![id("Learner id."), min_position()],
-            ok(reference("LearnerCard"), "The entry."),
+            with(vec![id("Learner id.")], query::<Consistency>()),
+            responses(
+                &[(200, answer::<LearnerCard>("The entry."))],
+                &[400, 403, 404],
+            ),
         ),
     );
-    paths.insert("/v1/learners/{id}/diary".into(), get("A learner's diary: marks by subject and period with averages, attendance, exam results.", "diary",
-        vec![id("Learner id."), param("academic_year", "query", "Only this academic year, e.g. 2025/2026.", json!({"type": "string"})), min_position()],
-        ok(reference("Diary"), "The diary.")));
-    paths.insert("/v1/learners/{id}/history".into(), get("Every event about a learner, in log order, with hashes (from the log itself).", "audit",
-        vec![id("Learner id.")],
-        ok(json!({"type": "object", "properties": {"learner_id": {"type": "string"}, "events": {"type": "array", "items": reference("Envelope")},
-            "altered_positions": {"type": "array", "items": {"type": "integer"}, "description": "Events whose stored bytes no longer match their hash."}}}), "The history.")));
-    paths.insert("/v1/learners/{id}/access".into(), get("The access journal of a learner: every read of their personal data by an official and every refused request about them (auditors).", "audit",
-        vec![id("Learner id.")],
-        ok(json!({"type": "object", "properties": {"learner_id": {"type": "string"}, "entries": {"type": "array", "items": {"type": "object", "properties": {
-            "at": {"type": "string", "format": "date-time"}, "subject": {"type": "string"}, "role": {"type": "string"},
-            "learner_id": {"type": ["string", "null"]}, "method": {"type": "string"}, "endpoint": {"type": "string"},
-            "status": {"type": "integer"}, "outcome": {"type": "string", "enum": ["read", "refused", "unauthenticated"]}}}}}}), "The journal entries, oldest first.")));
-    paths.insert("/v1/learners/{id}/state".into(), get("What the registry knew of a learner at an instant (known_at, recorded time) about facts up to a date (as_of, business date).", "audit",
-        vec![id("Learner id."),
-             param("known_at", "query", "RFC 3339 instant or date: only facts recorded by then.", json!({"type": "string"})),
-             param("as_of", "query", "Only facts that happened by this date.", json!({"type": "string", "format": "date"}))],
-        ok(json!({"type": "object"}), "The learner then.")));
-    paths.insert("/v1/organizations".into(), get("Organizations of the region.", "vacancies",
-        vec![param("municipality", "query", "Only this municipality.", json!({"type": "string"})), min_position()],
-        ok(json!({"type": "object", "properties": {"organizations": {"type": "array", "items": reference("OrganizationRow")}}}), "Organizations.")));
+    paths.insert("/v1/learners/{id}/diary".into(), get(
+        "A learner's diary: marks by subject and period with averages, attendance, exam results.",
+        "diary", with(vec![id("Learner id.")], query::<DiaryQuery>()),
+        responses(&[(200, answer::<Diary>("The diary."))], &[400, 403, 404])));
+    paths.insert(
+        "/v1/learners/{id}/history".into(),
+        get(
+            "Every event about a learner, in log order, with hashes (from the log itself).",
+            "audit",
+            vec![id("Learner id.")],
+            responses(
+                &[(200, answer::<History>("The history."))],
+                &[400, 403, 404],
+            ),
+        ),
+    );
+    paths.insert("/v1/learners/{id}/state".into(), get(
+        "What the registry knew of a learner at an instant (known_at, recorded time) about facts up to a date (as_of, business date).",
+        "audit", with(vec![id("Learner id.")], query::<StateQuery>()),
+        responses(&[(200, answer::<LearnerSnapshot>("The learner then."))], &[400, 403, 404])));
+    paths.insert("/v1/learners/{id}/access".into(), get(
+        "The access journal of a learner: every read of their personal data by an official and every refused request about them (auditors).",
+        "audit", vec![id("Learner id.")],
+        responses(&[(200, answer::<AccessLog>("The journal entries, oldest first."))], &[400, 403])));
+    paths.insert(
+        "/v1/organizations".into(),
+        get(
+            "Organizations of the region.",
+            "vacancies",
+            query::<OrganizationsQuery>(),
+            responses(&[(200, answer::<Organizations>("Organizations."))], &[400]),
+        ),
+    );
     paths.insert(
         "/v1/organizations/{id}/queue".into(),
         get(
             "An organization's applications in queue order, with pending and overdue counts.",
             "vacancies",
-            vec![
-                id("Organization id."),
-                param(
-                    "as_of",
-                    "query",
-                    "Judge overdue on this date (default today).",
-                    json!({"type": "string", "format": "date"}),
-                ),
-                min_position(),
-            ],
-            ok(reference("QueueView"), "The queue."),
+            with(vec![id("Organization id.")], query::<QueueQuery>()),
+            responses(
+                &[(200, answer::<QueueView>("The queue."))],
+                &[400, 403, 404],
+            ),
         ),
     );
     paths.insert(
@@ -225,64 +455,80 @@ pub fn build() -> Value {
         get(
             "A class register: roster on a date, marks grid, attendance grid.",
             "class register",
-            vec![
-                id("Class id."),
-                param(
-                    "on",
-                    "query",
-                    "Roster date (default today within the class's year).",
-                    json!({"type": "string", "format": "date"}),
-                ),
-                param(
-                    "from",
-                    "query",
-                    "First day of the grids.",
-                    json!({"type": "string", "format": "date"}),
-                ),
-                param(
-                    "to",
-                    "query",
-                    "Last day of the grids.",
-                    json!({"type": "string", "format": "date"}),
-                ),
-                min_position(),
-            ],
-            ok(reference("ClassRegisterView"), "The register."),
+            with(vec![id("Class id.")], query::<RegisterQuery>()),
+            responses(
+                &[(200, answer::<ClassRegisterView>("The register."))],
+                &[400, 403, 404],
+            ),
         ),
     );
-    paths.insert("/v1/vacancies".into(), get("Capacity, enrolled and free places per class or group.", "vacancies",
-        vec![param("organization_id", "query", "One organization.", json!({"type": "string", "format": "uuid"})),
-             param("municipality", "query", "One municipality.", json!({"type": "string"})),
-             param("academic_year", "query", "One academic year.", json!({"type": "string"})),
-             param("level", "query", "preschool, general, additional, vocational.", json!({"type": "string"})),
-             param("only_free", "query", "Only classes with free places.", json!({"type": "boolean"})), min_position()],
-        ok(json!({"type": "object", "properties": {"capacity": {"type": "integer"}, "enrolled": {"type": "integer"}, "free": {"type": "integer"},
-            "classes": {"type": "array", "items": reference("VacancyRow")}}}), "Places.")));
-    paths.insert("/v1/federal/register".into(), get("The register in the federal segment's shape, paged by learner id.", "federal",
-        vec![param("after", "query", "Learner id to continue after.", json!({"type": "string", "format": "uuid"})),
-             param("limit", "query", "Page size (1000).", json!({"type": "integer"})), min_position()],
-        ok(json!({"type": "object", "properties": {"learners": {"type": "array", "items": reference("FederalLearner")},
-            "next_after": {"type": ["string", "null"]}, "projected_position": {"type": "integer"}}}), "A page.")));
-    paths.insert("/v1/federal/counts".into(), get("Learners with an active enrollment, grouped by municipality, organization, level and grade.", "federal",
-        vec![param("by", "query", "Comma-separated: municipality, organization, level, grade.", json!({"type": "string"})),
-             param("academic_year", "query", "One academic year.", json!({"type": "string"})), min_position()],
-        ok(json!({"type": "object", "properties": {"counts": {"type": "array", "items": reference("CountRow")}, "projected_position": {"type": "integer"}}}), "Counts.")));
-    paths.insert("/v1/feed".into(), get("The event feed: pages through the log by position. A subscriber resumes from the last position it saw (`after`).", "federal",
-        vec![param("after", "query", "Return events after this position (0 for the start).", json!({"type": "integer", "minimum": 0})),
-             param("limit", "query", "Page size (1000).", json!({"type": "integer"}))],
-        ok(json!({"type": "object", "properties": {"events": {"type": "array", "items": reference("Envelope")},
-            "next_after": {"type": "integer"}, "head": {"type": "integer"}}}), "A page of events.")));
-    paths.insert("/v1/audit/verify".into(), json!({
-        "get": { "summary": "The last background audit of the whole log (bytes, positions, links, writer signatures, learner index, checkpoints) with its time and head, and whether one runs; the first request starts one. `wait` waits up to that many seconds (at most 30) for a running audit.", "tags": ["audit"],
-            "parameters": [param("wait", "query", "Seconds to wait for a running audit to end (0-30).", json!({"type": "integer", "minimum": 0, "maximum": 30}))],
-            "responses": { "200": ok(json!({"type": "object"}), "No damage in the last audit (or none has ended)."), "409": ok(json!({"type": "object"}), "The last audit found damage: `last.report.findings` names every place.") } },
-        "post": { "summary": "Start an audit unless one runs (at most one at a time).", "tags": ["audit"],
-            "responses": { "202": ok(json!({"type": "object"}), "The audit's state.") } } }));
-    paths.insert("/v1/audit/checkpoints".into(), get("The signed checkpoints of the log's head (position, head hash, time, key id, Ed25519 signature), for auditors to keep and check with `contingent verify --against FILE`.", "audit", vec![],
-        ok(json!({"type": "object", "properties": {"checkpoints": {"type": "array", "items": {"type": "object"}}}}), "The checkpoints, by position.")));
-    paths.insert("/openapi.json".into(), json!({ "get": { "summary": "This document.", "tags": ["meta"], "security": [], "responses": { "200": { "description": "OpenAPI 3.1." } } } }));
-    paths.insert("/healthz".into(), json!({ "get": { "summary": "Liveness, log head and projected position.", "tags": ["meta"], "security": [], "responses": { "200": { "description": "Up." } } } }));
-    paths.insert("/metrics".into(), json!({ "get": { "summary": "Prometheus metrics.", "tags": ["meta"], "security": [], "responses": { "200": { "description": "Text exposition format." } } } }));
+    paths.insert(
+        "/v1/vacancies".into(),
+        get(
+            "Capacity, enrolled and free places per class or group.",
+            "vacancies",
+            query::<VacanciesQuery>(),
+            responses(&[(200, answer::<Vacancies>("Places."))], &[400, 403]),
+        ),
+    );
+    paths.insert(
+        "/v1/federal/register".into(),
+        get(
+            "The register in the federal segment's shape, paged by learner id.",
+            "federal",
+            query::<FederalRegisterQuery>(),
+            responses(
+                &[(200, answer::<FederalRegisterPage>("A page."))],
+                &[400, 403],
+            ),
+        ),
+    );
+    paths.insert("/v1/federal/counts".into(), get(
+        "Learners with an active enrollment, grouped by municipality, organization, level and grade.",
+        "federal", query::<CountsQuery>(),
+        responses(&[(200, answer::<Counts>("Counts."))], &[400, 403])));
+    paths.insert("/v1/feed".into(), get(
+        "The event feed: pages through the log by position. A subscriber resumes from the last position it saw (`after`). The region and auditors receive stored events, and each page they read is journaled (one entry per learner it names); the federal segment receives their federal view, the data that leaves the region.",
+        "federal", query::<FeedQuery>(),
+        responses(&[(200, answer::<FeedPage>("A page of events."))], &[400, 403])));
+    let mut verify = get(
+        "The last background audit of the whole log (bytes, positions, links, writer signatures, learner index, checkpoints) with its time and head, and whether one runs; the first request starts one. `wait` waits up to that many seconds for a running audit.",
+        "audit",
+        query::<VerifyQuery>(),
+        responses(
+            &[
+                (200, answer::<AuditState>("No damage in the last audit (or none has ended yet).")),
+                (409, answer::<AuditState>("The last audit found damage: `last.report.findings` names every place.")),
+            ],
+            &[400, 403],
+        ),
+    );
+    verify["post"] = json!({
+        "summary": "Start an audit unless one runs (at most one at a time).",
+        "tags": ["audit"],
+        "parameters": [],
+        "responses": responses(&[(202, answer::<AuditState>("The audit's state."))], &[403]),
+    });
+    paths.insert("/v1/audit/verify".into(), verify);
+    paths.insert(
+        "/v1/audit/checkpoints".into(),
+        get(
+            "The signed checkpoints of the log's head, for auditors to keep and check with `contingent verify --against FILE`.",
+            "audit",
+            vec![],
+            responses(&[(200, answer::<Checkpoints>("The checkpoints, by position."))], &[403]),
+        ),
+    );
+    paths.insert(
+        "/openapi.json".into(),
+        json!({ "get": { "summary": "This document.", "tags": ["meta"], "security": [],
+        "responses": { "200": ok(json!({"type": "object"}), "OpenAPI 3.1.") } } }),
+    );
+    paths.insert("/healthz".into(), json!({ "get": { "summary": "Liveness, log head and projected position.", "tags": ["meta"], "security": [],
+        "responses": { "200": answer::<Health>("Up."),
+            "503": answer::<Health>("Up, but refusing commands until the writer's state is the log's again (`refusing_commands`); reads still work.") } } }));
+    paths.insert("/metrics".into(), json!({ "get": { "summary": "Prometheus metrics.", "tags": ["meta"], "security": [],
+        "responses": { "200": { "description": "Text exposition format.", "content": { "text/plain": { "schema": {"type": "string"} } } } } } }));
     json!({
         "openapi": "3.1.0",
         "info": { "title": "Contingent: the regional learner registry", "version": env!("CARGO_PKG_VERSION"),
@@ -299,4 +545,70 @@ pub fn build() -> Value {
 
 pub(crate) async fn document() -> Response {
     Json(build()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(obj) => {
+                if let Some(Value::String(r)) = obj.get("$ref") {
+                    out.push(r);
+                }
+                obj.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves_within_the_document() {
+        let doc = build();
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        assert!(all.len() > 100);
+        let broken: Vec<&&str> = all
+            .iter()
+            .filter(|r| {
+                r.strip_prefix('#')
+                    .and_then(|pointer| doc.pointer(&pointer.replace('~', "~0")))
+                    .is_none()
+            })
+            .collect();
+        assert!(broken.is_empty(), "{broken:?}");
+        assert!(
+            !doc.to_string().contains("$defs"),
+            "every definition is a component"
+        );
+    }
+
+    #[test]
+    fn the_documented_limits_are_the_enforced_ones() {
+        let doc = build();
+        let limit = |path: &str| {
+            doc["paths"][path]["get"]["parameters"]
+                .as_array()
+                .expect("parameters")
+                .iter()
+                .find(|p| p["name"] == "limit")
+                .map(|p| p["schema"]["maximum"].as_u64())
+        };
+        assert_eq!(limit("/v1/learners"), Some(Some(crate::params::MAX_SEARCH)));
+        assert_eq!(limit("/v1/feed"), Some(Some(crate::params::MAX_PAGE)));
+        assert_eq!(
+            limit("/v1/federal/register"),
+            Some(Some(crate::params::MAX_PAGE))
+        );
+    }
+
+    #[test]
+    fn each_command_has_a_path_of_its_own_in_the_list_of_paths() {
+        for name in contingent_domain::Command::NAMES {
+            let path = format!("/v1/commands/{name}");
+            assert!(crate::PATHS.contains(&path.as_str()), "{path}");
+        }
+    }
 }

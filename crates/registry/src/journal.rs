@@ -69,7 +69,7 @@ pub enum JournalLocation {
 }
 
 /// One entry of the journal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct JournalEntry {
     /// When.
     pub at: DateTime<Utc>,

@@ -57,7 +57,7 @@ impl From<sqlx::Error> for RegistryError {
 }
 
 /// One appended event, as the caller is told of it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ReceiptEvent {
     /// Position in the log.
     pub position: u64,
@@ -65,10 +65,12 @@ pub struct ReceiptEvent {
     pub event_id: uuid::Uuid,
     /// Event type.
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     pub event_type: &'static str,
     /// Hash of the stored event.
     pub hash: String,
     /// The event's data, with every id it assigned.
+    #[schema(value_type = Object)]
     pub data: serde_json::Value,
 }
 
@@ -87,12 +89,14 @@ pub(crate) fn receipt_event(event: &RecordedEvent) -> ReceiptEvent {
 }
 
 /// The answer to an accepted command.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Receipt {
     /// The command.
+    #[schema(value_type = String)]
     pub command: &'static str,
     /// The learner it is about.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<uuid::Uuid>)]
     pub learner_id: Option<LearnerId>,
     /// The events that record it; empty when the same fact was already recorded.
     pub events: Vec<ReceiptEvent>,

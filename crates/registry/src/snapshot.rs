@@ -9,7 +9,7 @@ use contingent_log::RecordedEvent;
 use serde::Serialize;
 
 /// An enrollment in a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SnapshotEnrollment {
     /// Enrollment id.
     pub enrollment_id: String,
@@ -32,7 +32,7 @@ pub struct SnapshotEnrollment {
 }
 
 /// An exam result in a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SnapshotExam {
     /// Form.
     pub form: String,
@@ -47,9 +47,10 @@ pub struct SnapshotExam {
 }
 
 /// What the registry knew of a learner.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LearnerSnapshot {
     /// Learner id.
+    #[schema(value_type = uuid::Uuid)]
     pub learner_id: LearnerId,
     /// Only facts recorded at or before this instant.
     pub known_at: Option<DateTime<Utc>>,
@@ -68,6 +69,7 @@ pub struct LearnerSnapshot {
     /// SNILS.
     pub snils: Option<String>,
     /// registered, enrolled, left or deceased.
+    #[schema(value_type = String)]
     pub status: &'static str,
     /// Date of death.
     pub died_on: Option<NaiveDate>,
@@ -76,6 +78,7 @@ pub struct LearnerSnapshot {
     /// SNILS of linked guardians.
     pub guardians: Vec<String>,
     /// Applications and their status.
+    #[schema(value_type = BTreeMap<String, String>)]
     pub applications: BTreeMap<String, &'static str>,
     /// Marks recorded, and the current value of each.
     pub marks: BTreeMap<String, String>,
