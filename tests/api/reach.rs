@@ -206,6 +206,42 @@ async fn a_teacher_writes_only_within_their_subjects_and_dates_and_as_themselves
     )
     .await;
     crate::helpers::assert_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+    // A colleague's mark in another subject is not theirs to correct, even as themselves.
+    let physics = app.token(&contingent_access::Claims {
+        org: w.school.parse().ok(),
+        ..crate::helpers::claims("teacher-8", contingent_access::Role::Teacher)
+    });
+    let r = post_as(
+        &app,
+        &physics,
+        "record_mark",
+        mark("Физика", "2025-10-06", "teacher-8"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let receipt: Value = r.json().await.expect("receipt");
+    let physics_mark = receipt["events"][0]["data"]["mark_id"].clone();
+    let head = app.registry.head();
+    let r = post_as(
+        &app,
+        &teacher,
+        "correct_mark",
+        json!({ "mark_id": physics_mark, "value": "2",
+        "reason": "пересчёт", "teacher": "teacher-7" }),
+    )
+    .await;
+    crate::helpers::assert_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+    assert_eq!(app.registry.head(), head, "nothing appended");
+    // Their own subject's mark, as themselves: corrected.
+    let r = post_as(
+        &app,
+        &teacher,
+        "correct_mark",
+        json!({ "mark_id": mark_id, "value": "4",
+        "reason": "пересчёт", "teacher": "teacher-7" }),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
     // Once unassigned, the teacher writes nothing more in the class.
     app.ok(
         "unassign_teacher",

@@ -276,8 +276,13 @@ pub fn authorize_command(state: &State, p: &Principal, command: &Command) -> Res
                 || (role == Role::Organization && r.governs_class(c.class_id))
         }
         Command::CorrectMark(c) => match state.mark(c.mark_id) {
+            // A teacher corrects only a mark of a subject and lesson date their assignment
+            // covers, as themselves.
             Some(m) => {
-                (r.is_author(&c.teacher) && r.teaches(m.class_id))
+                (r.is_author(&c.teacher)
+                    && m.origin.as_ref().is_some_and(|o| {
+                        r.teaches_on(m.class_id, o.subject.as_str(), o.lesson_date)
+                    }))
                     || (role == Role::Organization && r.governs_class(m.class_id))
             }
             // No role reaches every mark: an unknown one is refused like another's.

@@ -35,8 +35,8 @@ pub use event::{
 pub use ids::{ApplicationId, ClassId, EnrollmentId, LearnerId, MarkId, OrganizationId};
 pub use snils::{Snils, SnilsError};
 pub use state::{
-    evolve, Application, ApplicationStatus, Assignment, Class, Enrollment, Learner, MarkRef,
-    Membership, Organization, SnilsOwner, State,
+    evolve, Application, ApplicationStatus, Assignment, Class, Enrollment, Learner, MarkOrigin,
+    MarkRef, Membership, Organization, SnilsOwner, State,
 };
 pub use values::{
     age_in_months, AcademicYear, Attendance, EducationForm, ExamForm, LeaveReason, Level, Mark,

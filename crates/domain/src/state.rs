@@ -249,7 +249,7 @@ pub enum SnilsOwner {
 }
 
 /// A mark, as far as corrections need it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MarkRef {
     /// The learner.
     pub learner_id: LearnerId,
@@ -257,9 +257,22 @@ pub struct MarkRef {
     pub class_id: ClassId,
     /// The current value.
     pub value: Mark,
+    /// The subject and lesson date it was recorded for; none while the state holds only a
+    /// correction of a mark it did not hold (its owner recalls them before deciding).
+    pub origin: Option<MarkOrigin>,
     /// The position of the event that recorded or last corrected it (the count of events
     /// applied to the state up to and including that one).
     pub at: u64,
+}
+
+/// What a mark was recorded for: a correction keeps them, and a teacher corrects only a mark of
+/// a subject and date their assignment covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MarkOrigin {
+    /// The subject.
+    pub subject: Text,
+    /// The lesson date.
+    pub lesson_date: NaiveDate,
 }
 
 /// The write side's state of the whole region.
@@ -415,7 +428,18 @@ impl State {
 
     /// Brings back a mark kept outside the state; a mark the state holds is newer and stays.
     pub fn recall_mark(&mut self, id: MarkId, mark: MarkRef) {
-        self.marks.entry(id).or_insert(mark);
+        match self.marks.entry(id) {
+            std::collections::hash_map::Entry::Occupied(mut held) => {
+                // A correction held without its origin: the book's record supplies it.
+                let held = held.get_mut();
+                if held.origin.is_none() {
+                    held.origin = mark.origin;
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(free) => {
+                free.insert(mark);
+            }
+        }
     }
 
     /// Counts: organizations, classes, learners, applications, marks held.
@@ -452,14 +476,23 @@ impl State {
     }
 
     /// Holds a mark as changed by the event being applied.
-    fn hold_mark(&mut self, id: MarkId, learner_id: LearnerId, class_id: ClassId, value: Mark) {
+    fn hold_mark(
+        &mut self,
+        id: MarkId,
+        learner_id: LearnerId,
+        class_id: ClassId,
+        value: Mark,
+        origin: Option<MarkOrigin>,
+    ) {
         let at = self.applied;
+        let origin = origin.or_else(|| self.marks.get(&id).and_then(|m| m.origin.clone()));
         self.marks.insert(
             id,
             MarkRef {
                 learner_id,
                 class_id,
                 value,
+                origin,
                 at,
             },
         );
@@ -694,12 +727,16 @@ impl State {
             }
             Event::MarkRecorded(e) => {
                 self.record_fact(e.learner_id, e.class_id, e.lesson_date);
-                self.hold_mark(e.mark_id, e.learner_id, e.class_id, e.value);
+                let origin = MarkOrigin {
+                    subject: e.subject.clone(),
+                    lesson_date: e.lesson_date,
+                };
+                self.hold_mark(e.mark_id, e.learner_id, e.class_id, e.value, Some(origin));
             }
             Event::MarkCorrected(e) => {
                 // The correction names the mark's learner and class: the state knows the mark
-                // afterwards whether or not it held it before.
-                self.hold_mark(e.mark_id, e.learner_id, e.class_id, e.value);
+                // afterwards whether or not it held it before (its origin only if it did).
+                self.hold_mark(e.mark_id, e.learner_id, e.class_id, e.value, None);
             }
             Event::AttendanceRecorded(e) => self.record_fact(e.learner_id, e.class_id, e.date),
             Event::ExamResultRecorded(_) => {}

@@ -2888,7 +2888,7 @@ fn a_settled_mark_is_decided_on_only_once_recalled() {
     let unknown = contingent_domain::decide(&state, &correction(Mark::Four), today());
     assert_eq!(unknown.map_err(|e| e.code()), Err("mark_not_found"));
 
-    state.recall_mark(settled[0].0, settled[0].1);
+    state.recall_mark(settled[0].0, settled[0].1.clone());
     let decided = contingent_domain::decide(&state, &correction(Mark::Four), today())
         .expect("the recalled mark is corrected");
     assert!(matches!(
@@ -2905,6 +2905,18 @@ fn a_settled_mark_is_decided_on_only_once_recalled() {
     state.apply(&decided[0]);
     let same = contingent_domain::decide(&state, &correction(Mark::Four), today());
     assert_eq!(same.map_err(|e| e.code()), Err("mark_unchanged"));
+    // What it was recorded for (subject, lesson date) is not in the correction: the state holds
+    // the corrected mark without it until the book's record supplies it, keeping the new value.
+    let held = state.mark(mark_id(1)).expect("held").clone();
+    assert_eq!(held.origin, None);
+    state.recall_mark(settled[0].0, settled[0].1.clone());
+    let recalled = state.mark(mark_id(1)).expect("held");
+    assert_eq!(recalled.value, Mark::Four, "the newer value stays");
+    assert_eq!(recalled.origin, settled[0].1.origin);
+    assert_eq!(
+        recalled.origin.as_ref().map(|o| o.lesson_date),
+        Some(date(2025, 9, 10))
+    );
 }
 
 #[test]

@@ -23,6 +23,9 @@ use chrono::{DateTime, Utc};
 use contingent_log::{LogError, RecordedEvent};
 use sqlx::{Row, SqlitePool};
 
+/// The layout of the record's file (`PRAGMA user_version`).
+const RECORD_FORMAT: i64 = 1;
+
 /// Keys per lookup statement.
 const KEYS_PER_QUERY: usize = 400;
 
@@ -110,7 +113,7 @@ pub(crate) struct KeyRecord {
 impl KeyRecord {
     /// Opens (creating if needed) the record at `path`, remembering keys for `window`.
     pub async fn open(path: &Path, window: Duration) -> Result<Self, LogError> {
-        let pool = crate::markbook::open_derived(path, SCHEMA)
+        let pool = crate::markbook::open_derived(path, SCHEMA, RECORD_FORMAT)
             .await
             .map_err(storage)?;
         Ok(Self { pool, window })

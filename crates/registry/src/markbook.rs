@@ -12,7 +12,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use contingent_domain::{ClassId, LearnerId, Mark, MarkId, MarkRef};
+use contingent_domain::{ClassId, LearnerId, Mark, MarkId, MarkOrigin, MarkRef, Text};
 use contingent_log::{Hash, LogError};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -27,7 +27,9 @@ CREATE TABLE IF NOT EXISTS marks (
     learner_id BLOB NOT NULL,
     class_id   BLOB NOT NULL,
     value      TEXT NOT NULL,
-    at         INTEGER NOT NULL
+    at         INTEGER NOT NULL,
+    subject    TEXT,
+    lesson_on  TEXT
 ) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS book (
     one     INTEGER PRIMARY KEY CHECK (one = 1),
@@ -37,23 +39,59 @@ CREATE TABLE IF NOT EXISTS book (
 INSERT OR IGNORE INTO book (one, through, hash) VALUES (1, 0, x'');
 "#;
 
+/// The layout of the mark book's file (`PRAGMA user_version`).
+const BOOK_FORMAT: i64 = 2;
+
 /// Opens (creating if needed) a SQLite file of the writer's own that is derived from the log
 /// (the mark book, the idempotency record), with `schema` applied. Such a file need not survive
 /// a crash intact: what it loses is filled again from the log, so it is written without waiting
-/// for the disk on every commit.
-pub(crate) async fn open_derived(path: &Path, schema: &str) -> Result<SqlitePool, sqlx::Error> {
+/// for the disk on every commit. A file of another layout than `format` is made again from
+/// nothing (the writer fills it from the log).
+pub(crate) async fn open_derived(
+    path: &Path,
+    schema: &str,
+    format: i64,
+) -> Result<SqlitePool, sqlx::Error> {
+    let pool = connect_derived(path).await?;
+    let found: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&pool)
+        .await?;
+    let empty: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_schema")
+        .fetch_one(&pool)
+        .await?;
+    let pool = if found != format && empty > 0 {
+        pool.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            if let Err(error) = std::fs::remove_file(&file) {
+                if error.kind() != std::io::ErrorKind::NotFound {
+                    return Err(sqlx::Error::Io(error));
+                }
+            }
+        }
+        tracing::info!(path = %path.display(), found, format, "a derived file of another layout is made again from the log");
+        connect_derived(path).await?
+    } else {
+        pool
+    };
+    sqlx::raw_sql(schema).execute(&pool).await?;
+    sqlx::raw_sql(&format!("PRAGMA user_version = {format}"))
+        .execute(&pool)
+        .await?;
+    Ok(pool)
+}
+
+async fn connect_derived(path: &Path) -> Result<SqlitePool, sqlx::Error> {
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(30))
         .pragma("cache_size", "-32768");
-    let pool = SqlitePoolOptions::new()
+    SqlitePoolOptions::new()
         .max_connections(2)
         .connect_with(options)
-        .await?;
-    sqlx::raw_sql(schema).execute(&pool).await?;
-    Ok(pool)
+        .await
 }
 
 fn storage(e: sqlx::Error) -> LogError {
@@ -69,7 +107,9 @@ pub(crate) struct MarkBook {
 impl MarkBook {
     /// Opens (creating if needed) the book at `path`.
     pub async fn open(path: &Path) -> Result<Self, LogError> {
-        let pool = open_derived(path, SCHEMA).await.map_err(storage)?;
+        let pool = open_derived(path, SCHEMA, BOOK_FORMAT)
+            .await
+            .map_err(storage)?;
         Ok(Self { pool })
     }
 
@@ -105,18 +145,24 @@ impl MarkBook {
         let mut tx = self.pool.begin().await.map_err(storage)?;
         for chunk in marks.chunks(IDS_PER_QUERY) {
             let mut insert = sqlx::QueryBuilder::new(
-                "INSERT INTO marks (mark_id, learner_id, class_id, value, at) ",
+                "INSERT INTO marks (mark_id, learner_id, class_id, value, at, subject, lesson_on) ",
             );
             insert.push_values(chunk, |mut row, (id, m)| {
                 row.push_bind(id.as_uuid().as_bytes().to_vec())
                     .push_bind(m.learner_id.as_uuid().as_bytes().to_vec())
                     .push_bind(m.class_id.as_uuid().as_bytes().to_vec())
                     .push_bind(m.value.as_str())
-                    .push_bind(m.at as i64);
+                    .push_bind(m.at as i64)
+                    .push_bind(m.origin.as_ref().map(|o| o.subject.as_str().to_owned()))
+                    .push_bind(m.origin.as_ref().map(|o| o.lesson_date.to_string()));
             });
+            // The newer change's value wins; what the mark was recorded for is kept.
             insert.push(
-                " ON CONFLICT (mark_id) DO UPDATE SET value = excluded.value, at = excluded.at \
-                 WHERE excluded.at > marks.at",
+                " ON CONFLICT (mark_id) DO UPDATE SET \
+                 value = CASE WHEN excluded.at > marks.at THEN excluded.value ELSE marks.value END, \
+                 at = max(marks.at, excluded.at), \
+                 subject = coalesce(marks.subject, excluded.subject), \
+                 lesson_on = coalesce(marks.lesson_on, excluded.lesson_on)",
             );
             insert.build().execute(&mut *tx).await.map_err(storage)?;
         }
@@ -135,7 +181,8 @@ impl MarkBook {
         let mut found = Vec::new();
         for chunk in ids.chunks(IDS_PER_QUERY) {
             let mut query = sqlx::QueryBuilder::new(
-                "SELECT mark_id, learner_id, class_id, value, at FROM marks WHERE mark_id IN (",
+                "SELECT mark_id, learner_id, class_id, value, at, subject, lesson_on FROM marks \
+                 WHERE mark_id IN (",
             );
             let mut list = query.separated(", ");
             for id in chunk {
@@ -163,13 +210,73 @@ fn uuid(row: &sqlx::sqlite::SqliteRow, column: usize) -> Result<Uuid, LogError> 
 fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<(MarkId, MarkRef), LogError> {
     let value: String = row.get(3);
     let at: i64 = row.get(4);
+    let subject: Option<String> = row.get(5);
+    let lesson_on: Option<String> = row.get(6);
+    let bad = |e: String| LogError::Codec(format!("mark book: {e}"));
+    let origin = match (subject, lesson_on) {
+        (Some(subject), Some(date)) => Some(MarkOrigin {
+            subject: Text::parse(&subject).map_err(|e| bad(e.to_string()))?,
+            lesson_date: date
+                .parse()
+                .map_err(|e: chrono::ParseError| bad(e.to_string()))?,
+        }),
+        _ => None,
+    };
     Ok((
         MarkId::from_uuid(uuid(row, 0)?),
         MarkRef {
             learner_id: LearnerId::from_uuid(uuid(row, 1)?),
             class_id: ClassId::from_uuid(uuid(row, 2)?),
             value: Mark::parse(&value).map_err(|e| LogError::Codec(format!("mark book: {e}")))?,
+            origin,
             at: at as u64,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A book written in the layout before marks kept their subject and lesson date is made
+    /// again from nothing (its position back at 0, so the writer fills it from the log).
+    #[tokio::test]
+    async fn a_book_of_an_older_layout_is_made_again() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("marks.db");
+        {
+            let pool = connect_derived(&path).await.expect("old book");
+            sqlx::raw_sql(
+                "CREATE TABLE marks (mark_id BLOB PRIMARY KEY, learner_id BLOB NOT NULL, \
+                 class_id BLOB NOT NULL, value TEXT NOT NULL, at INTEGER NOT NULL) STRICT, WITHOUT ROWID; \
+                 CREATE TABLE book (one INTEGER PRIMARY KEY CHECK (one = 1), through INTEGER NOT NULL, hash BLOB NOT NULL) STRICT; \
+                 INSERT INTO book VALUES (1, 500, x'00');",
+            )
+            .execute(&pool)
+            .await
+            .expect("old layout");
+            pool.close().await;
+        }
+        let book = MarkBook::open(&path).await.expect("opens");
+        assert_eq!(book.through().await.expect("through").0, 0);
+        let mut marks = vec![(
+            MarkId::generate(),
+            MarkRef {
+                learner_id: LearnerId::generate(),
+                class_id: ClassId::generate(),
+                value: Mark::Five,
+                origin: Some(MarkOrigin {
+                    subject: Text::parse("Математика").expect("text"),
+                    lesson_date: chrono::NaiveDate::from_ymd_opt(2025, 9, 10).expect("date"),
+                }),
+                at: 7,
+            },
+        )];
+        book.settle(&mut marks, 7, Hash([1; 32]))
+            .await
+            .expect("settled");
+        let found = book.lookup(&[marks[0].0]).await.expect("found");
+        assert_eq!(found, marks);
+        book.close().await;
+    }
 }

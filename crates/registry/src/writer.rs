@@ -181,7 +181,8 @@ impl WriterState {
                     Command::CorrectMark(c) => Some(c.mark_id),
                     _ => None,
                 })
-                .filter(|id| state.mark(*id).is_none())
+                // Unknown here, or held as a correction without what it was recorded for.
+                .filter(|id| state.mark(*id).is_none_or(|m| m.origin.is_none()))
                 .collect()
         };
         if missing.is_empty() {
