@@ -227,6 +227,57 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     );
     shutdown(registry).await;
 
+    // Embedded, every command sent with an Idempotency-Key and its body's fingerprint, as HTTP
+    // callers send them: the idempotency record (off the heap, `idempotency.db`) is looked up
+    // for every batch and written after every group commit. Then every command is sent again
+    // with its key: each answer comes from the record, its events read back from the log.
+    let keyed: Vec<(Command, Metadata)> = commands
+        .iter()
+        .enumerate()
+        .map(|(i, (command, meta))| {
+            let mut meta = meta.clone();
+            meta.idempotency_key = Some(format!("bench-mark-{i}"));
+            meta.request_fingerprint = Some(format!("{i:064x}"));
+            (command.clone(), meta)
+        })
+        .collect();
+    let dir = ctx.work("append-embedded-keyed")?;
+    fixture.copy_to(&dir, &["log.db"])?;
+    let mut settings = Settings::new(&dir);
+    settings.project = false;
+    let registry = Arc::new(Registry::open(settings.clone(), |_| {}).await?);
+    let d = drive(&registry, keyed.clone(), ctx.opts.submitters).await;
+    report_drive(
+        ctx,
+        "embedded_keyed",
+        &d,
+        json!({"log": "SQLite WAL, synchronous=FULL", "sizes": sizes,
+               "what": "the same commands, each with an Idempotency-Key and a body fingerprint"}),
+    );
+    ctx.rec.figure(
+        "append",
+        "embedded_keyed_pct_of_unkeyed",
+        100.0 * d.events_per_s() / embedded.max(1.0),
+        "%",
+        json!({"keyed_events_per_s": round(d.events_per_s(), 0), "unkeyed_events_per_s": round(embedded, 0)}),
+    );
+    let head = registry.head();
+    let started = Instant::now();
+    let replayed = drive(&registry, keyed, ctx.opts.submitters).await;
+    let elapsed = started.elapsed();
+    ctx.rec.figure(
+        "append",
+        "embedded_keyed_retries_per_s",
+        rate(replayed.commands, elapsed),
+        "commands/s",
+        json!({"what": "every command sent again with its key: answered from the idempotency record, nothing appended",
+               "appended": registry.head() - head, "answered": replayed.accepted,
+               "refused_or_unavailable": replayed.refused + replayed.unavailable,
+               "idempotency_db_bytes": std::fs::metadata(settings.idempotency_path()).map(|m| m.len()).unwrap_or(0),
+               "keys": replayed.commands}),
+    );
+    shutdown(registry).await;
+
     // The log alone: the same sealed events appended to a copy of the region's log in batches
     // of the writer's mean group commit, without deciding, sealing or answering.
     let batch = (d.events / d.group_commits.max(1)).max(1) as usize;

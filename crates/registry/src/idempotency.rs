@@ -190,12 +190,14 @@ impl KeyRecord {
         let mut found = HashMap::new();
         let horizon = self.horizon(now);
         for chunk in keys.chunks(KEYS_PER_QUERY) {
+            // A join from the keys asked for: each is one search of the primary key (a row-value
+            // `IN` would scan every key of the window).
             let mut query = sqlx::QueryBuilder::new(
-                "SELECT actor, key, command, fingerprint, first_position, last_position, \
-                 recorded_at FROM idempotency WHERE recorded_at >= ",
+                "SELECT i.actor AS actor, i.key AS key, \
+                 i.command AS command, i.fingerprint AS fingerprint, \
+                 i.first_position AS first_position, i.last_position AS last_position, \
+                 i.recorded_at AS recorded_at FROM (VALUES ",
             );
-            query.push_bind(horizon);
-            query.push(" AND (actor, key) IN (VALUES ");
             let mut list = query.separated(", ");
             for (actor, key) in chunk {
                 list.push("(");
@@ -204,7 +206,11 @@ impl KeyRecord {
                 list.push_bind_unseparated(key.as_str());
                 list.push_unseparated(")");
             }
-            query.push(")");
+            query.push(
+                ") AS wanted JOIN idempotency AS i \
+                 ON i.actor = wanted.column1 AND i.key = wanted.column2 WHERE i.recorded_at >= ",
+            );
+            query.push_bind(horizon);
             let rows = query.build().fetch_all(&self.pool).await.map_err(storage)?;
             for row in rows {
                 found.insert(
@@ -225,5 +231,66 @@ impl KeyRecord {
     /// Closes the file.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Writes entries to the record in a task of its own, off the writer's path, and says which
+/// keys are written. Until a key is reported written the writer keeps it in memory.
+pub(crate) struct KeyWriter {
+    to_write: tokio::sync::mpsc::UnboundedSender<HashMap<KeyOf, KeyEntry>>,
+    written: tokio::sync::mpsc::UnboundedReceiver<Vec<KeyOf>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl KeyWriter {
+    /// Starts writing to `record`; the task ends when the writer is dropped.
+    pub fn spawn(record: KeyRecord) -> Self {
+        let (to_write, mut queue) =
+            tokio::sync::mpsc::unbounded_channel::<HashMap<KeyOf, KeyEntry>>();
+        let (done, written) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            while let Some(mut entries) = queue.recv().await {
+                // What queued meanwhile goes in the same transaction, later entries last.
+                while let Ok(more) = queue.try_recv() {
+                    entries.extend(more);
+                }
+                match record.insert(&entries).await {
+                    Ok(()) => {
+                        let _ = done.send(entries.into_keys().collect());
+                    }
+                    Err(error) => tracing::warn!(
+                        %error,
+                        "writing the idempotency record failed; the writer keeps the keys in memory"
+                    ),
+                }
+            }
+        });
+        Self {
+            to_write,
+            written,
+            task,
+        }
+    }
+
+    /// Writes what is queued, then stops.
+    pub async fn finish(self) {
+        drop(self.to_write);
+        let _ = self.task.await;
+    }
+
+    /// Queues entries of commands whose events are durable.
+    pub fn write(&self, entries: HashMap<KeyOf, KeyEntry>) {
+        if !entries.is_empty() {
+            let _ = self.to_write.send(entries);
+        }
+    }
+
+    /// The keys written since the last call.
+    pub fn written(&mut self) -> Vec<KeyOf> {
+        let mut keys = Vec::new();
+        while let Ok(more) = self.written.try_recv() {
+            keys.extend(more);
+        }
+        keys
     }
 }

@@ -12,7 +12,7 @@ use contingent_domain::{decide, learner_of, Command, Event, MarkId, State};
 use contingent_log::{Envelope, EventLog, Hash, Head, LogError, Metadata, RecordedEvent};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::idempotency::{entry_of, gather, KeyEntry, KeyOf, KeyRecord};
+use crate::idempotency::{entry_of, gather, KeyEntry, KeyOf, KeyRecord, KeyWriter};
 use crate::markbook::MarkBook;
 use crate::metrics::Metrics;
 use crate::registry::{Receipt, RegistryError};
@@ -46,6 +46,8 @@ pub(crate) struct WriterState {
     pub pending: HashMap<KeyOf, Pending>,
     /// The idempotency record (off the heap, derived from the log).
     pub keys: KeyRecord,
+    /// Writes the record's entries off the writer's path.
+    pub key_writer: KeyWriter,
     pub book: MarkBook,
     /// Marks held in memory before they are settled in the book.
     pub settle_at: usize,
@@ -144,6 +146,7 @@ impl WriterState {
             state: Arc::new(RwLock::new(state)),
             head,
             pending: HashMap::new(),
+            key_writer: KeyWriter::spawn(keys.clone()),
             keys,
             book,
             settle_at,
@@ -238,22 +241,17 @@ impl WriterState {
         Ok(())
     }
 
-    /// Writes the idempotency entries of keyed commands now durable, and forgets them from
-    /// `pending`. If the record cannot be written they stay pending (and are answered from
-    /// there); the next load fills the record from the log anyway.
-    async fn remember(&mut self, entries: HashMap<KeyOf, KeyEntry>) {
-        if entries.is_empty() {
-            return;
-        }
-        match self.keys.insert(&entries).await {
-            Ok(()) => {
-                for key in entries.keys() {
-                    self.pending.remove(key);
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "writing the idempotency record failed; keeping the keys in memory")
-            }
+    /// Queues the idempotency entries of keyed commands now durable for the record; they stay
+    /// in `pending` (and are answered from there) until the record says they are written. If
+    /// writing fails they stay pending; the next load fills the record from the log anyway.
+    fn remember(&mut self, entries: HashMap<KeyOf, KeyEntry>) {
+        self.key_writer.write(entries);
+    }
+
+    /// Forgets from `pending` the keys the record now holds.
+    fn forget_written(&mut self) {
+        for key in self.key_writer.written() {
+            self.pending.remove(&key);
         }
     }
 
@@ -456,7 +454,7 @@ pub(crate) async fn run(
             let landed = land(flight, &me, &head_tx, &metrics).await;
             let landed = match landed {
                 Ok((position, hash, entries)) => {
-                    me.remember(entries).await;
+                    me.remember(entries);
                     me.settle(position, hash).await;
                     Ok(())
                 }
@@ -496,7 +494,7 @@ pub(crate) async fn run(
     }
     if let Some(flight) = in_flight.take() {
         match land(flight, &me, &head_tx, &metrics).await {
-            Ok((_, _, entries)) => me.remember(entries).await,
+            Ok((_, _, entries)) => me.remember(entries),
             Err((failed_jobs, _)) => {
                 let answers = commit_again(&*log, &mut me, &failed_jobs, &metrics).await;
                 publish_head(&me, &head_tx, &metrics);
@@ -504,6 +502,7 @@ pub(crate) async fn run(
             }
         }
     }
+    me.key_writer.finish().await;
     me.keys.close().await;
     me.book.close().await;
 }
@@ -713,6 +712,7 @@ async fn decide_batch(
         metrics.set_writer_fault(None);
         tracing::info!("the writer's state is the log's again; deciding commands");
     }
+    me.forget_written();
     let now = Utc::now();
     let recalled = match me.recall_marks(batch).await {
         Ok(()) => me.recall_keys(log, batch, now).await,
@@ -787,7 +787,7 @@ async fn commit(
             metrics
                 .events_appended
                 .fetch_add(sealed.len() as u64, Ordering::Relaxed);
-            me.remember(key_entries(batch, &answers)).await;
+            me.remember(key_entries(batch, &answers));
             Committed::Done(answers)
         }
         Err(error) => {
