@@ -21,7 +21,9 @@
 //!   equal to the head's hash, `hash` equal to SHA-256 of the value), and a multi-event append
 //!   is accepted whole or not at all. The rule is stated for outside consumers in the crate's
 //!   README. [`EventLog::append`] returns only once the agreed history holds the events, and
-//!   [`LogError::Conflict`] when another writer's events took the positions first.
+//!   [`LogError::Conflict`] when another writer's events took the positions first. After a
+//!   failed delivery it reads the partition back (and sends the identical records again while
+//!   their positions are free) to learn which, rather than answer that it failed.
 //! - **Reading.** A [`KafkaLog`] follows the partition on demand with an assigned consumer
 //!   (explicit offsets, no consumer group) and keeps a small index in memory: position → offset,
 //!   learner → positions, the head, and a bounded cache of the most recent bodies. Every read
