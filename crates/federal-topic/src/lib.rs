@@ -18,11 +18,15 @@
 //! - **Where it left off** is the topic itself: [`FederalPublisher::open`] reads the `position`
 //!   header of the topic's last record, and the first batch checks that the log holds the same
 //!   event (by id) at that position, so a topic is never continued from another region's log.
-//! - **Delivery.** An idempotent producer (`acks=all`); a batch moves the position only when
-//!   every record of it is acknowledged. After a failed or abandoned batch the publisher reads
-//!   the topic's end again before producing, so duplicates arise only when a record lands after
-//!   that read (a crash between produce and acknowledgement): at-least-once, and a duplicate
-//!   carries the same `event_id` and `position`.
+//! - **Delivery.** An idempotent producer (`acks=all`, `enable.gapless.guarantee=true`: an
+//!   error that would leave a gap in what it produced stops it with a fatal error instead); a
+//!   batch moves the position only when every record of it is acknowledged. On the first failed
+//!   record of a batch the records not yet sent are purged, so nothing after a failed record is
+//!   sent by that producer. After a failed or abandoned batch the publisher replaces the
+//!   producer (a fatal one for good), waits for the old one's records in flight, and reads the
+//!   topic's end again before producing, so duplicates arise only when a record lands after
+//!   that read: at-least-once, and a duplicate carries the same `event_id` and `position` and
+//!   comes after the first copy.
 //!
 //! One publisher per topic: two publishers on one topic would each publish every event.
 #![deny(missing_docs)]
@@ -38,7 +42,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer, PurgeConfig};
 use rdkafka::{Offset, TopicPartitionList};
 
 /// The only partition of the federal topic.
@@ -161,7 +165,7 @@ impl FederalPublisher {
             read_last(&consumer, &topic)
         })
         .await?;
-        let producer: FutureProducer = config.producer_config().create()?;
+        let producer = gapless_producer(&config)?;
         let (position, unchecked) = match last {
             Some(p) => (p.position, Some(p.event_id)),
             None => (0, None),
@@ -235,9 +239,12 @@ impl FederalPublisher {
     /// After a failed or abandoned batch: waits for the records still in flight (a new producer
     /// replaces the old one, which may have failed for good), then reads the topic's end again.
     async fn resume_from_topic(&mut self) -> Result<(), FederalError> {
-        let fresh: FutureProducer = self.config.producer_config().create()?;
+        let fresh = gapless_producer(&self.config)?;
         let old = std::mem::replace(&mut self.producer, fresh);
         let topic = self.config.topic.clone();
+        if let Some((code, reason)) = old.client().fatal_error() {
+            tracing::warn!(%topic, %code, reason, "the federal producer failed for good; replaced");
+        }
         blocking(move || {
             if let Err(e) = old.flush(FLUSH_TIMEOUT) {
                 tracing::warn!(%topic, error = %e, "flushing the failed batch's producer failed");
@@ -296,6 +303,15 @@ impl FederalPublisher {
     }
 }
 
+/// The publisher's producer: the log's idempotent producer, and a fatal error rather than a gap
+/// in what it produced (`enable.gapless.guarantee`; librdkafka does not count records that
+/// fail by `message.timeout.ms`, which [`produce`] guards against by purging).
+fn gapless_producer(config: &KafkaConfig) -> Result<FutureProducer, FederalError> {
+    let mut client = config.producer_config();
+    client.set("enable.gapless.guarantee", "true");
+    Ok(client.create()?)
+}
+
 /// One event's record, ready to produce.
 struct FederalRecord {
     key: String,
@@ -341,7 +357,9 @@ impl FederalRecord {
     }
 }
 
-/// Produces every record to partition 0 in order, and awaits every delivery report.
+/// Produces every record to partition 0 in order, and awaits every delivery report. At the
+/// first failure (a refused send or a failed delivery report) the records still queued in the
+/// producer are purged: none of them is sent after a record that may be missing.
 async fn produce(
     producer: &FutureProducer,
     topic: &str,
@@ -367,6 +385,7 @@ async fn produce(
                         Some(delivery) => {
                             if let Err(e) = delivered(delivery).await {
                                 first_error.get_or_insert(e);
+                                producer.purge(PurgeConfig::default().queue());
                             }
                         }
                         None => tokio::time::sleep(Duration::from_millis(5)).await,
@@ -374,6 +393,7 @@ async fn produce(
                 }
                 Err((e, _)) => {
                     first_error.get_or_insert(e.into());
+                    producer.purge(PurgeConfig::default().queue());
                     break;
                 }
             }
@@ -384,6 +404,9 @@ async fn produce(
     }
     while let Some(delivery) = in_flight.pop_front() {
         if let Err(e) = delivered(delivery).await {
+            if first_error.is_none() {
+                producer.purge(PurgeConfig::default().queue());
+            }
             first_error.get_or_insert(e);
         }
     }

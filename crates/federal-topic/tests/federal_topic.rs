@@ -300,3 +300,90 @@ async fn a_topic_with_more_than_one_partition_is_refused() {
         "{refused:?}"
     );
 }
+
+#[path = "../../log-kafka/tests/private_broker/mod.rs"]
+mod private_broker;
+
+/// The broker stops answering while a batch is in flight, past the producer's message timeout,
+/// then answers again (and writes what it received meanwhile). The publisher recovers on its
+/// own, and a subscriber reads every position in order, without a gap: a position seen again is
+/// the same event (the at-least-once duplicate of docs/federal-topic.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_paused_past_the_timeout_leaves_no_gap_and_no_reordering() {
+    let broker = private_broker::PrivateBroker::start();
+    let log = MemoryLog::default();
+    let story = Story::new();
+    let first = append_all(&log, story.first_appends()).await;
+    let mut config = KafkaConfig::new(
+        broker.address.clone(),
+        KafkaConfig::federal_topic(&unique_region()),
+    );
+    config.client_id = "contingent-federal-topic-tests".into();
+    config.extra = vec![
+        ("message.timeout.ms".into(), "1500".into()),
+        ("request.timeout.ms".into(), "1000".into()),
+    ];
+    let mut publisher = FederalPublisher::open(config.clone())
+        .await
+        .expect("open the federal publisher");
+    assert_eq!(publish_all(&mut publisher, &log, 100).await, first.len());
+
+    let later = append_all(&log, story.later_appends()).await;
+    let total = (first.len() + later.len()) as u64;
+    broker.pause();
+    // The batch's produce requests wait in the paused broker's socket past the timeout.
+    let failed = publisher.run_once(&log, 100).await;
+    assert!(
+        failed.is_err(),
+        "the batch failed while the broker was paused"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    broker.resume();
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(25);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the publisher did not recover"
+        );
+        match publisher.run_once(&log, 2).await {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    assert_eq!(publisher.position(), total);
+
+    let consumer = subscriber_at(
+        &broker.address,
+        &config.topic,
+        &format!("federal-{}", uuid::Uuid::new_v4()),
+    );
+    let records = read_to_end(&consumer).await;
+    let logged = log.read_after(0, 1000).await.expect("read the log");
+    let mut last = 0u64;
+    let mut duplicates = 0;
+    for record in &records {
+        let position = record.position();
+        assert!(
+            position <= last + 1,
+            "a gap: position {position} after {last}"
+        );
+        let event = &logged[(position - 1) as usize];
+        assert_eq!(
+            record.header("event_id"),
+            Some(event.envelope.event_id.to_string()),
+            "the record at position {position} is the log's event there"
+        );
+        if position == last + 1 {
+            last = position;
+        } else {
+            duplicates += 1;
+        }
+    }
+    assert_eq!(last, total, "every position reached the topic");
+    eprintln!(
+        "{} records for {total} events ({duplicates} duplicates)",
+        records.len()
+    );
+}

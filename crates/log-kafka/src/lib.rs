@@ -21,7 +21,9 @@
 //!   equal to the head's hash, `hash` equal to SHA-256 of the value), and a multi-event append
 //!   is accepted whole or not at all. The rule is stated for outside consumers in the crate's
 //!   README. [`EventLog::append`] returns only once the agreed history holds the events, and
-//!   [`LogError::Conflict`] when another writer's events took the positions first.
+//!   [`LogError::Conflict`] when another writer's events took the positions first. After a
+//!   failed delivery it reads the partition back (and sends the identical records again while
+//!   their positions are free) to learn which, rather than answer that it failed.
 //! - **Reading.** A [`KafkaLog`] follows the partition on demand with an assigned consumer
 //!   (explicit offsets, no consumer group) and keeps a small index in memory: position → offset,
 //!   learner → positions, the head, and a bounded cache of the most recent bodies. Every read
@@ -54,7 +56,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer as RdBaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer, PurgeConfig};
 use rdkafka::{Offset, TopicPartitionList};
 
 pub use agreed::{header, signature_headers, Accepted, AgreedHistory, Candidate};
@@ -79,6 +81,10 @@ const END_RESENT_QUIET: Duration = Duration::from_millis(5);
 
 /// Bytes of recent bodies kept in memory, so that readers following the tail do not fetch.
 const TAIL_CACHE_BYTES: usize = 8 << 20;
+
+/// How long an append whose delivery failed keeps reading the partition (and sending its
+/// records again) to learn whether it was accepted, before it reports its outcome unknown.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A gap (in offsets) larger than this is crossed by seeking, not by reading through it.
 const SEEK_GAP: i64 = 512;
@@ -230,7 +236,8 @@ pub struct KafkaLog {
 struct Inner {
     config: KafkaConfig,
     topic: String,
-    producer: FutureProducer,
+    /// Replaced after a failed delivery: the old one's queued records are purged.
+    producer: Mutex<FutureProducer>,
     follower: Mutex<Follower>,
     fetcher: Mutex<BaseConsumer>,
     closed: AtomicBool,
@@ -276,7 +283,7 @@ impl KafkaLog {
             Ok(Inner {
                 follower: Mutex::new(Follower::new(follower)),
                 fetcher: Mutex::new(fetcher),
-                producer,
+                producer: Mutex::new(producer),
                 topic,
                 config,
                 closed: AtomicBool::new(false),
@@ -952,12 +959,115 @@ impl Deliveries {
 }
 
 impl KafkaLog {
+    /// Stops watching `position`.
+    async fn unwatch(&self, position: u64) {
+        let inner = self.inner.clone();
+        let _ = blocking(move || {
+            let mut follower = lock(&inner.follower);
+            if let Some(watch) = follower.watches.get_mut(&position) {
+                watch.waiters -= 1;
+                if watch.waiters == 0 {
+                    follower.watches.remove(&position);
+                }
+            }
+            Ok(())
+        })
+        .await;
+    }
+
+    /// The current producer.
+    fn producer(&self) -> FutureProducer {
+        lock(&self.inner.producer).clone()
+    }
+
+    /// After a failed delivery: a fresh producer takes over, and the old one's records not yet
+    /// sent are purged, so it sends nothing more (a record already sent may still be written by
+    /// the broker: only reading the partition tells).
+    async fn replace_producer(&self) -> Result<(), LogError> {
+        let fresh: FutureProducer = self.inner.config.producer().create().map_err(storage)?;
+        let old = std::mem::replace(&mut *lock(&self.inner.producer), fresh);
+        blocking(move || {
+            old.purge(PurgeConfig::default().queue().inflight());
+            drop(old);
+            Ok(())
+        })
+        .await
+    }
+
+    /// After a failed delivery of an append: finds out from the partition what became of it.
+    /// Reads to the end; `Ok` when the agreed history holds the append at its positions,
+    /// `Conflict` when other records took them, and when neither is visible yet, sends the
+    /// identical records again (an earlier copy landing later is a duplicate: the rule accepts
+    /// only the first copy that continues the head) and reads again, until [`RESOLVE_TIMEOUT`].
+    /// Only then does it give up, with an error saying the outcome is unknown.
+    async fn resolve(
+        &self,
+        events: &[RecordedEvent],
+        signed: Option<&BatchSignature>,
+        error: LogError,
+        delivery_failed: bool,
+    ) -> Result<(), LogError> {
+        let first_position = events.first().map_or(0, RecordedEvent::position);
+        let (last_position, last_hash) = events
+            .last()
+            .map_or((0, GENESIS_HASH), |e| (e.position(), e.hash));
+        let deadline = Instant::now() + RESOLVE_TIMEOUT;
+        let mut last_error = error;
+        let (mut replace, mut resend) = (delivery_failed, false);
+        loop {
+            tracing::warn!(topic = %self.inner.topic, position = first_position, error = %last_error, resend, "an append's outcome is not known; reading the partition");
+            if replace {
+                match self.replace_producer().await {
+                    Ok(()) => replace = false,
+                    Err(e) => last_error = e,
+                }
+            }
+            if resend && !replace {
+                if let Some(e) = self.produce(events, signed).await.first_error {
+                    last_error = e;
+                    replace = true;
+                }
+            }
+            let inner = self.inner.clone();
+            let read = blocking(move || {
+                let mut follower = lock(&inner.follower);
+                follower.catch_up(&inner.topic, Until::End)?;
+                let accepted = follower
+                    .watches
+                    .get(&last_position)
+                    .and_then(|w| w.accepted);
+                Ok((accepted, follower.head()))
+            })
+            .await;
+            match read {
+                Ok((Some(hash), _)) if hash == last_hash => return Ok(()),
+                // Accepted whole or not at all, and only on top of the head it continues: once
+                // the head is at or past its first position without it, it never will be.
+                Ok((_, head)) if head.position >= first_position => {
+                    return Err(LogError::Conflict(first_position))
+                }
+                // Its positions are free: nothing of it is accepted. Send it again.
+                Ok(_) => resend = true,
+                Err(e) => last_error = e,
+            }
+            if Instant::now() >= deadline {
+                return Err(LogError::Storage(format!(
+                    "kafka: the outcome of the append at position {first_position} is unknown: \
+                     the partition could not be read for {}s ({last_error})",
+                    RESOLVE_TIMEOUT.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Produces every event, awaiting every delivery report.
     async fn produce(
         &self,
         events: &[RecordedEvent],
         signed: Option<&BatchSignature>,
     ) -> Deliveries {
+        let producer = self.producer();
         let append_last = events.last().map_or(0, RecordedEvent::position);
         let mut in_flight = VecDeque::with_capacity(events.len());
         let mut done = Deliveries::default();
@@ -969,7 +1079,7 @@ impl KafkaLog {
                 .payload(&event.body)
                 .headers(headers);
             loop {
-                match self.inner.producer.send_result(record) {
+                match producer.send_result(record) {
                     Ok(delivery) => {
                         in_flight.push_back(delivery);
                         break;
@@ -1026,34 +1136,35 @@ impl EventLog for KafkaLog {
             .key
             .as_ref()
             .map(|k| k.sign_batch(first_position, last_position, first_prev, last_hash));
-        let delivered = self.produce(events, signed.as_ref()).await;
+        let mut delivered = self.produce(events, signed.as_ref()).await;
+        if let Some(error) = delivered.first_error.take() {
+            let outcome = self.resolve(events, signed.as_ref(), error, true).await;
+            self.unwatch(last_position).await;
+            return outcome;
+        }
         // What the rule needs of our own records, should the index be right before them.
-        let own: Vec<(Candidate, Item)> = if delivered.first_error.is_none() {
-            events
-                .iter()
-                .zip(&delivered.offsets)
-                .map(|(event, &offset)| {
-                    let candidate = Candidate {
-                        position: event.position(),
-                        prev_hash: event.envelope.prev_hash,
-                        hash: event.hash,
-                        append_last: last_position,
-                    };
-                    let item = Item {
-                        offset,
-                        learner: event.envelope.learner_id,
-                        body: event.body.clone(),
-                        signature: signed
-                            .as_ref()
-                            .filter(|_| event.position() == last_position)
-                            .map(|s| (s.key_id.clone(), s.signature.clone())),
-                    };
-                    (candidate, item)
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let own: Vec<(Candidate, Item)> = events
+            .iter()
+            .zip(&delivered.offsets)
+            .map(|(event, &offset)| {
+                let candidate = Candidate {
+                    position: event.position(),
+                    prev_hash: event.envelope.prev_hash,
+                    hash: event.hash,
+                    append_last: last_position,
+                };
+                let item = Item {
+                    offset,
+                    learner: event.envelope.learner_id,
+                    body: event.body.clone(),
+                    signature: signed
+                        .as_ref()
+                        .filter(|_| event.position() == last_position)
+                        .map(|s| (s.key_id.clone(), s.signature.clone())),
+                };
+                (candidate, item)
+            })
+            .collect();
 
         let inner = self.inner.clone();
         let accepted = blocking(move || {
@@ -1089,6 +1200,10 @@ impl EventLog for KafkaLog {
                 .watches
                 .get(&last_position)
                 .and_then(|w| w.accepted);
+            if caught_up.is_err() {
+                // Still watched: the outcome is looked for next.
+                return caught_up.map(|()| accepted);
+            }
             if let Some(watch) = follower.watches.get_mut(&last_position) {
                 watch.waiters -= 1;
                 if watch.waiters == 0 {
@@ -1098,9 +1213,9 @@ impl EventLog for KafkaLog {
             caught_up.map(|()| accepted)
         })
         .await;
-        match (accepted, delivered.first_error) {
-            (Ok(Some(hash)), _) if hash == last_hash => Ok(()),
-            (Ok(Some(_)), _) => {
+        match accepted {
+            Ok(Some(hash)) if hash == last_hash => Ok(()),
+            Ok(Some(_)) => {
                 tracing::debug!(
                     topic = %self.inner.topic,
                     position = first_position,
@@ -1108,8 +1223,14 @@ impl EventLog for KafkaLog {
                 );
                 Err(LogError::Conflict(first_position))
             }
-            (_, Some(e)) | (Err(e), None) => Err(e),
-            (Ok(None), None) => Err(LogError::Conflict(first_position)),
+            // Our records were read and not accepted.
+            Ok(None) => Err(LogError::Conflict(first_position)),
+            // Delivered, but the partition could not be read up to them.
+            Err(error) => {
+                let outcome = self.resolve(events, signed.as_ref(), error, false).await;
+                self.unwatch(last_position).await;
+                outcome
+            }
         }
     }
 
@@ -1177,8 +1298,7 @@ impl EventLog for KafkaLog {
             .partition(PARTITION)
             .key(key.id())
             .payload(&value);
-        self.inner
-            .producer
+        self.producer()
             .send(record, STEP_TIMEOUT)
             .await
             .map_err(|(e, _)| storage(e))?;
@@ -1275,7 +1395,11 @@ impl EventLog for KafkaLog {
     async fn close(&self) {
         self.inner.closed.store(true, Ordering::Release);
         let inner = self.inner.clone();
-        let flushed = blocking(move || inner.producer.flush(STEP_TIMEOUT).map_err(storage)).await;
+        let flushed = blocking(move || {
+            let producer = lock(&inner.producer).clone();
+            producer.flush(STEP_TIMEOUT).map_err(storage)
+        })
+        .await;
         if let Err(e) = flushed {
             tracing::warn!(topic = %self.inner.topic, error = %e, "flushing the producer failed");
         }

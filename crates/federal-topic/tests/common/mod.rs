@@ -456,8 +456,13 @@ impl SubscribedRecord {
 /// A member of consumer group `group` subscribed to `topic`, as a federal subscriber would run
 /// it: plain librdkafka settings, offsets committed to the group.
 pub fn subscriber(topic: &str, group: &str) -> StreamConsumer {
+    subscriber_at(&broker(), topic, group)
+}
+
+/// [`subscriber`] on the broker at `brokers`.
+pub fn subscriber_at(brokers: &str, topic: &str, group: &str) -> StreamConsumer {
     let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker())
+        .set("bootstrap.servers", brokers)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
