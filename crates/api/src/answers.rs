@@ -49,8 +49,8 @@ pub struct History {
 pub struct AccessLog {
     /// The learner.
     pub learner_id: Uuid,
-    /// Every read of their personal data by an official and every refused request about
-    /// them, oldest first.
+    /// Every read of their personal data by an official and every refused request (with a valid
+    /// token) about them, oldest first.
     pub entries: Vec<JournalEntry>,
 }
 

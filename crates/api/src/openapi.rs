@@ -426,7 +426,7 @@ pub fn build() -> Value {
         "audit", with(vec![id("Learner id.")], query::<StateQuery>()),
         responses(&[(200, answer::<LearnerSnapshot>("The learner then."))], &[400, 403, 404])));
     paths.insert("/v1/learners/{id}/access".into(), get(
-        "The access journal of a learner: every read of their personal data by an official and every refused request about them (auditors).",
+        "The access journal of a learner: every read of their personal data by an official and every refused request about them by a caller with a valid token (auditors).",
         "audit", vec![id("Learner id.")],
         responses(&[(200, answer::<AccessLog>("The journal entries, oldest first."))], &[400, 403])));
     paths.insert(
