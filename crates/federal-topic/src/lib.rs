@@ -14,7 +14,12 @@
 //!   events about no learner), value = the JSON of the federal view, headers [`header::TYPE`],
 //!   [`header::SCHEMA_VERSION`], [`header::EVENT_ID`], [`header::POSITION`], [`header::HASH`]
 //!   (the event's hash in the region's log, so the federal segment holds the region's chain
-//!   heads).
+//!   heads). A record also carries the region's newest signed checkpoint not yet carried
+//!   (headers [`header::CHECKPOINT_POSITION`] … [`header::CHECKPOINT_SIGNATURE`]): on the
+//!   record at the checkpoint's position when the publisher knows the checkpoint by then,
+//!   otherwise on the first record it publishes after it. Checkpoints are read through
+//!   [`EventLog::checkpoints`], at most every [`CHECKPOINT_REFRESH`]; after a restart the
+//!   newest one is carried again (at least once, like the records).
 //! - **Where it left off** is the topic itself: [`FederalPublisher::open`] reads the `position`
 //!   header of the topic's last record, and the first batch checks that the log holds the same
 //!   event (by id) at that position, so a topic is never continued from another region's log.
@@ -35,7 +40,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use contingent_access::federal_view;
-use contingent_log::{EventLog, LogError, RecordedEvent};
+use contingent_log::{Checkpoint, EventLog, LogError, RecordedEvent};
 use contingent_log_kafka::{KafkaConfig, Quiet};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -64,7 +69,24 @@ pub mod header {
     /// The event's hash in the region's log (SHA-256 of its stored bytes, 64 hex digits): the
     /// head of the region's hash chain at this position, held by the federal segment.
     pub const HASH: &str = "hash";
+
+    /// On a record that carries a signed checkpoint of the region's log: the checkpoint's
+    /// position, decimal. At most the record's own `position`.
+    pub const CHECKPOINT_POSITION: &str = "checkpoint_position";
+    /// The log's head hash at the checkpoint's position, 64 hex digits: the `hash` header of
+    /// the record at that position.
+    pub const CHECKPOINT_HEAD_HASH: &str = "checkpoint_head_hash";
+    /// When the checkpoint was signed, in milliseconds since the Unix epoch, decimal.
+    pub const CHECKPOINT_TIME_MS: &str = "checkpoint_time_ms";
+    /// The id of the writer key that signed it (16 hex digits).
+    pub const CHECKPOINT_KEY_ID: &str = "checkpoint_key_id";
+    /// The Ed25519 signature of [`contingent_log::Checkpoint::message`], 128 hex digits.
+    pub const CHECKPOINT_SIGNATURE: &str = "checkpoint_signature";
 }
+
+/// How long the publisher uses the checkpoints it read from the log before reading them again
+/// (reading them from Kafka takes a quarter of a second or more).
+pub const CHECKPOINT_REFRESH: Duration = Duration::from_secs(5);
 
 /// How long one network step (metadata, topic creation, reading the topic's end, flushing) may
 /// take, and how long reading may go without receiving a record.
@@ -132,6 +154,12 @@ pub struct FederalPublisher {
     position: u64,
     /// The event id the topic holds at `position`, until compared with the log's.
     unchecked: Option<String>,
+    /// The log's signed checkpoints, ordered by position, and when they were read.
+    checkpoints: Vec<Checkpoint>,
+    checkpoints_read: Option<Instant>,
+    /// The position of the last checkpoint the topic is known to carry; `None` after opening
+    /// or resuming, when the newest one is carried again.
+    carried: Option<u64>,
 }
 
 impl std::fmt::Debug for FederalPublisher {
@@ -177,6 +205,9 @@ impl FederalPublisher {
             stale: false,
             position,
             unchecked,
+            checkpoints: Vec::new(),
+            checkpoints_read: None,
+            carried: None,
         })
     }
 
@@ -212,6 +243,17 @@ impl FederalPublisher {
         let Some(last) = events.last().map(RecordedEvent::position) else {
             return Ok(0);
         };
+        if self
+            .checkpoints_read
+            .is_none_or(|read| read.elapsed() >= CHECKPOINT_REFRESH)
+        {
+            let mut checkpoints = log.checkpoints().await?;
+            // Stable: of checkpoints at one position the one stored last is kept last.
+            checkpoints.sort_by_key(|c| c.position);
+            self.checkpoints = checkpoints;
+            self.checkpoints_read = Some(Instant::now());
+        }
+        let mut carried = self.carried;
         let records = events
             .iter()
             .enumerate()
@@ -223,7 +265,15 @@ impl FederalPublisher {
                         detail: format!("the log answered it where position {expected} was due"),
                     });
                 }
-                FederalRecord::of(event)
+                let signed = self.checkpoints.partition_point(|c| c.position <= expected);
+                let checkpoint = signed
+                    .checked_sub(1)
+                    .map(|i| &self.checkpoints[i])
+                    .filter(|c| carried.is_none_or(|p| c.position > p));
+                if let Some(c) = checkpoint {
+                    carried = Some(c.position);
+                }
+                FederalRecord::of(event, checkpoint)
             })
             .collect::<Result<Vec<_>, _>>()?;
         // Should this future fail or be dropped before every record is acknowledged, the next
@@ -232,6 +282,7 @@ impl FederalPublisher {
         produce(&self.producer, &self.config.topic, &records).await?;
         self.stale = false;
         self.position = last;
+        self.carried = carried;
         tracing::debug!(topic = %self.config.topic, position = last, count = records.len(), "federal records published");
         Ok(records.len())
     }
@@ -266,6 +317,7 @@ impl FederalPublisher {
                 self.unchecked = None;
             }
         }
+        self.carried = None;
         self.stale = false;
         tracing::info!(topic = %self.config.topic, position = self.position, "federal publisher resumed from the topic's end");
         Ok(())
@@ -320,7 +372,7 @@ struct FederalRecord {
 }
 
 impl FederalRecord {
-    fn of(event: &RecordedEvent) -> Result<Self, FederalError> {
+    fn of(event: &RecordedEvent, checkpoint: Option<&Checkpoint>) -> Result<Self, FederalError> {
         let position = event.position();
         let invalid = |e: serde_json::Error| FederalError::Event {
             position,
@@ -332,7 +384,7 @@ impl FederalRecord {
             .envelope
             .learner_id
             .map_or_else(|| REGION_KEY.to_owned(), |l| l.to_string());
-        let text = [
+        let mut text = vec![
             (header::TYPE, event.envelope.event.type_name().to_owned()),
             (
                 header::SCHEMA_VERSION,
@@ -342,6 +394,18 @@ impl FederalRecord {
             (header::POSITION, position.to_string()),
             (header::HASH, event.hash.to_hex()),
         ];
+        if let Some(c) = checkpoint {
+            text.extend([
+                (header::CHECKPOINT_POSITION, c.position.to_string()),
+                (header::CHECKPOINT_HEAD_HASH, c.head_hash.to_hex()),
+                (
+                    header::CHECKPOINT_TIME_MS,
+                    c.time.timestamp_millis().to_string(),
+                ),
+                (header::CHECKPOINT_KEY_ID, c.key_id.clone()),
+                (header::CHECKPOINT_SIGNATURE, c.signature.clone()),
+            ]);
+        }
         let mut headers = OwnedHeaders::new_with_capacity(text.len());
         for (key, value) in &text {
             headers = headers.insert(Header {
@@ -676,5 +740,20 @@ mod tests {
             super::header::HASH,
         ];
         assert_eq!(documented, expected, "docs/federal-topic.md: the headers");
+        let documented: Vec<String> = table("| checkpoint header ")
+            .into_iter()
+            .map(|cells| cells[0].trim_matches('`').to_owned())
+            .collect();
+        let expected = [
+            super::header::CHECKPOINT_POSITION,
+            super::header::CHECKPOINT_HEAD_HASH,
+            super::header::CHECKPOINT_TIME_MS,
+            super::header::CHECKPOINT_KEY_ID,
+            super::header::CHECKPOINT_SIGNATURE,
+        ];
+        assert_eq!(
+            documented, expected,
+            "docs/federal-topic.md: the checkpoint headers"
+        );
     }
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::*;
 use contingent_access::{federal_view, FEDERAL_ENVELOPE_FIELDS, FEDERAL_FIELDS};
-use contingent_federal_topic::{FederalError, FederalPublisher, REGION_KEY};
-use contingent_log::{EventLog, RecordedEvent};
+use contingent_federal_topic::{FederalError, FederalPublisher, CHECKPOINT_REFRESH, REGION_KEY};
+use contingent_log::{Checkpoint, EventLog, Hash, RecordedEvent, WriterKey};
 use contingent_log_kafka::KafkaConfig;
 use memory_log::MemoryLog;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -219,6 +219,114 @@ async fn a_reopened_publisher_continues_after_the_last_record_without_republishi
         .collect();
     assert_eq!(published_ids, logged_ids);
     assert_federal_records(&all, &logged);
+}
+
+/// The checkpoint a record carries, read from its headers as a subscriber reads them.
+fn carried_checkpoint(record: &SubscribedRecord) -> Option<Checkpoint> {
+    let position = record.header("checkpoint_position")?;
+    let millis: i64 = record
+        .header("checkpoint_time_ms")
+        .expect("checkpoint_time_ms")
+        .parse()
+        .expect("decimal milliseconds");
+    Some(Checkpoint {
+        position: position.parse().expect("decimal position"),
+        head_hash: Hash::parse(&record.header("checkpoint_head_hash").expect("head hash"))
+            .expect("64 hex digits"),
+        time: chrono::DateTime::from_timestamp_millis(millis).expect("a time"),
+        key_id: record.header("checkpoint_key_id").expect("key id"),
+        signature: record.header("checkpoint_signature").expect("signature"),
+    })
+}
+
+/// Whether `public` signed `checkpoint`: Ed25519 over `Checkpoint::message`.
+fn signed_by(checkpoint: &Checkpoint, public: &ed25519_dalek::VerifyingKey) -> bool {
+    use ed25519_dalek::Verifier;
+    let mut bytes = [0u8; 64];
+    hex::decode_to_slice(&checkpoint.signature, &mut bytes).expect("128 hex digits");
+    public
+        .verify(
+            &checkpoint.message(),
+            &ed25519_dalek::Signature::from_bytes(&bytes),
+        )
+        .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_topic_carries_the_regions_signed_checkpoints_which_verify_with_its_writer_key() {
+    let region = unique_region();
+    let key = std::sync::Arc::new(WriterKey::generate());
+    let log = open_log(&region).await.with_writer_key(key.clone());
+    let story = Story::new();
+    let first = append_all(&log, story.first_appends()).await;
+    let at_first = log
+        .publish_checkpoint()
+        .await
+        .expect("sign a checkpoint")
+        .expect("a checkpoint");
+    assert_eq!(at_first.position, first.len() as u64);
+    let later = append_all(&log, story.later_appends()).await;
+
+    // Known before its record is published: carried on the record at its position.
+    let mut publisher = open_publisher(&region).await;
+    publish_all(&mut publisher, &log, 3).await;
+    // Signed after its record was published: carried on the next record.
+    let at_head = log
+        .publish_checkpoint()
+        .await
+        .expect("sign a checkpoint")
+        .expect("a checkpoint");
+    assert_eq!(at_head.position, (first.len() + later.len()) as u64);
+    let last = append(
+        &log,
+        vec![contingent_domain::Event::ClassCapacityChanged(
+            contingent_domain::ClassCapacityChanged {
+                class_id: story.class_1a,
+                organization_id: story.school,
+                capacity: 30,
+                reason: None,
+            },
+        )],
+    )
+    .await;
+    tokio::time::sleep(CHECKPOINT_REFRESH).await;
+    assert_eq!(publish_all(&mut publisher, &log, 3).await, 1);
+
+    let consumer = subscriber(
+        publisher.topic(),
+        &format!("federal-{}", uuid::Uuid::new_v4()),
+    );
+    let records = read_to_end(&consumer).await;
+    let logged = log.read_after(0, 1000).await.expect("read the log");
+    assert_federal_records(&records, &logged);
+    let carrying: Vec<(u64, Checkpoint)> = records
+        .iter()
+        .filter_map(|r| carried_checkpoint(r).map(|c| (r.position(), c)))
+        .collect();
+    assert_eq!(
+        carrying,
+        vec![
+            (at_first.position, at_first.clone()),
+            (last[0].position(), at_head.clone())
+        ],
+        "each checkpoint once: at its position, or on the first record after it"
+    );
+    for (_, checkpoint) in &carrying {
+        assert!(signed_by(checkpoint, &key.public()), "{checkpoint:?}");
+        assert_eq!(checkpoint.key_id, key.id());
+        let at = &records[checkpoint.position as usize - 1];
+        assert_eq!(at.position(), checkpoint.position);
+        assert_eq!(
+            at.header("hash"),
+            Some(checkpoint.head_hash.to_hex()),
+            "the signed head is the hash the topic holds at that position"
+        );
+    }
+    // A head the region did not sign does not verify.
+    let mut forged = at_head.clone();
+    forged.position += 1;
+    assert!(!signed_by(&forged, &key.public()));
+    assert!(!signed_by(&at_head, &WriterKey::generate().public()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
