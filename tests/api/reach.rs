@@ -444,3 +444,40 @@ async fn a_secondary_enrollment_needs_a_reason_the_rules_recognize() {
     );
     assert_eq!(receipt["events"][0]["data"]["primary"], false);
 }
+
+/// A school could once pull any learner of the region out of another school into one of its
+/// classes (and so into its reach): a receiving school transfers a learner in only on an
+/// application to it that waits for its decision.
+#[tokio::test]
+async fn a_school_takes_a_learner_from_another_only_on_an_application_to_it() {
+    let app = TestApp::spawn().await;
+    let w = world(&app).await;
+    let school_b = second_school(&app, json!(["general"])).await;
+    let token_b = app.organization(school_b.parse().expect("uuid"));
+    let class_b = open(&app, &school_b, 11, "11Б").await;
+    let learner = born(&app, "905", "Гусев", "2009-02-01").await;
+    let enrollment = enroll_into(&app, &learner, &w.class_11a, "2025-09-01").await;
+    let transfer = json!({ "learner_id": learner, "enrollment_id": enrollment,
+        "kind": "to_other_organization", "to_class_id": class_b,
+        "transferred_on": "2025-10-15", "order": order("7-п", "2025-10-15") });
+    let head = app.registry.head();
+    let r = post_as(&app, &token_b, "transfer", transfer.clone()).await;
+    crate::helpers::assert_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+    assert_eq!(app.registry.head(), head, "nothing appended");
+    // On the family's application to school B, waiting for its decision: taken in.
+    app.ok(
+        "submit_application",
+        json!({ "learner_id": learner, "organization_id": school_b,
+        "level": "general", "academic_year": "2025/2026", "grade": 11,
+        "submitted_on": "2025-10-01", "priority": "general" }),
+    )
+    .await;
+    let r = post_as(&app, &token_b, "transfer", transfer).await;
+    let status = r.status();
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+}

@@ -259,9 +259,17 @@ pub fn authorize_command(state: &State, p: &Principal, command: &Command) -> Res
                 .and_then(|l| l.enrollment(c.enrollment_id))
                 .map(|e| e.organization_id);
             let to = r.class_org(c.to_class_id);
+            // The sending side moves its own learner; a receiving school takes a learner of
+            // another only on an application to it waiting for its decision, so that it cannot
+            // pull any learner of the region into its classes (and its reach).
+            let receives = |o: OrganizationId| {
+                r.governs(o)
+                    && (role != Role::Organization
+                        || state.has_pending_application(c.learner_id, o))
+            };
             matches!(role, Role::Organization | Role::Municipality | Role::Region)
                 && (from.is_some_and(|o| r.governs(o))
-                    || to.is_some_and(|o| r.governs(o))
+                    || to.is_some_and(receives)
                     || (from.is_none() && to.is_none() && role == Role::Region))
         }
         // A teacher writes within the subjects and dates of their assignment, as themselves; an
