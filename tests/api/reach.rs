@@ -481,3 +481,43 @@ async fn a_school_takes_a_learner_from_another_only_on_an_application_to_it() {
         r.text().await.unwrap_or_default()
     );
 }
+
+/// A learner's SNILS opens their own account: a club the learner attends could once record a
+/// SNILS it controls (while none is recorded) and read the learner's diary as the learner. Only
+/// the organization keeping the learner's file (a primary enrollment in a main programme) records
+/// it.
+#[tokio::test]
+async fn only_the_school_keeping_the_file_records_a_learners_snils() {
+    let app = TestApp::spawn().await;
+    let w = world(&app).await;
+    let club_org = second_school(&app, json!(["additional"])).await;
+    let token_club = app.organization(club_org.parse().expect("uuid"));
+    let club = class_id(
+        &app.ok(
+            "open_class",
+            json!({ "organization_id": club_org, "academic_year": "2025/2026",
+            "level": "additional", "grade": 0, "name": "Шахматы", "capacity": 15 }),
+        )
+        .await,
+    );
+    let learner = born(&app, "906", "Зайцев", "2009-02-01").await;
+    enroll_into(&app, &learner, &w.class_11a, "2025-09-01").await;
+    let r = post_as(
+        &app,
+        &token_club,
+        "enroll",
+        json!({ "learner_id": learner, "class_id": club,
+        "enrolled_on": "2025-09-10", "programme": { "name": "Шахматы" },
+        "order": order("5-д", "2025-09-10") }),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let snils = json!({ "learner_id": learner, "snils": "112-233-445 95" });
+    let head = app.registry.head();
+    let r = post_as(&app, &token_club, "record_snils", snils.clone()).await;
+    crate::helpers::assert_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+    assert_eq!(app.registry.head(), head, "nothing appended");
+    let token_school = app.organization(w.school.parse().expect("uuid"));
+    let r = post_as(&app, &token_school, "record_snils", snils).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+}

@@ -4,8 +4,8 @@
 
 use chrono::NaiveDate;
 use contingent_domain::{
-    Assignment, ClassId, Command, Event, LearnerId, OrganizationId, PersonRef, SnilsOwner, State,
-    Text,
+    Assignment, ClassId, Command, Event, LearnerId, Level, OrganizationId, PersonRef, SnilsOwner,
+    State, Text,
 };
 
 use crate::principal::{Principal, Role};
@@ -207,13 +207,16 @@ impl Reach<'_> {
             })
     }
 
-    fn governs_active_learner(&self, learner: LearnerId) -> bool {
+    /// The caller governs an organization that keeps the learner's file: an active primary
+    /// enrollment in a main programme (preschool, general, vocational; not a club).
+    fn governs_primary_learner(&self, learner: LearnerId) -> bool {
         if self.p.role == Role::Region {
             return true;
         }
         self.state.learner(learner).is_some_and(|l| {
-            l.active_enrollments()
-                .any(|e| self.governs(e.organization_id))
+            l.active_enrollments().any(|e| {
+                e.primary && e.level != Level::Additional && self.governs(e.organization_id)
+            })
         })
     }
 }
@@ -232,9 +235,13 @@ pub fn authorize_command(state: &State, p: &Principal, command: &Command) -> Res
         Command::RegisterLearner(_) => {
             matches!(role, Role::Organization | Role::Municipality | Role::Region)
         }
+        // A learner's SNILS opens their own account (the learner role reads by it), so it is
+        // recorded by the organization of a primary enrollment in a main programme (the one that
+        // keeps the learner's file), its municipality or the region: not by a club or a second
+        // programme, which could otherwise record a SNILS it controls and read as the learner.
         Command::RecordSnils(c) => {
             matches!(role, Role::Organization | Role::Municipality | Role::Region)
-                && r.governs_active_learner(c.learner_id)
+                && r.governs_primary_learner(c.learner_id)
         }
         // A guardian link gives a parent's reach, so it comes from whoever knows the family: the
         // civil registry (the parents on the birth record) or the region (after checking the
