@@ -139,18 +139,8 @@ impl Guard {
         {
             return;
         }
-        for limiter in [&self.refusals].into_iter().flatten() {
-            if limiter.len() > HOUSEKEEPING_AT / 4 {
-                limiter.retain_recent();
-                limiter.shrink_to_fit();
-            }
-        }
-        if let Some(limiter) = &self.callers {
-            if limiter.len() > HOUSEKEEPING_AT / 4 {
-                limiter.retain_recent();
-                limiter.shrink_to_fit();
-            }
-        }
+        trim(&self.refusals);
+        trim(&self.callers);
     }
 
     /// Counts a refused anonymous request (`limited`: answered 429 rather than 401). Returns the
@@ -227,6 +217,16 @@ impl Guard {
                 }
             }
         });
+    }
+}
+
+/// Drops a limiter's idle keys once it holds many.
+fn trim<K: std::hash::Hash + Eq + Clone>(limiter: &Option<DefaultKeyedRateLimiter<K>>) {
+    if let Some(limiter) = limiter {
+        if limiter.len() > HOUSEKEEPING_AT / 4 {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
     }
 }
 

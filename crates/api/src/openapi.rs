@@ -82,7 +82,15 @@ const COMMAND_SCHEMAS: &[(&str, &str)] = schema_files!(
     ]
 );
 
-/// The `data` of each event type, referenced by the envelope.
+/// The `data` of the event types written now with a later schema version than 1, which the
+/// envelope's file (written for version 1) does not name: (type, version, schema).
+const LATER_EVENT_SCHEMAS: &[(&str, u16, &str)] = &[(
+    "enrolled",
+    2,
+    include_str!("../../../events-schema/events/enrolled.v2.schema.json"),
+)];
+
+/// The `data` of each event type at schema version 1, referenced by the envelope.
 const EVENT_SCHEMAS: &[(&str, &str)] = schema_files!(
     "events",
     ".v1.schema.json",
@@ -351,7 +359,20 @@ pub fn build() -> Value {
     let mut embedder = Embedder {
         schemas: &mut schemas,
     };
-    let envelope = embedder.embed("Envelope", ENVELOPE_SCHEMA);
+    let mut envelope = embedder.embed("Envelope", ENVELOPE_SCHEMA);
+    // The data of a type written with a later version is described by that version's schema.
+    let mut later = Vec::new();
+    for (name, version, text) in LATER_EVENT_SCHEMAS {
+        let key = format!("Event_{name}_v{version}");
+        later.push((key.clone(), embedder.embed(&key, text)));
+        if let Some(branches) = envelope["allOf"].as_array_mut() {
+            branches.push(json!({
+                "if": { "properties": { "type": { "const": name }, "schema_version": { "const": version } },
+                        "required": ["type", "schema_version"] },
+                "then": { "properties": { "data": reference(&key) } },
+            }));
+        }
+    }
     let mut commands = Vec::new();
     for (name, text) in COMMAND_SCHEMAS {
         let key = format!("Command_{name}");
@@ -363,7 +384,7 @@ pub fn build() -> Value {
         let key = format!("Event_{name}");
         events.push((key.clone(), embedder.embed(&key, text)));
     }
-    for (key, schema) in events {
+    for (key, schema) in events.into_iter().chain(later) {
         schemas.insert(key, schema);
     }
     schemas.insert("StoredEvent".into(), stored_event(&envelope));
@@ -583,6 +604,39 @@ mod tests {
             !doc.to_string().contains("$defs"),
             "every definition is a component"
         );
+    }
+
+    /// Every event type's data is described at the version events of it are written with now.
+    #[test]
+    fn every_event_type_is_described_at_its_current_version() {
+        let doc = build();
+        let schemas = &doc["components"]["schemas"];
+        let listed: Vec<&str> = EVENT_SCHEMAS.iter().map(|(name, _)| *name).collect();
+        assert_eq!(listed, contingent_domain::Event::TYPES);
+        for ty in contingent_domain::Event::TYPES {
+            let version = contingent_domain::Event::current_schema_version(ty);
+            let key = if version == 1 {
+                format!("Event_{ty}")
+            } else {
+                format!("Event_{ty}_v{version}")
+            };
+            assert!(schemas.get(&key).is_some(), "{key} is not in the document");
+            if version > 1 {
+                let branch = doc["components"]["schemas"]["StoredEvent"]["allOf"]
+                    .as_array()
+                    .and_then(|b| {
+                        b.iter().find(|b| {
+                            b["if"]["properties"]["type"]["const"] == *ty
+                                && b["if"]["properties"]["schema_version"]["const"] == version
+                        })
+                    });
+                assert_eq!(
+                    branch.map(|b| b["then"]["properties"]["data"]["$ref"].clone()),
+                    Some(json!(format!("#/components/schemas/{key}"))),
+                    "{ty} v{version}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -19,7 +19,6 @@ use tokio::task::JoinHandle;
 use crate::journal::{Journal, JournalLocation};
 use crate::metrics::Metrics;
 use crate::settings::{LogBackend, Settings};
-use crate::snapshot::LearnerSnapshot;
 use crate::writer::{self, Job, WriterOptions, WriterState};
 
 /// Why the registry could not do what was asked.
@@ -353,18 +352,6 @@ impl Registry {
     /// A learner's events in log order.
     pub async fn history(&self, learner: LearnerId) -> Result<Vec<RecordedEvent>, RegistryError> {
         Ok(self.log.read_learner(learner).await?)
-    }
-
-    /// What the registry knew of a learner at `known_at` (recorded time), about facts up to
-    /// `as_of` (business date); none if it knew nothing of them then.
-    pub async fn learner_as_of(
-        &self,
-        learner: LearnerId,
-        known_at: Option<chrono::DateTime<chrono::Utc>>,
-        as_of: Option<chrono::NaiveDate>,
-    ) -> Result<Option<LearnerSnapshot>, RegistryError> {
-        let events = self.log.read_learner(learner).await?;
-        Ok(LearnerSnapshot::fold(learner, &events, known_at, as_of))
     }
 
     /// A page of the log after `after`, for feed subscribers.
