@@ -14,6 +14,7 @@ mod event;
 mod ids;
 mod snils;
 mod state;
+mod undo;
 mod values;
 
 pub use command::{
@@ -38,6 +39,7 @@ pub use state::{
     evolve, Application, ApplicationStatus, Assignment, Class, Enrollment, Learner, MarkOrigin,
     MarkRef, Membership, Organization, SnilsOwner, State,
 };
+pub use undo::Savepoint;
 pub use values::{
     age_in_months, AcademicYear, Attendance, EducationForm, ExamForm, LeaveReason, Level, Mark,
     MarkKind, OrganizationKind, Priority, Relation, SecondaryReason, Sex, SourceKind, StayMode,

@@ -10,6 +10,7 @@ use chrono::{Days, NaiveDate};
 use crate::event::{CivilRecord, Event, FullName};
 use crate::ids::{ApplicationId, ClassId, EnrollmentId, LearnerId, MarkId, OrganizationId};
 use crate::snils::Snils;
+use crate::undo::{Savepoint, Tracked, Undo};
 use crate::values::{AcademicYear, Level, Mark, OrganizationKind, StayMode, Text};
 
 /// An organization of the regional directory.
@@ -276,27 +277,27 @@ pub struct MarkOrigin {
 }
 
 /// The write side's state of the whole region.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct State {
-    pub(crate) organizations: HashMap<OrganizationId, Organization>,
-    pub(crate) classes: HashMap<ClassId, Class>,
-    pub(crate) learners: HashMap<LearnerId, Learner>,
-    pub(crate) applications: HashMap<ApplicationId, Application>,
-    pub(crate) snils_owners: HashMap<Snils, SnilsOwner>,
+    pub(crate) organizations: Tracked<OrganizationId, Organization>,
+    pub(crate) classes: Tracked<ClassId, Class>,
+    pub(crate) learners: Tracked<LearnerId, Learner>,
+    pub(crate) applications: Tracked<ApplicationId, Application>,
+    pub(crate) snils_owners: Tracked<Snils, SnilsOwner>,
     /// Civil registry records by [`record_key`]: the learner and a fingerprint of the facts.
-    pub(crate) birth_records: HashMap<u128, (LearnerId, u64)>,
-    pub(crate) death_records: HashMap<u128, (LearnerId, u64)>,
+    pub(crate) birth_records: Tracked<u128, (LearnerId, u64)>,
+    pub(crate) death_records: Tracked<u128, (LearnerId, u64)>,
     /// The marks the state holds: every mark, unless the owner of the state settles them
     /// elsewhere ([`State::settle_marks`]) and brings back the ones a command names
     /// ([`State::recall_mark`]) before deciding it.
-    pub(crate) marks: HashMap<MarkId, MarkRef>,
+    pub(crate) marks: Tracked<MarkId, MarkRef>,
     /// How many events were applied: the position of the last one, for a state folded from a
     /// log from its start.
     pub(crate) applied: u64,
     /// The position of the last event about no learner (organizations, classes, teachers).
     pub(crate) unscoped_at: u64,
     /// Every enrollment id ever opened, and whose it is: enrollment ids are unique in the region.
-    pub(crate) enrollment_owners: HashMap<EnrollmentId, LearnerId>,
+    pub(crate) enrollment_owners: Tracked<EnrollmentId, LearnerId>,
 }
 
 /// A civil registry record (office and number, case aside) as a 128-bit fingerprint: the state
@@ -416,19 +417,19 @@ impl State {
             .collect();
         let mut out = Vec::with_capacity(settled.len());
         for id in settled {
-            if let Some(m) = self.marks.remove(&id) {
+            if let Some(m) = self.marks.untracked().remove(&id) {
                 out.push((id, m));
             }
         }
         if self.marks.capacity() > 4 * self.marks.len().max(1024) {
-            self.marks.shrink_to_fit();
+            self.marks.untracked().shrink_to_fit();
         }
         out
     }
 
     /// Brings back a mark kept outside the state; a mark the state holds is newer and stays.
     pub fn recall_mark(&mut self, id: MarkId, mark: MarkRef) {
-        match self.marks.entry(id) {
+        match self.marks.untracked().entry(id) {
             std::collections::hash_map::Entry::Occupied(mut held) => {
                 // A correction held without its origin: the book's record supplies it.
                 let held = held.get_mut();
@@ -439,6 +440,66 @@ impl State {
             std::collections::hash_map::Entry::Vacant(free) => {
                 free.insert(mark);
             }
+        }
+    }
+
+    /// Every map, for savepoints.
+    fn maps(&mut self) -> [&mut dyn Undo; 9] {
+        [
+            &mut self.organizations,
+            &mut self.classes,
+            &mut self.learners,
+            &mut self.applications,
+            &mut self.snils_owners,
+            &mut self.birth_records,
+            &mut self.death_records,
+            &mut self.marks,
+            &mut self.enrollment_owners,
+        ]
+    }
+
+    /// Opens a savepoint: from here on, what each applied event replaces is recorded, so that
+    /// [`State::rollback`] can take the events back. The record grows with the events applied
+    /// until [`State::release`] or [`State::release_all`] forgets it.
+    pub fn savepoint(&mut self) -> Savepoint {
+        let marks = self
+            .maps()
+            .into_iter()
+            .map(|map| {
+                map.track(true);
+                map.mark()
+            })
+            .collect();
+        Savepoint {
+            marks,
+            applied: self.applied,
+            unscoped_at: self.unscoped_at,
+        }
+    }
+
+    /// Takes back every event applied since `to` was opened (and since any savepoint opened
+    /// after it), newest first: the state is again what it was at `to`. Costs as much as the
+    /// events taken back. Recording goes on; `to` may be used again.
+    pub fn rollback(&mut self, to: &Savepoint) {
+        for (map, mark) in self.maps().into_iter().zip(&to.marks) {
+            map.rollback_to(*mark);
+        }
+        self.applied = to.applied;
+        self.unscoped_at = to.unscoped_at;
+    }
+
+    /// Keeps for good what was applied before `upto` was opened: it can no longer be taken
+    /// back, and its record is freed. Savepoints opened at or after `upto` stay usable.
+    pub fn release(&mut self, upto: &Savepoint) {
+        for (map, mark) in self.maps().into_iter().zip(&upto.marks) {
+            map.release_to(*mark);
+        }
+    }
+
+    /// Keeps everything applied for good and stops recording; every savepoint is spent.
+    pub fn release_all(&mut self) {
+        for map in self.maps() {
+            map.track(false);
         }
     }
 
@@ -622,9 +683,10 @@ impl State {
                     l.guardians.push(e.guardian_snils);
                     l.guardians.shrink_to_fit();
                 }
-                self.snils_owners
-                    .entry(e.guardian_snils)
-                    .or_insert(SnilsOwner::Guardian(name_fingerprint(&e.guardian)));
+                self.snils_owners.insert_if_absent(
+                    e.guardian_snils,
+                    SnilsOwner::Guardian(name_fingerprint(&e.guardian)),
+                );
             }
             Event::ApplicationSubmitted(e) => {
                 self.applications.insert(

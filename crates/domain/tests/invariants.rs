@@ -1059,6 +1059,51 @@ proptest! {
     fn invariants_hold_after_every_step(h in history(150..300)) {
         run(&h)?;
     }
+
+    /// A writer applies a batch's events before they are durable, and the next batch's on top
+    /// of them. Taking back from a savepoint gives exactly the state folded up to it, whichever
+    /// batch fails, and releasing what landed keeps it: for every split of a random history into
+    /// what is durable, a batch in flight and a batch decided on top of it.
+    #[test]
+    fn a_rollback_returns_to_the_savepoint_exactly(
+        h in history(80..200),
+        cut in (0.0f64..1.0, 0.0f64..1.0),
+    ) {
+        let events = run(&h)?.accepted;
+        let a = (events.len() as f64 * cut.0) as usize;
+        let b = a + ((events.len() - a) as f64 * cut.1) as usize;
+        let fold = |n: usize| events[..n].iter().fold(State::new(), evolve);
+        let apply = |state: &mut State, range: std::ops::Range<usize>| {
+            for event in &events[range] {
+                state.apply(event);
+            }
+        };
+        let (durable, in_flight, everything) = (fold(a), fold(b), fold(events.len()));
+
+        // The batch in flight fails: both batches are taken back.
+        let mut state = fold(a);
+        let first = state.savepoint();
+        apply(&mut state, a..b);
+        let second = state.savepoint();
+        apply(&mut state, b..events.len());
+        prop_assert_eq!(&state, &everything);
+        state.rollback(&first);
+        prop_assert_eq!(&state, &durable, "taken back to the durable state");
+
+        // Decided again on the same savepoint: it lands, the batch on top of it fails.
+        apply(&mut state, a..b);
+        let second_again = state.savepoint();
+        prop_assert_eq!(&second_again, &second, "the same batch records the same changes");
+        apply(&mut state, b..events.len());
+        state.release(&second_again);
+        state.rollback(&second_again);
+        prop_assert_eq!(&state, &in_flight, "the landed batch is kept, the failed one taken back");
+
+        // Everything lands: nothing more is recorded, and applying goes on as a fold.
+        state.release_all();
+        apply(&mut state, b..events.len());
+        prop_assert_eq!(&state, &everything);
+    }
 }
 
 /// The generator is not vacuous: over a fixed set of histories, the rules the invariants are
