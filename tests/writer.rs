@@ -6,12 +6,13 @@
 //! The log here wraps the real embedded log and injects the failures.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use contingent_domain::{
-    Command, LearnerId, Level, OrganizationId, OrganizationKind, OrganizationRegistered, Text,
+    evolve, Command, LearnerId, Level, OrganizationId, OrganizationKind, OrganizationRegistered,
+    State, Text,
 };
 use contingent_log::{EventLog, Head, LogError, Metadata, RawEvent, RecordedEvent, Source};
 use contingent_log_sqlite::SqliteLog;
@@ -28,6 +29,11 @@ struct FailingLog {
     conflict: bool,
     fail_first: usize,
     reads_fail: AtomicBool,
+    /// Fails the next append, once.
+    fail_next: AtomicBool,
+    /// The lowest position read after, and how many events were read.
+    lowest_read: AtomicU64,
+    events_read: AtomicUsize,
 }
 
 impl FailingLog {
@@ -40,7 +46,16 @@ impl FailingLog {
             conflict,
             fail_first,
             reads_fail: AtomicBool::new(false),
+            fail_next: AtomicBool::new(false),
+            lowest_read: AtomicU64::new(u64::MAX),
+            events_read: AtomicUsize::new(0),
         }
+    }
+
+    /// Starts counting reads afresh.
+    fn watch_reads(&self) {
+        self.lowest_read.store(u64::MAX, Ordering::SeqCst);
+        self.events_read.store(0, Ordering::SeqCst);
     }
 
     fn read_fault(&self) -> Result<(), LogError> {
@@ -56,7 +71,8 @@ impl FailingLog {
 impl EventLog for FailingLog {
     async fn append(&self, events: &[RecordedEvent]) -> Result<(), LogError> {
         let n = self.appends.fetch_add(1, Ordering::SeqCst) + 1;
-        if n.is_multiple_of(self.every) || n <= self.fail_first {
+        let once = self.fail_next.swap(false, Ordering::SeqCst);
+        if n.is_multiple_of(self.every) || n <= self.fail_first || once {
             self.failed.fetch_add(1, Ordering::SeqCst);
             let first = events.first().map_or(0, RecordedEvent::position);
             return Err(if self.conflict {
@@ -69,7 +85,10 @@ impl EventLog for FailingLog {
     }
     async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
         self.read_fault()?;
-        self.inner.read_after(after, limit).await
+        self.lowest_read.fetch_min(after, Ordering::SeqCst);
+        let events = self.inner.read_after(after, limit).await?;
+        self.events_read.fetch_add(events.len(), Ordering::SeqCst);
+        Ok(events)
     }
     async fn read_raw_after(&self, after: u64, limit: usize) -> Result<Vec<RawEvent>, LogError> {
         self.inner.read_raw_after(after, limit).await
@@ -165,9 +184,11 @@ async fn drive(conflict: bool) {
         "no gap"
     );
     assert_eq!(acknowledged.len() + unavailable, 3_000);
-    assert_eq!(
-        registry.read_state(|s| s.counts()[0]),
-        in_log.len(),
+    let folded = stored
+        .iter()
+        .fold(State::new(), |s, e| evolve(s, &e.envelope.event));
+    assert!(
+        registry.read_state(|s| s == &folded),
         "the writer's state is the log's"
     );
     assert_eq!(registry.head(), in_log.len() as u64);
@@ -232,8 +253,8 @@ async fn no_answer_rests_on_a_batch_that_failed() {
     );
 }
 
-/// When the writer cannot read its state back from the log after a failed append, it refuses
-/// commands (and says why) instead of deciding on a state ahead of the log, until it can.
+/// When the writer cannot read the log after a failed append, it cannot know whether the append
+/// left anything there: it refuses commands (and says why) until it can read the log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_that_cannot_read_the_log_back_refuses_commands_until_it_can() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -251,11 +272,11 @@ async fn a_writer_that_cannot_read_the_log_back_refuses_commands_until_it_can() 
     let fault = registry
         .writer_fault()
         .expect("the writer says why it refuses");
-    assert!(fault.contains("cannot read its state back"), "{fault}");
+    assert!(fault.contains("cannot read the log"), "{fault}");
     let second = registry.submit(organization(2), meta()).await;
     assert!(
         matches!(second, Err(RegistryError::Unavailable(_))),
-        "nothing is decided on a state ahead of the log: {second:?}"
+        "nothing is decided before the log is read: {second:?}"
     );
     assert!(inner.read_after(0, 10).await.expect("log").is_empty());
 
@@ -272,4 +293,65 @@ async fn a_writer_that_cannot_read_the_log_back_refuses_commands_until_it_can() 
     let stored = inner.read_after(0, 10).await.expect("log");
     assert_eq!(stored.len(), 1);
     assert_eq!(registry.read_state(|s| s.counts()[0]), 1);
+}
+
+/// After a failed append the writer takes its batches back without replaying the log: it reads
+/// nothing before its durable head, however long the log, and its state is the log's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_append_is_taken_back_without_reading_the_log_from_its_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inner = SqliteLog::open(&dir.path().join("log.db"))
+        .await
+        .expect("log");
+    let log = Arc::new(FailingLog::new(inner.clone(), usize::MAX, false, 0));
+    let registry = Arc::new(started(log.clone(), &dir).await);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..2_000 {
+        let registry = registry.clone();
+        tasks.spawn(async move { registry.submit(organization(i), meta()).await });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("task").expect("recorded");
+    }
+    let durable = registry.head();
+    assert_eq!(durable, 2_000);
+
+    log.watch_reads();
+    log.fail_next.store(true, Ordering::SeqCst);
+    // The batch is taken back, then decided again and appended once more.
+    let retried = registry
+        .submit(organization(2_001), meta())
+        .await
+        .expect("decided again after the take-back");
+    assert_eq!(retried.events[0].position, durable + 1);
+    assert_eq!(log.failed.load(Ordering::SeqCst), 1, "one append failed");
+    assert!(
+        log.lowest_read.load(Ordering::SeqCst) >= durable,
+        "the log was read from position {} on: a replay, not a take-back",
+        log.lowest_read.load(Ordering::SeqCst) + 1
+    );
+    assert_eq!(
+        log.events_read.load(Ordering::SeqCst),
+        0,
+        "nothing new to read"
+    );
+    let durable = registry.head();
+    let stored = inner.read_after(0, 10_000).await.expect("log");
+    let folded = stored
+        .iter()
+        .fold(State::new(), |s, e| evolve(s, &e.envelope.event));
+    assert!(
+        registry.read_state(|s| s == &folded),
+        "the state is the log's again"
+    );
+    let next = registry
+        .submit(organization(2_002), meta())
+        .await
+        .expect("decided on the durable state");
+    assert_eq!(next.events[0].position, durable + 1);
+    let metrics = registry.metrics().render();
+    assert!(
+        metrics.contains("contingent_writer_take_backs_total 1"),
+        "{metrics}"
+    );
 }

@@ -232,8 +232,8 @@ pub struct Checkpoints {
 /// `GET /healthz`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// `ok`, or `refusing_commands` (with 503) while the writer's state is not the log's:
-    /// reads still work.
+    /// `ok`, or `refusing_commands` (with 503) while the writer cannot read the log after a
+    /// failed append: reads still work.
     pub status: String,
     /// Why commands are refused.
     #[serde(skip_serializing_if = "Option::is_none")]

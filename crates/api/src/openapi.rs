@@ -547,7 +547,7 @@ pub fn build() -> Value {
     );
     paths.insert("/healthz".into(), json!({ "get": { "summary": "Liveness, log head and projected position.", "tags": ["meta"], "security": [],
         "responses": { "200": answer::<Health>("Up."),
-            "503": answer::<Health>("Up, but refusing commands until the writer's state is the log's again (`refusing_commands`); reads still work.") } } }));
+            "503": answer::<Health>("Up, but refusing commands until the writer has read the log after a failed append (`refusing_commands`); reads still work.") } } }));
     paths.insert("/metrics".into(), json!({ "get": { "summary": "Prometheus metrics.", "tags": ["meta"], "security": [],
         "responses": { "200": { "description": "Text exposition format.", "content": { "text/plain": { "schema": {"type": "string"} } } } } } }));
     json!({

@@ -20,6 +20,10 @@ pub struct Metrics {
     pub append_conflicts: AtomicU64,
     /// Time spent in log appends, microseconds.
     pub append_micros: AtomicU64,
+    /// Times the writer took applied batches back after their append failed.
+    pub batches_taken_back: AtomicU64,
+    /// Time spent taking batches back, microseconds.
+    pub take_back_micros: AtomicU64,
     /// Events applied by the projector.
     pub events_projected: AtomicU64,
     /// Last position appended.
@@ -39,7 +43,7 @@ pub struct Metrics {
     /// Requests answered `503 timeout`.
     pub requests_timed_out: AtomicU64,
     refused: Mutex<BTreeMap<&'static str, u64>>,
-    /// Why the writer refuses commands: it could not re-establish its state from the log.
+    /// Why the writer refuses commands: an append failed and the log could not be read since.
     writer_fault: Mutex<Option<String>>,
 }
 
@@ -107,6 +111,20 @@ impl Metrics {
             "Batches decided again because another writer appended at their positions first.",
             "counter",
             get(&self.append_conflicts),
+        );
+        counter(
+            &mut out,
+            "contingent_writer_take_backs_total",
+            "Times the writer took applied batches back after their append failed or lost a race.",
+            "counter",
+            get(&self.batches_taken_back),
+        );
+        counter(
+            &mut out,
+            "contingent_writer_take_back_microseconds_total",
+            "Time the writer spent taking batches back, in microseconds.",
+            "counter",
+            get(&self.take_back_micros),
         );
         counter(
             &mut out,
@@ -179,7 +197,7 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP contingent_writer_faulted 1 while the writer refuses commands because it could not re-establish its state from the log.\n# TYPE contingent_writer_faulted gauge\ncontingent_writer_faulted {}",
+            "# HELP contingent_writer_faulted 1 while the writer refuses commands because an append failed and the log could not be read since.\n# TYPE contingent_writer_faulted gauge\ncontingent_writer_faulted {}",
             u8::from(self.writer_fault().is_some())
         );
         let _ = writeln!(out, "# HELP contingent_commands_refused_total Commands refused, by rule.\n# TYPE contingent_commands_refused_total counter");

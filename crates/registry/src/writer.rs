@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use contingent_domain::{decide, learner_of, Command, Event, MarkId, State};
+use contingent_domain::{decide, learner_of, Command, Event, MarkId, Savepoint, State};
 use contingent_log::{Envelope, EventLog, Hash, Head, LogError, Metadata, RecordedEvent};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -36,6 +36,16 @@ pub(crate) struct Pending {
     pub receipt: Receipt,
 }
 
+/// A batch decided and applied to the state but not yet durable: what taking it back needs.
+pub(crate) struct Speculative {
+    /// The state before the batch.
+    savepoint: Savepoint,
+    /// The head before the batch.
+    head: Head,
+    /// The keyed commands it put in `pending`.
+    keys: Vec<KeyOf>,
+}
+
 /// What the writer knows: the state, the head of the log, the idempotency record, and the
 /// marks it settled in its mark book.
 pub(crate) struct WriterState {
@@ -51,8 +61,12 @@ pub(crate) struct WriterState {
     pub book: MarkBook,
     /// Marks held in memory before they are settled in the book.
     pub settle_at: usize,
-    /// The state may be ahead of the log: an append failed and the log could not be read back
-    /// since. No command is decided until it is.
+    /// The batches applied to the state whose append is under way, oldest first (at most two:
+    /// one in flight, one decided on top of it). The state, head and pending keys are the
+    /// log's once these are taken back.
+    pub speculative: Vec<Speculative>,
+    /// An append failed and the log could not be read since, so whether it left anything there
+    /// is not known: no command is decided until the log has been read.
     pub faulted: bool,
 }
 
@@ -150,8 +164,75 @@ impl WriterState {
             keys,
             book,
             settle_at,
+            speculative: Vec::new(),
             faulted: false,
         })
+    }
+
+    /// The oldest batch in `speculative` is durable: its changes are kept for good.
+    fn landed(&mut self) {
+        if self.speculative.is_empty() {
+            return;
+        }
+        self.speculative.remove(0);
+        let mut state = write(&self.state);
+        match self.speculative.first() {
+            Some(next) => state.release(&next.savepoint),
+            None => state.release_all(),
+        }
+    }
+
+    /// Nothing in `speculative` is durable (the oldest batch's append failed, so the one on
+    /// top of it cannot land either): takes every such batch back, newest change first, to
+    /// the state, head and pending keys of the last durable batch. Costs as much as the batches
+    /// taken back, whatever the length of the log.
+    fn take_back(&mut self, metrics: &Metrics) {
+        let Some(oldest) = self.speculative.first() else {
+            return;
+        };
+        let started = Instant::now();
+        {
+            let mut state = write(&self.state);
+            state.rollback(&oldest.savepoint);
+            state.release_all();
+        }
+        self.head = oldest.head;
+        for batch in std::mem::take(&mut self.speculative) {
+            for key in batch.keys {
+                self.pending.remove(&key);
+            }
+        }
+        metrics.batches_taken_back.fetch_add(1, Ordering::Relaxed);
+        metrics
+            .take_back_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// After a failed append: takes the batches back, then reads what the log holds past the
+    /// durable head (another writer's events after a lost race; after an error, this writer's
+    /// own, should they have landed after all). If the log cannot be read, the writer is
+    /// faulted: it decides nothing until it can.
+    async fn recover(&mut self, log: &dyn EventLog, metrics: &Metrics) -> Result<(), String> {
+        self.take_back(metrics);
+        match self.follow(log).await {
+            Ok(_) => {
+                if self.faulted {
+                    self.faulted = false;
+                    metrics.set_writer_fault(None);
+                    tracing::info!("the writer has read the log again; deciding commands");
+                }
+                Ok(())
+            }
+            Err(error) => {
+                let fault = format!(
+                    "the writer cannot read the log to learn what a failed append left: {error}"
+                );
+                tracing::error!(%fault, "refusing commands until the log can be read");
+                self.faulted = true;
+                metrics.set_writer_fault(Some(fault.clone()));
+                Err(fault)
+            }
+        }
     }
 
     /// Settles the marks held in memory that are durable (changed at or before `through`, whose
@@ -221,24 +302,6 @@ impl WriterState {
                 self.keys.insert(&entries).await?;
             }
         }
-    }
-
-    /// Takes the log's word after a failed append: the state, head and receipts of what is
-    /// durable, keeping the shared state's identity for its readers.
-    async fn reload(&mut self, log: &dyn EventLog) -> Result<(), LogError> {
-        let fresh = WriterState::load(
-            log,
-            self.book.clone(),
-            self.keys.clone(),
-            self.settle_at,
-            |_| {},
-        )
-        .await?;
-        let state = std::mem::take(&mut *write(&fresh.state));
-        *write(&self.state) = state;
-        self.head = fresh.head;
-        self.pending = fresh.pending;
-        Ok(())
     }
 
     /// Queues the idempotency entries of keyed commands now durable for the record; they stay
@@ -386,8 +449,9 @@ pub(crate) struct WriterOptions {
 /// decided and sealed on top of it (the state is ahead of the log either way), so the CPU work
 /// of deciding overlaps the disk's or the broker's round trip. Callers are still answered only
 /// after their own batch is durable. If the append in flight fails, nothing of it or of the
-/// batch decided on top of it is durable: the state is replayed from the log and both batches
-/// are decided again together.
+/// batch decided on top of it is durable: both are taken back (in time proportional to them,
+/// not to the log), the log is read past the durable head, and both are decided again
+/// together.
 pub(crate) async fn run(
     log: Arc<dyn EventLog>,
     mut me: WriterState,
@@ -454,6 +518,7 @@ pub(crate) async fn run(
             let landed = land(flight, &me, &head_tx, &metrics).await;
             let landed = match landed {
                 Ok((position, hash, entries)) => {
+                    me.landed();
                     me.remember(entries);
                     me.settle(position, hash).await;
                     Ok(())
@@ -494,7 +559,10 @@ pub(crate) async fn run(
     }
     if let Some(flight) = in_flight.take() {
         match land(flight, &me, &head_tx, &metrics).await {
-            Ok((_, _, entries)) => me.remember(entries),
+            Ok((_, _, entries)) => {
+                me.landed();
+                me.remember(entries);
+            }
             Err((failed_jobs, _)) => {
                 let answers = commit_again(&*log, &mut me, &failed_jobs, &metrics).await;
                 publish_head(&me, &head_tx, &metrics);
@@ -604,26 +672,26 @@ fn publish_head(me: &WriterState, head_tx: &watch::Sender<u64>, metrics: &Metric
     let _ = head_tx.send(me.head.position);
 }
 
-/// After a failed append: replays the state from the log (it is ahead of the log), then decides
-/// and appends the batch without pipelining, deciding it again after a lost race (up to
-/// [`CONFLICT_RETRIES`] times).
+/// After a failed append: takes the failed batches back (the state is again the log's), reads
+/// what the log holds past the durable head, then decides and appends the batch without
+/// pipelining, deciding it again after a lost race (up to [`CONFLICT_RETRIES`] times).
 async fn commit_again(
     log: &dyn EventLog,
     me: &mut WriterState,
     batch: &[Job],
     metrics: &Metrics,
 ) -> Vec<Result<Receipt, RegistryError>> {
-    if let Err(error) = me.reload(log).await {
-        return fault(me, batch, metrics, error);
+    if let Err(fault) = me.recover(log, metrics).await {
+        return unavailable(batch, &fault);
     }
     let mut attempt = 0;
     loop {
         match commit(log, me, batch, metrics).await {
             Committed::Done(answers) => return answers,
             Committed::Failed { answers, conflict } => {
-                // Nothing of the batch is durable: take the log's word.
-                if let Err(error) = me.reload(log).await {
-                    return fault(me, batch, metrics, error);
+                // Nothing of the batch is durable: take it back and read the log's word.
+                if let Err(fault) = me.recover(log, metrics).await {
+                    return unavailable(batch, &fault);
                 }
                 attempt += 1;
                 if conflict && attempt <= CONFLICT_RETRIES {
@@ -640,22 +708,11 @@ async fn commit_again(
     }
 }
 
-/// The writer could not read its state back from the log after a failed append: its state may
-/// be ahead of the log, so it answers this batch unavailable and decides nothing more until a
-/// reload succeeds (`/healthz` says why meanwhile).
-fn fault(
-    me: &mut WriterState,
-    batch: &[Job],
-    metrics: &Metrics,
-    error: LogError,
-) -> Vec<Result<Receipt, RegistryError>> {
-    let fault = format!("the writer cannot read its state back from the log: {error}");
-    tracing::error!(%fault, "refusing commands until the log can be read");
-    me.faulted = true;
-    metrics.set_writer_fault(Some(fault.clone()));
+/// Every job of `batch` answered unavailable, for `why`.
+fn unavailable(batch: &[Job], why: &str) -> Vec<Result<Receipt, RegistryError>> {
     batch
         .iter()
-        .map(|_| Err(RegistryError::Unavailable(fault.clone())))
+        .map(|_| Err(RegistryError::Unavailable(why.to_owned())))
         .collect()
 }
 
@@ -698,19 +755,10 @@ async fn decide_batch(
     metrics: &Metrics,
 ) -> (Vec<Result<Receipt, RegistryError>>, Vec<RecordedEvent>) {
     if me.faulted {
-        // Decide nothing on a state that may be ahead of the log: read the log back first.
-        if let Err(error) = me.reload(log).await {
-            let fault = format!("the writer cannot read its state back from the log: {error}");
-            metrics.set_writer_fault(Some(fault.clone()));
-            let answers = batch
-                .iter()
-                .map(|_| Err(RegistryError::Unavailable(fault.clone())))
-                .collect();
-            return (answers, Vec::new());
+        // Decide nothing before knowing what the failed append left in the log.
+        if let Err(fault) = me.recover(log, metrics).await {
+            return (unavailable(batch, &fault), Vec::new());
         }
-        me.faulted = false;
-        metrics.set_writer_fault(None);
-        tracing::info!("the writer's state is the log's again; deciding commands");
     }
     me.forget_written();
     let now = Utc::now();
@@ -734,6 +782,9 @@ async fn decide_batch(
     let mut answers: Vec<Result<Receipt, RegistryError>> = Vec::with_capacity(batch.len());
     let shared = me.state.clone();
     let mut state = write(&shared);
+    let savepoint = state.savepoint();
+    let head = me.head;
+    let mut keys = Vec::new();
     for job in batch {
         let answer = decide_one(
             &mut state,
@@ -747,6 +798,7 @@ async fn decide_batch(
         );
         if let (Ok(receipt), Some(key)) = (&answer, &job.meta.idempotency_key) {
             if !receipt.replayed {
+                keys.push((job.meta.actor.clone(), key.clone()));
                 me.pending.insert(
                     (job.meta.actor.clone(), key.clone()),
                     Pending {
@@ -760,6 +812,16 @@ async fn decide_batch(
             }
         }
         answers.push(answer);
+    }
+    if !sealed.is_empty() {
+        me.speculative.push(Speculative {
+            savepoint,
+            head,
+            keys,
+        });
+    } else if me.speculative.is_empty() {
+        // Nothing was applied and nothing is pending: stop recording.
+        state.release_all();
     }
     (answers, sealed)
 }
@@ -787,6 +849,7 @@ async fn commit(
             metrics
                 .events_appended
                 .fetch_add(sealed.len() as u64, Ordering::Relaxed);
+            me.landed();
             me.remember(key_entries(batch, &answers));
             Committed::Done(answers)
         }

@@ -18,7 +18,8 @@ pub(crate) async fn healthz(State(registry): AppState) -> Response {
     };
     match registry.writer_fault() {
         None => Json(health("ok", None)).into_response(),
-        // Commands are refused until the writer's state is the log's again; reads still work.
+        // Commands are refused until the writer has read the log after a failed append; reads
+        // still work.
         Some(fault) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(health("refusing_commands", Some(fault.to_string()))),
