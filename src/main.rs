@@ -184,6 +184,10 @@ enum Cmd {
         no_projector: bool,
         #[command(flatten)]
         limits: LimitArgs,
+        /// Fault-injection tests only: make appends fail, SEED:PER_MILLE (half before writing,
+        /// half written and then reported failed).
+        #[arg(long, hide = true)]
+        inject_append_faults: Option<contingent_registry::AppendFaults>,
     },
     /// Apply the log to the read models (and publish the federal topic) until stopped; for
     /// deployments where the API runs with --no-projector. Safe to kill at any moment.
@@ -711,10 +715,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             listen,
             no_projector,
             limits,
+            inject_append_faults,
         } => {
             let verifier = verifier(&data, &auth).await?;
             let mut settings = backend.settings(&data)?;
             settings.project = !no_projector;
+            settings.append_faults = inject_append_faults;
+            if let Some(faults) = inject_append_faults {
+                tracing::warn!(?faults, "appends fail on purpose: a fault-injection run");
+            }
             limits.apply(&mut settings);
             let registry = open_with(settings).await?;
             serve(registry, verifier, listen).await?;

@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 mod audit;
+mod faults;
 mod idempotency;
 mod journal;
 mod markbook;
@@ -18,6 +19,7 @@ mod snapshot;
 mod writer;
 
 pub use audit::{kind_name, rebuild, verify, VerifyJob, VerifyJobState, VerifyReport, VerifyRun};
+pub use faults::AppendFaults;
 pub use journal::{Journal, JournalEntry, JournalLocation};
 pub use metrics::Metrics;
 pub use projecting::{run_projector, select_projections};

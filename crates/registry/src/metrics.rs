@@ -24,6 +24,8 @@ pub struct Metrics {
     pub batches_taken_back: AtomicU64,
     /// Time spent taking batches back, microseconds.
     pub take_back_micros: AtomicU64,
+    /// The longest take-back, microseconds.
+    pub take_back_max_micros: AtomicU64,
     /// Events applied by the projector.
     pub events_projected: AtomicU64,
     /// Last position appended.

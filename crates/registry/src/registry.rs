@@ -476,7 +476,7 @@ pub fn rotate_writer_key(settings: &Settings) -> Result<String, RegistryError> {
 /// its key.
 pub async fn open_writer_log(settings: &Settings) -> Result<Arc<dyn EventLog>, RegistryError> {
     let key = writer_key(settings)?;
-    Ok(match &settings.log {
+    let log: Arc<dyn EventLog> = match &settings.log {
         LogBackend::Embedded => Arc::new(
             SqliteLog::open(&settings.log_path())
                 .await?
@@ -485,6 +485,10 @@ pub async fn open_writer_log(settings: &Settings) -> Result<Arc<dyn EventLog>, R
         LogBackend::Kafka(config) => {
             Arc::new(KafkaLog::open(config.clone()).await?.with_writer_key(key))
         }
+    };
+    Ok(match settings.append_faults {
+        Some(faults) => Arc::new(crate::faults::FaultyLog::new(log, faults)),
+        None => log,
     })
 }
 

@@ -58,6 +58,8 @@ pub struct Settings {
     pub writer_keys: Option<PathBuf>,
     /// How often the writer signs and stores a checkpoint of the head, when the head moved.
     pub checkpoint_interval: Duration,
+    /// Appends made to fail on purpose, for fault-injection tests (none in any deployment).
+    pub append_faults: Option<crate::AppendFaults>,
 }
 
 /// Bounds on the HTTP API, so that a flood of requests (with or without valid tokens) neither
@@ -116,6 +118,7 @@ impl Settings {
             idempotency_window: Duration::from_secs(24 * 3600),
             writer_keys: None,
             checkpoint_interval: Duration::from_secs(60),
+            append_faults: None,
         }
     }
 

@@ -203,9 +203,11 @@ impl WriterState {
             }
         }
         metrics.batches_taken_back.fetch_add(1, Ordering::Relaxed);
+        let took = started.elapsed().as_micros() as u64;
+        metrics.take_back_micros.fetch_add(took, Ordering::Relaxed);
         metrics
-            .take_back_micros
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            .take_back_max_micros
+            .fetch_max(took, Ordering::Relaxed);
     }
 
     /// After a failed append: takes the batches back, then reads what the log holds past the
