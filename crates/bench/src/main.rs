@@ -12,7 +12,8 @@
 //! store driven by the same commands), `rebuild` (projection rebuild per read model, SQLite and
 //! PostgreSQL, with PostgreSQL COPY), `query` (HTTP query latency and throughput on loopback),
 //! `lag` (acknowledged to visible in the read models), `memory` (writer state per learner, log
-//! bytes per event). A suite whose server is absent is skipped, saying so.
+//! bytes per event), `recovery` (what a failed append costs the writer). A suite whose server is
+//! absent is skipped, saying so.
 
 mod append;
 mod baseline;
@@ -22,6 +23,7 @@ mod limits;
 mod memory;
 mod query;
 mod rebuild;
+mod recovery;
 mod report;
 
 use std::path::PathBuf;
@@ -44,6 +46,7 @@ enum Suite {
     Query,
     Lag,
     Memory,
+    Recovery,
     All,
 }
 
@@ -55,6 +58,7 @@ impl Suite {
         Suite::Query,
         Suite::Lag,
         Suite::Memory,
+        Suite::Recovery,
     ];
 
     fn name(self) -> &'static str {
@@ -65,6 +69,7 @@ impl Suite {
             Suite::Query => "query",
             Suite::Lag => "lag",
             Suite::Memory => "memory",
+            Suite::Recovery => "recovery",
             Suite::All => "all",
         }
     }
@@ -120,6 +125,13 @@ pub struct Opts {
     /// Longest the baseline runs, in seconds (it stops earlier when the commands run out).
     #[arg(long, default_value_t = 30.0)]
     pub baseline_seconds: f64,
+    /// The recovery suite grows the region's log to this many events first (through the
+    /// writer, with marks), to show that a failed append costs the same on a long log.
+    #[arg(long, default_value_t = 0)]
+    pub recovery_log_events: u64,
+    /// The recovery suite fails every n-th append.
+    #[arg(long, default_value_t = 25)]
+    pub fail_every: usize,
     /// Where regions are kept and benchmarks write.
     #[arg(long, default_value = "target/bench")]
     pub dir: PathBuf,
@@ -357,6 +369,7 @@ async fn main() -> Result<()> {
             Suite::Query => query::run(&mut ctx).await,
             Suite::Lag => lag::run(&mut ctx).await,
             Suite::Memory => memory::run(&mut ctx).await,
+            Suite::Recovery => recovery::run(&mut ctx).await,
             Suite::All => Ok(()),
         };
         match outcome {
