@@ -22,6 +22,9 @@ pub(crate) struct Tracked<K, V> {
     released: u64,
     /// Whether changes are recorded (a savepoint is open).
     tracking: bool,
+    /// Where the record ended when the latest savepoint was opened: a record past it may stand
+    /// for a later change of the same key too.
+    floor: u64,
 }
 
 impl<K, V> Default for Tracked<K, V> {
@@ -31,6 +34,7 @@ impl<K, V> Default for Tracked<K, V> {
             undo: VecDeque::new(),
             released: 0,
             tracking: false,
+            floor: 0,
         }
     }
 }
@@ -51,9 +55,18 @@ impl<K, V> Deref for Tracked<K, V> {
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> Tracked<K, V> {
+    /// Whether a change of `key` needs a record: recording is on, and the newest record (if it
+    /// is about `key` and was made since the latest savepoint) does not already hold an older
+    /// value of it, which a rollback would restore anyway. An event touches the same learner
+    /// more than once, and a batch often several events of one learner in a row.
+    fn needs_record(&self, key: &K) -> bool {
+        self.tracking
+            && !(self.undo.back().is_some_and(|(last, _)| last == key) && self.mark() > self.floor)
+    }
+
     /// Sets `key` to `value`.
     pub(crate) fn insert(&mut self, key: K, value: V) {
-        let prior = if self.tracking {
+        let prior = if self.needs_record(&key) {
             Some(key.clone())
         } else {
             None
@@ -73,7 +86,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Tracked<K, V> {
 
     /// The value of `key`, to be changed: what it holds now is recorded first.
     pub(crate) fn get_mut(&mut self, key: &K) -> Option<&mut V> {
-        if self.tracking {
+        if self.needs_record(key) {
             if let Some(value) = self.map.get(key) {
                 self.undo.push_back((key.clone(), Some(value.clone())));
             }
@@ -103,6 +116,7 @@ pub(crate) trait Undo {
 impl<K: Eq + Hash, V> Undo for Tracked<K, V> {
     fn track(&mut self, on: bool) {
         self.tracking = on;
+        self.floor = self.mark();
         if !on {
             self.released += self.undo.len() as u64;
             self.undo = VecDeque::new();
@@ -133,6 +147,7 @@ impl<K: Eq + Hash, V> Undo for Tracked<K, V> {
                 }
             }
         }
+        self.floor = self.floor.min(self.mark());
     }
 }
 
