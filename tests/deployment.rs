@@ -17,6 +17,7 @@ use sqlx::AnyPool;
 
 mod support;
 
+use support::read_side::{federal_records, pool, projected, tables};
 use support::{run, Process};
 
 /// The flags that put a process on the test's topic and database.
@@ -48,26 +49,6 @@ fn serve(topic: &str, database: &str, data: &Path) -> (Process, String) {
     support::serve(&args)
 }
 
-async fn pool(url: &str) -> AnyPool {
-    sqlx::any::install_default_drivers();
-    AnyPool::connect(url).await.expect("PostgreSQL")
-}
-
-/// The lowest stored position of every read model (0 while any has none).
-async fn projected(pool: &AnyPool) -> u64 {
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT projection, position FROM projection_positions")
-            .fetch_all(pool)
-            .await
-            .unwrap_or_default();
-    let stored: BTreeMap<String, i64> = rows.into_iter().collect();
-    all_projections()
-        .iter()
-        .map(|p| stored.get(p.name()).copied().unwrap_or(0) as u64)
-        .min()
-        .unwrap_or(0)
-}
-
 /// Whether a transaction other than ours is open in the database: a projector's batch under way.
 async fn batch_open(pool: &AnyPool) -> bool {
     let open: (i64,) = sqlx::query_as(
@@ -90,15 +71,6 @@ async fn wait_projected(pool: &AnyPool, head: u64, within: Duration) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn tables() -> Vec<&'static str> {
-    let mut tables: Vec<&'static str> = all_projections()
-        .iter()
-        .flat_map(|p| p.tables().iter().copied())
-        .collect();
-    tables.push("projection_positions");
-    tables
 }
 
 /// Generates a small region into a fresh topic through an in-process registry; returns the head.
@@ -352,42 +324,6 @@ async fn two_api_processes_and_a_projector_share_one_agreed_log() {
     pg.close().await;
 }
 
-/// The `event_id` header of every record of the federal topic, read by a consumer group member
-/// as a federal subscriber would, until `expected` records have come.
 async fn read_federal_topic(topic: &str, expected: usize) -> Vec<String> {
-    use rdkafka::consumer::{Consumer, StreamConsumer};
-    use rdkafka::message::{Headers, Message};
-    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", contingent_testkit::kafka_broker())
-        .set(
-            "group.id",
-            format!("federal-{}", contingent_testkit::unique_region()),
-        )
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "6000")
-        .create()
-        .expect("a consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
-    let mut ids = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while ids.len() < expected {
-        assert!(
-            Instant::now() < deadline,
-            "{} of {expected} federal records",
-            ids.len()
-        );
-        let Ok(Ok(message)) = tokio::time::timeout(Duration::from_secs(5), consumer.recv()).await
-        else {
-            continue;
-        };
-        let headers = message.headers().expect("headers");
-        let id = headers
-            .iter()
-            .find(|h| h.key == "event_id")
-            .and_then(|h| h.value)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .expect("an event_id header");
-        ids.push(id);
-    }
-    ids
+    federal_records(&contingent_testkit::kafka_broker(), topic, expected).await
 }

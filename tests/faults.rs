@@ -30,9 +30,10 @@ use contingent_testkit::PgDatabase;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
-use sqlx::AnyPool;
 
 mod support;
+
+use support::read_side::{federal_records, pool, projected, tables};
 
 #[path = "../crates/log-kafka/tests/private_broker/mod.rs"]
 mod private_broker;
@@ -226,83 +227,6 @@ async fn settle(
         tokio::time::sleep(Duration::from_millis(rng.gen_range(100..400))).await;
     }
     (Outcome::Unresolved, attempts)
-}
-
-async fn pool(url: &str) -> AnyPool {
-    sqlx::any::install_default_drivers();
-    AnyPool::connect(url).await.expect("PostgreSQL")
-}
-
-/// The lowest stored position of every read model.
-async fn projected(pool: &AnyPool) -> u64 {
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT projection, position FROM projection_positions")
-            .fetch_all(pool)
-            .await
-            .unwrap_or_default();
-    let stored: BTreeMap<String, i64> = rows.into_iter().collect();
-    all_projections()
-        .iter()
-        .map(|p| stored.get(p.name()).copied().unwrap_or(0) as u64)
-        .min()
-        .unwrap_or(0)
-}
-
-/// The `event_id` header of every record of the federal topic, in the partition's order.
-async fn federal_records(broker: &str, topic: &str, expected: usize) -> Vec<String> {
-    use rdkafka::consumer::{Consumer, StreamConsumer};
-    use rdkafka::message::{Headers, Message};
-    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", broker)
-        .set(
-            "group.id",
-            format!("federal-{}", contingent_testkit::unique_region()),
-        )
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "6000")
-        .create()
-        .expect("a consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
-    let mut ids = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    // Read past the expected count for a moment: a duplicate would come after it.
-    let mut quiet_since = None;
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "{} of {expected} federal records",
-            ids.len()
-        );
-        match tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
-            Ok(Ok(message)) => {
-                quiet_since = None;
-                let id = message
-                    .headers()
-                    .and_then(|h| h.iter().find(|h| h.key == "event_id"))
-                    .and_then(|h| h.value)
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                    .expect("an event_id header");
-                ids.push(id);
-            }
-            _ => {
-                if ids.len() >= expected {
-                    let since = *quiet_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() > Duration::from_secs(3) {
-                        return ids;
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn tables() -> Vec<&'static str> {
-    let mut tables: Vec<&'static str> = all_projections()
-        .iter()
-        .flat_map(|p| p.tables().iter().copied())
-        .collect();
-    tables.push("projection_positions");
-    tables
 }
 
 fn count_in(path: &Path, needle: &str) -> usize {

@@ -7,6 +7,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+pub mod read_side;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_contingent");
 
 /// A running process of the binary, killed with SIGKILL when dropped.
