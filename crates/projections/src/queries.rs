@@ -15,20 +15,24 @@ pub type QueryError = sqlx::Error;
 
 type Result<T> = std::result::Result<T, QueryError>;
 
-fn s(row: &AnyRow, col: &str) -> String {
-    row.try_get::<String, _>(col).unwrap_or_default()
+/// A column that must hold a text: a missing column, a NULL or another type is an error.
+fn s(row: &AnyRow, col: &str) -> Result<String> {
+    row.try_get::<String, _>(col)
 }
 
-fn os(row: &AnyRow, col: &str) -> Option<String> {
-    row.try_get::<Option<String>, _>(col).ok().flatten()
+/// A column that holds a text or NULL: a missing column or another type is an error.
+fn os(row: &AnyRow, col: &str) -> Result<Option<String>> {
+    row.try_get::<Option<String>, _>(col)
 }
 
-fn n(row: &AnyRow, col: &str) -> i64 {
-    row.try_get::<i64, _>(col).unwrap_or_default()
+/// A column that must hold an integer: a missing column, a NULL or another type is an error.
+fn n(row: &AnyRow, col: &str) -> Result<i64> {
+    row.try_get::<i64, _>(col)
 }
 
-fn on(row: &AnyRow, col: &str) -> Option<i64> {
-    row.try_get::<Option<i64>, _>(col).ok().flatten()
+/// A column that holds an integer or NULL: a missing column or another type is an error.
+fn on(row: &AnyRow, col: &str) -> Result<Option<i64>> {
+    row.try_get::<Option<i64>, _>(col)
 }
 
 fn round2(x: f64) -> f64 {
@@ -166,15 +170,15 @@ pub struct LearnerSummary {
     pub status: String,
 }
 
-fn summary(row: &AnyRow) -> LearnerSummary {
-    LearnerSummary {
-        learner_id: s(row, "learner_id"),
-        surname: s(row, "surname"),
-        name: s(row, "name"),
-        patronymic: os(row, "patronymic"),
-        birth_date: s(row, "birth_date"),
-        status: s(row, "status"),
-    }
+fn summary(row: &AnyRow) -> Result<LearnerSummary> {
+    Ok(LearnerSummary {
+        learner_id: s(row, "learner_id")?,
+        surname: s(row, "surname")?,
+        name: s(row, "name")?,
+        patronymic: os(row, "patronymic")?,
+        birth_date: s(row, "birth_date")?,
+        status: s(row, "status")?,
+    })
 }
 
 /// How to look learners up.
@@ -212,7 +216,7 @@ pub async fn find_learners(pool: &AnyPool, q: &LearnerSearch) -> Result<Vec<Lear
     .bind(q.limit.clamp(1, 500))
     .fetch_all(pool)
     .await?;
-    Ok(rows.iter().map(summary).collect())
+    rows.iter().map(summary).collect()
 }
 
 /// A learner's register entry.
@@ -234,43 +238,45 @@ pub async fn learner(pool: &AnyPool, learner_id: &str) -> Result<Option<LearnerC
     .fetch_all(pool)
     .await?
     .iter()
-    .map(|r| EnrollmentRow {
-        enrollment_id: s(r, "enrollment_id"),
-        organization_id: s(r, "organization_id"),
-        organization: os(r, "organization"),
-        class_id: s(r, "class_id"),
-        class_name: os(r, "class_name"),
-        level: s(r, "level"),
-        grade: n(r, "grade"),
-        academic_year: s(r, "academic_year"),
-        programme: s(r, "programme"),
-        adapted: n(r, "adapted") != 0,
-        primary: n(r, "is_primary") != 0,
-        form: s(r, "form"),
-        enrolled_on: s(r, "enrolled_on"),
-        order_number: s(r, "order_number"),
-        ended_on: os(r, "ended_on"),
-        end_reason: os(r, "end_reason"),
-    })
-    .collect();
+    .map(|r| -> Result<_> { Ok(EnrollmentRow {
+        enrollment_id: s(r, "enrollment_id")?,
+        organization_id: s(r, "organization_id")?,
+        organization: os(r, "organization")?,
+        class_id: s(r, "class_id")?,
+        class_name: os(r, "class_name")?,
+        level: s(r, "level")?,
+        grade: n(r, "grade")?,
+        academic_year: s(r, "academic_year")?,
+        programme: s(r, "programme")?,
+        adapted: n(r, "adapted")? != 0,
+        primary: n(r, "is_primary")? != 0,
+        form: s(r, "form")?,
+        enrolled_on: s(r, "enrolled_on")?,
+        order_number: s(r, "order_number")?,
+        ended_on: os(r, "ended_on")?,
+        end_reason: os(r, "end_reason")?,
+    }) })
+    .collect::<Result<Vec<_>>>()?;
     let movements =
         sqlx::query("SELECT * FROM register_movements WHERE learner_id = $1 ORDER BY position")
             .bind(learner_id)
             .fetch_all(pool)
             .await?
             .iter()
-            .map(|r| MovementRow {
-                position: n(r, "position"),
-                date: s(r, "date"),
-                kind: s(r, "kind"),
-                from_organization_id: os(r, "from_organization_id"),
-                from_class_id: os(r, "from_class_id"),
-                to_organization_id: os(r, "to_organization_id"),
-                to_class_id: os(r, "to_class_id"),
-                reason: os(r, "reason"),
-                order_number: os(r, "order_number"),
+            .map(|r| -> Result<_> {
+                Ok(MovementRow {
+                    position: n(r, "position")?,
+                    date: s(r, "date")?,
+                    kind: s(r, "kind")?,
+                    from_organization_id: os(r, "from_organization_id")?,
+                    from_class_id: os(r, "from_class_id")?,
+                    to_organization_id: os(r, "to_organization_id")?,
+                    to_class_id: os(r, "to_class_id")?,
+                    reason: os(r, "reason")?,
+                    order_number: os(r, "order_number")?,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
     let guardians = sqlx::query(
         "SELECT * FROM register_guardians WHERE learner_id = $1 ORDER BY guardian_snils",
     )
@@ -278,29 +284,31 @@ pub async fn learner(pool: &AnyPool, learner_id: &str) -> Result<Option<LearnerC
     .fetch_all(pool)
     .await?
     .iter()
-    .map(|r| GuardianRow {
-        snils: s(r, "guardian_snils"),
-        surname: s(r, "surname"),
-        name: s(r, "name"),
-        patronymic: os(r, "patronymic"),
-        relation: s(r, "relation"),
-        consent_given_on: s(r, "consent_given_on"),
-        consent_document: s(r, "consent_document"),
+    .map(|r| -> Result<_> {
+        Ok(GuardianRow {
+            snils: s(r, "guardian_snils")?,
+            surname: s(r, "surname")?,
+            name: s(r, "name")?,
+            patronymic: os(r, "patronymic")?,
+            relation: s(r, "relation")?,
+            consent_given_on: s(r, "consent_given_on")?,
+            consent_document: s(r, "consent_document")?,
+        })
     })
-    .collect();
+    .collect::<Result<Vec<_>>>()?;
     Ok(Some(LearnerCard {
-        learner_id: s(&row, "learner_id"),
-        surname: s(&row, "surname"),
-        name: s(&row, "name"),
-        patronymic: os(&row, "patronymic"),
-        sex: s(&row, "sex"),
-        birth_date: s(&row, "birth_date"),
-        snils: os(&row, "snils"),
-        birth_record: os(&row, "birth_record"),
-        document: os(&row, "document"),
-        status: s(&row, "status"),
-        status_since: os(&row, "status_since"),
-        died_on: os(&row, "died_on"),
+        learner_id: s(&row, "learner_id")?,
+        surname: s(&row, "surname")?,
+        name: s(&row, "name")?,
+        patronymic: os(&row, "patronymic")?,
+        sex: s(&row, "sex")?,
+        birth_date: s(&row, "birth_date")?,
+        snils: os(&row, "snils")?,
+        birth_record: os(&row, "birth_record")?,
+        document: os(&row, "document")?,
+        status: s(&row, "status")?,
+        status_since: os(&row, "status_since")?,
+        died_on: os(&row, "died_on")?,
         enrollments,
         movements,
         guardians,
@@ -728,7 +736,7 @@ pub async fn class_register(
     else {
         return Ok(None);
     };
-    let year = AcademicYear::parse(&s(&c, "academic_year")).ok();
+    let year = AcademicYear::parse(&s(&c, "academic_year")?).ok();
     let first = year
         .map(|y| crate::sql::date(y.first_day()))
         .unwrap_or_default();
@@ -752,15 +760,17 @@ pub async fn class_register(
     .fetch_all(pool)
     .await?
     .iter()
-    .map(|r| RosterRow {
-        learner_id: s(r, "learner_id"),
-        surname: s(r, "surname"),
-        name: s(r, "name"),
-        patronymic: os(r, "patronymic"),
-        from: s(r, "from_date"),
-        until: os(r, "until_date"),
-    })
-    .collect();
+    .map(|r| -> Result<_> { Ok(RosterRow {
+        learner_id: s(r, "learner_id")?,
+        // A learner the class register has no name for yet (the join finds no person) is
+        // listed with empty names, first.
+        surname: os(r, "surname")?.unwrap_or_default(),
+        name: os(r, "name")?.unwrap_or_default(),
+        patronymic: os(r, "patronymic")?,
+        from: s(r, "from_date")?,
+        until: os(r, "until_date")?,
+    }) })
+    .collect::<Result<Vec<_>>>()?;
     let mut marks: Vec<MarksGridRow> = Vec::new();
     for r in sqlx::query(
         "SELECT learner_id, subject, lesson_date, value, kind FROM class_register_marks \
@@ -772,15 +782,15 @@ pub async fn class_register(
     .fetch_all(pool)
     .await?
     {
-        let learner = s(&r, "learner_id");
-        let subject = s(&r, "subject");
+        let learner = s(&r, "learner_id")?;
+        let subject = s(&r, "subject")?;
         if marks.last().is_none_or(|m| m.learner_id != learner || m.subject != subject) {
             marks.push(MarksGridRow { learner_id: learner, subject, marks: Vec::new() });
         }
         marks.last_mut().expect("pushed").marks.push(GridMark {
-            date: s(&r, "lesson_date"),
-            value: s(&r, "value"),
-            kind: s(&r, "kind"),
+            date: s(&r, "lesson_date")?,
+            value: s(&r, "value")?,
+            kind: s(&r, "kind")?,
         });
     }
     let mut attendance: Vec<AttendanceGridRow> = Vec::new();
@@ -794,7 +804,7 @@ pub async fn class_register(
     .fetch_all(pool)
     .await?
     {
-        let learner = s(&r, "learner_id");
+        let learner = s(&r, "learner_id")?;
         if attendance.last().is_none_or(|a| a.learner_id != learner) {
             attendance.push(AttendanceGridRow {
                 learner_id: learner,
@@ -806,20 +816,20 @@ pub async fn class_register(
             .expect("pushed")
             .records
             .push(AttendanceRow {
-                date: s(&r, "date"),
-                lesson: on(&r, "lesson"),
-                status: s(&r, "status"),
+                date: s(&r, "date")?,
+                lesson: on(&r, "lesson")?,
+                status: s(&r, "status")?,
             });
     }
     Ok(Some(ClassRegisterView {
         class: ClassInfo {
-            class_id: s(&c, "class_id"),
-            organization_id: s(&c, "organization_id"),
-            academic_year: s(&c, "academic_year"),
-            level: s(&c, "level"),
-            grade: n(&c, "grade"),
-            name: s(&c, "name"),
-            capacity: n(&c, "capacity"),
+            class_id: s(&c, "class_id")?,
+            organization_id: s(&c, "organization_id")?,
+            academic_year: s(&c, "academic_year")?,
+            level: s(&c, "level")?,
+            grade: n(&c, "grade")?,
+            name: s(&c, "name")?,
+            capacity: n(&c, "capacity")?,
         },
         on: on_date,
         roster,
@@ -893,21 +903,23 @@ pub async fn vacancies(pool: &AnyPool, f: &VacancyFilter) -> Result<Vec<VacancyR
     .await?;
     Ok(rows
         .iter()
-        .map(|r| VacancyRow {
-            organization_id: s(r, "organization_id"),
-            organization: s(r, "organization"),
-            municipality: s(r, "municipality"),
-            class_id: s(r, "class_id"),
-            class_name: s(r, "name"),
-            academic_year: s(r, "academic_year"),
-            level: s(r, "level"),
-            grade: n(r, "grade"),
-            stay_mode: os(r, "stay_mode"),
-            capacity: n(r, "capacity"),
-            enrolled: n(r, "enrolled"),
-            free: n(r, "capacity") - n(r, "enrolled"),
+        .map(|r| -> Result<_> {
+            Ok(VacancyRow {
+                organization_id: s(r, "organization_id")?,
+                organization: s(r, "organization")?,
+                municipality: s(r, "municipality")?,
+                class_id: s(r, "class_id")?,
+                class_name: s(r, "name")?,
+                academic_year: s(r, "academic_year")?,
+                level: s(r, "level")?,
+                grade: n(r, "grade")?,
+                stay_mode: os(r, "stay_mode")?,
+                capacity: n(r, "capacity")?,
+                enrolled: n(r, "enrolled")?,
+                free: n(r, "capacity")? - n(r, "enrolled")?,
+            })
         })
-        .collect())
+        .collect::<Result<Vec<_>>>()?)
 }
 
 /// An organization's queue of applications.
@@ -984,27 +996,29 @@ pub async fn queue(
     .await?;
     let applications: Vec<ApplicationRow> = rows
         .iter()
-        .map(|r| {
-            let status = s(r, "status");
-            let due_on = s(r, "due_on");
-            ApplicationRow {
-                application_id: s(r, "application_id"),
-                learner_id: s(r, "learner_id"),
-                level: s(r, "level"),
-                academic_year: s(r, "academic_year"),
-                grade: n(r, "grade"),
-                class_id: os(r, "class_id"),
-                submitted_on: s(r, "submitted_on"),
-                desired_start: os(r, "desired_start"),
-                priority: s(r, "priority"),
-                overdue: status == "pending" && due_on.as_str() < as_of,
-                due_on,
-                status,
-                decided_on: os(r, "decided_on"),
-                place: on(r, "place"),
-            }
+        .map(|r| -> Result<_> {
+            Ok({
+                let status = s(r, "status")?;
+                let due_on = s(r, "due_on")?;
+                ApplicationRow {
+                    application_id: s(r, "application_id")?,
+                    learner_id: s(r, "learner_id")?,
+                    level: s(r, "level")?,
+                    academic_year: s(r, "academic_year")?,
+                    grade: n(r, "grade")?,
+                    class_id: os(r, "class_id")?,
+                    submitted_on: s(r, "submitted_on")?,
+                    desired_start: os(r, "desired_start")?,
+                    priority: s(r, "priority")?,
+                    overdue: status == "pending" && due_on.as_str() < as_of,
+                    due_on,
+                    status,
+                    decided_on: os(r, "decided_on")?,
+                    place: on(r, "place")?,
+                }
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>>>()?;
     Ok(Some(QueueView {
         organization_id: organization_id.to_owned(),
         as_of: as_of.to_owned(),
@@ -1048,19 +1062,21 @@ pub async fn organizations(
     .await?;
     Ok(rows
         .iter()
-        .map(|r| OrganizationRow {
-            organization_id: s(r, "organization_id"),
-            name: s(r, "name"),
-            municipality: s(r, "municipality"),
-            kind: s(r, "kind"),
-            levels: s(r, "levels")
-                .split(',')
-                .filter(|x| !x.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            learners: n(r, "learners"),
+        .map(|r| -> Result<_> {
+            Ok(OrganizationRow {
+                organization_id: s(r, "organization_id")?,
+                name: s(r, "name")?,
+                municipality: s(r, "municipality")?,
+                kind: s(r, "kind")?,
+                levels: s(r, "levels")?
+                    .split(',')
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                learners: n(r, "learners")?,
+            })
         })
-        .collect())
+        .collect::<Result<Vec<_>>>()?)
 }
 
 /// A learner in the federal segment's shape.
@@ -1133,34 +1149,36 @@ pub async fn federal_register(
     .fetch_all(pool)
     .await?
     {
-        enrollments.entry(s(&r, "learner_id")).or_default().push(FederalEnrollment {
-            enrollment_id: s(&r, "enrollment_id"),
-            organization_id: s(&r, "organization_id"),
-            municipality: s(&r, "municipality"),
-            level: s(&r, "level"),
-            grade: n(&r, "grade"),
-            academic_year: s(&r, "academic_year"),
-            form: s(&r, "form"),
-            adapted: n(&r, "adapted") != 0,
-            enrolled_on: s(&r, "enrolled_on"),
-            ended_on: os(&r, "ended_on"),
-            end_reason: os(&r, "end_reason"),
+        enrollments.entry(s(&r, "learner_id")?).or_default().push(FederalEnrollment {
+            enrollment_id: s(&r, "enrollment_id")?,
+            organization_id: s(&r, "organization_id")?,
+            municipality: s(&r, "municipality")?,
+            level: s(&r, "level")?,
+            grade: n(&r, "grade")?,
+            academic_year: s(&r, "academic_year")?,
+            form: s(&r, "form")?,
+            adapted: n(&r, "adapted")? != 0,
+            enrolled_on: s(&r, "enrolled_on")?,
+            ended_on: os(&r, "ended_on")?,
+            end_reason: os(&r, "end_reason")?,
         });
     }
     Ok(learners
         .iter()
-        .map(|l| {
-            let id = s(l, "learner_id");
-            FederalLearner {
-                enrollments: enrollments.remove(&id).unwrap_or_default(),
-                learner_id: id,
-                sex: s(l, "sex"),
-                birth_year: n(l, "birth_year"),
-                status: s(l, "status"),
-                last_position: n(l, "last_position"),
-            }
+        .map(|l| -> Result<_> {
+            Ok({
+                let id = s(l, "learner_id")?;
+                FederalLearner {
+                    enrollments: enrollments.remove(&id).unwrap_or_default(),
+                    learner_id: id,
+                    sex: s(l, "sex")?,
+                    birth_year: n(l, "birth_year")?,
+                    status: s(l, "status")?,
+                    last_position: n(l, "last_position")?,
+                }
+            })
         })
-        .collect())
+        .collect::<Result<Vec<_>>>()?)
 }
 
 /// Dimensions that counts can be grouped by.
@@ -1253,16 +1271,51 @@ pub async fn federal_counts(
         .await?;
     Ok(rows
         .iter()
-        .map(|r| CountRow {
-            municipality: dims
-                .contains(&CountDimension::Municipality)
-                .then(|| s(r, "municipality")),
-            organization_id: dims
-                .contains(&CountDimension::Organization)
-                .then(|| s(r, "organization_id")),
-            level: dims.contains(&CountDimension::Level).then(|| s(r, "level")),
-            grade: dims.contains(&CountDimension::Grade).then(|| n(r, "grade")),
-            learners: n(r, "learners"),
+        .map(|r| -> Result<_> {
+            Ok(CountRow {
+                municipality: dims
+                    .contains(&CountDimension::Municipality)
+                    .then(|| s(r, "municipality"))
+                    .transpose()?,
+                organization_id: dims
+                    .contains(&CountDimension::Organization)
+                    .then(|| s(r, "organization_id"))
+                    .transpose()?,
+                level: dims
+                    .contains(&CountDimension::Level)
+                    .then(|| s(r, "level"))
+                    .transpose()?,
+                grade: dims
+                    .contains(&CountDimension::Grade)
+                    .then(|| n(r, "grade"))
+                    .transpose()?,
+                learners: n(r, "learners")?,
+            })
         })
-        .collect())
+        .collect::<Result<Vec<_>>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_missing_or_mistyped_column_is_an_error_not_a_default() {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPool::connect("sqlite::memory:").await.expect("a pool");
+        let row = sqlx::query("SELECT 'text' AS word, 7 AS number, NULL AS absent")
+            .fetch_one(&pool)
+            .await
+            .expect("a row");
+        assert_eq!(s(&row, "word").expect("a text"), "text");
+        assert_eq!(n(&row, "number").expect("an integer"), 7);
+        assert_eq!(os(&row, "absent").expect("a NULL"), None);
+        assert_eq!(on(&row, "absent").expect("a NULL"), None);
+        assert!(s(&row, "missing").is_err(), "a missing column");
+        assert!(on(&row, "missing").is_err(), "a missing column");
+        assert!(n(&row, "word").is_err(), "a text read as an integer");
+        assert!(s(&row, "number").is_err(), "an integer read as a text");
+        assert!(s(&row, "absent").is_err(), "a NULL where a text must be");
+        assert!(n(&row, "absent").is_err(), "a NULL where an integer must be");
+    }
 }
