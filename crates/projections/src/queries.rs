@@ -901,8 +901,7 @@ pub async fn vacancies(pool: &AnyPool, f: &VacancyFilter) -> Result<Vec<VacancyR
     .bind(i64::from(f.only_free))
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .iter()
+    rows.iter()
         .map(|r| -> Result<_> {
             Ok(VacancyRow {
                 organization_id: s(r, "organization_id")?,
@@ -919,7 +918,7 @@ pub async fn vacancies(pool: &AnyPool, f: &VacancyFilter) -> Result<Vec<VacancyR
                 free: n(r, "capacity")? - n(r, "enrolled")?,
             })
         })
-        .collect::<Result<Vec<_>>>()?)
+        .collect()
 }
 
 /// An organization's queue of applications.
@@ -1060,8 +1059,7 @@ pub async fn organizations(
     .bind(municipality)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .iter()
+    rows.iter()
         .map(|r| -> Result<_> {
             Ok(OrganizationRow {
                 organization_id: s(r, "organization_id")?,
@@ -1076,7 +1074,7 @@ pub async fn organizations(
                 learners: n(r, "learners")?,
             })
         })
-        .collect::<Result<Vec<_>>>()?)
+        .collect()
 }
 
 /// A learner in the federal segment's shape.
@@ -1163,7 +1161,7 @@ pub async fn federal_register(
             end_reason: os(&r, "end_reason")?,
         });
     }
-    Ok(learners
+    learners
         .iter()
         .map(|l| -> Result<_> {
             Ok({
@@ -1178,7 +1176,7 @@ pub async fn federal_register(
                 }
             })
         })
-        .collect::<Result<Vec<_>>>()?)
+        .collect()
 }
 
 /// Dimensions that counts can be grouped by.
@@ -1269,8 +1267,7 @@ pub async fn federal_counts(
         .bind(academic_year)
         .fetch_all(pool)
         .await?;
-    Ok(rows
-        .iter()
+    rows.iter()
         .map(|r| -> Result<_> {
             Ok(CountRow {
                 municipality: dims
@@ -1292,7 +1289,7 @@ pub async fn federal_counts(
                 learners: n(r, "learners")?,
             })
         })
-        .collect::<Result<Vec<_>>>()?)
+        .collect()
 }
 
 #[cfg(test)]
@@ -1316,6 +1313,9 @@ mod tests {
         assert!(n(&row, "word").is_err(), "a text read as an integer");
         assert!(s(&row, "number").is_err(), "an integer read as a text");
         assert!(s(&row, "absent").is_err(), "a NULL where a text must be");
-        assert!(n(&row, "absent").is_err(), "a NULL where an integer must be");
+        assert!(
+            n(&row, "absent").is_err(),
+            "a NULL where an integer must be"
+        );
     }
 }
