@@ -384,7 +384,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     // concurrency limit, which would answer most of it 429/503, are off here.
     let mut settings = Settings::new(&dir);
     settings.limits.caller_per_second = 0;
-    settings.limits.max_concurrent_requests = usize::MAX >> 1;
+    settings.limits.max_concurrent_requests = tokio::sync::Semaphore::MAX_PERMITS;
     let registry = Arc::new(
         Registry::open(settings, |_| {})
             .await
