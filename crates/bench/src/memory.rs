@@ -24,8 +24,11 @@ use crate::Ctx;
 
 /// The child's side: loads the log in `dir` as `mode` says and prints one JSON line.
 pub async fn probe(mode: &str, dir: &Path) -> Result<()> {
-    // A dry pass over the log first, keeping nothing: the allocator then holds the pages'
-    // transient buffers, which the measured pass reuses, so the growth is what is kept.
+    // The resident set before anything is read: the growth is everything loading the log
+    // leaves resident (the state, and for the registry its connections and caches).
+    let before = rss_bytes();
+    // A dry pass over the log first, keeping nothing, so that the file is in the page cache
+    // and both passes read it at the same speed.
     {
         let log = SqliteLog::open(&dir.join("log.db")).await?;
         let mut at = 0;
@@ -36,7 +39,6 @@ pub async fn probe(mode: &str, dir: &Path) -> Result<()> {
         }
         log.close().await;
     }
-    let before = rss_bytes();
     let started = Instant::now();
     let out = match mode {
         "state" | "state-holding-marks" => {
