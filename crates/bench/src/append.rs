@@ -130,20 +130,26 @@ pub async fn drive(
     d
 }
 
-/// Records a drive's rate, or fails when any command was not accepted: a rate of commands
-/// some of which failed is not the rate of the workload named.
-fn report_drive(ctx: &Ctx, backend: &str, d: &Driven, extra: serde_json::Value) -> Result<()> {
+/// Fails, with the counts and the first problem, when any command of a drive was not accepted.
+fn all_accepted(backend: &str, d: &Driven) -> Result<()> {
     if d.accepted != d.commands {
         anyhow::bail!(
             "{backend}: {} of {} commands were not accepted ({} refused, {} unavailable, {} unanswered); first: {}; no rate is reported",
-            d.commands - d.accepted,
+            d.commands.saturating_sub(d.accepted),
             d.commands,
             d.refused,
             d.unavailable,
-            d.commands - d.accepted - d.refused - d.unavailable,
+            d.commands.saturating_sub(d.accepted + d.refused + d.unavailable),
             d.first_problem.as_deref().unwrap_or("none")
         );
     }
+    Ok(())
+}
+
+/// Records a drive's rate, or fails when any command was not accepted: a rate of commands
+/// some of which failed is not the rate of the workload named.
+fn report_drive(ctx: &Ctx, backend: &str, d: &Driven, extra: serde_json::Value) -> Result<()> {
+    all_accepted(backend, d)?;
     let mut conditions = d.json();
     if let (Some(c), Some(e)) = (conditions.as_object_mut(), extra.as_object()) {
         for (k, v) in e {
@@ -450,5 +456,45 @@ pub async fn shutdown(registry: Arc<Registry>) {
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn driven(accepted: u64, refused: u64, unavailable: u64) -> Driven {
+        Driven {
+            elapsed: Duration::from_secs(1),
+            commands: 10,
+            accepted,
+            refused,
+            unavailable,
+            events: accepted,
+            first_problem: (accepted < 10).then(|| "class_full".to_owned()),
+            latency: Percentiles::default(),
+            group_commits: 1,
+            append_seconds: 0.5,
+        }
+    }
+
+    #[test]
+    fn a_drive_with_any_command_not_accepted_fails_with_the_counts() {
+        assert!(all_accepted("embedded", &driven(10, 0, 0)).is_ok());
+        let refused = all_accepted("embedded", &driven(9, 1, 0)).expect_err("one refused");
+        let message = refused.to_string();
+        assert!(
+            message.contains("1 of 10 commands were not accepted"),
+            "{message}"
+        );
+        assert!(message.contains("class_full"), "{message}");
+        assert!(
+            all_accepted("kafka", &driven(9, 0, 1)).is_err(),
+            "one unavailable"
+        );
+        assert!(
+            all_accepted("kafka", &driven(9, 0, 0)).is_err(),
+            "one unanswered"
+        );
     }
 }
