@@ -1130,3 +1130,48 @@ async fn the_diary_in_one_statement_equals_the_diary_read_table_by_table_on_both
         "{marks} {absences} {exams}"
     );
 }
+
+/// The time of a diary read in one statement against the same diary read table by table, on
+/// both engines (`cargo test --release -p contingent-projections --test engines -- --ignored
+/// --nocapture diary_read_time`): every learner's current-year diary, the two ways alternated
+/// five times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn diary_read_time_in_one_statement_and_table_by_table() {
+    let pg = PgDatabase::create().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let sqlite = project(dir.path().join("read.db"), 2000).await;
+    let postgres = project(ReadDatabase::from(pg.url()), 2000).await;
+    let year = contingent_domain::AcademicYear::parse("2025/2026").ok();
+    for (engine, store) in [("sqlite", &sqlite), ("postgres", &postgres)] {
+        let learners: Vec<String> = sqlx::query_as::<_, (String,)>(
+            "SELECT learner_id FROM register_learners ORDER BY learner_id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .expect("learners")
+        .into_iter()
+        .map(|(id,)| id)
+        .collect();
+        let (mut one, mut tables) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            let t = std::time::Instant::now();
+            for id in &learners {
+                queries::diary(store.pool(), id, year).await.expect("diary");
+            }
+            one.push(t.elapsed().as_secs_f64() * 1e6 / learners.len() as f64);
+            let t = std::time::Instant::now();
+            for id in &learners {
+                diary_by_tables::diary(store.pool(), id, year).await;
+            }
+            tables.push(t.elapsed().as_secs_f64() * 1e6 / learners.len() as f64);
+        }
+        one.sort_by(f64::total_cmp);
+        tables.sort_by(f64::total_cmp);
+        eprintln!(
+            "{engine}: {} learners; µs per diary, median (min–max) of 5: one statement {:.0} ({:.0}–{:.0}), table by table {:.0} ({:.0}–{:.0})",
+            learners.len(),
+            one[2], one[0], one[4], tables[2], tables[0], tables[4]
+        );
+    }
+}
