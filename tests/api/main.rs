@@ -3,6 +3,7 @@
 
 mod access;
 mod contract;
+mod diary_cache;
 mod errors;
 mod helpers;
 mod idempotency;

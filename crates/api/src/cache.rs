@@ -1,10 +1,17 @@
 //! Answers to a learner's diary, kept while nothing about the learner changes.
 //!
 //! Each answer is kept with the position the read models had reached before it was read. It is
-//! served again only while that position is at or past the last event that may change what
-//! the read models say of the learner ([`Registry::learner_changed_at`]: the learner's last
-//! event, or a later one about no learner) and past the caller's `min_position`: then the read
-//! models would give the same answer. Parents open a diary many times between two marks.
+//! served again only while that position is at or past the learner's last event
+//! ([`Registry::learner_last_event_at`]) and the caller's `min_position`: then the read models
+//! would give the same answer. Parents open a diary many times between two marks.
+//!
+//! Only an event about the learner can change their diary: it is read from
+//! `register_learners` (name, birth date, status) and `diary_marks`, `diary_attendance` and
+//! `diary_exams`, and every row of those tables for a learner is written only by events whose
+//! `learner_id` is that learner. Subjects, periods and teachers are the mark's own text; the
+//! diary shows no class, organization or capacity. So an event about no learner (a class
+//! opened or its capacity changed, a teacher assigned, an organization registered) evicts no
+//! diary.
 
 use bytes::Bytes;
 use contingent_domain::{AcademicYear, LearnerId};
@@ -68,6 +75,6 @@ pub(crate) fn needed(registry: &Registry, learner: LearnerId, min_position: u64)
         return None;
     }
     registry
-        .learner_changed_at(learner)
+        .learner_last_event_at(learner)
         .map(|changed| changed.max(min_position))
 }

@@ -130,7 +130,26 @@ pub async fn drive(
     d
 }
 
-fn report_drive(ctx: &Ctx, backend: &str, d: &Driven, extra: serde_json::Value) {
+/// Fails, with the counts and the first problem, when any command of a drive was not accepted.
+fn all_accepted(backend: &str, d: &Driven) -> Result<()> {
+    if d.accepted != d.commands {
+        anyhow::bail!(
+            "{backend}: {} of {} commands were not accepted ({} refused, {} unavailable, {} unanswered); first: {}; no rate is reported",
+            d.commands.saturating_sub(d.accepted),
+            d.commands,
+            d.refused,
+            d.unavailable,
+            d.commands.saturating_sub(d.accepted + d.refused + d.unavailable),
+            d.first_problem.as_deref().unwrap_or("none")
+        );
+    }
+    Ok(())
+}
+
+/// Records a drive's rate, or fails when any command was not accepted: a rate of commands
+/// some of which failed is not the rate of the workload named.
+fn report_drive(ctx: &Ctx, backend: &str, d: &Driven, extra: serde_json::Value) -> Result<()> {
+    all_accepted(backend, d)?;
     let mut conditions = d.json();
     if let (Some(c), Some(e)) = (conditions.as_object_mut(), extra.as_object()) {
         for (k, v) in e {
@@ -148,6 +167,7 @@ fn report_drive(ctx: &Ctx, backend: &str, d: &Driven, extra: serde_json::Value) 
         "events/s",
         conditions,
     );
+    Ok(())
 }
 
 pub async fn run(ctx: &mut Ctx) -> Result<()> {
@@ -214,7 +234,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         "embedded",
         &d,
         json!({"log": "SQLite WAL, synchronous=FULL", "sizes": sizes, "mean_event_bytes": round(body_bytes, 0)}),
-    );
+    )?;
     let embedded = d.events_per_s();
     ctx.results.embedded_events_per_s = Some(embedded);
     let bytes_per_s = embedded * body_bytes;
@@ -253,7 +273,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         &d,
         json!({"log": "SQLite WAL, synchronous=FULL", "sizes": sizes,
                "what": "the same commands, each with an Idempotency-Key and a body fingerprint"}),
-    );
+    )?;
     ctx.rec.figure(
         "append",
         "embedded_keyed_pct_of_unkeyed",
@@ -265,6 +285,14 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let started = Instant::now();
     let replayed = drive(&registry, keyed, ctx.opts.submitters).await;
     let elapsed = started.elapsed();
+    if replayed.accepted != replayed.commands {
+        anyhow::bail!(
+            "embedded_keyed retries: {} of {} were not answered from the idempotency record; first: {}",
+            replayed.commands - replayed.accepted,
+            replayed.commands,
+            replayed.first_problem.as_deref().unwrap_or("none")
+        );
+    }
     ctx.rec.figure(
         "append",
         "embedded_keyed_retries_per_s",
@@ -353,7 +381,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         &d,
         json!({"broker": broker, "topic_partitions": 1, "producer": "idempotent, acks=all",
                "sizes": sizes, "mean_record_bytes": round(record_bytes, 0)}),
-    );
+    )?;
     let ours = d.events_per_s();
     let batch = (d.events / d.group_commits.max(1)).max(1) as usize;
     shutdown(registry).await;
@@ -428,5 +456,45 @@ pub async fn shutdown(registry: Arc<Registry>) {
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn driven(accepted: u64, refused: u64, unavailable: u64) -> Driven {
+        Driven {
+            elapsed: Duration::from_secs(1),
+            commands: 10,
+            accepted,
+            refused,
+            unavailable,
+            events: accepted,
+            first_problem: (accepted < 10).then(|| "class_full".to_owned()),
+            latency: Percentiles::default(),
+            group_commits: 1,
+            append_seconds: 0.5,
+        }
+    }
+
+    #[test]
+    fn a_drive_with_any_command_not_accepted_fails_with_the_counts() {
+        assert!(all_accepted("embedded", &driven(10, 0, 0)).is_ok());
+        let refused = all_accepted("embedded", &driven(9, 1, 0)).expect_err("one refused");
+        let message = refused.to_string();
+        assert!(
+            message.contains("1 of 10 commands were not accepted"),
+            "{message}"
+        );
+        assert!(message.contains("class_full"), "{message}");
+        assert!(
+            all_accepted("kafka", &driven(9, 0, 1)).is_err(),
+            "one unavailable"
+        );
+        assert!(
+            all_accepted("kafka", &driven(9, 0, 0)).is_err(),
+            "one unanswered"
+        );
     }
 }

@@ -5,6 +5,14 @@
 //! mark's class, the mark is new), and appends one event at the next version in its own
 //! transaction, with `synchronous_commit = on`. A concurrent append to the same stream fails on
 //! the primary key and is retried from the load.
+//!
+//! Exactly what this peer is, and is not: one command per transaction and per commit (no group
+//! commit: each commit waits for its own WAL flush, which the server may share between
+//! concurrent commits), `--baseline-connections` connections (32) against the registry's
+//! `--submitters` (4,096) feeding one writer, every command reading and parsing its learner's
+//! whole stream again (no snapshot, no cache of state), and no hash chain or signature. It is
+//! the plainest stream-per-aggregate store, not a tuned one; its figure says what a design
+//! without a writer in memory pays, not how fast PostgreSQL can append.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -221,6 +229,9 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     }
     let elapsed = started.elapsed();
     pool.close().await;
+    if appended == 0 {
+        anyhow::bail!("the baseline appended nothing ({refused} commands refused)");
+    }
     let latency = Percentiles::of(samples);
     let baseline = rate(appended, elapsed);
     ctx.rec.figure(
@@ -235,6 +246,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
             "connections": connections, "seconds": round(elapsed.as_secs_f64(), 2),
             "latency": latency.json(), "server": server_settings,
             "session": "synchronous_commit=on", "seeded_events": seeded,
+            "peer": "stream per learner; each command reloads and parses the learner's whole stream and commits one event in its own transaction (no group commit); connections as given, not the registry's submitters",
         }),
     );
     match ctx.results.embedded_events_per_s {

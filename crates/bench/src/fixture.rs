@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use chrono::{Datelike, Days, NaiveDate, Weekday};
 use contingent_domain::{
-    AcademicYear, ClassId, Command, LearnerId, Level, Mark, MarkId, MarkKind, MarkRecorded,
-    OrganizationId, SourceKind, State, Text,
+    AcademicYear, Attendance, AttendanceRecorded, ChangeClassCapacity, ClassId, Command, LearnerId,
+    Level, Mark, MarkId, MarkKind, MarkRecorded, OrganizationId, SourceKind, State, Text,
+    MAX_CAPACITY,
 };
 use contingent_log::{EventLog, Metadata, Source};
 use contingent_log_sqlite::SqliteLog;
@@ -335,4 +336,88 @@ pub fn learners_of(commands: &[(Command, Metadata)]) -> usize {
     ids.sort_unstable();
     ids.dedup();
     ids.len()
+}
+
+/// A school day of the region as commands: one attendance record for every learner in a
+/// general-education class (on the last school day of their stay up to `today`; one in twelve
+/// ill, the rest present) and one and a half marks per learner (`mark_commands`), interleaved.
+pub fn school_day(state: &State, today: NaiveDate, seed: u64) -> Result<Vec<(Command, Metadata)>> {
+    let stays = stays(state, today);
+    let marks = mark_commands(state, today, stays.len() * 3 / 2, seed ^ 0x5c00_1d4e)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut attendance = Vec::with_capacity(stays.len());
+    for stay in &stays {
+        let Some(&date) = stay.days.last() else {
+            continue;
+        };
+        let status = if rng.gen_range(0..12) == 0 {
+            Attendance::Ill
+        } else {
+            Attendance::Present
+        };
+        attendance.push((
+            Command::RecordAttendance(AttendanceRecorded {
+                learner_id: stay.learner,
+                class_id: stay.class,
+                date,
+                lesson: None,
+                status,
+            }),
+            Metadata {
+                source: Source {
+                    kind: SourceKind::Organization,
+                    id: stay.organization.to_string(),
+                },
+                actor: stay.teacher.clone(),
+                idempotency_key: None,
+                request_fingerprint: None,
+            },
+        ));
+    }
+    // Two marks, then one attendance record, and so on: the day's order, roughly.
+    let mut out = Vec::with_capacity(marks.len() + attendance.len());
+    let mut marks = marks.into_iter();
+    for a in attendance {
+        out.extend(marks.by_ref().take(2));
+        out.push(a);
+    }
+    out.extend(marks);
+    Ok(out)
+}
+
+/// `n` region-wide `change_class_capacity` commands, each about no learner: the current year's
+/// classes in turn, each raised by one place and lowered again, so every one is accepted.
+pub fn capacity_changes(state: &State, today: NaiveDate, n: usize) -> Vec<(Command, Metadata)> {
+    let year = AcademicYear::containing(today);
+    let mut classes: Vec<(ClassId, u16)> = state
+        .classes()
+        .filter(|(_, c)| c.academic_year == year && c.capacity < MAX_CAPACITY)
+        .map(|(id, c)| (*id, c.capacity))
+        .collect();
+    classes.sort_unstable();
+    let mut out = Vec::with_capacity(n);
+    if classes.is_empty() {
+        return out;
+    }
+    for i in 0..n {
+        let (class_id, capacity) = classes[(i / 2) % classes.len()];
+        let capacity = if i % 2 == 0 { capacity + 1 } else { capacity };
+        out.push((
+            Command::ChangeClassCapacity(ChangeClassCapacity {
+                class_id,
+                capacity,
+                reason: None,
+            }),
+            Metadata {
+                source: Source {
+                    kind: SourceKind::Region,
+                    id: "region".to_owned(),
+                },
+                actor: "region-bench".to_owned(),
+                idempotency_key: None,
+                request_fingerprint: None,
+            },
+        ));
+    }
+    out
 }

@@ -1,6 +1,14 @@
 //! Latency and throughput of the diary, class register and vacancy queries over HTTP on
 //! loopback: the API over a registry holding the region, tokens minted by a local issuer, and a
 //! load of concurrent requests, each on its own connection.
+//!
+//! Every load runs with writes beside it unless its name ends in `_no_writes` (none) or
+//! `_region_events_only` (only the capacity changes): a school day of the region (an attendance record for every learner in a general-education class and one and
+//! a half marks each, [`crate::fixture::school_day`]) submitted evenly over the load's warm-up
+//! and measured seconds, and 16 region-wide `change_class_capacity` commands a second (events
+//! about no learner). The diary is measured with the read cache and without it (every diary
+//! from the read models), and, for comparison, with the cache and no writes, and with the cache
+//! and only the region-wide events (which evict no diary).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,6 +26,96 @@ use serde_json::json;
 
 use crate::report::{rate, round, Percentiles};
 use crate::Ctx;
+
+/// Region-wide events about no learner submitted per second beside a query load.
+const CAPACITY_CHANGES_PER_S: f64 = 16.0;
+
+/// What the writes beside one load did.
+#[derive(Default)]
+struct Written {
+    submitted: u64,
+    accepted: u64,
+    not_accepted: u64,
+    first_problem: Option<String>,
+}
+
+/// Submits `commands` evenly over `span` (in ticks of 20 ms), each in a task of its own so a
+/// slow commit does not hold the pace back; waits for every answer.
+async fn paced(
+    registry: Arc<Registry>,
+    commands: Vec<(contingent_domain::Command, contingent_log::Metadata)>,
+    span: Duration,
+) -> Written {
+    let tick = Duration::from_millis(20);
+    let ticks = (span.as_secs_f64() / tick.as_secs_f64()).max(1.0) as usize;
+    let per_tick = commands.len().div_ceil(ticks).max(1);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut interval = tokio::time::interval(tick);
+    let mut commands = commands.into_iter().peekable();
+    let mut out = Written::default();
+    while commands.peek().is_some() {
+        interval.tick().await;
+        for (command, meta) in commands.by_ref().take(per_tick) {
+            let registry = registry.clone();
+            out.submitted += 1;
+            tasks.spawn(async move { registry.submit(command, meta).await.map(|_| ()) });
+        }
+    }
+    while let Some(answer) = tasks.join_next().await {
+        match answer {
+            Ok(Ok(())) => out.accepted += 1,
+            Ok(Err(e)) => {
+                out.not_accepted += 1;
+                out.first_problem.get_or_insert(e.to_string());
+            }
+            Err(e) => {
+                out.not_accepted += 1;
+                out.first_problem.get_or_insert(e.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Which writes run beside a load.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Writes {
+    /// None.
+    None,
+    /// Only the region-wide capacity changes.
+    RegionOnly,
+    /// A school day of the region and the region-wide capacity changes.
+    SchoolDay,
+}
+
+/// The writes beside one load of `span`: a school day of the region (unless `region_only`) and
+/// region-wide capacity changes, both spread over the span.
+async fn write_beside(
+    registry: Arc<Registry>,
+    today: chrono::NaiveDate,
+    seed: u64,
+    span: Duration,
+    region_only: bool,
+) -> Result<Written> {
+    let day = if region_only {
+        Vec::new()
+    } else {
+        registry.read_state(|state| crate::fixture::school_day(state, today, seed))?
+    };
+    let changes = (CAPACITY_CHANGES_PER_S * span.as_secs_f64()).round() as usize;
+    let capacity =
+        registry.read_state(|state| crate::fixture::capacity_changes(state, today, changes & !1));
+    let (a, b) = tokio::join!(
+        paced(registry.clone(), day, span),
+        paced(registry, capacity, span)
+    );
+    Ok(Written {
+        submitted: a.submitted + b.submitted,
+        accepted: a.accepted + b.accepted,
+        not_accepted: a.not_accepted + b.not_accepted,
+        first_problem: a.first_problem.or(b.first_problem),
+    })
+}
 
 /// One request: a path and the bearer token that may ask it.
 #[derive(Clone)]
@@ -303,7 +401,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     // concurrency limit, which would answer most of it 429/503, are off here.
     let mut settings = Settings::new(&dir);
     settings.limits.caller_per_second = 0;
-    settings.limits.max_concurrent_requests = usize::MAX >> 1;
+    settings.limits.max_concurrent_requests = tokio::sync::Semaphore::MAX_PERMITS;
     let registry = Arc::new(
         Registry::open(settings, |_| {})
             .await
@@ -341,11 +439,32 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
     let mut runs = Vec::new();
     for (kind, targets) in kinds {
         if kind == "diary" {
-            runs.push(("diary_uncached", uncached_addr, targets.clone(), 0));
+            runs.push((
+                "diary_uncached",
+                uncached_addr,
+                targets.clone(),
+                0,
+                Writes::SchoolDay,
+            ));
+            runs.push((
+                "diary_no_writes",
+                addr,
+                targets.clone(),
+                cache_bytes,
+                Writes::None,
+            ));
+            runs.push((
+                "diary_region_events_only",
+                addr,
+                targets.clone(),
+                cache_bytes,
+                Writes::RegionOnly,
+            ));
         }
-        runs.push((kind, addr, targets, cache_bytes));
+        runs.push((kind, addr, targets, cache_bytes, Writes::SchoolDay));
     }
-    for (kind, addr, targets, cache_bytes) in runs {
+    let mut seed = ctx.opts.seed;
+    for (kind, addr, targets, cache_bytes, writes) in runs {
         if targets.is_empty() {
             ctx.rec
                 .note(&format!("{kind}: the region has nothing to ask; skipped"));
@@ -358,15 +477,56 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
                 metrics.read_cache_hits.load(Ordering::Relaxed),
                 metrics.read_cache_misses.load(Ordering::Relaxed),
             );
+            let head = registry.head();
+            seed += 1;
+            let writer = (writes != Writes::None).then(|| {
+                tokio::spawn(write_beside(
+                    registry.clone(),
+                    fixture.today,
+                    seed,
+                    warmup + measure,
+                    writes == Writes::RegionOnly,
+                ))
+            });
             let l = load(addr, targets.clone(), concurrency, warmup, measure).await?;
             let hits = metrics.read_cache_hits.load(Ordering::Relaxed) - hits;
             let misses = metrics.read_cache_misses.load(Ordering::Relaxed) - misses;
+            let written = match writer {
+                Some(w) => Some(w.await??),
+                None => None,
+            };
+            let appended = registry.head() - head;
             if let Some(f) = &l.first_failure {
                 ctx.rec.note(&format!(
                     "{kind} at {concurrency}: {} failed, first: {f}",
                     l.failed
                 ));
             }
+            if let Some(Written {
+                not_accepted,
+                first_problem: Some(p),
+                ..
+            }) = &written
+            {
+                ctx.rec.note(&format!(
+                    "{kind} at {concurrency}: {not_accepted} of the writes beside it not accepted, first: {p}"
+                ));
+            }
+            let writes_json = match &written {
+                Some(w) if writes == Writes::RegionOnly => json!({
+                    "what": "16 change_class_capacity commands a second (events about no learner), nothing else",
+                    "commands": w.submitted, "accepted": w.accepted, "not_accepted": w.not_accepted,
+                    "events_appended": appended,
+                    "events_per_s": round(rate(appended, warmup + measure), 0),
+                }),
+                Some(w) => json!({
+                    "what": "a school day of the region (attendance for every learner in a general-education class, 1.5 marks each) spread over the load's seconds, and 16 change_class_capacity commands a second",
+                    "commands": w.submitted, "accepted": w.accepted, "not_accepted": w.not_accepted,
+                    "events_appended": appended,
+                    "events_per_s": round(rate(appended, warmup + measure), 0),
+                }),
+                None => json!("none: the figure holds only with no writes"),
+            };
             let conditions = json!({
                 "concurrency": concurrency, "connections": concurrency,
                 "distinct_requests": targets.len(), "ok": l.ok, "failed": l.failed,
@@ -376,6 +536,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
                 "latency": l.latency.json(),
                 "read_cache_bytes": cache_bytes,
                 "read_cache_hit_pct": (hits + misses > 0).then(|| round(100.0 * hits as f64 / (hits + misses) as f64, 1)),
+                "writes": writes_json,
                 "client": "hyper HTTP/1.1 in the same process, one request at a time per connection",
             });
             ctx.rec.figure(
@@ -390,7 +551,9 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
                 &format!("{kind}_c{concurrency}_queries_per_s"),
                 rate(l.ok, l.measured),
                 "queries/s",
-                json!({"p50_ms": round(l.latency.p50_us / 1e3, 3)}),
+                json!({"p50_ms": round(l.latency.p50_us / 1e3, 3),
+                       "read_cache_hit_pct": (hits + misses > 0).then(|| round(100.0 * hits as f64 / (hits + misses) as f64, 1)),
+                       "writes_beside": match writes { Writes::None => "none", Writes::RegionOnly => "region-wide capacity changes only", Writes::SchoolDay => "a school day and region-wide capacity changes" }}),
             );
         }
     }

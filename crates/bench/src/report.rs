@@ -233,12 +233,21 @@ pub fn load_average() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Resident set size of this process, from `/proc/self/statm`.
+/// Resident set size of this process: `VmRSS` of `/proc/self/status`.
 pub fn rss_bytes() -> u64 {
-    let page = 4096u64;
-    read("/proc/self/statm")
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse::<u64>().ok())
-        .map_or(0, |pages| pages * page)
+    status_kib("VmRSS") * 1024
+}
+
+/// Peak resident set size of this process: `VmHWM` of `/proc/self/status`.
+pub fn peak_rss_bytes() -> u64 {
+    status_kib("VmHWM") * 1024
+}
+
+/// A `kB` field of `/proc/self/status` (0 when absent).
+fn status_kib(field: &str) -> u64 {
+    read("/proc/self/status")
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }

@@ -892,3 +892,286 @@ async fn a_projector_does_not_recreate_a_position_it_did_not_start_from() {
     store.close().await;
     log.close().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The diary in one statement against the diary read table by table
+
+/// The diary as it was read before it was one statement: the learner's row, then marks,
+/// attendance counts, absences and exams each by a query of its own, ordered by the database.
+mod diary_by_tables {
+    use contingent_domain::AcademicYear;
+    use contingent_projections::queries::{
+        AttendanceRow, AttendanceSummary, Diary, ExamRow, LearnerSummary, MarkRow, PeriodMarks,
+        SubjectMarks,
+    };
+    use sqlx::any::AnyRow;
+    use sqlx::{AnyPool, Row};
+
+    fn s(row: &AnyRow, col: &str) -> String {
+        row.try_get::<String, _>(col).expect(col)
+    }
+
+    fn os(row: &AnyRow, col: &str) -> Option<String> {
+        row.try_get::<Option<String>, _>(col).expect(col)
+    }
+
+    fn n(row: &AnyRow, col: &str) -> i64 {
+        row.try_get::<i64, _>(col).expect(col)
+    }
+
+    fn on(row: &AnyRow, col: &str) -> Option<i64> {
+        row.try_get::<Option<i64>, _>(col).expect(col)
+    }
+
+    fn weighted(marks: &[(i64, i64)]) -> Option<f64> {
+        let weight: i64 = marks.iter().map(|(_, w)| w).sum();
+        (weight > 0).then(|| {
+            let x = marks.iter().map(|(p, w)| (p * w) as f64).sum::<f64>() / weight as f64;
+            (x * 100.0).round() / 100.0
+        })
+    }
+
+    pub async fn diary(
+        pool: &AnyPool,
+        learner_id: &str,
+        year: Option<AcademicYear>,
+    ) -> Option<Diary> {
+        let row = sqlx::query("SELECT * FROM register_learners WHERE learner_id = $1")
+            .bind(learner_id)
+            .fetch_optional(pool)
+            .await
+            .expect("learner")?;
+        let (from, to) = match year {
+            Some(y) => (y.first_day().to_string(), y.last_day().to_string()),
+            None => ("0000-01-01".to_owned(), "9999-12-31".to_owned()),
+        };
+        let marks = sqlx::query(
+            "SELECT * FROM diary_marks WHERE learner_id = $1 AND lesson_date BETWEEN $2 AND $3 ORDER BY subject, period, lesson_date, mark_id",
+        )
+        .bind(learner_id)
+        .bind(&from)
+        .bind(&to)
+        .fetch_all(pool)
+        .await
+        .expect("marks");
+        let mut subjects: Vec<SubjectMarks> = Vec::new();
+        let mut subject_points: Vec<Vec<(i64, i64)>> = Vec::new();
+        let mut period_points: Vec<(i64, i64)> = Vec::new();
+        for r in &marks {
+            let subject = s(r, "subject");
+            let period = s(r, "period");
+            if subjects.last().is_none_or(|x| x.subject != subject) {
+                subjects.push(SubjectMarks {
+                    subject: subject.clone(),
+                    average: None,
+                    periods: Vec::new(),
+                });
+                subject_points.push(Vec::new());
+            }
+            let current = subjects.last_mut().expect("pushed");
+            if current.periods.last().is_none_or(|p| p.period != period) {
+                if let Some(last) = current.periods.last_mut() {
+                    last.average = weighted(&period_points);
+                }
+                period_points.clear();
+                current.periods.push(PeriodMarks {
+                    period,
+                    average: None,
+                    period_mark: None,
+                    marks: Vec::new(),
+                });
+            }
+            let kind = s(r, "kind");
+            let value = s(r, "value");
+            if kind == "current" {
+                if let Some(points) = on(r, "points") {
+                    period_points.push((points, n(r, "weight")));
+                    subject_points
+                        .last_mut()
+                        .expect("pushed")
+                        .push((points, n(r, "weight")));
+                }
+            }
+            let period_entry = current.periods.last_mut().expect("pushed");
+            if kind == "period" {
+                period_entry.period_mark = Some(value.clone());
+            }
+            period_entry.marks.push(MarkRow {
+                mark_id: s(r, "mark_id"),
+                lesson_date: s(r, "lesson_date"),
+                kind,
+                work: s(r, "work"),
+                value,
+                weight: n(r, "weight"),
+                teacher: s(r, "teacher"),
+                corrections: n(r, "corrections"),
+                original_value: s(r, "original_value"),
+            });
+            if let Some(last) = current.periods.last_mut() {
+                last.average = weighted(&period_points);
+            }
+        }
+        for (subject, points) in subjects.iter_mut().zip(&subject_points) {
+            subject.average = weighted(points);
+        }
+        let mut attendance = AttendanceSummary::default();
+        for r in sqlx::query(
+            "SELECT status, count(*) AS n FROM diary_attendance WHERE learner_id = $1 AND date BETWEEN $2 AND $3 GROUP BY status ORDER BY status",
+        )
+        .bind(learner_id)
+        .bind(&from)
+        .bind(&to)
+        .fetch_all(pool)
+        .await
+        .expect("attendance")
+        {
+            attendance.counts.insert(s(&r, "status"), n(&r, "n"));
+        }
+        attendance.absences = sqlx::query(
+            "SELECT date, lesson, status FROM diary_attendance WHERE learner_id = $1 AND date BETWEEN $2 AND $3 \
+             AND status <> 'present' ORDER BY date, lesson NULLS FIRST, position",
+        )
+        .bind(learner_id)
+        .bind(&from)
+        .bind(&to)
+        .fetch_all(pool)
+        .await
+        .expect("absences")
+        .iter()
+        .map(|r| AttendanceRow { date: s(r, "date"), lesson: on(r, "lesson"), status: s(r, "status") })
+        .collect();
+        let exams = sqlx::query("SELECT * FROM diary_exams WHERE learner_id = $1 AND exam_date BETWEEN $2 AND $3 ORDER BY exam_date, position")
+            .bind(learner_id)
+            .bind(&from)
+            .bind(&to)
+            .fetch_all(pool)
+            .await
+            .expect("exams")
+            .iter()
+            .map(|r| ExamRow {
+                form: s(r, "form"),
+                subject: s(r, "subject"),
+                exam_date: s(r, "exam_date"),
+                grade: n(r, "grade"),
+                primary_points: n(r, "primary_points"),
+                test_score: on(r, "test_score"),
+                mark: os(r, "mark"),
+            })
+            .collect();
+        Some(Diary {
+            learner: LearnerSummary {
+                learner_id: s(&row, "learner_id"),
+                surname: s(&row, "surname"),
+                name: s(&row, "name"),
+                patronymic: os(&row, "patronymic"),
+                birth_date: s(&row, "birth_date"),
+                status: s(&row, "status"),
+            },
+            academic_year: year.map(|y| y.to_string()),
+            subjects,
+            attendance,
+            exams,
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_diary_in_one_statement_equals_the_diary_read_table_by_table_on_both_engines() {
+    let pg = PgDatabase::create().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let sqlite = project(dir.path().join("read.db"), 2000).await;
+    let postgres = project(ReadDatabase::from(pg.url()), 2000).await;
+    let learners: Vec<String> = sqlx::query_as::<_, (String,)>(
+        "SELECT learner_id FROM register_learners ORDER BY learner_id",
+    )
+    .fetch_all(sqlite.pool())
+    .await
+    .expect("learners")
+    .into_iter()
+    .map(|(id,)| id)
+    .collect();
+    let years = [
+        None,
+        contingent_domain::AcademicYear::parse("2024/2025").ok(),
+        contingent_domain::AcademicYear::parse("2025/2026").ok(),
+        contingent_domain::AcademicYear::parse("2026/2027").ok(),
+    ];
+    let (mut marks, mut absences, mut exams) = (0, 0, 0);
+    for (engine, store) in [("sqlite", &sqlite), ("postgres", &postgres)] {
+        for id in &learners {
+            for year in years {
+                let one = queries::diary(store.pool(), id, year).await.expect("diary");
+                let by_tables = diary_by_tables::diary(store.pool(), id, year).await;
+                assert_eq!(one, by_tables, "{engine}: {id} in {year:?}");
+                let d = one.expect("a registered learner has a diary");
+                marks += d
+                    .subjects
+                    .iter()
+                    .flat_map(|s| &s.periods)
+                    .map(|p| p.marks.len())
+                    .sum::<usize>();
+                absences += d.attendance.absences.len();
+                exams += d.exams.len();
+            }
+        }
+        assert_eq!(
+            queries::diary(store.pool(), "nobody", None)
+                .await
+                .expect("diary"),
+            None
+        );
+    }
+    eprintln!(
+        "{} learners, {marks} marks, {absences} absences, {exams} exam results compared",
+        learners.len()
+    );
+    assert!(
+        marks > 0 && absences > 0 && exams > 0,
+        "{marks} {absences} {exams}"
+    );
+}
+
+/// The time of a diary read in one statement against the same diary read table by table, on
+/// both engines (`cargo test --release -p contingent-projections --test engines -- --ignored
+/// --nocapture diary_read_time`): every learner's current-year diary, the two ways alternated
+/// five times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn diary_read_time_in_one_statement_and_table_by_table() {
+    let pg = PgDatabase::create().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let sqlite = project(dir.path().join("read.db"), 2000).await;
+    let postgres = project(ReadDatabase::from(pg.url()), 2000).await;
+    let year = contingent_domain::AcademicYear::parse("2025/2026").ok();
+    for (engine, store) in [("sqlite", &sqlite), ("postgres", &postgres)] {
+        let learners: Vec<String> = sqlx::query_as::<_, (String,)>(
+            "SELECT learner_id FROM register_learners ORDER BY learner_id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .expect("learners")
+        .into_iter()
+        .map(|(id,)| id)
+        .collect();
+        let (mut one, mut tables) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            let t = std::time::Instant::now();
+            for id in &learners {
+                queries::diary(store.pool(), id, year).await.expect("diary");
+            }
+            one.push(t.elapsed().as_secs_f64() * 1e6 / learners.len() as f64);
+            let t = std::time::Instant::now();
+            for id in &learners {
+                diary_by_tables::diary(store.pool(), id, year).await;
+            }
+            tables.push(t.elapsed().as_secs_f64() * 1e6 / learners.len() as f64);
+        }
+        one.sort_by(f64::total_cmp);
+        tables.sort_by(f64::total_cmp);
+        eprintln!(
+            "{engine}: {} learners; µs per diary, median (min–max) of 5: one statement {:.0} ({:.0}–{:.0}), table by table {:.0} ({:.0}–{:.0})",
+            learners.len(),
+            one[2], one[0], one[4], tables[2], tables[0], tables[4]
+        );
+    }
+}

@@ -313,6 +313,13 @@ impl Registry {
         self.read_state(|s| s.changed_at(learner))
     }
 
+    /// The position of the last event about `learner` (its `learner_id`); none for a learner
+    /// the writer does not know. Unlike [`Registry::learner_changed_at`] it does not move with
+    /// events about no learner (organizations, classes, capacities, teachers).
+    pub fn learner_last_event_at(&self, learner: LearnerId) -> Option<u64> {
+        self.read_state(|s| s.learner(learner).map(|l| l.changed_at))
+    }
+
     /// The position of the last event appended (by this writer or, on a shared log, read).
     pub fn head(&self) -> u64 {
         *self.head.borrow()

@@ -1,0 +1,83 @@
+//! The read side: typed answers from the read models. Every function takes the read-model pool
+//! and returns rows shaped for one audience (parents, teachers, schools, the region, the federal
+//! segment). `None` means the thing asked about is not in the read model.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+mod class_register;
+mod diary;
+mod federal;
+mod register;
+mod vacancies;
+
+pub use class_register::{
+    class_register, AttendanceGridRow, ClassInfo, ClassRegisterView, GridMark, MarksGridRow,
+    RosterRow,
+};
+pub use diary::{
+    diary, AttendanceRow, AttendanceSummary, Diary, ExamRow, MarkRow, PeriodMarks, SubjectMarks,
+};
+pub use federal::{
+    federal_counts, federal_register, CountDimension, CountRow, FederalEnrollment, FederalLearner,
+};
+pub use register::{
+    find_learners, learner, organizations, EnrollmentRow, GuardianRow, LearnerCard, LearnerSearch,
+    LearnerSummary, MovementRow, OrganizationRow,
+};
+pub use vacancies::{queue, vacancies, ApplicationRow, QueueView, VacancyFilter, VacancyRow};
+
+/// Why a query failed: the read-model database could not answer.
+pub type QueryError = sqlx::Error;
+
+type Result<T> = std::result::Result<T, QueryError>;
+
+/// A column that must hold a text: a missing column, a NULL or another type is an error.
+fn s(row: &AnyRow, col: &str) -> Result<String> {
+    row.try_get::<String, _>(col)
+}
+
+/// A column that holds a text or NULL: a missing column or another type is an error.
+fn os(row: &AnyRow, col: &str) -> Result<Option<String>> {
+    row.try_get::<Option<String>, _>(col)
+}
+
+/// A column that must hold an integer: a missing column, a NULL or another type is an error.
+fn n(row: &AnyRow, col: &str) -> Result<i64> {
+    row.try_get::<i64, _>(col)
+}
+
+/// A column that holds an integer or NULL: a missing column or another type is an error.
+fn on(row: &AnyRow, col: &str) -> Result<Option<i64>> {
+    row.try_get::<Option<i64>, _>(col)
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::AnyPool;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_missing_or_mistyped_column_is_an_error_not_a_default() {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPool::connect("sqlite::memory:").await.expect("a pool");
+        let row = sqlx::query("SELECT 'text' AS word, 7 AS number, NULL AS absent")
+            .fetch_one(&pool)
+            .await
+            .expect("a row");
+        assert_eq!(s(&row, "word").expect("a text"), "text");
+        assert_eq!(n(&row, "number").expect("an integer"), 7);
+        assert_eq!(os(&row, "absent").expect("a NULL"), None);
+        assert_eq!(on(&row, "absent").expect("a NULL"), None);
+        assert!(s(&row, "missing").is_err(), "a missing column");
+        assert!(on(&row, "missing").is_err(), "a missing column");
+        assert!(n(&row, "word").is_err(), "a text read as an integer");
+        assert!(s(&row, "number").is_err(), "an integer read as a text");
+        assert!(s(&row, "absent").is_err(), "a NULL where a text must be");
+        assert!(
+            n(&row, "absent").is_err(),
+            "a NULL where an integer must be"
+        );
+    }
+}

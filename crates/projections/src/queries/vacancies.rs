@@ -1,0 +1,197 @@
+//! Free places by class, and an organization's queue of applications.
+
+use serde::Serialize;
+use sqlx::AnyPool;
+use utoipa::ToSchema;
+
+use super::{n, on, os, s, Result};
+
+/// Places in one class or group.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct VacancyRow {
+    /// Organization id.
+    pub organization_id: String,
+    /// Organization name.
+    pub organization: String,
+    /// Municipality.
+    pub municipality: String,
+    /// Class id.
+    pub class_id: String,
+    /// Class name.
+    pub class_name: String,
+    /// Academic year.
+    pub academic_year: String,
+    /// Level.
+    pub level: String,
+    /// Grade or age group.
+    pub grade: i64,
+    /// Kindergarten stay mode.
+    pub stay_mode: Option<String>,
+    /// Places.
+    pub capacity: i64,
+    /// Taken.
+    pub enrolled: i64,
+    /// Free: capacity − enrolled, never negative.
+    pub free: i64,
+}
+
+/// Which vacancies to list.
+#[derive(Debug, Clone, Default)]
+pub struct VacancyFilter {
+    /// One organization.
+    pub organization_id: Option<String>,
+    /// One municipality.
+    pub municipality: Option<String>,
+    /// One academic year.
+    pub academic_year: Option<String>,
+    /// One level.
+    pub level: Option<String>,
+    /// Only classes with free places.
+    pub only_free: bool,
+}
+
+/// Places per class or group.
+pub async fn vacancies(pool: &AnyPool, f: &VacancyFilter) -> Result<Vec<VacancyRow>> {
+    let rows = sqlx::query(
+        "SELECT c.*, o.name AS organization, o.municipality FROM vacancy_classes c \
+         JOIN vacancy_organizations o ON o.organization_id = c.organization_id \
+         WHERE ($1 IS NULL OR c.organization_id = $1) AND ($2 IS NULL OR o.municipality = $2) \
+         AND ($3 IS NULL OR c.academic_year = $3) AND ($4 IS NULL OR c.level = $4) \
+         AND ($5 = 0 OR c.enrolled < c.capacity) \
+         ORDER BY o.municipality, o.name, c.academic_year, c.level, c.grade, c.name, c.class_id LIMIT 5000",
+    )
+    .bind(&f.organization_id)
+    .bind(&f.municipality)
+    .bind(&f.academic_year)
+    .bind(&f.level)
+    .bind(i64::from(f.only_free))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| -> Result<_> {
+            Ok(VacancyRow {
+                organization_id: s(r, "organization_id")?,
+                organization: s(r, "organization")?,
+                municipality: s(r, "municipality")?,
+                class_id: s(r, "class_id")?,
+                class_name: s(r, "name")?,
+                academic_year: s(r, "academic_year")?,
+                level: s(r, "level")?,
+                grade: n(r, "grade")?,
+                stay_mode: os(r, "stay_mode")?,
+                capacity: n(r, "capacity")?,
+                enrolled: n(r, "enrolled")?,
+                free: n(r, "capacity")? - n(r, "enrolled")?,
+            })
+        })
+        .collect()
+}
+
+/// An organization's queue of applications.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct QueueView {
+    /// Organization id.
+    pub organization_id: String,
+    /// The date overdue is judged on.
+    pub as_of: String,
+    /// Pending applications.
+    pub pending: i64,
+    /// Pending applications whose decision is overdue.
+    pub overdue: i64,
+    /// Applications, pending first in queue order (priority, then date submitted).
+    pub applications: Vec<ApplicationRow>,
+}
+
+/// One application.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct ApplicationRow {
+    /// Application id.
+    pub application_id: String,
+    /// Learner id.
+    pub learner_id: String,
+    /// Level.
+    pub level: String,
+    /// Academic year.
+    pub academic_year: String,
+    /// Grade or age group.
+    pub grade: i64,
+    /// Class asked for.
+    pub class_id: Option<String>,
+    /// Submitted on.
+    pub submitted_on: String,
+    /// Desired start.
+    pub desired_start: Option<String>,
+    /// Priority.
+    pub priority: String,
+    /// A decision is due by.
+    pub due_on: String,
+    /// pending, withdrawn, rejected, accepted.
+    pub status: String,
+    /// Decided on.
+    pub decided_on: Option<String>,
+    /// Pending past its due date.
+    pub overdue: bool,
+    /// Place in the queue among pending applications of the same level and year (1-based).
+    pub place: Option<i64>,
+}
+
+/// An organization's queue.
+pub async fn queue(
+    pool: &AnyPool,
+    organization_id: &str,
+    as_of: &str,
+) -> Result<Option<QueueView>> {
+    let exists: Option<(String,)> = sqlx::query_as(
+        "SELECT organization_id FROM vacancy_organizations WHERE organization_id = $1",
+    )
+    .bind(organization_id)
+    .fetch_optional(pool)
+    .await?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let rows = sqlx::query(
+        "SELECT a.*, CASE WHEN a.status = 'pending' THEN row_number() OVER (PARTITION BY a.status = 'pending', a.level, a.academic_year \
+         ORDER BY CASE a.priority WHEN 'out_of_turn' THEN 0 WHEN 'priority' THEN 1 WHEN 'preferential' THEN 2 ELSE 3 END, a.submitted_on, a.application_id) END AS place \
+         FROM vacancy_applications a WHERE a.organization_id = $1 \
+         ORDER BY a.status <> 'pending', a.level, a.academic_year, place, a.submitted_on DESC, a.application_id LIMIT 5000",
+    )
+    .bind(organization_id)
+    .fetch_all(pool)
+    .await?;
+    let applications: Vec<ApplicationRow> = rows
+        .iter()
+        .map(|r| -> Result<_> {
+            Ok({
+                let status = s(r, "status")?;
+                let due_on = s(r, "due_on")?;
+                ApplicationRow {
+                    application_id: s(r, "application_id")?,
+                    learner_id: s(r, "learner_id")?,
+                    level: s(r, "level")?,
+                    academic_year: s(r, "academic_year")?,
+                    grade: n(r, "grade")?,
+                    class_id: os(r, "class_id")?,
+                    submitted_on: s(r, "submitted_on")?,
+                    desired_start: os(r, "desired_start")?,
+                    priority: s(r, "priority")?,
+                    overdue: status == "pending" && due_on.as_str() < as_of,
+                    due_on,
+                    status,
+                    decided_on: os(r, "decided_on")?,
+                    place: on(r, "place")?,
+                }
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(QueueView {
+        organization_id: organization_id.to_owned(),
+        as_of: as_of.to_owned(),
+        pending: applications
+            .iter()
+            .filter(|a| a.status == "pending")
+            .count() as i64,
+        overdue: applications.iter().filter(|a| a.overdue).count() as i64,
+        applications,
+    }))
+}
