@@ -143,7 +143,7 @@ pub struct Learner {
     pub memberships: Vec<Membership>,
     /// SNILS of linked guardians.
     pub guardians: Vec<Snils>,
-    /// The position of the last event about the learner (see [`State::changed_at`]).
+    /// The position of the last event about the learner.
     pub changed_at: u64,
 }
 
@@ -294,8 +294,6 @@ pub struct State {
     /// How many events were applied: the position of the last one, for a state folded from a
     /// log from its start.
     pub(crate) applied: u64,
-    /// The position of the last event about no learner (organizations, classes, teachers).
-    pub(crate) unscoped_at: u64,
     /// Every enrollment id ever opened, and whose it is: enrollment ids are unique in the region.
     pub(crate) enrollment_owners: Tracked<EnrollmentId, LearnerId>,
 }
@@ -398,15 +396,6 @@ impl State {
         self.applied
     }
 
-    /// The position of the last event that may change what the read models say of `learner`:
-    /// the last event about the learner, or a later one about no learner. A read of the learner
-    /// made when the read models had reached this position is still current.
-    pub fn changed_at(&self, learner: LearnerId) -> Option<u64> {
-        self.learners
-            .get(&learner)
-            .map(|l| l.changed_at.max(self.unscoped_at))
-    }
-
     /// Takes out the marks last changed at or before `through`, to be kept outside the state.
     pub fn settle_marks(&mut self, through: u64) -> Vec<(MarkId, MarkRef)> {
         let settled: Vec<MarkId> = self
@@ -473,7 +462,6 @@ impl State {
         Savepoint {
             marks,
             applied: self.applied,
-            unscoped_at: self.unscoped_at,
         }
     }
 
@@ -485,7 +473,6 @@ impl State {
             map.rollback_to(*mark);
         }
         self.applied = to.applied;
-        self.unscoped_at = to.unscoped_at;
     }
 
     /// Keeps for good what was applied before `upto` was opened: it can no longer be taken
@@ -569,13 +556,10 @@ impl State {
     pub fn apply(&mut self, event: &Event) {
         self.applied += 1;
         self.apply_fact(event);
-        match event.learner_id() {
-            Some(id) => {
-                if let Some(l) = self.learners.get_mut(&id) {
-                    l.changed_at = self.applied;
-                }
+        if let Some(id) = event.learner_id() {
+            if let Some(l) = self.learners.get_mut(&id) {
+                l.changed_at = self.applied;
             }
-            None => self.unscoped_at = self.applied,
         }
     }
 

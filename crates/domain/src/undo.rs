@@ -94,6 +94,28 @@ impl<K: Eq + Hash + Clone, V: Clone> Tracked<K, V> {
         self.map.get_mut(key)
     }
 
+    /// Removes `key`.
+    pub(crate) fn remove(&mut self, key: &K) {
+        if let Some(removed) = self.map.remove(key) {
+            if self.tracking {
+                self.undo.push_back((key.clone(), Some(removed)));
+            }
+        }
+    }
+
+    /// Keeps only the entries `keep` says to.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool) {
+        let gone: Vec<K> = self
+            .map
+            .iter()
+            .filter(|(k, v)| !keep(k, v))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            self.remove(&key);
+        }
+    }
+
     /// The map itself, for changes that are not facts (values moved out of the state and back,
     /// which leave what it says unchanged) and so are never taken back.
     pub(crate) fn untracked(&mut self) -> &mut HashMap<K, V> {
@@ -156,5 +178,4 @@ impl<K: Eq + Hash, V> Undo for Tracked<K, V> {
 pub struct Savepoint {
     pub(crate) marks: Vec<u64>,
     pub(crate) applied: u64,
-    pub(crate) unscoped_at: u64,
 }

@@ -307,15 +307,9 @@ impl Registry {
         self.wait_projected(head, timeout).await
     }
 
-    /// The position of the last event that may change what the read models say of `learner`
-    /// (see [`State::changed_at`]); none for a learner the writer does not know.
-    pub fn learner_changed_at(&self, learner: LearnerId) -> Option<u64> {
-        self.read_state(|s| s.changed_at(learner))
-    }
-
     /// The position of the last event about `learner` (its `learner_id`); none for a learner
-    /// the writer does not know. Unlike [`Registry::learner_changed_at`] it does not move with
-    /// events about no learner (organizations, classes, capacities, teachers).
+    /// the writer does not know. Events about no learner (organizations, classes, capacities,
+    /// teachers) do not move it.
     pub fn learner_last_event_at(&self, learner: LearnerId) -> Option<u64> {
         self.read_state(|s| s.learner(learner).map(|l| l.changed_at))
     }
