@@ -334,8 +334,8 @@ impl Registry {
         &self.read
     }
 
-    /// Why the writer refuses commands, if it does: after a failed append it could not read its
-    /// state back from the log (it retries with every command).
+    /// Why the writer refuses commands, if it does: after a failed append it could not read the
+    /// log to learn what the append left there (it tries again with every command).
     pub fn writer_fault(&self) -> Option<String> {
         self.metrics.writer_fault()
     }
