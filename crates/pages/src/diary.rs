@@ -203,9 +203,9 @@ async fn render(
 pub(crate) fn attendance_name(status: &str) -> &str {
     match status {
         "present" => "присутствовал",
-        "absent" => "отсутствовал",
+        "unexcused" => "без уважительной причины",
         "ill" => "болел",
-        "excused" => "уважительная причина",
+        "excused" => "по уважительной причине",
         "late" => "опоздал",
         other => other,
     }

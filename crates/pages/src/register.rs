@@ -260,7 +260,7 @@ async fn render(
             }
             label { "Дата урока " input type="date" name="lesson_date" value=(on) required; }
             label { "Отметка "
-                select name="value" { @for v in ["5", "4", "3", "2", "1"] { option { (v) } } }
+                select name="value" { @for v in ["5", "4", "3", "2", "1"] { option value=(v) { (v) } } }
             }
             label { "Вид работы " input type="text" name="work" value="работа на уроке" required; }
             label { "Вес " input type="number" name="weight" value="1" min="1" max="10" required; }
@@ -272,7 +272,7 @@ async fn render(
             input type="hidden" name="subject" value=(subject);
             label { "Номер отметки " input type="text" name="mark_id" value=(q.mark.clone().unwrap_or_default()) size="38" required; }
             label { "Новая отметка "
-                select name="value" { @for v in ["5", "4", "3", "2", "1"] { option { (v) } } }
+                select name="value" { @for v in ["5", "4", "3", "2", "1"] { option value=(v) { (v) } } }
             }
             label { "Причина " input type="text" name="reason" value="перепроверка работы" required; }
             button type="submit" { "Исправить" }
