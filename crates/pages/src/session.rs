@@ -105,6 +105,19 @@ impl Viewer {
         &self.session.principal
     }
 
+    /// Checks a further read of the same page about the same learner: journaled only when it
+    /// is refused, since the page's first read was journaled already (one entry per page).
+    pub async fn allow_also(
+        &self,
+        registry: &contingent_registry::Registry,
+        read: contingent_access::Read,
+    ) -> Result<(), contingent_api::ApiError> {
+        match registry.authorize_read(self.principal(), &read) {
+            Ok(()) => Ok(()),
+            Err(_) => self.auth.allow(registry, read).await,
+        }
+    }
+
     /// The refusal of a form whose CSRF token is not the session's, if it is not.
     pub fn refuse_csrf(&self, sent: &str) -> Option<Response> {
         if !sent.is_empty() && constant_time_eq(sent.as_bytes(), self.session.csrf.as_bytes()) {

@@ -47,6 +47,11 @@ fn claims(sub: &str, role: Role) -> Claims {
 
 impl Site {
     pub async fn start() -> Self {
+        Self::start_with(contingent_simulate::Scale::tiny()).await
+    }
+
+    /// A site over a region of this scale.
+    pub async fn start_with(scale: contingent_simulate::Scale) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let registry = Arc::new(
             Registry::open(Settings::new(dir.path()), |_| {})
@@ -58,7 +63,7 @@ impl Site {
             &registry,
             &contingent_simulate::Config {
                 seed: 7,
-                scale: contingent_simulate::Scale::tiny(),
+                scale,
                 today,
             },
             |_, _, _| {},
