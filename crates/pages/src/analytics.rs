@@ -11,10 +11,11 @@ use contingent_access::{Read, Role};
 use contingent_api::ApiError;
 use contingent_domain::AcademicYear;
 use contingent_projections::queries::{self, VacancyFilter, VacancyRow};
-use maud::html;
+use maud::{html, PreEscaped};
 use serde::Deserialize;
 
-use crate::layout::{api_error, csv_response, page};
+use crate::charts;
+use crate::layout::{api_error, csv_response, level_name, page};
 use crate::session::Viewer;
 use crate::PagesState;
 
@@ -103,13 +104,13 @@ async fn tables(
         Table {
             name: "level",
             title: "По уровням образования",
-            rows: group(&|r| vec![r.level.clone()], &["уровень"]),
+            rows: group(&|r| vec![level_name(&r.level).to_owned()], &["уровень"]),
         },
         Table {
             name: "grade",
             title: "По параллелям",
             rows: group(
-                &|r| vec![r.level.clone(), format!("{:02}", r.grade)],
+                &|r| vec![level_name(&r.level).to_owned(), format!("{:02}", r.grade)],
                 &["уровень", "параллель"],
             ),
         },
@@ -135,7 +136,7 @@ async fn tables(
                     r.municipality.clone(),
                     r.organization.clone(),
                     r.class_name.clone(),
-                    r.level.clone(),
+                    level_name(&r.level).to_owned(),
                     r.grade.to_string(),
                     r.capacity.to_string(),
                     r.enrolled.to_string(),
@@ -162,8 +163,48 @@ pub(crate) async fn analytics(
         Some(m) if viewer.principal().role != Role::Region => m.clone(),
         _ => "регион".to_owned(),
     };
+    // Charts of the first and the fourth table (learners by municipality, by grade).
+    let chart = |t: &Table, label: &dyn Fn(&[String]) -> String| {
+        let bars: Vec<(String, i64)> = t
+            .rows
+            .iter()
+            .skip(1)
+            .map(|r| {
+                let learners = r
+                    .get(r.len().saturating_sub(2))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                (label(&r[..r.len().saturating_sub(4)]), learners)
+            })
+            .collect();
+        charts::bars(t.title, &bars, 640, 300)
+    };
+    let by_municipality = tables
+        .iter()
+        .find(|t| t.name == "municipality")
+        .map(|t| chart(t, &|k| k.join(" ")))
+        .unwrap_or_default();
+    let by_grade = tables
+        .iter()
+        .find(|t| t.name == "grade")
+        .map(|t| {
+            chart(t, &|k| {
+                let grade = k.get(1).map_or("", |g| g.trim_start_matches('0'));
+                match k.first().map(String::as_str) {
+                    Some("общее") => grade.to_owned(),
+                    Some("дошкольное") => format!("ДО{grade}"),
+                    Some("СПО") => format!("СПО{grade}"),
+                    _ => format!("доп{grade}"),
+                }
+            })
+        })
+        .unwrap_or_default();
     let body = html! {
         h1 { "Контингент: " (scope) ", " (year) " учебный год" }
+        div.charts {
+            figure #chart-municipality { (PreEscaped(by_municipality)) }
+            figure #chart-grade { (PreEscaped(by_grade)) }
+        }
         p.muted { "Обучающиеся в классах и группах по данным о местах (витрина вакантных мест); численные столбцы справа." }
         @for t in &tables {
             section id=(t.name) {

@@ -169,6 +169,17 @@ pub(crate) fn api_error(error: ApiError, viewer: &Viewer) -> Response {
     response
 }
 
+/// A level of education in Russian.
+pub(crate) fn level_name(level: &str) -> &str {
+    match level {
+        "preschool" => "дошкольное",
+        "general" => "общее",
+        "additional" => "дополнительное",
+        "vocational" => "СПО",
+        other => other,
+    }
+}
+
 /// A table's cell for an optional value.
 pub(crate) fn or_dash(value: Option<impl std::fmt::Display>) -> String {
     value.map_or_else(|| "—".to_owned(), |v| v.to_string())

@@ -11,6 +11,7 @@
 
 mod analytics;
 mod audit;
+mod charts;
 mod diary;
 mod layout;
 mod register;

@@ -12,7 +12,7 @@ use maud::html;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::layout::{api_error, csrf_field, key_field, or_dash, page};
+use crate::layout::{api_error, csrf_field, key_field, level_name, or_dash, page};
 use crate::register::submit_form;
 use crate::session::Viewer;
 use crate::PagesState;
@@ -90,7 +90,7 @@ async fn render(state: &PagesState, viewer: &Viewer, q: SchoolQuery) -> Result<R
             tr { th { "Класс" } th { "Учебный год" } th { "Уровень" } th.num { "Параллель" } th.num { "Мест" } th.num { "Зачислено" } th.num { "Свободно" } }
             @for c in &classes {
                 tr {
-                    td { (c.class_name) } td { (c.academic_year) } td { (c.level) } td.num { (c.grade) }
+                    td { (c.class_name) } td { (c.academic_year) } td { (level_name(&c.level)) } td.num { (c.grade) }
                     td.num { (c.capacity) } td.num { (c.enrolled) } td.num { (c.free) }
                 }
             }
@@ -103,7 +103,7 @@ async fn render(state: &PagesState, viewer: &Viewer, q: SchoolQuery) -> Result<R
                 tr class=@if a.overdue { "overdue" } {
                     td.num { (or_dash(a.place)) }
                     td { code { (a.application_id.get(..8).unwrap_or(&a.application_id)) } }
-                    td { (a.level) ", " (a.academic_year) ", " (a.grade) }
+                    td { (level_name(&a.level)) ", " (a.academic_year) ", " (a.grade) }
                     td { (a.submitted_on) }
                     td { (a.priority) }
                     td { (a.due_on) @if a.overdue { " " span.bad { "просрочено" } } }

@@ -287,13 +287,24 @@ async fn a_mark_recorded_by_the_teacher_shows_in_the_diary_and_the_timeline() {
 }
 
 #[tokio::test]
-async fn the_school_sees_its_classes_and_queue_and_the_analyst_downloads_csv() {
+async fn the_school_sees_its_classes_and_queue_and_the_analyst_charts_and_csv() {
     let site = Site::start().await;
     let mut school = site.signed_in(Role::Organization).await;
     let (status, page) = school.get("/school").await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("Классы и свободные места") && page.contains("Очередь заявлений"));
     let mut region = site.signed_in(Role::Region).await;
+    let (status, page) = region.get("/analytics").await;
+    assert_eq!(status, StatusCode::OK);
+    for chart in ["chart-municipality", "chart-grade"] {
+        let at = page
+            .find(&format!("id=\"{chart}\""))
+            .expect("the chart's figure");
+        assert!(
+            page[at..].contains("<svg") && page[at..].contains("<rect"),
+            "{chart} is drawn"
+        );
+    }
     let response = region.get_raw("/analytics/organization.csv").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response
