@@ -87,7 +87,54 @@ async fn tables(
         }
         out
     };
+    // Data quality: each class's enrolled count in the read model against the writer's state,
+    // folded from the log, and classes over capacity (there must be none).
+    let from_log: Vec<Option<i64>> = registry.read_state(|s| {
+        rows.iter()
+            .map(|r| {
+                r.class_id
+                    .parse::<uuid::Uuid>()
+                    .ok()
+                    .and_then(|id| s.class(id.into()))
+                    .map(|c| i64::from(c.enrolled))
+            })
+            .collect()
+    });
+    let mut quality = vec![[
+        "муниципалитет",
+        "организация",
+        "класс",
+        "мест",
+        "зачислено (витрина)",
+        "зачислено (журнал событий)",
+        "нарушение",
+    ]
+    .map(str::to_owned)
+    .to_vec()];
+    for (r, logged) in rows.iter().zip(&from_log) {
+        let problem = if *logged != Some(r.enrolled) {
+            "витрина расходится с журналом"
+        } else if r.enrolled > r.capacity {
+            "сверх вместимости"
+        } else {
+            continue;
+        };
+        quality.push(vec![
+            r.municipality.clone(),
+            r.organization.clone(),
+            r.class_name.clone(),
+            r.capacity.to_string(),
+            r.enrolled.to_string(),
+            logged.map_or_else(|| "нет класса".to_owned(), |n| n.to_string()),
+            problem.to_owned(),
+        ]);
+    }
     let tables = vec![
+        Table {
+            name: "quality",
+            title: "Качество данных: расхождения и переполненные классы",
+            rows: quality,
+        },
         Table {
             name: "municipality",
             title: "По муниципалитетам",
@@ -159,6 +206,17 @@ pub(crate) async fn analytics(
         Ok(t) => t,
         Err(e) => return api_error(e, &viewer),
     };
+    // Every class is in exactly one row of the table by municipality, with its count of classes.
+    let checked: usize = tables
+        .iter()
+        .find(|t| t.name == "municipality")
+        .map_or(0, |t| {
+            t.rows
+                .iter()
+                .skip(1)
+                .filter_map(|r| r.get(1).and_then(|n| n.parse::<usize>().ok()))
+                .sum()
+        });
     let scope = match &viewer.principal().municipality {
         Some(m) if viewer.principal().role != Role::Region => m.clone(),
         _ => "регион".to_owned(),
@@ -209,6 +267,13 @@ pub(crate) async fn analytics(
         @for t in &tables {
             section id=(t.name) {
                 h2 { (t.title) " " a href=(format!("/analytics/{}.csv?year={year}", t.name)) { "CSV" } }
+                @if t.name == "quality" {
+                    p #quality-summary {
+                        "Сверено классов: " (checked) ". "
+                        @if t.rows.len() == 1 { span.ok { "Витрина совпадает с журналом событий, переполненных классов нет." } }
+                        @else { span.bad { "Нарушений: " (t.rows.len() - 1) "." } }
+                    }
+                }
                 table {
                     @for (i, row) in t.rows.iter().enumerate() {
                         tr {
