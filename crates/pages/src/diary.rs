@@ -101,6 +101,12 @@ async fn render(
     // The switcher: the caller's other children, by name.
     let mut siblings = Vec::new();
     for other in own_learners(state, viewer) {
+        if registry
+            .authorize_read(viewer.principal(), &Read::Diary(other))
+            .is_err()
+        {
+            continue;
+        }
         if let Some(card) = queries::learner(registry.read().pool(), &other.to_string()).await? {
             siblings.push((other, format!("{} {}", card.surname, card.name)));
         }

@@ -8,6 +8,14 @@ use contingent_access::Role;
 use reqwest::StatusCode;
 use support::{hidden, Browser, Site};
 
+/// The value of the field `name` (hidden or not).
+fn hidden_or_value(page: &str, name: &str) -> String {
+    let at = page.find(&format!("name=\"{name}\"")).expect("the field");
+    let rest = &page[at..];
+    let start = rest.find("value=\"").expect("a value") + 7;
+    rest[start..].split('"').next().unwrap().to_owned()
+}
+
 const PAGES: &[&str] = &[
     "/diary",
     "/register",
@@ -265,11 +273,29 @@ async fn a_mark_recorded_by_the_teacher_shows_in_the_diary_and_the_timeline() {
     assert_eq!(site.registry.head(), head, "a form sent twice records once");
     let (_, register) = teacher.get(&location).await;
     assert!(register.contains("Отметка записана"));
+    // The notice names the mark, and the correction form is filled in with it.
+    let mark = hidden_or_value(&register, "mark_id");
+    assert!(location.ends_with(&mark), "{location}");
+    let (status, _, corrected) = teacher
+        .post(
+            &format!("{path}/correct"),
+            &[
+                ("csrf", &hidden(&register, "csrf")),
+                ("key", &hidden(&register, "key")),
+                ("mark_id", &mark),
+                ("value", "5"),
+                ("reason", "перепроверка работы"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(corrected.unwrap().contains("done=correct"));
 
     let mut parent = site.signed_in(Role::Parent).await;
     let (status, diary) = parent.get(&format!("/diary/{}", site.cast.learner)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(diary.contains(work), "the parent sees the mark");
+    assert!(diary.contains("испр."), "and that it was corrected");
 
     let mut auditor = site.signed_in(Role::Auditor).await;
     let (status, timeline) = auditor
