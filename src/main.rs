@@ -724,6 +724,14 @@ async fn print_tour(
             accounts.push(account(label, &c, start));
         }
     }
+    accounts.push(account(
+        "Детский сад с очередью",
+        &Claims {
+            org: Some(f.kindergarten_id),
+            ..claims("kindergarten-admin", Role::Organization)
+        },
+        None,
+    ));
     std::fs::write(
         data.data.join(ACCOUNTS_FILE),
         serde_json::to_vec_pretty(&accounts)?,

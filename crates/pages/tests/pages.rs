@@ -368,3 +368,61 @@ async fn the_data_quality_panel_finds_a_read_model_that_disagrees_with_the_log()
         .unwrap();
     assert_eq!(csv.lines().count(), 2, "{csv}");
 }
+
+#[tokio::test]
+async fn a_kindergarten_enrolls_an_applicant_from_its_queue() {
+    let site = Site::start().await;
+    let index = site
+        .accounts
+        .iter()
+        .position(|a| a.label == "Детский сад")
+        .unwrap();
+    let mut kindergarten = site.signed_in_as(index).await;
+    let (status, page) = kindergarten.get("/school").await;
+    assert_eq!(status, StatusCode::OK);
+    let forms: Vec<&str> = page
+        .split("<form class=\"inline\" method=\"post\" action=\"/school/enroll\">")
+        .skip(1)
+        .map(|f| f.split("</form>").next().unwrap())
+        .collect();
+    assert!(!forms.is_empty(), "the queue offers enrolling: {page}");
+    let field = |form: &str, name: &str| {
+        let at = form.find(&format!("name=\"{name}\"")).unwrap();
+        let rest = &form[at..];
+        let start = rest.find("value=\"").unwrap() + 7;
+        rest[start..].split('"').next().unwrap().to_owned()
+    };
+    let csrf = hidden(&page, "csrf");
+    // The first applicant the rules accept is enrolled; refusals come back as pages in Russian.
+    let mut enrolled = None;
+    for form in &forms {
+        let application = field(form, "application_id");
+        let (status, refusal, location) = kindergarten
+            .post(
+                "/school/enroll",
+                &[
+                    ("csrf", &csrf),
+                    ("key", &field(form, "key")),
+                    ("application_id", &application),
+                    ("learner_id", &field(form, "learner_id")),
+                    ("class_id", &field(form, "class_id")),
+                    ("enrolled_on", &field(form, "enrolled_on")),
+                    ("order", "Приказ № 5-д"),
+                ],
+            )
+            .await;
+        if status == StatusCode::SEE_OTHER {
+            assert_eq!(location.as_deref(), Some("/school?done=enroll"));
+            enrolled = Some(application);
+            break;
+        }
+        assert!(refusal.contains("class=\"refusal\""), "{refusal}");
+    }
+    let application = enrolled.expect("an applicant enrolled");
+    let (_, page) = kindergarten.get("/school?done=enroll").await;
+    assert!(page.contains("Зачисление записано."));
+    assert!(
+        !page.contains(&format!("value=\"{application}\"")),
+        "the application left the queue"
+    );
+}

@@ -115,6 +115,14 @@ impl Site {
             }
             panic!("the region has a learner in a class today with a parent and a teacher");
         });
+        // A kindergarten with a queue: the organization with the most pending applications.
+        let (kindergarten,): (String,) = sqlx::query_as(
+            "SELECT organization_id FROM vacancy_applications WHERE status = 'pending' \
+             GROUP BY organization_id ORDER BY count(*) DESC, organization_id LIMIT 1",
+        )
+        .fetch_one(registry.read().pool())
+        .await
+        .expect("a queue in the region");
         let issuer = Arc::new(LocalIssuer::generate(
             contingent_access::LOCAL_ISSUER,
             contingent_access::DEFAULT_AUDIENCE,
@@ -155,6 +163,13 @@ impl Site {
                 },
             ),
             account("Регион", claims("minobr", Role::Region)),
+            account(
+                "Детский сад",
+                Claims {
+                    org: Some(kindergarten.parse().expect("an organization id")),
+                    ..claims("kindergarten-admin", Role::Organization)
+                },
+            ),
             account("Аудитор", claims("auditor-1", Role::Auditor)),
         ];
         let sign_on = SignOn {
@@ -191,18 +206,20 @@ impl Site {
             .expect("an account of the role")
     }
 
-    /// A browser-like client signed in as the account of `role`.
+    /// A browser-like client signed in as the (first) account of `role`.
     pub async fn signed_in(&self, role: Role) -> Browser {
+        self.signed_in_as(self.account(role)).await
+    }
+
+    /// A browser-like client signed in as the sign-on page's account `index`.
+    pub async fn signed_in_as(&self, index: usize) -> Browser {
         let mut b = Browser::new(&self.base);
         let page = b.get("/signin").await;
         let nonce = hidden(&page.1, "csrf");
         let (status, _, location) = b
             .post(
                 "/signin",
-                &[
-                    ("csrf", nonce.as_str()),
-                    ("account", &self.account(role).to_string()),
-                ],
+                &[("csrf", nonce.as_str()), ("account", &index.to_string())],
             )
             .await;
         assert_eq!(status, StatusCode::SEE_OTHER, "signed in");
