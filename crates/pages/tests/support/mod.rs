@@ -30,6 +30,8 @@ pub struct Site {
     pub cast: Cast,
     /// The sign-on's accounts, by role, in the order of the sign-on page.
     pub accounts: Vec<Account>,
+    /// The embedded sign-on's key, for API tokens.
+    pub issuer: Arc<LocalIssuer>,
     _dir: tempfile::TempDir,
     server: tokio::task::JoinHandle<()>,
 }
@@ -173,7 +175,7 @@ impl Site {
             account("Аудитор", claims("auditor-1", Role::Auditor)),
         ];
         let sign_on = SignOn {
-            issuer: Some(issuer),
+            issuer: Some(issuer.clone()),
             accounts: accounts.clone(),
         };
         let app = contingent_api::router(registry.clone(), verifier.clone()).merge(
@@ -193,6 +195,7 @@ impl Site {
             registry,
             cast,
             accounts,
+            issuer,
             _dir: dir,
             server,
         }
@@ -246,6 +249,8 @@ pub struct Browser {
     base: String,
     client: reqwest::Client,
     cookies: Vec<(String, String)>,
+    /// A bearer token sent with every request (for the API's endpoints).
+    pub bearer: Option<String>,
 }
 
 impl Browser {
@@ -257,6 +262,7 @@ impl Browser {
                 .build()
                 .expect("client"),
             cookies: Vec::new(),
+            bearer: None,
         }
     }
 
@@ -286,13 +292,14 @@ impl Browser {
     }
 
     pub async fn get_raw(&mut self, path: &str) -> reqwest::Response {
-        let response = self
+        let mut request = self
             .client
             .get(format!("{}{path}", self.base))
-            .header(reqwest::header::COOKIE, self.cookie_header())
-            .send()
-            .await
-            .expect("GET");
+            .header(reqwest::header::COOKIE, self.cookie_header());
+        if let Some(token) = &self.bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("GET");
         self.keep(&response);
         response
     }
