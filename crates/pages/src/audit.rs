@@ -163,7 +163,10 @@ async fn render(
         None => None,
     };
     viewer.allow_also(registry, Read::AccessLog(id)).await?;
-    let journal = registry.journal().for_learner(&id.to_string()).await?;
+    let (journal, journal_total) = registry
+        .journal()
+        .latest_for_learner(&id.to_string(), JOURNAL_SHOWN)
+        .await?;
     let base = format!("/audit/learners/{id}");
     let body = html! {
         h1 { "Хронология обучающегося " code { (id) } }
@@ -200,17 +203,20 @@ async fn render(
         h2 { "Журнал доступа" }
         table #access {
             tr { th { "Когда" } th { "Кто" } th { "Роль" } th { "Запрос" } th.num { "Ответ" } th { "Итог" } }
-            @for j in journal.iter().rev().take(200) {
+            @for j in &journal {
                 tr {
                     td { (j.at.format("%Y-%m-%d %H:%M:%S")) } td { (j.subject) } td { (j.role) }
                     td { (j.method) " " (j.endpoint) } td.num { (j.status) } td { (j.outcome) }
                 }
             }
         }
-        p.muted { "Показаны последние " (journal.len().min(200)) " из " (journal.len()) " записей; " (or_dash(journal.last().map(|j| j.at.format("%Y-%m-%d").to_string()))) " — последняя." }
+        p.muted { "Показаны последние " (journal.len()) " из " (journal_total) " записей; последняя — " (or_dash(journal.first().map(|j| j.at.format("%Y-%m-%d %H:%M:%S").to_string()))) "." }
     };
     Ok(page("Хронология", Some(viewer), body))
 }
+
+/// How many of a learner's access journal entries the timeline shows, newest first.
+const JOURNAL_SHOWN: u32 = 200;
 
 fn or_empty(date: Option<NaiveDate>) -> String {
     date.map(|d| d.to_string()).unwrap_or_default()
