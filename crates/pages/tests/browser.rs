@@ -21,14 +21,17 @@ use support::Site;
 
 /// A chromedriver of our own on a free port, and a headless browser session through it.
 struct Driver {
-    process: Child,
     client: Client,
+    _process: Killed,
 }
 
-impl Drop for Driver {
+/// A child process ended when this is dropped, also when a test panics.
+struct Killed(Child);
+
+impl Drop for Killed {
     fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -44,12 +47,14 @@ async fn driver() -> Option<Driver> {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let process = Command::new(&path)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {path}: {e}"));
+    let process = Killed(
+        Command::new(&path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {path}: {e}")),
+    );
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
@@ -69,7 +74,12 @@ async fn driver() -> Option<Driver> {
             .connect(&url)
             .await
         {
-            Ok(client) => return Some(Driver { process, client }),
+            Ok(client) => {
+                return Some(Driver {
+                    client,
+                    _process: process,
+                })
+            }
             Err(e) => {
                 last = Some(e);
                 tokio::time::sleep(Duration::from_millis(100)).await;
