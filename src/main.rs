@@ -462,19 +462,41 @@ fn local_token(data: &DataArg, claims: &contingent_access::Claims, hours: u64) -
     Ok(issuer.issue(claims, Duration::from_secs(hours * 3600))?)
 }
 
+/// How people sign in to the pages: with the embedded default (no `--jwks`), the registry's own
+/// key signs a token for an account that `contingent demo` kept in DATA/accounts.json; with a
+/// sign-on, a token it issued is pasted on the sign-on page.
+fn sign_on(data: &DataArg, auth: &AuthArgs) -> Result<contingent_pages::SignOn> {
+    if auth.jwks.is_some() {
+        return Ok(contingent_pages::SignOn::default());
+    }
+    Ok(contingent_pages::SignOn {
+        issuer: Some(Arc::new(contingent_access::LocalIssuer::load_or_create(
+            &data.data,
+        )?)),
+        accounts: contingent_pages::SignOn::read_accounts(&data.data.join(ACCOUNTS_FILE))?,
+    })
+}
+
+/// The accounts `contingent demo` offers on its sign-on page.
+const ACCOUNTS_FILE: &str = "accounts.json";
+
 async fn serve(
     registry: Registry,
     verifier: Arc<contingent_access::TokenVerifier>,
     listen: SocketAddr,
+    sign_on: contingent_pages::SignOn,
 ) -> Result<()> {
     let registry = Arc::new(registry);
-    let app = contingent_api::router(registry.clone(), verifier);
+    let app = contingent_api::router(registry.clone(), verifier.clone()).merge(
+        contingent_pages::router(registry.clone(), verifier, sign_on),
+    );
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
     tracing::info!(address = %listener.local_addr()?, "serving");
     println!(
-        "Serving on http://{} (Ctrl-C to stop)",
+        "Serving on http://{} (Ctrl-C to stop); the site: http://{}/",
+        listener.local_addr()?,
         listener.local_addr()?
     );
     contingent_api::serve(listener, app, shutdown_signal()).await?;
@@ -540,17 +562,15 @@ async fn demo(
         registry.shutdown().await;
         return Ok(());
     }
-    let verifier = verifier(
-        &data,
-        &AuthArgs {
-            jwks: None,
-            issuer: None,
-            audience: contingent_access::DEFAULT_AUDIENCE.into(),
-            insecure_jwks_http: false,
-        },
-    )
-    .await?;
-    serve(registry, verifier, listen).await
+    let auth = AuthArgs {
+        jwks: None,
+        issuer: None,
+        audience: contingent_access::DEFAULT_AUDIENCE.into(),
+        insecure_jwks_http: false,
+    };
+    let verifier = verifier(&data, &auth).await?;
+    let sign_on = sign_on(&data, &auth)?;
+    serve(registry, verifier, listen, sign_on).await
 }
 
 /// Generates a region into the registry with progress bars, and waits for the read models.
@@ -659,13 +679,68 @@ async fn print_tour(
         "Every request carries a bearer token. Tokens for each role, valid 12 hours, are in {}:",
         path.display()
     );
-    for (who, c) in tokens {
-        let token = local_token(data, &c, 12)?;
+    for (who, c) in &tokens {
+        let token = local_token(data, c, 12)?;
         let var = format!("TOKEN_{}", c.role.as_str().to_uppercase());
         env.push_str(&format!("export {var}={token}\n"));
         println!("  ${var:<22} {who}");
     }
     contingent_access::write_secret_file(&path, env.as_bytes())?;
+    // The same accounts on the site's sign-on page, each opening its role's page on the
+    // featured learner.
+    let account = |label: &str, c: &Claims, start: Option<String>| contingent_pages::Account {
+        label: label.to_owned(),
+        claims: c.clone(),
+        start,
+    };
+    let find = |role: Role| {
+        tokens
+            .iter()
+            .find(|(_, c)| c.role == role)
+            .map(|(_, c)| c.clone())
+    };
+    let mut accounts = Vec::new();
+    for (label, role, start) in [
+        (
+            "Родитель выпускника",
+            Role::Parent,
+            Some(format!("/diary/{}?year=all", f.learner_id)),
+        ),
+        (
+            "Учитель его класса",
+            Role::Teacher,
+            Some(format!("/register/{}", f.class_id)),
+        ),
+        ("Школа", Role::Organization, None),
+        (
+            "Муниципальный орган управления образованием",
+            Role::Municipality,
+            None,
+        ),
+        ("Региональное министерство", Role::Region, None),
+        (
+            "Аудитор",
+            Role::Auditor,
+            Some(format!("/audit/learners/{}", f.learner_id)),
+        ),
+    ] {
+        if let Some(c) = find(role) {
+            accounts.push(account(label, &c, start));
+        }
+    }
+    accounts.push(account(
+        "Детский сад с очередью",
+        &Claims {
+            org: Some(f.kindergarten_id),
+            ..claims("kindergarten-admin", Role::Organization)
+        },
+        None,
+    ));
+    std::fs::write(
+        data.data.join(ACCOUNTS_FILE),
+        serde_json::to_vec_pretty(&accounts)?,
+    )?;
+    println!("\nThe site: {base}/ (sign in as any of these roles; pages in Russian)");
     let last_year = contingent_domain::AcademicYear::containing(chrono::Utc::now().date_naive())
         .start_year()
         - 1;
@@ -726,7 +801,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             limits.apply(&mut settings);
             let registry = open_with(settings).await?;
-            serve(registry, verifier, listen).await?;
+            let sign_on = sign_on(&data, &auth)?;
+            serve(registry, verifier, listen, sign_on).await?;
         }
         Cmd::Project {
             data,

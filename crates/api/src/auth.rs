@@ -153,6 +153,17 @@ async fn anonymous_refusal(state: &AppState, over: Option<OverRate>) -> ApiError
 }
 
 impl Auth {
+    /// A caller whose principal was established otherwise than by a bearer token (a page's
+    /// session), for the request `method path`: its reads are checked and journaled as the
+    /// API's are.
+    pub fn new(principal: Principal, method: &str, path: &str) -> Self {
+        Auth {
+            principal,
+            method: method.to_owned(),
+            path: path.to_owned(),
+        }
+    }
+
     fn entry(&self, learner: Option<LearnerId>, status: u16, outcome: &str) -> JournalEntry {
         JournalEntry {
             at: Utc::now(),

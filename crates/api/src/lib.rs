@@ -30,8 +30,9 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{BoxError, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 
-pub use auth::AppState;
+pub use auth::{AppState, Auth};
 pub use error::ApiError;
+pub use handlers::commands::submit;
 
 /// Builds the router over a running registry, accepting tokens that `verifier` accepts.
 pub fn router(registry: Arc<Registry>, verifier: Arc<TokenVerifier>) -> Router {

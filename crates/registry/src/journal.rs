@@ -181,6 +181,27 @@ impl Journal {
         Ok(rows.iter().map(entry_of).collect())
     }
 
+    /// The newest `limit` entries about a learner, newest first, and how many there are in all.
+    pub async fn latest_for_learner(
+        &self,
+        learner_id: &str,
+        limit: u32,
+    ) -> Result<(Vec<JournalEntry>, u64), RegistryError> {
+        let rows = sqlx::query("SELECT at, subject, role, learner_id, method, endpoint, status, outcome FROM access_journal WHERE learner_id = $1 ORDER BY id DESC LIMIT $2")
+            .bind(learner_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        let total = sqlx::query("SELECT count(*) AS n FROM access_journal WHERE learner_id = $1")
+            .bind(learner_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((
+            rows.iter().map(entry_of).collect(),
+            total.get::<i64, _>("n").max(0) as u64,
+        ))
+    }
+
     /// How many entries the journal holds.
     pub async fn count(&self) -> Result<u64, RegistryError> {
         let row = sqlx::query("SELECT count(*) AS n FROM access_journal")

@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use contingent_registry::{Receipt, Registry};
 use serde_json::Value;
 
 use super::AppState;
@@ -47,17 +48,7 @@ pub(crate) async fn command(
     let value: Value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
     })?;
-    let fingerprint = crate::commands::fingerprint(&name, &value);
-    let command = parse_command(&name, value)?;
-    let meta = metadata(&headers, &command, &auth.principal, fingerprint)?;
-    let learner = registry.read_state(|s| contingent_access::command_learner(s, &command));
-    let receipt = match registry.submit_as(&auth.principal, command, meta).await {
-        Err(contingent_registry::RegistryError::Forbidden(detail)) => {
-            auth.refused(&registry, learner).await?;
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail));
-        }
-        other => other?,
-    };
+    let receipt = submit(&registry, &auth, &name, value, &headers).await?;
     let status = status_of(receipt.replayed);
     let mut response = (status, Json(&receipt)).into_response();
     if receipt.replayed {
@@ -67,4 +58,27 @@ pub(crate) async fn command(
         );
     }
     Ok(response)
+}
+
+/// Parses a command body (`name` and its JSON), submits it as the caller and journals a refusal
+/// outside the caller's reach: the one path of every command, whether it came as JSON or from a
+/// page's form. `headers` give the `Idempotency-Key`, `X-Actor` and `X-Source`.
+pub async fn submit(
+    registry: &Registry,
+    auth: &Auth,
+    name: &str,
+    value: Value,
+    headers: &HeaderMap,
+) -> Result<Receipt, ApiError> {
+    let fingerprint = crate::commands::fingerprint(name, &value);
+    let command = parse_command(name, value)?;
+    let meta = metadata(headers, &command, &auth.principal, fingerprint)?;
+    let learner = registry.read_state(|s| contingent_access::command_learner(s, &command));
+    match registry.submit_as(&auth.principal, command, meta).await {
+        Err(contingent_registry::RegistryError::Forbidden(detail)) => {
+            auth.refused(registry, learner).await?;
+            Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail))
+        }
+        other => Ok(other?),
+    }
 }
