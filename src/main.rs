@@ -487,9 +487,8 @@ async fn serve(
     sign_on: contingent_pages::SignOn,
 ) -> Result<()> {
     let registry = Arc::new(registry);
-    let app = contingent_api::router(registry.clone(), verifier.clone()).merge(
-        contingent_pages::router(registry.clone(), verifier, sign_on),
-    );
+    let pages = contingent_pages::router(registry.clone(), verifier.clone(), sign_on);
+    let app = contingent_api::router_with_pages(registry.clone(), verifier, pages);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;

@@ -40,18 +40,73 @@ pub fn router(registry: Arc<Registry>, verifier: Arc<TokenVerifier>) -> Router {
     router_with_cache(registry, verifier, cache_bytes)
 }
 
+/// [`router`] with `pages` (routes of another crate, such as the site's) served beside it under
+/// the same bounds: one concurrency limit shared by both, shedding at once past it, and the same
+/// request timeout.
+pub fn router_with_pages(
+    registry: Arc<Registry>,
+    verifier: Arc<TokenVerifier>,
+    pages: Router,
+) -> Router {
+    let cache_bytes = registry.settings().read_cache_bytes;
+    let (api, bounds) = api_router(registry, verifier, cache_bytes);
+    api.merge(bounds.apply(pages))
+}
+
 /// [`router`] keeping at most `cache_bytes` of diaries (none when 0) whatever the settings say.
 pub fn router_with_cache(
     registry: Arc<Registry>,
     verifier: Arc<TokenVerifier>,
     cache_bytes: u64,
 ) -> Router {
+    api_router(registry, verifier, cache_bytes).0
+}
+
+/// The bounds of the routes a caller reaches: one concurrency limit for all of them (shed at
+/// once past it, not queued) and a request timeout, refused as `503` problems.
+#[derive(Clone)]
+struct Bounds {
+    permits: Arc<tokio::sync::Semaphore>,
+    timeout: std::time::Duration,
+    metrics: Arc<contingent_registry::Metrics>,
+}
+
+impl Bounds {
+    fn apply<S: Clone + Send + Sync + 'static>(&self, routes: Router<S>) -> Router<S> {
+        let metrics = self.metrics.clone();
+        routes.layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(move |error: BoxError| {
+                    let metrics = metrics.clone();
+                    async move { limits::refusal(&metrics, &error) }
+                }))
+                .load_shed()
+                // One limit for everything: `Router::layer` wraps each route on its own.
+                .layer(GlobalConcurrencyLimitLayer::with_semaphore(
+                    self.permits.clone(),
+                ))
+                .timeout(self.timeout),
+        )
+    }
+}
+
+fn api_router(
+    registry: Arc<Registry>,
+    verifier: Arc<TokenVerifier>,
+    cache_bytes: u64,
+) -> (Router, Bounds) {
     let limit = registry.settings().max_body_bytes;
     let limits = registry.settings().limits.clone();
     let cache = Arc::new(cache::ReadCache::new(cache_bytes));
     let guard = Arc::new(guard::Guard::new(&limits));
     guard.spawn_summaries(&registry);
-    let metrics = registry.metrics().clone();
+    let bounds = Bounds {
+        permits: Arc::new(tokio::sync::Semaphore::new(
+            limits.max_concurrent_requests.max(1),
+        )),
+        timeout: limits.request_timeout,
+        metrics: registry.metrics().clone(),
+    };
     let state = AppState {
         registry,
         verifier,
@@ -63,7 +118,7 @@ pub fn router_with_cache(
         .route("/openapi.json", get(openapi::document))
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(handlers::metrics));
-    Router::new()
+    let api = Router::new()
         .route("/v1/commands/{name}", post(handlers::command))
         .route("/v1/learners", get(handlers::find_learners))
         .route("/v1/learners/{id}", get(handlers::learner))
@@ -84,24 +139,14 @@ pub fn router_with_cache(
         )
         .route("/v1/audit/checkpoints", get(audit::checkpoints))
         .fallback(handlers::not_found)
-        .method_not_allowed_fallback(handlers::method_not_allowed)
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(move |error: BoxError| {
-                    let metrics = metrics.clone();
-                    async move { limits::refusal(&metrics, &error) }
-                }))
-                .load_shed()
-                // One limit for the whole API: `Router::layer` wraps each route on its own.
-                .layer(GlobalConcurrencyLimitLayer::new(
-                    limits.max_concurrent_requests.max(1),
-                ))
-                .timeout(limits.request_timeout),
-        )
+        .method_not_allowed_fallback(handlers::method_not_allowed);
+    let router = bounds
+        .apply(api)
         .merge(outside_limits)
         .layer(DefaultBodyLimit::max(limit))
         .layer(CatchPanicLayer::custom(handlers::panicked))
-        .with_state(state)
+        .with_state(state);
+    (router, bounds)
 }
 
 /// Serves the router on a listener with each connection's address known to it (the rate of

@@ -428,3 +428,54 @@ async fn a_kindergarten_enrolls_an_applicant_from_its_queue() {
         "the application left the queue"
     );
 }
+
+/// The pages are served under the API's bounds: the same concurrency limit (requests past it
+/// are shed at once, pages as API calls) and the same request timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_share_the_apis_concurrency_limit_and_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let site = Site::start_configured(contingent_simulate::Scale::tiny(), |s| {
+        s.limits.max_concurrent_requests = 2;
+        s.limits.request_timeout = std::time::Duration::from_secs(2);
+    })
+    .await;
+    let region = site
+        .issuer
+        .issue(
+            &support::claims("region-1", Role::Region),
+            std::time::Duration::from_secs(600),
+        )
+        .expect("a token");
+    let address = site.base.trim_start_matches("http://").to_owned();
+    // Two API commands whose bodies never arrive hold both places.
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut socket = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST /v1/commands/register_organization HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {region}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{"
+        );
+        socket.write_all(head.as_bytes()).await.expect("written");
+        stalled.push(socket);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut anonymous = Browser::new(&site.base);
+    let response = anonymous.get_raw("/signin").await;
+    assert_eq!(
+        response.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a page is shed at once like an API call"
+    );
+    assert!(response.headers().contains_key("retry-after"));
+    for mut socket in stalled {
+        let mut answer = vec![0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), socket.read(&mut answer))
+            .await
+            .expect("answered within the timeout")
+            .expect("read");
+        assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 503"));
+    }
+    let (status, _) = anonymous.get("/signin").await;
+    assert_eq!(status, StatusCode::OK, "served again once places are free");
+}

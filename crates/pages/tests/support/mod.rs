@@ -36,7 +36,7 @@ pub struct Site {
     server: tokio::task::JoinHandle<()>,
 }
 
-fn claims(sub: &str, role: Role) -> Claims {
+pub fn claims(sub: &str, role: Role) -> Claims {
     Claims {
         sub: sub.into(),
         role,
@@ -54,9 +54,19 @@ impl Site {
 
     /// A site over a region of this scale.
     pub async fn start_with(scale: contingent_simulate::Scale) -> Self {
+        Self::start_configured(scale, |_| {}).await
+    }
+
+    /// A site over a region of this scale, with settings changed by `configure`.
+    pub async fn start_configured(
+        scale: contingent_simulate::Scale,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
+        let mut settings = Settings::new(dir.path());
+        configure(&mut settings);
         let registry = Arc::new(
-            Registry::open(Settings::new(dir.path()), |_| {})
+            Registry::open(settings, |_| {})
                 .await
                 .expect("registry opens"),
         );
@@ -178,9 +188,9 @@ impl Site {
             issuer: Some(issuer.clone()),
             accounts: accounts.clone(),
         };
-        let app = contingent_api::router(registry.clone(), verifier.clone()).merge(
-            contingent_pages::router(registry.clone(), verifier, sign_on),
-        );
+        // As `contingent serve` mounts them: the pages under the API's bounds.
+        let pages = contingent_pages::router(registry.clone(), verifier.clone(), sign_on);
+        let app = contingent_api::router_with_pages(registry.clone(), verifier, pages);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a free port");
