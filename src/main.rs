@@ -487,8 +487,9 @@ async fn serve(
     sign_on: contingent_pages::SignOn,
 ) -> Result<()> {
     let registry = Arc::new(registry);
-    let pages = contingent_pages::router(registry.clone(), verifier.clone(), sign_on);
-    let app = contingent_api::router_with_pages(registry.clone(), verifier, pages);
+    let app = contingent_api::router_with_pages(registry.clone(), verifier.clone(), |rate| {
+        contingent_pages::router(registry.clone(), verifier, sign_on, rate)
+    });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;

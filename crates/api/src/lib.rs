@@ -41,16 +41,39 @@ pub fn router(registry: Arc<Registry>, verifier: Arc<TokenVerifier>) -> Router {
 }
 
 /// [`router`] with `pages` (routes of another crate, such as the site's) served beside it under
-/// the same bounds: one concurrency limit shared by both, shedding at once past it, and the same
-/// request timeout.
+/// the same bounds: one concurrency limit shared by both, shedding at once past it, the same
+/// request timeout, and the same per-caller rate (`pages` is given the [`CallerRate`] to count
+/// a signed-in person's requests with).
 pub fn router_with_pages(
     registry: Arc<Registry>,
     verifier: Arc<TokenVerifier>,
-    pages: Router,
+    pages: impl FnOnce(CallerRate) -> Router,
 ) -> Router {
     let cache_bytes = registry.settings().read_cache_bytes;
     let (api, bounds) = api_router(registry, verifier, cache_bytes);
+    let pages = pages(bounds.rate.clone());
     api.merge(bounds.apply(pages))
+}
+
+/// The API's per-caller rate, for routes of other crates: a person's page views count against
+/// the same rate as their API calls (by the token's subject).
+#[derive(Clone)]
+pub struct CallerRate {
+    guard: Arc<guard::Guard>,
+    metrics: Arc<contingent_registry::Metrics>,
+}
+
+impl CallerRate {
+    /// Counts a request of `subject`; past the caller's rate, how long until one is served again
+    /// (counted in `contingent_requests_rate_limited_total` as the API's 429s are).
+    pub fn admit(&self, subject: &str) -> Result<(), std::time::Duration> {
+        self.guard.caller(subject).map_err(|over| {
+            self.metrics
+                .requests_rate_limited
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            over.retry_after
+        })
+    }
 }
 
 /// [`router`] keeping at most `cache_bytes` of diaries (none when 0) whatever the settings say.
@@ -66,6 +89,7 @@ pub fn router_with_cache(
 /// once past it, not queued) and a request timeout, refused as `503` problems.
 #[derive(Clone)]
 struct Bounds {
+    rate: CallerRate,
     permits: Arc<tokio::sync::Semaphore>,
     timeout: std::time::Duration,
     metrics: Arc<contingent_registry::Metrics>,
@@ -101,6 +125,10 @@ fn api_router(
     let guard = Arc::new(guard::Guard::new(&limits));
     guard.spawn_summaries(&registry);
     let bounds = Bounds {
+        rate: CallerRate {
+            guard: guard.clone(),
+            metrics: registry.metrics().clone(),
+        },
         permits: Arc::new(tokio::sync::Semaphore::new(
             limits.max_concurrent_requests.max(1),
         )),

@@ -72,16 +72,26 @@ pub(crate) struct PagesState {
     pub verifier: Arc<TokenVerifier>,
     pub sign_on: Arc<SignOn>,
     pub sessions: Arc<Sessions>,
+    /// The API's per-caller rate, which page views count against too.
+    pub rate: contingent_api::CallerRate,
 }
 
-/// The pages' router, to merge with the API's: `/`, `/signin`, `/signout`, `/diary`,
-/// `/register`, `/school`, `/audit`, `/analytics` and `/assets/site.css`.
-pub fn router(registry: Arc<Registry>, verifier: Arc<TokenVerifier>, sign_on: SignOn) -> Router {
+/// The pages' router, to serve beside the API's through
+/// [`contingent_api::router_with_pages`], which hands it the API's per-caller `rate`: `/`,
+/// `/signin`, `/signout`, `/diary`, `/register`, `/school`, `/audit`, `/analytics` and
+/// `/assets/site.css`.
+pub fn router(
+    registry: Arc<Registry>,
+    verifier: Arc<TokenVerifier>,
+    sign_on: SignOn,
+    rate: contingent_api::CallerRate,
+) -> Router {
     let state = PagesState {
         registry,
         verifier,
         sign_on: Arc::new(sign_on),
         sessions: Arc::new(Sessions::default()),
+        rate,
     };
     Router::new()
         .route("/", get(home))

@@ -146,6 +146,20 @@ impl FromRequestParts<PagesState> for Viewer {
     ) -> Result<Self, Self::Rejection> {
         match state.sessions.of(&parts.headers) {
             Some(session) => {
+                if let Err(retry_after) = state.rate.admit(&session.principal.subject) {
+                    let mut page = refusal_page(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "Слишком много запросов",
+                        "С этой учётной записи приходит больше запросов, чем реестр обслуживает для одного пользователя. Повторите через несколько секунд.",
+                        Some(&session.principal),
+                    );
+                    let seconds = retry_after.as_secs().max(1).to_string();
+                    if let Ok(value) = axum::http::HeaderValue::from_str(&seconds) {
+                        page.headers_mut()
+                            .insert(axum::http::header::RETRY_AFTER, value);
+                    }
+                    return Err(page);
+                }
                 let auth = Auth::new(
                     session.principal.clone(),
                     parts.method.as_str(),

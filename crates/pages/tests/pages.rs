@@ -479,3 +479,33 @@ async fn pages_share_the_apis_concurrency_limit_and_timeout() {
     let (status, _) = anonymous.get("/signin").await;
     assert_eq!(status, StatusCode::OK, "served again once places are free");
 }
+
+/// A signed-in person's page views count against the API's per-caller rate: past it a page is
+/// answered 429 with `Retry-After`, while another person is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_over_the_callers_rate_is_answered_too_many_requests() {
+    let site = Site::start_configured(contingent_simulate::Scale::tiny(), |s| {
+        s.limits.caller_per_second = 1;
+        s.limits.caller_burst = 5;
+    })
+    .await;
+    let mut parent = site.signed_in(Role::Parent).await;
+    let mut over = None;
+    for _ in 0..20 {
+        let response = parent.get_raw("/diary").await;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            over = Some(response);
+            break;
+        }
+    }
+    let over = over.expect("past a burst of 5, a page is refused");
+    assert!(over.headers().contains_key("retry-after"));
+    assert!(over
+        .text()
+        .await
+        .unwrap()
+        .contains("Слишком много запросов"));
+    let mut teacher = site.signed_in(Role::Teacher).await;
+    let (status, _) = teacher.get("/register").await;
+    assert_eq!(status, StatusCode::OK, "another person is served");
+}

@@ -189,8 +189,9 @@ impl Site {
             accounts: accounts.clone(),
         };
         // As `contingent serve` mounts them: the pages under the API's bounds.
-        let pages = contingent_pages::router(registry.clone(), verifier.clone(), sign_on);
-        let app = contingent_api::router_with_pages(registry.clone(), verifier, pages);
+        let app = contingent_api::router_with_pages(registry.clone(), verifier.clone(), |rate| {
+            contingent_pages::router(registry.clone(), verifier, sign_on, rate)
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a free port");
