@@ -187,6 +187,7 @@ pub const PATHS: &[&str] = &[
     "/v1/commands/record_attendance",
     "/v1/commands/record_exam_result",
     "/v1/commands/leave",
+    "/v1/commands/erase_personal_data",
     "/v1/learners",
     "/v1/learners/{id}",
     "/v1/learners/{id}/diary",

@@ -79,6 +79,7 @@ const COMMAND_SCHEMAS: &[(&str, &str)] = schema_files!(
         "record_attendance",
         "record_exam_result",
         "leave",
+        "erase_personal_data",
     ]
 );
 
@@ -115,6 +116,7 @@ const EVENT_SCHEMAS: &[(&str, &str)] = schema_files!(
         "attendance_recorded",
         "exam_result_recorded",
         "left",
+        "personal_data_erased",
     ]
 );
 

@@ -297,6 +297,8 @@ pub struct State {
     pub(crate) unscoped_at: u64,
     /// Every enrollment id ever opened, and whose it is: enrollment ids are unique in the region.
     pub(crate) enrollment_owners: HashMap<EnrollmentId, LearnerId>,
+    /// The learners whose personal data was erased.
+    pub(crate) erased: std::collections::HashSet<LearnerId>,
 }
 
 /// A civil registry record (office and number, case aside) as a 128-bit fingerprint: the state
@@ -762,7 +764,37 @@ impl State {
                     self.free_place(class);
                 }
             }
+            Event::PersonalDataErased(e) => self.erase(e.learner_id),
         }
+    }
+
+    /// Forgets a learner's personal data: their SNILS, their guardians (a guardian's SNILS is
+    /// kept while another learner is linked to them) and their civil registry records. Their
+    /// education facts stay.
+    fn erase(&mut self, learner: LearnerId) {
+        self.erased.insert(learner);
+        let Some(l) = self.learners.get_mut(&learner) else {
+            return;
+        };
+        l.snils = None;
+        let guardians = std::mem::take(&mut l.guardians);
+        self.snils_owners
+            .retain(|_, owner| *owner != SnilsOwner::Learner(learner));
+        for snils in guardians {
+            let still_linked = self.learners.values().any(|l| l.guardians.contains(&snils));
+            if !still_linked
+                && matches!(self.snils_owners.get(&snils), Some(SnilsOwner::Guardian(_)))
+            {
+                self.snils_owners.remove(&snils);
+            }
+        }
+        self.birth_records.retain(|_, (owner, _)| *owner != learner);
+        self.death_records.retain(|_, (owner, _)| *owner != learner);
+    }
+
+    /// Whether the learner's personal data was erased.
+    pub fn is_erased(&self, learner: LearnerId) -> bool {
+        self.erased.contains(&learner)
     }
 }
 

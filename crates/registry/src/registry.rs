@@ -476,7 +476,7 @@ pub fn rotate_writer_key(settings: &Settings) -> Result<String, RegistryError> {
 /// its key.
 pub async fn open_writer_log(settings: &Settings) -> Result<Arc<dyn EventLog>, RegistryError> {
     let key = writer_key(settings)?;
-    Ok(match &settings.log {
+    let log: Arc<dyn EventLog> = match &settings.log {
         LogBackend::Embedded => Arc::new(
             SqliteLog::open(&settings.log_path())
                 .await?
@@ -485,15 +485,29 @@ pub async fn open_writer_log(settings: &Settings) -> Result<Arc<dyn EventLog>, R
         LogBackend::Kafka(config) => {
             Arc::new(KafkaLog::open(config.clone()).await?.with_writer_key(key))
         }
-    })
+    };
+    private(settings, log).await
+}
+
+/// The log with its personal fields sealed under the key store the settings name.
+async fn private(
+    settings: &Settings,
+    log: Arc<dyn EventLog>,
+) -> Result<Arc<dyn EventLog>, RegistryError> {
+    let store = crate::keystore::open_key_store(settings).await?;
+    Ok(Arc::new(crate::private_log::PrivateLog::new(
+        log,
+        Arc::new(store),
+    )))
 }
 
 /// Opens the log of record the settings name, for reading (appends are not signed).
 pub async fn open_log(settings: &Settings) -> Result<Arc<dyn EventLog>, RegistryError> {
-    Ok(match &settings.log {
+    let log: Arc<dyn EventLog> = match &settings.log {
         LogBackend::Embedded => Arc::new(SqliteLog::open(&settings.log_path()).await?),
         LogBackend::Kafka(config) => Arc::new(KafkaLog::open(config.clone()).await?),
-    })
+    };
+    private(settings, log).await
 }
 
 fn journal_location(settings: &Settings) -> JournalLocation {
