@@ -262,6 +262,11 @@ async fn erasure(app: TestApp, postgres: bool) {
         for value in PERSONAL {
             assert!(!contains(&bytes, value), "{value} is in log.db");
         }
+        let mut bytes = std::fs::read(dir.path().join("read.db")).expect("read models");
+        bytes.extend(std::fs::read(dir.path().join("read.db-wal")).unwrap_or_default());
+        for value in PERSONAL {
+            assert!(!contains(&bytes, value), "{value} is in read.db");
+        }
     }
 }
 
