@@ -93,6 +93,14 @@ pub const TABLE: &[(&str, &[&str])] = &[
     ),
     ("GET /v1/learners/{id}/access", &["auditor"]),
     (
+        "GET /v1/learners/{id}/export",
+        &["parent", "learner", "region"],
+    ),
+    (
+        "GET /v1/learners/{id}/export.txt",
+        &["parent", "learner", "region"],
+    ),
+    (
         "GET /v1/learners?organization_id=",
         &["organization", "municipality", "region"],
     ),

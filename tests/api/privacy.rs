@@ -230,7 +230,12 @@ async fn erasure(app: TestApp, postgres: bool) {
         history["events"][1]["data"]["guardian_snils"],
         "000-000-000 00"
     );
-    let everything: Value = json!([history, app.get_ok("/v1/feed?limit=1000").await, card]);
+    let everything: Value = json!([
+        history,
+        app.get_ok("/v1/feed?limit=1000").await,
+        card,
+        app.get_ok(&format!("/v1/learners/{learner}/export")).await,
+    ]);
     for value in PERSONAL {
         assert!(
             !everything.to_string().contains(value),
@@ -278,4 +283,104 @@ async fn an_erased_learner_reads_as_erased_everywhere_while_the_chain_verifies()
 #[tokio::test]
 async fn an_erased_learner_reads_as_erased_on_kafka_and_postgres() {
     erasure(TestApp::spawn_on_kafka_and_postgres().await, true).await;
+}
+
+/// A parent downloads everything held about their child: every event of the history, the
+/// register entry, the diary and the journal's entries, as JSON and as text; journaled.
+async fn subject_access(app: TestApp) {
+    let w = world(&app).await;
+    let receipt = app
+        .ok(
+            "register_birth",
+            birth("3200", SURNAME, "Анна", "2008-04-02", Some(SNILS)),
+        )
+        .await;
+    let learner = receipt["learner_id"].as_str().expect("learner").to_owned();
+    app.ok("link_guardian", json!({
+        "learner_id": learner, "guardian_snils": GUARDIAN_SNILS,
+        "guardian": { "surname": GUARDIAN_SURNAME, "name": "Пётр" },
+        "relation": "father", "consent": { "given_on": "2025-08-25", "document": "Согласие № 31" },
+    }))
+    .await;
+    enrolled(&app, &learner, &w.class_11a, "2025-09-01").await;
+    app.ok("record_mark", json!({
+        "learner_id": learner, "class_id": w.class_11a, "subject": "Математика", "lesson_date": "2025-09-15",
+        "kind": "current", "work": "тест", "value": "5", "weight": 1, "teacher": "Петрова Н. С.",
+    }))
+    .await;
+    // An official's read, which the export must show.
+    app.get_ok(&format!("/v1/learners/{learner}")).await;
+
+    let parent = app.token(&Claims {
+        snils: Some(GUARDIAN_SNILS.into()),
+        ..claims("father", Role::Parent)
+    });
+    let history = app.get_ok(&format!("/v1/learners/{learner}/history")).await;
+    let (status, export) = app
+        .get_as(&parent, &format!("/v1/learners/{learner}/export"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{export}");
+    assert_eq!(
+        export["history"], history["events"],
+        "every event of the history"
+    );
+    assert_eq!(export["history"][0]["data"]["child"]["surname"], SURNAME);
+    assert_eq!(export["register"]["surname"], SURNAME, "{export}");
+    assert_eq!(export["register"]["snils"], SNILS, "{export}");
+    assert!(
+        export["diary"].to_string().contains("Математика"),
+        "{export}"
+    );
+    let journal = export["access_journal"].as_array().expect("journal");
+    assert!(
+        journal
+            .iter()
+            .any(|e| e["role"] == "region" && e["outcome"] == "read"),
+        "{export}"
+    );
+    assert!(
+        journal
+            .iter()
+            .any(|e| e["role"] == "parent" && e["outcome"] == "export"),
+        "{export}"
+    );
+
+    let text = app
+        .client
+        .get(format!("{}/v1/learners/{learner}/export.txt", app.base))
+        .bearer_auth(&parent)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(text.status(), StatusCode::OK);
+    assert!(text.headers()["content-type"]
+        .to_str()
+        .expect("type")
+        .starts_with("text/plain"));
+    let text = text.text().await.expect("text");
+    assert!(text.contains(&format!("\nsurname: {SURNAME}\n")), "{text}");
+    assert!(text.contains("\n1.type: birth_registered\n"), "{text}");
+
+    // Another parent, and a parent asking about a learner that does not exist: the same 403.
+    let stranger = app.token(&Claims {
+        snils: Some("111-222-333 72".into()),
+        ..claims("stranger", Role::Parent)
+    });
+    for id in [learner.clone(), uuid::Uuid::now_v7().to_string()] {
+        let (status, body) = app
+            .get_as(&stranger, &format!("/v1/learners/{id}/export"))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert!(!body.to_string().contains(SURNAME));
+    }
+}
+
+#[tokio::test]
+async fn a_parent_downloads_everything_held_about_their_child() {
+    subject_access(TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn a_parent_downloads_everything_held_on_kafka_and_postgres() {
+    subject_access(TestApp::spawn_on_kafka_and_postgres().await).await;
 }

@@ -8,7 +8,7 @@ pub(crate) mod learners;
 pub(crate) mod ops;
 pub(crate) mod organizations;
 
-pub(crate) use audit::{access_log, history, state_as_of};
+pub(crate) use audit::{access_log, export, export_text, history, state_as_of};
 pub(crate) use commands::command;
 pub(crate) use federal::{federal_counts, federal_register, feed};
 pub(crate) use learners::{diary, find_learners, learner};
