@@ -308,6 +308,27 @@ enum Cmd {
         #[arg(long)]
         as_of: Option<chrono::NaiveDate>,
     },
+    /// List the learners whose personal data the retention policy makes due for erasure
+    /// (docs/personal-data.md); with --erase, erase each of them (an erase_personal_data
+    /// command by `system:retention`, recorded in the log with its legal reason).
+    Retention {
+        #[command(flatten)]
+        data: DataArg,
+        #[command(flatten)]
+        backend: BackendArgs,
+        /// Years personal data is kept after a learner left their last organization.
+        #[arg(long, env = "CONTINGENT_RETENTION_AFTER_LEAVING_YEARS")]
+        after_leaving_years: u32,
+        /// Years personal data is kept after a learner's death.
+        #[arg(long, env = "CONTINGENT_RETENTION_AFTER_DEATH_YEARS")]
+        after_death_years: u32,
+        /// The date to judge on, instead of today.
+        #[arg(long)]
+        today: Option<chrono::NaiveDate>,
+        /// Erase them; without it nothing is changed (a dry run).
+        #[arg(long)]
+        erase: bool,
+    },
     /// Export the federal register (JSON lines) or counts (JSON).
     Export {
         #[command(flatten)]
@@ -930,11 +951,70 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 None => {
                     for e in &events {
                         let mut v: serde_json::Value = serde_json::from_slice(&e.body)?;
+                        if e.envelope.personal.is_some() {
+                            // Sealed personal fields, opened (or read as erased).
+                            let opened = serde_json::to_value(&e.envelope.event)?;
+                            v["data"] = opened["data"].clone();
+                        }
                         v["hash"] = serde_json::Value::String(e.hash.to_hex());
                         println!("{}", serde_json::to_string(&v)?);
                     }
                 }
             }
+        }
+        Cmd::Retention {
+            data,
+            backend,
+            after_leaving_years,
+            after_death_years,
+            today,
+            erase,
+        } => {
+            let policy = contingent_domain::RetentionPolicy {
+                after_leaving_years,
+                after_death_years,
+            };
+            let today = today.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let registry = open(&data, &backend).await?;
+            let due =
+                registry.read_state(|s| contingent_domain::due_for_erasure(s, today, &policy));
+            for d in &due {
+                println!(
+                    "{} due since {}: {} on {}",
+                    d.learner_id, d.due_on, d.ground, d.since
+                );
+            }
+            if erase {
+                let meta = contingent_log::Metadata {
+                    source: contingent_log::Source {
+                        kind: contingent_domain::SourceKind::Region,
+                        id: "retention".into(),
+                    },
+                    actor: "system:retention".into(),
+                    idempotency_key: None,
+                    request_fingerprint: None,
+                };
+                for d in &due {
+                    let command = contingent_domain::Command::ErasePersonalData(
+                        contingent_domain::ErasePersonalData {
+                            learner_id: d.learner_id,
+                            reason: contingent_domain::Text::parse(&d.reason(&policy))
+                                .context("the reason")?,
+                        },
+                    );
+                    let receipt = registry.submit(command, meta.clone()).await?;
+                    let at = receipt.last_position().unwrap_or_default();
+                    println!("{} erased (position {at})", d.learner_id);
+                }
+                println!("{} learners erased.", due.len());
+            } else {
+                println!(
+                    "{} learners due; nothing changed (dry run: --erase to erase them).",
+                    due.len()
+                );
+            }
+            registry.wait_caught_up(Duration::from_secs(60)).await;
+            registry.shutdown().await;
         }
         Cmd::Export {
             data,

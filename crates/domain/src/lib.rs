@@ -13,6 +13,7 @@ mod error;
 mod event;
 mod ids;
 pub mod personal;
+mod retention;
 mod snils;
 mod state;
 mod values;
@@ -35,6 +36,7 @@ pub use event::{
     PersonalDataErased, Programme, SnilsRecorded, TeacherAssigned, TeacherUnassigned, Transferred,
 };
 pub use ids::{ApplicationId, ClassId, EnrollmentId, LearnerId, MarkId, OrganizationId};
+pub use retention::{due_for_erasure, Due, RetentionPolicy};
 pub use snils::{Snils, SnilsError};
 pub use state::{
     evolve, Application, ApplicationStatus, Assignment, Class, Enrollment, Learner, MarkOrigin,
