@@ -217,7 +217,10 @@ fn retention_lists_who_is_due_erases_them_on_request_and_the_log_still_verifies(
     let mut erase = policy.to_vec();
     erase.push("--erase");
     let erased = run(&erase);
-    assert!(erased.contains(&format!("{due} learners erased.")), "{erased}");
+    assert!(
+        erased.contains(&format!("{due} learners erased.")),
+        "{erased}"
+    );
     let again = run(&policy);
     assert!(again.contains("0 learners due"), "{again}");
 
