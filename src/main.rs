@@ -59,6 +59,11 @@ struct BackendArgs {
     /// --data).
     #[arg(long, env = "CONTINGENT_DATABASE")]
     database: Option<String>,
+    /// postgres:// URL of the key store of learners' data keys, when it is not --database
+    /// (a rebuild into another database names the region's): default --database, or
+    /// DATA/keys.db without one.
+    #[arg(long, env = "CONTINGENT_KEY_STORE")]
+    key_store: Option<String>,
     /// The region's trusted writer keys (JSON, see docs/architecture.md); default
     /// DATA/keys/writers.json, where the embedded default registers its own key.
     #[arg(long, env = "CONTINGENT_WRITER_KEYS")]
@@ -96,6 +101,12 @@ impl BackendArgs {
                 bail!("--database must be a postgres:// URL");
             }
             settings.database = Some(url.clone());
+        }
+        if let Some(url) = &self.key_store {
+            if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+                bail!("--key-store must be a postgres:// URL");
+            }
+            settings.key_store = Some(url.clone());
         }
         settings.writer_keys = self.writer_keys.clone();
         Ok(settings)
@@ -885,7 +896,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     })?
                 }
             };
-            let log = open_log(&settings).await?;
+            // The walk needs no key: it checks the stored bytes, sealed fields included.
+            let log = contingent_registry::open_stored_log(&settings).await?;
             let head = log.head().await?.position;
             let progress = bar(head, "verifying");
             let report =

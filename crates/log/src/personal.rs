@@ -228,8 +228,12 @@ pub fn seal_personal(
 /// Whether stored bytes have a sealed part. The key `"sealed"` followed by an object cannot
 /// occur inside a JSON string, whose quotes are escaped.
 fn has_sealed_part(body: &[u8]) -> bool {
-    const NEEDLE: &[u8] = br#""sealed":{"#;
-    body.windows(NEEDLE.len()).any(|w| w == NEEDLE)
+    static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
+        std::sync::OnceLock::new();
+    FINDER
+        .get_or_init(|| memchr::memmem::Finder::new(br#""sealed":{"#))
+        .find(body)
+        .is_some()
 }
 
 /// Decodes a stored body with a sealed part, opening it with `key` when given.

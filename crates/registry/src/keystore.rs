@@ -208,9 +208,10 @@ pub enum KeyStoreLocation {
 }
 
 impl KeyStoreLocation {
-    /// The settings' key store: the PostgreSQL database when one is set, else `DATA/keys.db`.
+    /// The settings' key store: `key_store`, else the PostgreSQL database when one is set, else
+    /// `DATA/keys.db`.
     pub fn of(settings: &crate::Settings) -> Self {
-        match &settings.database {
+        match settings.key_store.as_ref().or(settings.database.as_ref()) {
             Some(url) => Self::Postgres(url.clone()),
             None => Self::File(settings.data_dir.join("keys.db")),
         }

@@ -29,7 +29,8 @@ pub use metrics::Metrics;
 pub use private_log::PrivateLog;
 pub use projecting::{run_projector, select_projections};
 pub use registry::{
-    open_log, open_writer_log, rotate_writer_key, writer_key, Receipt, Registry, RegistryError,
+    open_log, open_stored_log, open_writer_log, rotate_writer_key, writer_key, Receipt, Registry,
+    RegistryError,
 };
 pub use settings::{LogBackend, RequestLimits, Settings};
 pub use snapshot::{LearnerSnapshot, SnapshotEnrollment};

@@ -501,13 +501,20 @@ async fn private(
     )))
 }
 
-/// Opens the log of record the settings name, for reading (appends are not signed).
+/// Opens the log of record the settings name, for reading (appends are not signed), with
+/// personal fields opened with the learners' keys.
 pub async fn open_log(settings: &Settings) -> Result<Arc<dyn EventLog>, RegistryError> {
-    let log: Arc<dyn EventLog> = match &settings.log {
+    let log = open_stored_log(settings).await?;
+    private(settings, log).await
+}
+
+/// Opens the log of record as stored, without the key store: sealed personal fields read as
+/// erased. For the auditor's walk, which needs no key.
+pub async fn open_stored_log(settings: &Settings) -> Result<Arc<dyn EventLog>, RegistryError> {
+    Ok(match &settings.log {
         LogBackend::Embedded => Arc::new(SqliteLog::open(&settings.log_path()).await?),
         LogBackend::Kafka(config) => Arc::new(KafkaLog::open(config.clone()).await?),
-    };
-    private(settings, log).await
+    })
 }
 
 fn journal_location(settings: &Settings) -> JournalLocation {
