@@ -124,6 +124,12 @@ async fn erasure(app: TestApp, postgres: bool) {
     let vacancies_before = app.get_ok(&vacancies_path).await["classes"].take();
     let head = app.registry.head();
 
+    // A backup of the key store, taken before the erasure (embedded: the files themselves).
+    let backup: Vec<(String, Vec<u8>)> = ["keys.db", "keys.db-wal"]
+        .iter()
+        .filter_map(|f| Some(((*f).to_owned(), std::fs::read(app.dir.path().join(f)).ok()?)))
+        .collect();
+
     // Only the region may erase; every other role is refused alike, for a learner that exists
     // and for one that does not, and nothing is appended.
     let body = json!({ "learner_id": learner, "reason": "152-FZ art. 21 p. 7" });
@@ -272,6 +278,19 @@ async fn erasure(app: TestApp, postgres: bool) {
         for value in PERSONAL {
             assert!(!contains(&bytes, value), "{value} is in read.db");
         }
+
+        // The key store restored from the backup holds the learner's key again; the registry
+        // destroys it when it reads the erasure, so the history stays erased.
+        for f in ["keys.db", "keys.db-wal", "keys.db-shm"] {
+            let _ = std::fs::remove_file(dir.path().join(f));
+        }
+        for (f, bytes) in &backup {
+            std::fs::write(dir.path().join(f), bytes).expect("restore");
+        }
+        let app = TestApp::spawn_in(dir).await;
+        let history = app.get_ok(&format!("/v1/learners/{learner}/history")).await;
+        assert_eq!(history["events"][0]["data"]["child"]["surname"], "[erased]");
+        assert!(!history.to_string().contains(SURNAME), "{history}");
     }
 }
 

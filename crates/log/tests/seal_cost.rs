@@ -134,8 +134,9 @@ fn measure(name: &str, make: fn(LearnerId) -> Event) {
                 // The decoder before sealing existed: serde straight into the envelope.
                 dec_serde.push(per_event(EVENTS, || {
                     for (body, _) in &bodies {
-                        let e: Envelope = serde_json::from_slice(body).expect("decode");
-                        std::hint::black_box(&e);
+                        let body = body.clone();
+                        let e: Envelope = serde_json::from_slice(&body).expect("decode");
+                        std::hint::black_box((&e, body));
                     }
                 }));
             }

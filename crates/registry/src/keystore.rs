@@ -14,6 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use chrono::{DateTime, Utc};
 use contingent_domain::LearnerId;
 use contingent_log::DataKey;
 use sha2::{Digest, Sha256};
@@ -48,8 +49,13 @@ pub trait KeyStore: Send + Sync + 'static {
     async fn create(&self, key: &DataKey) -> Result<(), RegistryError>;
     /// The key with this id; none once it was destroyed (or never made).
     async fn get(&self, key_id: Uuid) -> Result<Option<DataKey>, RegistryError>;
-    /// Destroys every key of a learner; returns how many there were.
-    async fn destroy(&self, learner: LearnerId) -> Result<u64, RegistryError>;
+    /// Destroys every key of a learner made before `before` (all of them for `None`); returns
+    /// how many there were.
+    async fn destroy(
+        &self,
+        learner: LearnerId,
+        before: Option<DateTime<Utc>>,
+    ) -> Result<u64, RegistryError>;
 }
 
 /// The region's master key, which wraps every data key.
@@ -337,12 +343,26 @@ impl KeyStore for SqlKeyStore {
         self.master.unwrap(key_id, learner, &wrapped).map(Some)
     }
 
-    async fn destroy(&self, learner: LearnerId) -> Result<u64, RegistryError> {
-        let done = sqlx::query("DELETE FROM data_keys WHERE learner_id = $1")
+    async fn destroy(
+        &self,
+        learner: LearnerId,
+        before: Option<DateTime<Utc>>,
+    ) -> Result<u64, RegistryError> {
+        // Key ids are UUID v7: their text sorts by the millisecond they were made in.
+        let bound = before.map_or_else(
+            || "g".to_owned(),
+            |t| {
+                let ms = u64::try_from(t.timestamp_millis()).unwrap_or(0) + 1;
+                let hex = format!("{ms:012x}");
+                format!("{}-{}", &hex[..8], &hex[8..])
+            },
+        );
+        let done = sqlx::query("DELETE FROM data_keys WHERE learner_id = $1 AND key_id < $2")
             .bind(learner.to_string())
+            .bind(bound)
             .execute(&self.pool)
             .await?;
-        if self.sqlite {
+        if self.sqlite && done.rows_affected() > 0 {
             // Leave no copy of the deleted rows in the write-ahead log either.
             sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
                 .execute(&self.pool)

@@ -9,7 +9,8 @@
 //! destroys the learner's keys first, then appends. Reads open each sealed event with its key
 //! (cached in memory); an event whose key is gone reads with its personal fields erased, which
 //! is not an error. Reading a `personal_data_erased` event drops the learner's keys from this
-//! process's memory, so another process that erased them is followed.
+//! process's memory, so another process that erased them is followed, and destroys any key of
+//! the learner made before it that the store holds again (a restored backup).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -63,21 +64,29 @@ impl PrivateLog {
     fn forget(&self, learner: LearnerId) {
         let mut cache = self.cache();
         cache.current.remove(&learner);
-        for key in cache.by_id.values_mut() {
-            if key.as_ref().is_some_and(|k| k.learner == learner) {
-                *key = None;
-            }
-        }
+        // Asked of the store again when needed: a key destroyed is not there any more, one made
+        // after the erasure is.
+        cache
+            .by_id
+            .retain(|_, key| !key.as_ref().is_some_and(|k| k.learner == learner));
         cache.unstored.retain(|k| k.learner != learner);
     }
 
-    /// Opens the sealed events of a batch read from the log.
+    /// Opens the sealed events of a batch read from the log. The erasures in the batch come
+    /// first: their learners' keys are forgotten and any key made before the erasure that the
+    /// store still holds (restored from a backup, or left by a process stopped between
+    /// destroying and appending) is destroyed, so none of their earlier events opens.
     async fn open(&self, events: &mut [RecordedEvent]) -> Result<(), LogError> {
-        for event in events.iter_mut() {
+        for event in events.iter() {
             if let Event::PersonalDataErased(e) = &event.envelope.event {
                 self.forget(e.learner_id);
-                continue;
+                self.store
+                    .destroy(e.learner_id, Some(event.envelope.recorded_at))
+                    .await
+                    .map_err(storage)?;
             }
+        }
+        for event in events.iter_mut() {
             let Some(seal) = event.envelope.personal.as_ref().filter(|p| !p.readable) else {
                 continue;
             };
@@ -125,7 +134,10 @@ impl EventLog for PrivateLog {
         for event in events {
             if let Event::PersonalDataErased(e) = &event.envelope.event {
                 self.forget(e.learner_id);
-                self.store.destroy(e.learner_id).await.map_err(storage)?;
+                self.store
+                    .destroy(e.learner_id, None)
+                    .await
+                    .map_err(storage)?;
             }
         }
         let unstored = std::mem::take(&mut self.cache().unstored);
