@@ -45,8 +45,8 @@ CREATE TABLE IF NOT EXISTS master_key_check (
 /// Where the learners' data keys are kept.
 #[async_trait]
 pub trait KeyStore: Send + Sync + 'static {
-    /// Keeps a new data key; returns once it is durable.
-    async fn create(&self, key: &DataKey) -> Result<(), RegistryError>;
+    /// Keeps new data keys, all or none; returns once they are durable.
+    async fn create(&self, keys: &[&DataKey]) -> Result<(), RegistryError>;
     /// The key with this id; none once it was destroyed (or never made).
     async fn get(&self, key_id: Uuid) -> Result<Option<DataKey>, RegistryError>;
     /// Destroys every key of a learner made before `before` (all of them for `None`); returns
@@ -318,14 +318,22 @@ impl SqlKeyStore {
 
 #[async_trait]
 impl KeyStore for SqlKeyStore {
-    async fn create(&self, key: &DataKey) -> Result<(), RegistryError> {
-        let wrapped = self.master.wrap(key)?;
-        sqlx::query("INSERT INTO data_keys (key_id, learner_id, wrapped) VALUES ($1, $2, $3)")
-            .bind(key.id.to_string())
-            .bind(key.learner.to_string())
-            .bind(wrapped)
-            .execute(&self.pool)
-            .await?;
+    async fn create(&self, keys: &[&DataKey]) -> Result<(), RegistryError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        // One transaction (one sync to disk) for the keys of a whole append.
+        let mut tx = self.pool.begin().await?;
+        for key in keys {
+            let wrapped = self.master.wrap(key)?;
+            sqlx::query("INSERT INTO data_keys (key_id, learner_id, wrapped) VALUES ($1, $2, $3)")
+                .bind(key.id.to_string())
+                .bind(key.learner.to_string())
+                .bind(wrapped)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -141,11 +141,10 @@ impl EventLog for PrivateLog {
             }
         }
         let unstored = std::mem::take(&mut self.cache().unstored);
-        for (i, key) in unstored.iter().enumerate() {
-            if let Err(error) = self.store.create(key).await {
-                self.cache().unstored.extend(unstored[i..].iter().cloned());
-                return Err(storage(error));
-            }
+        let keys: Vec<&DataKey> = unstored.iter().map(|k| &**k).collect();
+        if let Err(error) = self.store.create(&keys).await {
+            self.cache().unstored.extend(unstored.iter().cloned());
+            return Err(storage(error));
         }
         self.inner.append(events).await
     }
