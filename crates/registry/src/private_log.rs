@@ -68,7 +68,7 @@ impl PrivateLog {
         // after the erasure is.
         cache
             .by_id
-            .retain(|_, key| !key.as_ref().is_some_and(|k| k.learner == learner));
+            .retain(|_, key| key.as_ref().is_none_or(|k| k.learner != learner));
         cache.unstored.retain(|k| k.learner != learner);
     }
 
