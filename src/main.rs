@@ -59,6 +59,11 @@ struct BackendArgs {
     /// --data).
     #[arg(long, env = "CONTINGENT_DATABASE")]
     database: Option<String>,
+    /// postgres:// URL of the key store of learners' data keys, when it is not --database
+    /// (a rebuild into another database names the region's): default --database, or
+    /// DATA/keys.db without one.
+    #[arg(long, env = "CONTINGENT_KEY_STORE")]
+    key_store: Option<String>,
     /// The region's trusted writer keys (JSON, see docs/architecture.md); default
     /// DATA/keys/writers.json, where the embedded default registers its own key.
     #[arg(long, env = "CONTINGENT_WRITER_KEYS")]
@@ -96,6 +101,12 @@ impl BackendArgs {
                 bail!("--database must be a postgres:// URL");
             }
             settings.database = Some(url.clone());
+        }
+        if let Some(url) = &self.key_store {
+            if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+                bail!("--key-store must be a postgres:// URL");
+            }
+            settings.key_store = Some(url.clone());
         }
         settings.writer_keys = self.writer_keys.clone();
         Ok(settings)
@@ -311,6 +322,27 @@ enum Cmd {
         /// Print the learner's state as the registry knew it at the end of this date instead.
         #[arg(long)]
         as_of: Option<chrono::NaiveDate>,
+    },
+    /// List the learners whose personal data the retention policy makes due for erasure
+    /// (docs/personal-data.md); with --erase, erase each of them (an erase_personal_data
+    /// command by `system:retention`, recorded in the log with its legal reason).
+    Retention {
+        #[command(flatten)]
+        data: DataArg,
+        #[command(flatten)]
+        backend: BackendArgs,
+        /// Years personal data is kept after a learner left their last organization.
+        #[arg(long, env = "CONTINGENT_RETENTION_AFTER_LEAVING_YEARS")]
+        after_leaving_years: u32,
+        /// Years personal data is kept after a learner's death.
+        #[arg(long, env = "CONTINGENT_RETENTION_AFTER_DEATH_YEARS")]
+        after_death_years: u32,
+        /// The date to judge on, instead of today.
+        #[arg(long)]
+        today: Option<chrono::NaiveDate>,
+        /// Erase them; without it nothing is changed (a dry run).
+        #[arg(long)]
+        erase: bool,
     },
     /// Export the federal register (JSON lines) or counts (JSON).
     Export {
@@ -949,7 +981,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     })?
                 }
             };
-            let log = open_log(&settings).await?;
+            // The walk needs no key: it checks the stored bytes, sealed fields included.
+            let log = contingent_registry::open_stored_log(&settings).await?;
             let head = log.head().await?.position;
             let progress = bar(head, "verifying");
             let report =
@@ -1015,11 +1048,70 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 None => {
                     for e in &events {
                         let mut v: serde_json::Value = serde_json::from_slice(&e.body)?;
+                        if e.envelope.personal.is_some() {
+                            // Sealed personal fields, opened (or read as erased).
+                            let opened = serde_json::to_value(&e.envelope.event)?;
+                            v["data"] = opened["data"].clone();
+                        }
                         v["hash"] = serde_json::Value::String(e.hash.to_hex());
                         println!("{}", serde_json::to_string(&v)?);
                     }
                 }
             }
+        }
+        Cmd::Retention {
+            data,
+            backend,
+            after_leaving_years,
+            after_death_years,
+            today,
+            erase,
+        } => {
+            let policy = contingent_domain::RetentionPolicy {
+                after_leaving_years,
+                after_death_years,
+            };
+            let today = today.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let registry = open(&data, &backend).await?;
+            let due =
+                registry.read_state(|s| contingent_domain::due_for_erasure(s, today, &policy));
+            for d in &due {
+                println!(
+                    "{} due since {}: {} on {}",
+                    d.learner_id, d.due_on, d.ground, d.since
+                );
+            }
+            if erase {
+                let meta = contingent_log::Metadata {
+                    source: contingent_log::Source {
+                        kind: contingent_domain::SourceKind::Region,
+                        id: "retention".into(),
+                    },
+                    actor: "system:retention".into(),
+                    idempotency_key: None,
+                    request_fingerprint: None,
+                };
+                for d in &due {
+                    let command = contingent_domain::Command::ErasePersonalData(
+                        contingent_domain::ErasePersonalData {
+                            learner_id: d.learner_id,
+                            reason: contingent_domain::Text::parse(&d.reason(&policy))
+                                .context("the reason")?,
+                        },
+                    );
+                    let receipt = registry.submit(command, meta.clone()).await?;
+                    let at = receipt.last_position().unwrap_or_default();
+                    println!("{} erased (position {at})", d.learner_id);
+                }
+                println!("{} learners erased.", due.len());
+            } else {
+                println!(
+                    "{} learners due; nothing changed (dry run: --erase to erase them).",
+                    due.len()
+                );
+            }
+            registry.wait_caught_up(Duration::from_secs(60)).await;
+            registry.shutdown().await;
         }
         Cmd::Export {
             data,

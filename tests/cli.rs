@@ -179,3 +179,51 @@ fn simulate_generates_a_region_once_and_refuses_a_log_that_is_not_empty() {
         String::from_utf8_lossy(&again.stderr)
     );
 }
+
+#[test]
+fn retention_lists_who_is_due_erases_them_on_request_and_the_log_still_verifies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--data")
+            .arg(dir.path())
+            .env("CI", "1")
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["simulate", "--scale", "tiny", "--seed", "3"]);
+    let policy = [
+        "retention",
+        "--after-leaving-years",
+        "3",
+        "--after-death-years",
+        "1",
+        "--today",
+        "2100-01-01",
+    ];
+    let dry = run(&policy);
+    let due = dry.lines().filter(|l| l.contains(" due since ")).count();
+    assert!(due > 0, "{dry}");
+    assert!(dry.contains("nothing changed"), "{dry}");
+    assert_eq!(run(&policy), dry, "a dry run changes nothing");
+
+    let mut erase = policy.to_vec();
+    erase.push("--erase");
+    let erased = run(&erase);
+    assert!(
+        erased.contains(&format!("{due} learners erased.")),
+        "{erased}"
+    );
+    let again = run(&policy);
+    assert!(again.contains("0 learners due"), "{again}");
+
+    let verified = run(&["verify"]);
+    assert!(verified.contains("OK:"), "{verified}");
+}

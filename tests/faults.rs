@@ -595,6 +595,8 @@ async fn faults_at_random_moments_lose_nothing_acknowledged_and_record_nothing_t
             a
         }
     }));
+    // The learners' keys stay in the region's key store.
+    args.extend(["--key-store".into(), database.url().to_owned()]);
     let said = support::run(&args);
     assert!(
         said.contains(&format!("from {head} events")),

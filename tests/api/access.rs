@@ -62,6 +62,7 @@ pub const TABLE: &[(&str, &[&str])] = &[
     ("POST record_attendance", &["teacher", "organization"]),
     ("POST record_exam_result", &["exam_centre"]),
     ("POST leave", &["organization", "municipality", "region"]),
+    ("POST erase_personal_data", &["region"]),
     (
         "GET /v1/learners/{id}",
         &["organization", "municipality", "region"],
@@ -91,6 +92,14 @@ pub const TABLE: &[(&str, &[&str])] = &[
         &["organization", "municipality", "region", "auditor"],
     ),
     ("GET /v1/learners/{id}/access", &["auditor"]),
+    (
+        "GET /v1/learners/{id}/export",
+        &["parent", "learner", "region"],
+    ),
+    (
+        "GET /v1/learners/{id}/export.txt",
+        &["parent", "learner", "region"],
+    ),
     (
         "GET /v1/learners?organization_id=",
         &["organization", "municipality", "region"],
@@ -266,6 +275,10 @@ fn command_body(name: &str, s: &Setup) -> Value {
         }
         "leave" => {
             json!({ "learner_id": s.learner, "enrollment_id": s.enrollment, "left_on": FUTURE, "reason": "other", "order": order })
+        }
+        // A learner the registry does not know: the region is told 404, everyone else 403.
+        "erase_personal_data" => {
+            json!({ "learner_id": uuid::Uuid::now_v7(), "reason": "152-FZ art. 21" })
         }
         other => panic!("no body for {other}"),
     }

@@ -10,4 +10,5 @@ mod idempotency;
 mod lifecycle;
 mod limits;
 mod log_and_feed;
+mod privacy;
 mod reach;

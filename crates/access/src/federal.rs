@@ -122,6 +122,7 @@ pub const FEDERAL_FIELDS: &[(&str, &[&str])] = &[
             "reason",
         ],
     ),
+    ("personal_data_erased", &["learner_id", "erased_on"]),
 ];
 
 /// The envelope fields the federal segment receives.

@@ -32,6 +32,8 @@ pub enum Read {
     LearnerState(LearnerId),
     /// Who has looked at a learner.
     AccessLog(LearnerId),
+    /// Everything held about a learner, for the learner or their parent (152-FZ art. 14).
+    Export(LearnerId),
     /// A search of learners, optionally within one organization.
     SearchLearners {
         /// The organization searched within.
@@ -68,7 +70,8 @@ impl Read {
             | Read::Diary(l)
             | Read::History(l)
             | Read::LearnerState(l)
-            | Read::AccessLog(l) => Some(*l),
+            | Read::AccessLog(l)
+            | Read::Export(l) => Some(*l),
             _ => None,
         }
     }
@@ -312,6 +315,8 @@ pub fn authorize_command(state: &State, p: &Principal, command: &Command) -> Res
             matches!(role, Role::Organization | Role::Municipality | Role::Region)
                 && org.map_or(role == Role::Region, |o| r.governs(o))
         }
+        // Erasure destroys data for good, on a legal ground the region answers for.
+        Command::ErasePersonalData(_) => role == Role::Region,
     };
     if allowed {
         Ok(())
@@ -354,6 +359,9 @@ pub fn authorize_read(state: &State, p: &Principal, read: &Read) -> Result<(), D
                 || r.held(*l)
         }
         Read::AccessLog(_) => role == Role::Auditor,
+        // The data subject (the learner, or a parent by their guardian link) asks; the region
+        // answers a request made to it in writing.
+        Read::Export(l) => r.guardian_of(*l) || r.is_learner(*l) || role == Role::Region,
         Read::SearchLearners { organization } => match role {
             Role::Region => true,
             Role::Organization | Role::Municipality => organization.is_some_and(|o| r.governs(o)),

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use contingent_projections::queries::{
-    CountRow, FederalLearner, LearnerSummary, OrganizationRow, VacancyRow,
+    CountRow, Diary, FederalLearner, LearnerCard, LearnerSummary, OrganizationRow, VacancyRow,
 };
 use contingent_registry::JournalEntry;
 use serde::Serialize;
@@ -42,6 +42,27 @@ pub struct History {
     pub events: Vec<Value>,
     /// Positions of events whose stored bytes no longer match their hash.
     pub altered_positions: Vec<u64>,
+}
+
+/// `GET /v1/learners/{id}/export`: everything the registry holds about a learner.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubjectAccessExport {
+    /// The learner.
+    pub learner_id: Uuid,
+    /// When the export was made.
+    pub generated_at: DateTime<Utc>,
+    /// The log's position it was made at: the read models had reached it.
+    pub position: u64,
+    /// Every event about the learner, in log order, with personal fields opened (or read as
+    /// erased), as `/v1/learners/{id}/history` serves them.
+    #[schema(schema_with = stored_events)]
+    pub history: Vec<Value>,
+    /// The learner's register entry.
+    pub register: Option<LearnerCard>,
+    /// The learner's diary, every academic year.
+    pub diary: Option<Diary>,
+    /// The access journal's entries about the learner, oldest first (this export's included).
+    pub access_journal: Vec<JournalEntry>,
 }
 
 /// `GET /v1/learners/{id}/access`: the access journal of a learner.

@@ -183,7 +183,10 @@ impl Auth {
         let learner = read.learner();
         match registry.authorize_read(&self.principal, &read) {
             Ok(()) => {
-                if self.principal.role.is_official() && learner.is_some() {
+                if matches!(read, Read::Export(_)) {
+                    // Journaled whoever asks: the subject's own request is a fact too.
+                    journal(registry, self.entry(learner, 200, "export")).await?;
+                } else if self.principal.role.is_official() && learner.is_some() {
                     journal(registry, self.entry(learner, 200, "read")).await?;
                 }
                 Ok(())

@@ -121,6 +121,7 @@ pub fn parse_command(name: &str, mut body: Value) -> Result<Command, ApiError> {
         "record_attendance" => Command::RecordAttendance(parse(body)?),
         "record_exam_result" => Command::RecordExamResult(parse(body)?),
         "leave" => Command::Leave(parse(body)?),
+        "erase_personal_data" => Command::ErasePersonalData(parse(body)?),
         other => {
             return Err(ApiError::not_found(
                 "unknown_command",

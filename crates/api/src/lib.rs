@@ -154,6 +154,8 @@ fn api_router(
         .route("/v1/learners/{id}/history", get(handlers::history))
         .route("/v1/learners/{id}/state", get(handlers::state_as_of))
         .route("/v1/learners/{id}/access", get(handlers::access_log))
+        .route("/v1/learners/{id}/export", get(handlers::export))
+        .route("/v1/learners/{id}/export.txt", get(handlers::export_text))
         .route("/v1/organizations", get(handlers::organizations))
         .route("/v1/organizations/{id}/queue", get(handlers::queue))
         .route("/v1/classes/{id}/register", get(handlers::class_register))
@@ -261,12 +263,15 @@ pub const PATHS: &[&str] = &[
     "/v1/commands/record_attendance",
     "/v1/commands/record_exam_result",
     "/v1/commands/leave",
+    "/v1/commands/erase_personal_data",
     "/v1/learners",
     "/v1/learners/{id}",
     "/v1/learners/{id}/diary",
     "/v1/learners/{id}/history",
     "/v1/learners/{id}/state",
     "/v1/learners/{id}/access",
+    "/v1/learners/{id}/export",
+    "/v1/learners/{id}/export.txt",
     "/v1/organizations",
     "/v1/organizations/{id}/queue",
     "/v1/classes/{id}/register",

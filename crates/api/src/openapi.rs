@@ -15,7 +15,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::answers::{
     AccessLog, AuditState, Checkpoints, Counts, FederalRegisterPage, FeedPage, Health, History,
-    LearnerSearchResult, Organizations, Vacancies,
+    LearnerSearchResult, Organizations, SubjectAccessExport, Vacancies,
 };
 use crate::error::Problem;
 use crate::params::{
@@ -35,6 +35,7 @@ use crate::params::{
     History,
     LearnerSnapshot,
     AccessLog,
+    SubjectAccessExport,
     Organizations,
     QueueView,
     ClassRegisterView,
@@ -79,6 +80,7 @@ const COMMAND_SCHEMAS: &[(&str, &str)] = schema_files!(
         "record_attendance",
         "record_exam_result",
         "leave",
+        "erase_personal_data",
     ]
 );
 
@@ -115,6 +117,7 @@ const EVENT_SCHEMAS: &[(&str, &str)] = schema_files!(
         "attendance_recorded",
         "exam_result_recorded",
         "left",
+        "personal_data_erased",
     ]
 );
 
@@ -450,6 +453,26 @@ pub fn build() -> Value {
         "The access journal of a learner: every read of their personal data by an official and every refused request about them by a caller with a valid token (auditors).",
         "audit", vec![id("Learner id.")],
         responses(&[(200, answer::<AccessLog>("The journal entries, oldest first."))], &[400, 403])));
+    paths.insert("/v1/learners/{id}/export".into(), get(
+        "Everything the registry holds about a learner, as one JSON document: the history with personal fields opened, the register entry, the diary and the access journal's entries (the learner, a parent by their guardian link, the region). Journaled.",
+        "audit", vec![id("Learner id.")],
+        responses(&[(200, answer::<SubjectAccessExport>("Everything held."))], &[400, 403, 404])));
+    paths.insert(
+        "/v1/learners/{id}/export.txt".into(),
+        get(
+            "The same as `/v1/learners/{id}/export`, as text for a person to read. Journaled.",
+            "audit",
+            vec![id("Learner id.")],
+            responses(
+                &[(
+                    200,
+                    json!({ "description": "Everything held, as text.",
+            "content": { "text/plain": { "schema": { "type": "string" } } } }),
+                )],
+                &[400, 403, 404],
+            ),
+        ),
+    );
     paths.insert(
         "/v1/organizations".into(),
         get(

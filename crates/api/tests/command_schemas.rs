@@ -21,9 +21,9 @@ use std::sync::OnceLock;
 
 use contingent_domain::{
     ApplicationSubmitted, AttendanceRecorded, BirthRegistered, ChangeClassCapacity, ClassOpened,
-    Command, CorrectMark, Enroll, GuardianLinked, LearnerRegistered, Leave, MarkRecorded,
-    OrganizationRegistered, RecordExamResult, RegisterDeath, RejectApplication, SnilsRecorded,
-    TeacherAssigned, Transfer, UnassignTeacher, WithdrawApplication,
+    Command, CorrectMark, Enroll, ErasePersonalData, GuardianLinked, LearnerRegistered, Leave,
+    MarkRecorded, OrganizationRegistered, RecordExamResult, RegisterDeath, RejectApplication,
+    SnilsRecorded, TeacherAssigned, Transfer, UnassignTeacher, WithdrawApplication,
 };
 use jsonschema::{Draft, Retrieve, Uri, Validator};
 use serde::de::DeserializeOwned;
@@ -204,6 +204,7 @@ fn parse(name: &str, body: &Value) -> Result<Value, String> {
         "record_attendance" => round_trip::<AttendanceRecorded>(body),
         "record_exam_result" => round_trip::<RecordExamResult>(body),
         "leave" => round_trip::<Leave>(body),
+        "erase_personal_data" => round_trip::<ErasePersonalData>(body),
         other => panic!("the test does not know the command {other}"),
     }
 }

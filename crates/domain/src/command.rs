@@ -213,6 +213,16 @@ pub struct Leave {
     pub certificate: Option<Certificate>,
 }
 
+/// Erase a learner's personal data (crypto-shredding): their data keys are destroyed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErasePersonalData {
+    /// The learner.
+    pub learner_id: LearnerId,
+    /// The legal ground for the erasure.
+    pub reason: Text,
+}
+
 /// Every command the registry accepts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[allow(missing_docs)]
@@ -237,6 +247,7 @@ pub enum Command {
     RecordAttendance(AttendanceRecorded),
     RecordExamResult(RecordExamResult),
     Leave(Leave),
+    ErasePersonalData(ErasePersonalData),
 }
 
 impl Command {
@@ -262,6 +273,7 @@ impl Command {
         "record_attendance",
         "record_exam_result",
         "leave",
+        "erase_personal_data",
     ];
 
     /// The command's name.
@@ -287,6 +299,7 @@ impl Command {
             Self::RecordAttendance(_) => "record_attendance",
             Self::RecordExamResult(_) => "record_exam_result",
             Self::Leave(_) => "leave",
+            Self::ErasePersonalData(_) => "erase_personal_data",
         }
     }
 }

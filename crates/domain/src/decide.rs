@@ -4,15 +4,17 @@
 use chrono::{Days, NaiveDate};
 
 use crate::command::{
-    ChangeClassCapacity, Command, CorrectMark, Enroll, Leave, PersonRef, RecordExamResult,
-    RegisterDeath, RejectApplication, Transfer, UnassignTeacher, WithdrawApplication,
+    ChangeClassCapacity, Command, CorrectMark, Enroll, ErasePersonalData, Leave, PersonRef,
+    RecordExamResult, RegisterDeath, RejectApplication, Transfer, UnassignTeacher,
+    WithdrawApplication,
 };
 use crate::error::DomainError;
 use crate::event::{
     ApplicationRejected, ApplicationSubmitted, ApplicationWithdrawn, AttendanceRecorded,
     BirthRegistered, ClassCapacityChanged, ClassOpened, DeathRegistered, Enrolled, Event,
     ExamResultRecorded, GuardianLinked, LearnerRegistered, Left, MarkCorrected, MarkRecorded,
-    OrganizationRegistered, SnilsRecorded, TeacherAssigned, TeacherUnassigned, Transferred,
+    OrganizationRegistered, PersonalDataErased, SnilsRecorded, TeacherAssigned, TeacherUnassigned,
+    Transferred,
 };
 use crate::ids::{ClassId, LearnerId};
 use crate::snils::Snils;
@@ -61,6 +63,7 @@ pub fn decide(
         Command::RecordAttendance(c) => rules.record_attendance(c),
         Command::RecordExamResult(c) => rules.record_exam(c),
         Command::Leave(c) => rules.leave(c),
+        Command::ErasePersonalData(c) => rules.erase_personal_data(c),
     }
 }
 
@@ -89,6 +92,7 @@ pub fn learner_of(state: &State, command: &Command) -> Option<LearnerId> {
         Command::RecordAttendance(c) => Some(c.learner_id),
         Command::RecordExamResult(c) => Some(c.learner_id),
         Command::Leave(c) => Some(c.learner_id),
+        Command::ErasePersonalData(c) => Some(c.learner_id),
         Command::RegisterOrganization(_)
         | Command::OpenClass(_)
         | Command::ChangeClassCapacity(_)
@@ -226,6 +230,27 @@ impl<'a> Rules<'a> {
             }
         }
         Ok(learner)
+    }
+
+    fn not_erased(&self, id: LearnerId) -> Result<(), DomainError> {
+        if self.state.is_erased(id) {
+            return Err(DomainError::PersonalDataErased(id));
+        }
+        Ok(())
+    }
+
+    /// Erasure is refused for no one the registry knows, dead or alive; erasing again records
+    /// nothing.
+    fn erase_personal_data(&self, c: &ErasePersonalData) -> Result<Vec<Event>, DomainError> {
+        self.learner(c.learner_id)?;
+        if self.state.is_erased(c.learner_id) {
+            return Ok(Vec::new());
+        }
+        Ok(vec![Event::PersonalDataErased(PersonalDataErased {
+            learner_id: c.learner_id,
+            reason: c.reason.clone(),
+            erased_on: self.today,
+        })])
     }
 
     fn after_birth(
@@ -438,6 +463,7 @@ impl<'a> Rules<'a> {
 
     fn record_snils(&self, c: &SnilsRecorded) -> Result<Vec<Event>, DomainError> {
         let learner = self.living(c.learner_id, None)?;
+        self.not_erased(c.learner_id)?;
         match learner.snils {
             Some(existing) if existing == c.snils => return Ok(Vec::new()),
             Some(existing) => return Err(DomainError::SnilsAlreadyRecorded(existing)),
@@ -473,6 +499,7 @@ impl<'a> Rules<'a> {
 
     fn link_guardian(&self, c: &GuardianLinked) -> Result<Vec<Event>, DomainError> {
         let learner = self.living(c.learner_id, None)?;
+        self.not_erased(c.learner_id)?;
         self.not_future("consent date", c.consent.given_on)?;
         if learner.guardians.contains(&c.guardian_snils) {
             return Err(DomainError::GuardianAlreadyLinked);

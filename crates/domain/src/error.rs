@@ -179,6 +179,9 @@ pub enum DomainError {
     /// A correction that changes nothing.
     #[error("the mark is already {0}")]
     MarkUnchanged(&'static str),
+    /// New personal data about a learner whose personal data was erased.
+    #[error("the personal data of learner {0} was erased; no new personal data can be recorded")]
+    PersonalDataErased(LearnerId),
 }
 
 impl DomainError {
@@ -219,6 +222,7 @@ impl DomainError {
         "exam_not_allowed",
         "invalid_exam_result",
         "mark_unchanged",
+        "personal_data_erased",
     ];
 
     /// The stable machine-readable code.
@@ -259,6 +263,7 @@ impl DomainError {
             Self::ExamNotAllowed(_) => "exam_not_allowed",
             Self::InvalidExamResult(_) => "invalid_exam_result",
             Self::MarkUnchanged(_) => "mark_unchanged",
+            Self::PersonalDataErased(_) => "personal_data_erased",
         }
     }
 

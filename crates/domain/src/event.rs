@@ -511,6 +511,21 @@ pub struct TeacherUnassigned {
     pub until: NaiveDate,
 }
 
+/// A learner's personal data was erased: the data keys their personal fields were sealed under
+/// were destroyed, so those fields of every event about them can no longer be read. The facts
+/// in clear (dates, classes, marks, statuses) stay.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonalDataErased {
+    /// The learner.
+    pub learner_id: LearnerId,
+    /// The legal ground for the erasure (the article of 152-FZ, the expiry of the retention
+    /// period, the decision that ordered it).
+    pub reason: Text,
+    /// The date of the erasure.
+    pub erased_on: NaiveDate,
+}
+
 /// Every event type of the registry. Serialized as `{"type": "...", "data": {...}}` inside the
 /// envelope.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -537,6 +552,7 @@ pub enum Event {
     AttendanceRecorded(AttendanceRecorded),
     ExamResultRecorded(ExamResultRecorded),
     Left(Left),
+    PersonalDataErased(PersonalDataErased),
 }
 
 impl Event {
@@ -562,6 +578,7 @@ impl Event {
         "attendance_recorded",
         "exam_result_recorded",
         "left",
+        "personal_data_erased",
     ];
 
     /// The event type name, as in the envelope's `type`.
@@ -587,6 +604,7 @@ impl Event {
             Self::AttendanceRecorded(_) => "attendance_recorded",
             Self::ExamResultRecorded(_) => "exam_result_recorded",
             Self::Left(_) => "left",
+            Self::PersonalDataErased(_) => "personal_data_erased",
         }
     }
 
@@ -630,6 +648,7 @@ impl Event {
             Self::AttendanceRecorded(e) => Some(e.learner_id),
             Self::ExamResultRecorded(e) => Some(e.learner_id),
             Self::Left(e) => Some(e.learner_id),
+            Self::PersonalDataErased(e) => Some(e.learner_id),
         }
     }
 
@@ -655,6 +674,7 @@ impl Event {
             Self::AttendanceRecorded(e) => Some(e.date),
             Self::ExamResultRecorded(e) => Some(e.exam_date),
             Self::Left(e) => Some(e.left_on),
+            Self::PersonalDataErased(e) => Some(e.erased_on),
         }
     }
 

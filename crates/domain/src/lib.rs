@@ -12,14 +12,17 @@ mod decide;
 mod error;
 mod event;
 mod ids;
+pub mod personal;
+mod retention;
 mod snils;
 mod state;
 mod undo;
 mod values;
 
 pub use command::{
-    ChangeClassCapacity, Command, CorrectMark, Enroll, Leave, PersonRef, RecordExamResult,
-    RegisterDeath, RejectApplication, Transfer, UnassignTeacher, WithdrawApplication,
+    ChangeClassCapacity, Command, CorrectMark, Enroll, ErasePersonalData, Leave, PersonRef,
+    RecordExamResult, RegisterDeath, RejectApplication, Transfer, UnassignTeacher,
+    WithdrawApplication,
 };
 pub use decide::{
     decide, learner_of, EARLY_ENROLLMENT_DAYS, FUTURE_TOLERANCE_DAYS, GRADE_ONE_MAX_MONTHS,
@@ -30,10 +33,11 @@ pub use event::{
     ApplicationRejected, ApplicationSubmitted, ApplicationWithdrawn, AttendanceRecorded,
     BirthRegistered, Certificate, CivilRecord, ClassCapacityChanged, ClassOpened, Consent,
     DeathRegistered, Document, Enrolled, Event, ExamResultRecorded, FullName, GuardianLinked,
-    LearnerRegistered, Left, MarkCorrected, MarkRecorded, Order, OrganizationRegistered, Programme,
-    SnilsRecorded, TeacherAssigned, TeacherUnassigned, Transferred,
+    LearnerRegistered, Left, MarkCorrected, MarkRecorded, Order, OrganizationRegistered,
+    PersonalDataErased, Programme, SnilsRecorded, TeacherAssigned, TeacherUnassigned, Transferred,
 };
 pub use ids::{ApplicationId, ClassId, EnrollmentId, LearnerId, MarkId, OrganizationId};
+pub use retention::{due_for_erasure, Due, RetentionPolicy};
 pub use snils::{Snils, SnilsError};
 pub use state::{
     evolve, Application, ApplicationStatus, Assignment, Class, Enrollment, Learner, MarkOrigin,

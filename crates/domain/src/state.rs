@@ -296,6 +296,8 @@ pub struct State {
     pub(crate) applied: u64,
     /// Every enrollment id ever opened, and whose it is: enrollment ids are unique in the region.
     pub(crate) enrollment_owners: Tracked<EnrollmentId, LearnerId>,
+    /// The learners whose personal data was erased.
+    pub(crate) erased: Tracked<LearnerId, ()>,
 }
 
 /// A civil registry record (office and number, case aside) as a 128-bit fingerprint: the state
@@ -433,7 +435,7 @@ impl State {
     }
 
     /// Every map, for savepoints.
-    fn maps(&mut self) -> [&mut dyn Undo; 9] {
+    fn maps(&mut self) -> [&mut dyn Undo; 10] {
         [
             &mut self.organizations,
             &mut self.classes,
@@ -444,6 +446,7 @@ impl State {
             &mut self.death_records,
             &mut self.marks,
             &mut self.enrollment_owners,
+            &mut self.erased,
         ]
     }
 
@@ -808,7 +811,37 @@ impl State {
                     self.free_place(class);
                 }
             }
+            Event::PersonalDataErased(e) => self.erase(e.learner_id),
         }
+    }
+
+    /// Forgets a learner's personal data: their SNILS, their guardians (a guardian's SNILS is
+    /// kept while another learner is linked to them) and their civil registry records. Their
+    /// education facts stay.
+    fn erase(&mut self, learner: LearnerId) {
+        self.erased.insert(learner, ());
+        let Some(l) = self.learners.get_mut(&learner) else {
+            return;
+        };
+        l.snils = None;
+        let guardians = std::mem::take(&mut l.guardians);
+        self.snils_owners
+            .retain(|_, owner| *owner != SnilsOwner::Learner(learner));
+        for snils in guardians {
+            let still_linked = self.learners.values().any(|l| l.guardians.contains(&snils));
+            if !still_linked
+                && matches!(self.snils_owners.get(&snils), Some(SnilsOwner::Guardian(_)))
+            {
+                self.snils_owners.remove(&snils);
+            }
+        }
+        self.birth_records.retain(|_, (owner, _)| *owner != learner);
+        self.death_records.retain(|_, (owner, _)| *owner != learner);
+    }
+
+    /// Whether the learner's personal data was erased.
+    pub fn is_erased(&self, learner: LearnerId) -> bool {
+        self.erased.contains_key(&learner)
     }
 }
 

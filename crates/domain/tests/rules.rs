@@ -2946,3 +2946,114 @@ fn a_learners_last_event_is_the_last_event_about_them() {
     );
     assert_eq!(last_event(&state, learner_id(99)), None);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Erasure of personal data
+// ---------------------------------------------------------------------------------------------
+
+fn erase(learner: contingent_domain::LearnerId) -> Command {
+    Command::ErasePersonalData(contingent_domain::ErasePersonalData {
+        learner_id: learner,
+        reason: t("152-FZ art. 21 p. 7: the retention period ended"),
+    })
+}
+
+fn erased(learner: contingent_domain::LearnerId, on: NaiveDate) -> Event {
+    Event::PersonalDataErased(contingent_domain::PersonalDataErased {
+        learner_id: learner,
+        reason: t("152-FZ art. 21 p. 7: the retention period ended"),
+        erased_on: on,
+    })
+}
+
+fn mother_of_pupil() -> Event {
+    Event::GuardianLinked(guardian(
+        pupil(),
+        snils(200_300_400),
+        name("Иванова", "Мария", Some("Петровна")),
+        date(2025, 8, 20),
+    ))
+}
+
+#[test]
+fn erasure_is_recorded_with_today_as_its_date() {
+    given(pupil_in_5a())
+        .when(erase(pupil()))
+        .then(vec![erased(pupil(), today())]);
+}
+
+#[test]
+fn erasure_of_an_unknown_learner_is_refused() {
+    given(world())
+        .when(erase(learner_id(99)))
+        .then_error("learner_not_found");
+}
+
+#[test]
+fn a_learner_who_died_can_be_erased() {
+    given(pupil_died_on_10_november())
+        .when(erase(pupil()))
+        .then(vec![erased(pupil(), today())]);
+}
+
+#[test]
+fn erasing_again_records_nothing() {
+    given(plus(pupil_in_5a(), [erased(pupil(), date(2026, 3, 1))]))
+        .when(erase(pupil()))
+        .then_nothing();
+}
+
+#[test]
+fn after_erasure_the_snils_and_the_guardians_are_forgotten_and_the_enrollment_stays() {
+    let events = plus(
+        pupil_in_5a(),
+        [
+            Event::SnilsRecorded(SnilsRecorded {
+                learner_id: pupil(),
+                snils: snils(100_200_300),
+            }),
+            mother_of_pupil(),
+            erased(pupil(), date(2026, 3, 1)),
+        ],
+    );
+    let scenario = given(events);
+    let state = scenario.state();
+    assert!(state.is_erased(pupil()));
+    let learner = state.learner(pupil()).expect("the learner stays");
+    assert_eq!(learner.snils, None);
+    assert!(learner.guardians.is_empty());
+    assert_eq!(learner.active_enrollments().count(), 1);
+    assert_eq!(state.snils_owner(snils(100_200_300)), None);
+    assert_eq!(state.snils_owner(snils(200_300_400)), None);
+}
+
+#[test]
+fn no_new_snils_or_guardian_after_erasure() {
+    let events = plus(pupil_in_5a(), [erased(pupil(), date(2026, 3, 1))]);
+    given(events.clone())
+        .when(Command::RecordSnils(SnilsRecorded {
+            learner_id: pupil(),
+            snils: snils(100_200_300),
+        }))
+        .then_error("personal_data_erased");
+    given(events)
+        .when(Command::LinkGuardian(guardian(
+            pupil(),
+            snils(200_300_400),
+            name("Иванова", "Мария", Some("Петровна")),
+            date(2026, 3, 2),
+        )))
+        .then_error("personal_data_erased");
+}
+
+#[test]
+fn marks_are_still_recorded_after_erasure() {
+    given(plus(pupil_in_5a(), [erased(pupil(), date(2026, 3, 1))]))
+        .when(record_mark(
+            1,
+            pupil(),
+            class_5a().class_id,
+            date(2026, 3, 10),
+        ))
+        .then_accepted();
+}

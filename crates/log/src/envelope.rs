@@ -103,6 +103,11 @@ pub struct Envelope {
     /// The event: `type` and `data`.
     #[serde(flatten)]
     pub event: Event,
+    /// Whether the personal fields of `data` were stored sealed under a data key, and whether
+    /// they could be opened; absent for an event stored in clear. Not part of the stored bytes
+    /// (which carry the sealed part itself): set when they are decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none", skip_deserializing)]
+    pub personal: Option<crate::PersonalSeal>,
 }
 
 /// An event as stored: the envelope, the exact bytes that were written and hashed, and the hash.
@@ -118,7 +123,8 @@ pub struct RecordedEvent {
 
 impl RecordedEvent {
     /// Encodes an envelope into the bytes to store, and hashes them.
-    pub fn seal(envelope: Envelope) -> Result<Self, LogError> {
+    pub fn seal(mut envelope: Envelope) -> Result<Self, LogError> {
+        envelope.personal = None;
         let body = serde_json::to_vec(&envelope).map_err(|e| LogError::Codec(e.to_string()))?;
         let hash = Hash::of(&body);
         Ok(Self {
@@ -130,7 +136,7 @@ impl RecordedEvent {
 
     /// Decodes stored bytes; the stored hash is taken as given (see [`crate::verify_chain`]).
     pub fn open(body: Vec<u8>, hash: Hash) -> Result<Self, LogError> {
-        let envelope = serde_json::from_slice(&body).map_err(|e| LogError::Codec(e.to_string()))?;
+        let envelope = Envelope::decode(&body)?;
         Ok(Self {
             envelope,
             body,
@@ -164,8 +170,28 @@ impl Envelope {
         events: Vec<Event>,
         meta: &Metadata,
         next_position: u64,
+        prev_hash: Hash,
+        recorded_at: DateTime<Utc>,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        Self::seal_all_with(
+            events,
+            meta,
+            next_position,
+            prev_hash,
+            recorded_at,
+            RecordedEvent::seal,
+        )
+    }
+
+    /// [`Envelope::seal_all`], each envelope encoded by `seal` (a log's [`crate::EventLog::seal`],
+    /// which may seal personal fields).
+    pub fn seal_all_with(
+        events: Vec<Event>,
+        meta: &Metadata,
+        next_position: u64,
         mut prev_hash: Hash,
         recorded_at: DateTime<Utc>,
+        seal: impl Fn(Envelope) -> Result<RecordedEvent, LogError>,
     ) -> Result<Vec<RecordedEvent>, LogError> {
         let mut out = Vec::with_capacity(events.len());
         for (i, event) in events.into_iter().enumerate() {
@@ -184,8 +210,9 @@ impl Envelope {
                 request_fingerprint: meta.request_fingerprint.clone(),
                 prev_hash,
                 event,
+                personal: None,
             };
-            let sealed = RecordedEvent::seal(envelope)?;
+            let sealed = seal(envelope)?;
             prev_hash = sealed.hash;
             out.push(sealed);
         }

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 mod envelope;
+mod personal;
 mod sign;
 mod verify;
 
@@ -16,6 +17,7 @@ use async_trait::async_trait;
 use contingent_domain::LearnerId;
 
 pub use envelope::{Envelope, Hash, Metadata, RecordedEvent, Source, GENESIS_HASH};
+pub use personal::{seal_personal, unseal, DataKey, PersonalSeal};
 pub use sign::{
     key_id, BatchSignature, Checkpoint, KeyError, KeyStatus, RegisteredKey, WriterKey, WriterKeys,
 };
@@ -69,6 +71,13 @@ impl Head {
 /// An append-only, totally ordered log of sealed events.
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {
+    /// Encodes a freshly decided envelope into the bytes to store and hashes them; the writer
+    /// seals every event through its log. In clear by default; a log that keeps personal data
+    /// sealed ([`seal_personal`]) overrides it.
+    fn seal(&self, envelope: Envelope) -> Result<RecordedEvent, LogError> {
+        RecordedEvent::seal(envelope)
+    }
+
     /// Appends events that continue the log: the first must be at `head + 1` and chain to the
     /// head's hash. Returns only when the events are durable.
     async fn append(&self, events: &[RecordedEvent]) -> Result<(), LogError>;

@@ -297,7 +297,7 @@ impl Auditor {
             ));
             damaged = true;
         } else {
-            match serde_json::from_slice::<Envelope>(&raw.body) {
+            match Envelope::decode(&raw.body) {
                 Err(e) => {
                     self.report(Finding::new(
                         position,

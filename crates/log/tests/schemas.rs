@@ -22,11 +22,14 @@ use contingent_domain::{
     ClassCapacityChanged, ClassId, ClassOpened, Consent, DeathRegistered, Document, EducationForm,
     Enrolled, EnrollmentId, Event, ExamForm, ExamResultRecorded, FullName, GuardianLinked,
     LearnerId, LearnerRegistered, LeaveReason, Left, Level, Mark, MarkCorrected, MarkId, MarkKind,
-    MarkRecorded, Order, OrganizationId, OrganizationKind, OrganizationRegistered, Priority,
-    Programme, Relation, SecondaryReason, Sex, Snils, SnilsRecorded, SourceKind, StayMode,
-    TeacherAssigned, TeacherUnassigned, Text, TransferKind, Transferred,
+    MarkRecorded, Order, OrganizationId, OrganizationKind, OrganizationRegistered,
+    PersonalDataErased, Priority, Programme, Relation, SecondaryReason, Sex, Snils, SnilsRecorded,
+    SourceKind, StayMode, TeacherAssigned, TeacherUnassigned, Text, TransferKind, Transferred,
 };
-use contingent_log::{verify_chain, Envelope, Hash, Metadata, RecordedEvent, Source, GENESIS_HASH};
+use contingent_log::{
+    seal_personal, verify_chain, DataKey, Envelope, Hash, Metadata, RecordedEvent, Source,
+    GENESIS_HASH,
+};
 use jsonschema::{Draft, Resource, Retrieve, Uri, Validator};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -614,6 +617,11 @@ fn full_examples(s: &Story) -> Vec<Event> {
                 issued_on: d(2026, 6, 30),
             }),
         }),
+        Event::PersonalDataErased(PersonalDataErased {
+            learner_id: s.anna,
+            reason: t("152-FZ art. 21 p. 7: the retention period ended"),
+            erased_on: d(2036, 7, 1),
+        }),
     ]
 }
 
@@ -850,6 +858,11 @@ fn minimal_examples(s: &Story) -> Vec<Event> {
                 issued_on: d(2029, 6, 30),
             }),
         }),
+        Event::PersonalDataErased(PersonalDataErased {
+            learner_id: s.maria,
+            reason: t("court decision 2-123/2039"),
+            erased_on: d(2039, 7, 1),
+        }),
     ]
 }
 
@@ -912,6 +925,24 @@ fn seal_in_one_batch(events: Vec<Event>) -> Vec<RecordedEvent> {
         request_fingerprint: None,
     };
     Envelope::seal_all(events, &meta, 1, GENESIS_HASH, Utc::now()).expect("the events seal")
+}
+
+/// Seals events one by one with their personal fields under one learner's data key.
+fn sealed_personal(events: Vec<Event>) -> Vec<RecordedEvent> {
+    let key = std::sync::Arc::new(DataKey::generate(LearnerId::generate()));
+    let meta = Metadata {
+        source: Source {
+            kind: SourceKind::Region,
+            id: "minobr-22".into(),
+        },
+        actor: "system:import".into(),
+        idempotency_key: None,
+        request_fingerprint: None,
+    };
+    Envelope::seal_all_with(events, &meta, 1, GENESIS_HASH, Utc::now(), |e| {
+        seal_personal(e, |_| Ok(key.clone()))
+    })
+    .expect("the events seal")
 }
 
 fn stored_json(record: &RecordedEvent) -> Value {
@@ -1296,7 +1327,9 @@ fn the_envelope_fields_are_exactly_what_serde_writes() {
     let envelope = &schemas().envelope;
     let properties: BTreeSet<String> = properties_of(envelope).keys().cloned().collect();
     let required = required_of(envelope);
-    let written: Vec<BTreeSet<String>> = all_sealed()
+    let mut records = all_sealed();
+    records.extend(sealed_personal(full_examples(&Story::new())));
+    let written: Vec<BTreeSet<String>> = records
         .iter()
         .map(|r| {
             stored_json(r)
@@ -2176,4 +2209,103 @@ fn an_enrolled_event_of_version_1_is_still_valid_and_read() {
     let mut mixed = example("enrolled");
     set(&mut mixed, "/schema_version", json!(1));
     assert!(!envelope_validator().is_valid(&mixed));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Personal fields
+
+/// The shared definitions that hold personal data, and which of their properties do (all of
+/// them for `None`).
+const PERSONAL_DEFS: &[(&str, Option<&[&str]>)] = &[
+    ("snils", None),
+    ("full_name", None),
+    ("civil_record", Some(&["number", "office"])),
+    ("document", Some(&["series", "number"])),
+    ("certificate", Some(&["series", "number"])),
+    ("consent", Some(&["document"])),
+];
+
+/// Personal fields that are plain texts, listed by hand.
+const PERSONAL_TEXTS: &[(&str, &str)] = &[("enrolled", "age_exemption")];
+
+fn def_name(node: &Value) -> Option<&str> {
+    node.get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix("#/$defs/"))
+}
+
+#[test]
+fn the_personal_fields_are_exactly_the_schemas_names_snils_documents_and_records() {
+    use contingent_domain::personal::{personal_fields, PersonalKind, PERSONAL_FIELDS};
+    let mut problems = Vec::new();
+    for ty in Event::TYPES {
+        let doc = schemas().event(ty);
+        // What the schema says is personal: path → (kind, required).
+        let mut expected: BTreeMap<String, (PersonalKind, bool)> = BTreeMap::new();
+        let required = required_of(doc);
+        for (name, node) in properties_of(doc) {
+            let def = def_name(node);
+            if def == Some("snils") {
+                expected.insert(name.clone(), (PersonalKind::Snils, required.contains(name)));
+                continue;
+            }
+            if PERSONAL_TEXTS.contains(&(ty, name.as_str())) {
+                expected.insert(name.clone(), (PersonalKind::Text, required.contains(name)));
+                continue;
+            }
+            let Some((_, props)) = PERSONAL_DEFS.iter().find(|(d, _)| Some(*d) == def) else {
+                continue;
+            };
+            let object = resolve(doc, node);
+            let inner_required = required_of(object);
+            for (inner, inner_node) in properties_of(object) {
+                if props.is_none_or(|p| p.contains(&inner.as_str())) {
+                    let kind = if def_name(inner_node) == Some("snils") {
+                        PersonalKind::Snils
+                    } else {
+                        PersonalKind::Text
+                    };
+                    expected.insert(
+                        format!("{name}.{inner}"),
+                        (kind, inner_required.contains(inner)),
+                    );
+                }
+            }
+        }
+        let listed: BTreeMap<String, (PersonalKind, bool)> = personal_fields(ty)
+            .iter()
+            .map(|f| (f.path.to_owned(), (f.kind, f.required)))
+            .collect();
+        if expected != listed {
+            problems.push(format!(
+                "{ty}: the schema says {expected:?}, the list says {listed:?}"
+            ));
+        }
+    }
+    for (ty, _) in PERSONAL_FIELDS {
+        if !Event::TYPES.contains(ty) {
+            problems.push(format!("{ty} is not an event type"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn docs_personal_data_lists_the_personal_fields_of_every_type() {
+    use contingent_domain::personal::PERSONAL_FIELDS;
+    let doc = std::fs::read_to_string(workspace_root().join("docs/personal-data.md"))
+        .expect("docs/personal-data.md");
+    let mut missing = Vec::new();
+    for (ty, fields) in PERSONAL_FIELDS {
+        let paths: Vec<&str> = fields.iter().map(|f| f.path).collect();
+        let line = format!("| {ty} | {} |", paths.join(", "));
+        if !doc.lines().any(|l| l.trim() == line) {
+            missing.push(line);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/personal-data.md lacks these rows of its table of personal fields:\n{}",
+        missing.join("\n")
+    );
 }

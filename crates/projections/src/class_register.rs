@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use chrono::{Days, NaiveDate};
+use contingent_domain::personal::ERASED;
 use contingent_domain::{ClassId, Event, FullName, LearnerId};
 use contingent_log::RecordedEvent;
 
@@ -201,6 +202,17 @@ impl Projection for ClassRegister {
             ),
             Event::DeathRegistered(e) => {
                 self.part(changes, None, e.learner_id, day_after(e.death_date))
+            }
+            Event::PersonalDataErased(e) => {
+                changes.update(
+                    &PEOPLE,
+                    row![e.learner_id.to_string()],
+                    vec![
+                        ("surname", ERASED.into()),
+                        ("name", ERASED.into()),
+                        ("patronymic", Value::Text(None)),
+                    ],
+                );
             }
             Event::MarkRecorded(e) => {
                 changes.insert(

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use contingent_domain::personal::ERASED;
 use contingent_domain::{EducationForm, EnrollmentId, Event, LearnerId, Level};
 use contingent_log::RecordedEvent;
 
@@ -122,6 +123,10 @@ pub(crate) struct Register {
     enrollments: HashMap<EnrollmentId, EnrollmentFacts>,
     /// Open enrollments by the learner of their row.
     open: HashMap<LearnerId, Vec<EnrollmentId>>,
+    /// The guardian rows of each learner (their SNILS), and the position of a learner's death
+    /// movement (which names the death record): what an erasure changes.
+    guardians: HashMap<LearnerId, Vec<String>>,
+    deaths: HashMap<LearnerId, u64>,
 }
 
 impl Register {
@@ -331,6 +336,7 @@ impl Projection for Register {
                 for id in open {
                     self.end(changes, id, date(e.death_date), "death");
                 }
+                self.deaths.insert(e.learner_id, position);
                 movement(
                     changes,
                     position,
@@ -344,6 +350,10 @@ impl Projection for Register {
                 );
             }
             Event::GuardianLinked(e) => {
+                self.guardians
+                    .entry(e.learner_id)
+                    .or_default()
+                    .push(e.guardian_snils.to_string());
                 changes.insert(
                     &GUARDIANS,
                     row![
@@ -503,6 +513,32 @@ impl Projection for Register {
                     Some(e.reason.as_str()),
                     Some(e.order.number.as_str()),
                 );
+            }
+            // The learner stays, with their facts; what named them is gone. Their guardians'
+            // rows go: a guardian's data is kept only with a link.
+            Event::PersonalDataErased(e) => {
+                changes.update(
+                    &LEARNERS,
+                    row![e.learner_id.to_string()],
+                    vec![
+                        ("surname", ERASED.into()),
+                        ("name", ERASED.into()),
+                        ("patronymic", Value::Text(None)),
+                        ("snils", Value::Text(None)),
+                        ("birth_record", Value::Text(None)),
+                        ("document", Value::Text(None)),
+                    ],
+                );
+                for snils in self.guardians.remove(&e.learner_id).unwrap_or_default() {
+                    changes.delete(&GUARDIANS, row![e.learner_id.to_string(), snils]);
+                }
+                if let Some(at) = self.deaths.get(&e.learner_id) {
+                    changes.update(
+                        &MOVEMENTS,
+                        row![*at as i64],
+                        vec![("order_number", Value::Text(None))],
+                    );
+                }
             }
             Event::ClassCapacityChanged(_)
             | Event::ApplicationSubmitted(_)

@@ -104,7 +104,7 @@ impl From<String> for ReadDatabase {
 /// statement journals of multi-row upserts in memory rather than in temporary files.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
      PRAGMA busy_timeout = 30000; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 16384; \
-     PRAGMA temp_store = MEMORY;";
+     PRAGMA temp_store = MEMORY; PRAGMA secure_delete = FAST;";
 
 /// The read-model database.
 #[derive(Clone, Debug)]

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use contingent_log::EventLog;
-use contingent_log_sqlite::SqliteLog;
 use contingent_projections::queries::{self, CountDimension, LearnerSearch, VacancyFilter};
 use contingent_projections::{
     all_projections, dump_tables, projection_names, Engine, Projector, ProjectorError,
@@ -33,16 +32,13 @@ struct Region {
 }
 
 impl Region {
-    fn log_path(&self) -> PathBuf {
-        Settings::new(self.dir.path()).log_path()
-    }
-
     fn live_read_path(&self) -> PathBuf {
         Settings::new(self.dir.path()).read_path()
     }
 
-    async fn log(&self) -> SqliteLog {
-        SqliteLog::open(&self.log_path())
+    /// The log as the registry reads it: personal fields opened with the learners' keys.
+    async fn log(&self) -> std::sync::Arc<dyn EventLog> {
+        contingent_registry::open_log(&Settings::new(self.dir.path()))
             .await
             .expect("the log opens")
     }
@@ -115,7 +111,7 @@ async fn project(db: impl Into<ReadDatabase>, batch: usize) -> ReadStore {
         .await
         .expect("a projector");
     let started = std::time::Instant::now();
-    let applied = projector.catch_up(&log, |_| {}).await.expect("catch up");
+    let applied = projector.catch_up(&*log, |_| {}).await.expect("catch up");
     eprintln!(
         "projected {applied} events into {:?} in batches of {batch} in {:.1?}",
         store.engine(),
@@ -269,7 +265,7 @@ async fn interrupted(db: ReadDatabase, reset_midway: &[&str]) -> BTreeMap<String
         .await
         .expect("a projector");
     for _ in 0..5 {
-        assert!(projector.run_once(&log).await.expect("a batch") > 0);
+        assert!(projector.run_once(&*log).await.expect("a batch") > 0);
     }
     let midway = projector.position();
     assert_eq!(midway, 7500);
@@ -298,7 +294,7 @@ async fn interrupted(db: ReadDatabase, reset_midway: &[&str]) -> BTreeMap<String
     let mut projector = Projector::new(store.clone(), all_projections(), 333)
         .await
         .expect("a projector");
-    projector.catch_up(&log, |_| {}).await.expect("catch up");
+    projector.catch_up(&*log, |_| {}).await.expect("catch up");
     assert_eq!(projector.position(), region().head);
     let rows = dump(&store).await;
     store.close().await;
@@ -345,13 +341,13 @@ async fn a_failed_batch_is_retried_from_a_rebuilt_state() {
         let mut projector = Projector::new(store.clone(), all_projections(), 2500)
             .await
             .expect("a projector");
-        projector.run_once(&log).await.expect("a batch");
+        projector.run_once(&*log).await.expect("a batch");
         // The positions table goes away: the next batch computes its rows, then fails to commit.
         sqlx::query("ALTER TABLE projection_positions RENAME TO projection_positions_away")
             .execute(store.pool())
             .await
             .expect("rename");
-        let failed = projector.run_once(&log).await;
+        let failed = projector.run_once(&*log).await;
         assert!(
             matches!(failed, Err(ProjectorError::Store(_))),
             "{failed:?}"
@@ -361,7 +357,7 @@ async fn a_failed_batch_is_retried_from_a_rebuilt_state() {
             .execute(store.pool())
             .await
             .expect("rename back");
-        projector.catch_up(&log, |_| {}).await.expect("catch up");
+        projector.catch_up(&*log, |_| {}).await.expect("catch up");
         assert_same(
             &format!("{:?}, after a failed batch", store.engine()),
             &expected,
@@ -750,7 +746,7 @@ async fn indexes_deferred_for_a_bulk_load_come_back_even_if_the_load_stops_midwa
 
 /// The log, counting the events read from it.
 struct Counting {
-    inner: SqliteLog,
+    inner: std::sync::Arc<dyn EventLog>,
     read: std::sync::atomic::AtomicU64,
 }
 
@@ -865,14 +861,14 @@ async fn a_projector_does_not_recreate_a_position_it_did_not_start_from() {
         .await
         .expect("a projector");
     for _ in 0..3 {
-        projector.run_once(&log).await.expect("a batch");
+        projector.run_once(&*log).await.expect("a batch");
     }
     let diary = all_projections()
         .into_iter()
         .find(|p| p.name() == "diary")
         .expect("the diary");
     store.reset(diary.as_ref()).await.expect("reset");
-    let next = projector.run_once(&log).await;
+    let next = projector.run_once(&*log).await;
     assert!(
         matches!(
             next,
@@ -887,7 +883,7 @@ async fn a_projector_does_not_recreate_a_position_it_did_not_start_from() {
         None,
         "no position was written for the reset model"
     );
-    projector.catch_up(&log, |_| {}).await.expect("catch up");
+    projector.catch_up(&*log, |_| {}).await.expect("catch up");
     assert_same("a model reset midway", &expected, &dump(&store).await);
     store.close().await;
     log.close().await;

@@ -8,8 +8,8 @@
 use async_trait::async_trait;
 use contingent_domain::LearnerId;
 use contingent_log::{
-    BatchSignature, Checkpoint, EventLog, Finding, Head, LogError, RawEvent, RecordedEvent,
-    StrayAppend,
+    BatchSignature, Checkpoint, Envelope, EventLog, Finding, Head, LogError, RawEvent,
+    RecordedEvent, StrayAppend,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -89,6 +89,9 @@ impl EventLog for FaultyLog {
         Err(LogError::Storage(
             "injected fault: written, acknowledgement lost".into(),
         ))
+    }
+    fn seal(&self, envelope: Envelope) -> Result<RecordedEvent, LogError> {
+        self.inner.seal(envelope)
     }
     async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
         self.inner.read_after(after, limit).await

@@ -10,8 +10,10 @@ mod audit;
 mod faults;
 mod idempotency;
 mod journal;
+mod keystore;
 mod markbook;
 mod metrics;
+mod private_log;
 mod projecting;
 mod registry;
 mod settings;
@@ -21,10 +23,16 @@ mod writer;
 pub use audit::{kind_name, rebuild, verify, VerifyJob, VerifyJobState, VerifyReport, VerifyRun};
 pub use faults::AppendFaults;
 pub use journal::{Journal, JournalEntry, JournalLocation};
+pub use keystore::{
+    master_key_path, open_key_store, KeyStore, KeyStoreLocation, MasterKey, SqlKeyStore,
+    MASTER_KEY_ENV,
+};
 pub use metrics::Metrics;
+pub use private_log::PrivateLog;
 pub use projecting::{run_projector, select_projections};
 pub use registry::{
-    open_log, open_writer_log, rotate_writer_key, writer_key, Receipt, Registry, RegistryError,
+    open_log, open_stored_log, open_writer_log, rotate_writer_key, writer_key, Receipt, Registry,
+    RegistryError,
 };
 pub use settings::{LogBackend, RequestLimits, Settings};
 pub use snapshot::{LearnerSnapshot, SnapshotEnrollment};

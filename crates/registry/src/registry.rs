@@ -487,14 +487,36 @@ pub async fn open_writer_log(settings: &Settings) -> Result<Arc<dyn EventLog>, R
             Arc::new(KafkaLog::open(config.clone()).await?.with_writer_key(key))
         }
     };
-    Ok(match settings.append_faults {
+    // Faults are injected below the sealing, where a storage fails.
+    let log: Arc<dyn EventLog> = match settings.append_faults {
         Some(faults) => Arc::new(crate::faults::FaultyLog::new(log, faults)),
         None => log,
-    })
+    };
+    private(settings, log).await
 }
 
-/// Opens the log of record the settings name, for reading (appends are not signed).
+/// The log with its personal fields sealed under the key store the settings name.
+async fn private(
+    settings: &Settings,
+    log: Arc<dyn EventLog>,
+) -> Result<Arc<dyn EventLog>, RegistryError> {
+    let store = crate::keystore::open_key_store(settings).await?;
+    Ok(Arc::new(crate::private_log::PrivateLog::new(
+        log,
+        Arc::new(store),
+    )))
+}
+
+/// Opens the log of record the settings name, for reading (appends are not signed), with
+/// personal fields opened with the learners' keys.
 pub async fn open_log(settings: &Settings) -> Result<Arc<dyn EventLog>, RegistryError> {
+    let log = open_stored_log(settings).await?;
+    private(settings, log).await
+}
+
+/// Opens the log of record as stored, without the key store: sealed personal fields read as
+/// erased. For the auditor's walk, which needs no key.
+pub async fn open_stored_log(settings: &Settings) -> Result<Arc<dyn EventLog>, RegistryError> {
     Ok(match &settings.log {
         LogBackend::Embedded => Arc::new(SqliteLog::open(&settings.log_path()).await?),
         LogBackend::Kafka(config) => Arc::new(KafkaLog::open(config.clone()).await?),

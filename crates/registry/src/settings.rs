@@ -27,6 +27,10 @@ pub struct Settings {
     /// A `postgres://` URL holding the read models and the access journal; none for the SQLite
     /// files in `data_dir`.
     pub database: Option<String>,
+    /// A `postgres://` URL of the key store of learners' data keys (docs/personal-data.md)
+    /// when it is not `database` (a rebuild into another database); by default `database`, or
+    /// `keys.db` in `data_dir` without one.
+    pub key_store: Option<String>,
     /// Whether this process applies the log to the read models. Off when separate
     /// `contingent project` processes do it.
     pub project: bool,
@@ -107,6 +111,7 @@ impl Settings {
             data_dir: data_dir.into(),
             log: LogBackend::Embedded,
             database: None,
+            key_store: None,
             project: true,
             max_batch: 1024,
             projector_batch: 2000,

@@ -93,6 +93,7 @@ pub(crate) fn command_of_event(event: &Event) -> &'static str {
         Event::AttendanceRecorded(_) => "record_attendance",
         Event::ExamResultRecorded(_) => "record_exam_result",
         Event::Left(_) => "leave",
+        Event::PersonalDataErased(_) => "erase_personal_data",
     }
 }
 
@@ -789,6 +790,7 @@ async fn decide_batch(
     let mut keys = Vec::new();
     for job in batch {
         let answer = decide_one(
+            log,
             &mut state,
             me,
             &recalled,
@@ -879,6 +881,7 @@ async fn commit(
 
 #[allow(clippy::too_many_arguments)]
 fn decide_one(
+    log: &dyn EventLog,
     state: &mut State,
     me: &mut WriterState,
     recalled: &HashMap<KeyOf, Recalled>,
@@ -934,8 +937,15 @@ fn decide_one(
             replayed: true,
         });
     }
-    let new = Envelope::seal_all(events, &job.meta, me.head.position + 1, me.head.hash, now)
-        .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
+    let new = Envelope::seal_all_with(
+        events,
+        &job.meta,
+        me.head.position + 1,
+        me.head.hash,
+        now,
+        |envelope| log.seal(envelope),
+    )
+    .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
     let mut receipt = Receipt {
         command: job.command.name(),
         learner_id: None,

@@ -8,7 +8,7 @@ pub(crate) mod learners;
 pub(crate) mod ops;
 pub(crate) mod organizations;
 
-pub(crate) use audit::{access_log, history, state_as_of};
+pub(crate) use audit::{access_log, export, export_text, history, state_as_of};
 pub(crate) use commands::command;
 pub(crate) use federal::{federal_counts, federal_register, feed};
 pub(crate) use learners::{diary, find_learners, learner};
@@ -113,9 +113,21 @@ pub(crate) fn json_bytes(registry: &Registry, body: Bytes) -> Response {
 }
 
 /// The envelope of a stored event with its hash, as served to auditors and subscribers.
+///
+/// An event stored with sealed personal fields (`sealed`) is served with its `data` whole: the
+/// fields opened with the learner's key or, once the key is destroyed, read as erased
+/// (`docs/personal-data.md`).
 pub(crate) fn event_json(event: &RecordedEvent) -> Value {
     let mut v = serde_json::from_slice::<Value>(&event.body).unwrap_or(Value::Null);
     if let Some(obj) = v.as_object_mut() {
+        if event.envelope.personal.is_some() {
+            if let Some(data) = serde_json::to_value(&event.envelope.event)
+                .ok()
+                .and_then(|mut e| e.get_mut("data").map(Value::take))
+            {
+                obj.insert("data".into(), data);
+            }
+        }
         obj.insert("hash".into(), Value::String(event.hash.to_hex()));
     }
     v
