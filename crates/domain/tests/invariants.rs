@@ -13,9 +13,9 @@ use std::collections::{HashMap, HashSet};
 use chrono::NaiveDate;
 use contingent_domain::{
     decide, evolve, Attendance, ChangeClassCapacity, ClassId, ClassOpened, Command, CorrectMark,
-    Event, ExamForm, LearnerId, LeaveReason, Level, Mark, OrganizationKind, PersonRef,
-    RecordExamResult, RejectApplication, Snils, SnilsOwner, SnilsRecorded, State, TransferKind,
-    WithdrawApplication,
+    ErasePersonalData, Event, ExamForm, LearnerId, LeaveReason, Level, Mark, OrganizationKind,
+    PersonRef, RecordExamResult, RejectApplication, Snils, SnilsOwner, SnilsRecorded, State,
+    TransferKind, WithdrawApplication,
 };
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -230,6 +230,9 @@ enum Op {
     Repeat {
         back: usize,
     },
+    Erase {
+        learner: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -282,6 +285,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (c, 0..TEACHERS.len(), proptest::bool::weighted(0.8), -10i64..400)
             .prop_map(|(class, teacher, follow, day)| Op::Unassign { class, teacher, follow, day }),
         4 => (0..40usize).prop_map(|back| Op::Repeat { back }),
+        1 => (0..LEARNERS).prop_map(|learner| Op::Erase { learner }),
     ]
 }
 
@@ -626,6 +630,10 @@ fn command(
             test_score: (form == 1).then_some(score),
             mark: MARKS.get(mark).copied(),
         }),
+        Op::Erase { learner: l } => Command::ErasePersonalData(ErasePersonalData {
+            learner_id: learner(l),
+            reason: contingent_domain::Text::parse("срок хранения истёк").expect("text"),
+        }),
         Op::Capacity { class, capacity } => Command::ChangeClassCapacity(ChangeClassCapacity {
             class_id: world[class].class_id,
             capacity,
@@ -745,7 +753,11 @@ impl Run {
             Err(e) => *self.tally.refused.entry(e.code()).or_default() += 1,
         }
         if let Some(original) = repeat_of {
-            if self.recorded[original] {
+            // An erasure forgets the learner's civil records: a record reported again after it
+            // is not recognized as the same fact.
+            let erased = contingent_domain::learner_of(&self.state, &command)
+                .is_some_and(|l| self.state.is_erased(l));
+            if self.recorded[original] && !erased {
                 check_repeat(&command, &decision)?;
             }
         }
