@@ -358,6 +358,25 @@ fn form<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request("missing_field", format!("the form: {e}")))
 }
 
+/// A form's answer: its CSRF token checked before anything else, then the redirect `handle`
+/// gives, or the registry's refusal as a page.
+async fn posted<F, Fut>(viewer: &Viewer, body: &Bytes, handle: F) -> Response
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<String, ApiError>>,
+{
+    let csrf = form::<crate::session::CsrfOnly>(body)
+        .map(|f| f.csrf)
+        .unwrap_or_default();
+    if let Some(refused) = viewer.refuse_csrf(&csrf) {
+        return refused;
+    }
+    match handle().await {
+        Ok(to) => Redirect::to(&to).into_response(),
+        Err(e) => api_error(e, viewer),
+    }
+}
+
 /// `POST /register/{class}/mark`.
 pub(crate) async fn record_mark(
     State(state): State<PagesState>,
@@ -365,13 +384,7 @@ pub(crate) async fn record_mark(
     Path(class): Path<String>,
     body: Bytes,
 ) -> Response {
-    let csrf = form::<crate::session::CsrfOnly>(&body)
-        .map(|f| f.csrf)
-        .unwrap_or_default();
-    if let Some(refused) = viewer.refuse_csrf(&csrf) {
-        return refused;
-    }
-    let result = async {
+    posted(&viewer, &body, || async {
         let id = class_id(&class)?;
         let f: MarkForm = form(&body)?;
         let _ = &f.csrf;
@@ -397,12 +410,8 @@ pub(crate) async fn record_mark(
             "/register/{id}?subject={}&done=mark&mark={mark}",
             encode(&f.subject)
         ))
-    }
-    .await;
-    match result {
-        Ok(to) => Redirect::to(&to).into_response(),
-        Err(e) => api_error(e, &viewer),
-    }
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -423,13 +432,7 @@ pub(crate) async fn correct_mark(
     Path(class): Path<String>,
     body: Bytes,
 ) -> Response {
-    let csrf = form::<crate::session::CsrfOnly>(&body)
-        .map(|f| f.csrf)
-        .unwrap_or_default();
-    if let Some(refused) = viewer.refuse_csrf(&csrf) {
-        return refused;
-    }
-    let result = async {
+    posted(&viewer, &body, || async {
         let id = class_id(&class)?;
         let f: CorrectForm = form(&body)?;
         let command = json!({
@@ -441,12 +444,8 @@ pub(crate) async fn correct_mark(
             "/register/{id}?subject={}&done=correct",
             encode(&f.subject)
         ))
-    }
-    .await;
-    match result {
-        Ok(to) => Redirect::to(&to).into_response(),
-        Err(e) => api_error(e, &viewer),
-    }
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -467,13 +466,7 @@ pub(crate) async fn record_attendance(
     Path(class): Path<String>,
     body: Bytes,
 ) -> Response {
-    let csrf = form::<crate::session::CsrfOnly>(&body)
-        .map(|f| f.csrf)
-        .unwrap_or_default();
-    if let Some(refused) = viewer.refuse_csrf(&csrf) {
-        return refused;
-    }
-    let result = async {
+    posted(&viewer, &body, || async {
         let id = class_id(&class)?;
         let f: AttendanceForm = form(&body)?;
         let command = json!({
@@ -485,12 +478,8 @@ pub(crate) async fn record_attendance(
             "/register/{id}?subject={}&done=attendance",
             encode(&f.subject)
         ))
-    }
-    .await;
-    match result {
-        Ok(to) => Redirect::to(&to).into_response(),
-        Err(e) => api_error(e, &viewer),
-    }
+    })
+    .await
 }
 
 /// Text for a query string.
