@@ -619,26 +619,7 @@ async fn faults_at_random_moments_lose_nothing_acknowledged_and_record_nothing_t
     live.close().await;
 
     // The chain verifies.
-    let verify = support::run(&[
-        "verify".to_owned(),
-        "--kafka".into(),
-        broker.address.clone(),
-        "--kafka-topic".into(),
-        topic.clone(),
-        "--writer-keys".into(),
-        dir.path()
-            .join("keys")
-            .join("writers.json")
-            .display()
-            .to_string(),
-    ]);
-    assert!(
-        verify
-            .lines()
-            .any(|l| l.starts_with(&format!("OK: {head} events"))),
-        "{ctx} {verify}"
-    );
-    assert!(!verify.contains("BROKEN"), "{ctx} {verify}");
+    support::verify_kafka_topic(&broker.address, &topic, dir.path(), head, &ctx);
 
     // The federal topic: every event once, in the log's order.
     let federal = federal_records(&broker.address, &federal_topic, events.len()).await;

@@ -86,3 +86,31 @@ pub fn token(data: &Path, role: &str) -> String {
         .trim()
         .to_owned()
 }
+
+/// `contingent verify` of a Kafka topic with the writer keys of `data`: asserts that all `head`
+/// events verify and nothing is broken (`context` prefixes the failure); what it printed.
+pub fn verify_kafka_topic(
+    broker: &str,
+    topic: &str,
+    data: &Path,
+    head: u64,
+    context: &str,
+) -> String {
+    let keys = data.join("keys").join("writers.json").display().to_string();
+    let said = run(&[
+        "verify",
+        "--kafka",
+        broker,
+        "--kafka-topic",
+        topic,
+        "--writer-keys",
+        keys.as_str(),
+    ]);
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with(&format!("OK: {head} events"))),
+        "{context} {said}"
+    );
+    assert!(!said.contains("BROKEN"), "{context} {said}");
+    said
+}
