@@ -196,7 +196,10 @@ async fn two_api_processes_and_a_projector_share_one_agreed_log() {
     let token = support::token(dir.path(), "civil_registry");
     let region = support::token(dir.path(), "region");
     let (_a, base_a) = serve(&topic, database.url(), dir.path());
-    let (_b, base_b) = serve(&topic, database.url(), dir.path());
+    // The second process has a data directory of its own with the same keys.
+    let second = dir.path().join("second");
+    support::copy_keys(dir.path(), &second);
+    let (_b, base_b) = serve(&topic, database.url(), &second);
     let federal_topic = format!("{topic}.federal");
     let _projector = project(
         &topic,

@@ -279,27 +279,43 @@ async fn faults_at_random_moments_lose_nothing_acknowledged_and_record_nothing_t
         .build()
         .expect("client");
 
-    let mut writers: Vec<Node> = (0..2)
-        .map(|i| {
-            let port = free_port();
-            let mut args = vec![
-                "serve".to_owned(),
-                "--listen".into(),
-                format!("127.0.0.1:{port}"),
-                "--no-projector".into(),
-                "--caller-rate".into(),
-                "0".into(),
-                "--inject-append-faults".into(),
-                format!("{}:{APPEND_FAULTS_PER_MILLE}", seed.wrapping_add(i)),
-            ];
-            args = backend(&args);
-            Node::new(
-                args,
-                dir.path().join(format!("writer-{i}.log")),
-                Some(format!("http://127.0.0.1:{port}")),
-            )
-        })
-        .collect();
+    // Each writer has a data directory of its own (its derived files are its alone), with the
+    // same keys: the first writer's directory is the one the projector and the tools use, and
+    // the second gets a copy of its keys once the first has made them.
+    let writer = |i: u64, data_dir: &Path| {
+        let port = free_port();
+        let args = vec![
+            "serve".to_owned(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--no-projector".into(),
+            "--caller-rate".into(),
+            "0".into(),
+            "--inject-append-faults".into(),
+            format!("{}:{APPEND_FAULTS_PER_MILLE}", seed.wrapping_add(i)),
+        ];
+        let args = backend(&args)
+            .into_iter()
+            .map(|a| {
+                if a == data {
+                    data_dir.display().to_string()
+                } else {
+                    a
+                }
+            })
+            .collect();
+        Node::new(
+            args,
+            dir.path().join(format!("writer-{i}.log")),
+            Some(format!("http://127.0.0.1:{port}")),
+        )
+    };
+    let first = writer(0, dir.path());
+    first.ready(&client).await;
+    let second_dir = dir.path().join("second-writer");
+    support::copy_keys(dir.path(), &second_dir);
+    let second = writer(1, &second_dir);
+    let mut writers = vec![first, second];
     let mut projector = Node::new(
         backend(&[
             "project".into(),

@@ -355,3 +355,30 @@ async fn a_failed_append_is_taken_back_without_reading_the_log_from_its_start() 
         "{metrics}"
     );
 }
+
+/// A second writer of the same log on the same data directory is refused at start: it would
+/// empty and refill the first one's idempotency record and mark book under its feet (a retried
+/// key answered by neither, and recorded twice). Once the first stops, it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_writer_on_the_same_data_directory_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = Registry::open(Settings::new(dir.path()), |_| {})
+        .await
+        .expect("the first writer");
+    let second = Registry::open(Settings::new(dir.path()), |_| {}).await;
+    match second {
+        Err(RegistryError::Unavailable(why)) => {
+            assert!(
+                why.contains("give each serve process a data directory of its own"),
+                "{why}"
+            )
+        }
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("two writers on one data directory"),
+    }
+    first.shutdown().await;
+    let again = Registry::open(Settings::new(dir.path()), |_| {})
+        .await
+        .expect("the directory is free again");
+    again.shutdown().await;
+}

@@ -114,3 +114,17 @@ pub fn verify_kafka_topic(
     assert!(!said.contains("BROKEN"), "{context} {said}");
     said
 }
+
+/// Gives the data directory `to` a copy of the keys of `from` (token key, writer key and the
+/// region's writer keys, master key): a second process of the same region with a directory of
+/// its own.
+pub fn copy_keys(from: &Path, to: &Path) {
+    let (from, to) = (from.join("keys"), to.join("keys"));
+    std::fs::create_dir_all(&to).expect("keys directory");
+    for entry in std::fs::read_dir(&from).expect("keys") {
+        let entry = entry.expect("a key file");
+        if entry.file_type().is_ok_and(|t| t.is_file()) {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("key copied");
+        }
+    }
+}

@@ -124,6 +124,9 @@ pub struct Registry {
     metrics: Arc<Metrics>,
     verify_job: Arc<crate::audit::VerifyJob>,
     tasks: Vec<JoinHandle<()>>,
+    /// Held while the writer runs: its derived files (mark book, idempotency record) are this
+    /// process's alone.
+    _writer_lock: std::fs::File,
 }
 
 impl Registry {
@@ -155,6 +158,7 @@ impl Registry {
         std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
             RegistryError::Unavailable(format!("{}: {e}", settings.data_dir.display()))
         })?;
+        let writer_lock = lock_writer_files(&settings)?;
         let book = crate::markbook::MarkBook::open(&settings.mark_book_path()).await?;
         let keys = crate::idempotency::KeyRecord::open(
             &settings.idempotency_path(),
@@ -235,6 +239,7 @@ impl Registry {
             metrics,
             verify_job: Arc::default(),
             tasks: vec![writer, projected_tx, checkpoints],
+            _writer_lock: writer_lock,
         })
     }
 
@@ -398,6 +403,7 @@ impl Registry {
             read,
             log,
             journal,
+            _writer_lock: lock,
             ..
         } = self;
         drop(jobs);
@@ -416,6 +422,8 @@ impl Registry {
         read.close().await;
         journal.close().await;
         log.close().await;
+        // The writer's files are closed: another writer may have them.
+        drop(lock);
     }
 }
 
@@ -471,6 +479,39 @@ pub fn rotate_writer_key(settings: &Settings) -> Result<String, RegistryError> {
     keys.register(&new.public());
     keys.save(&keys_path).map_err(unavailable)?;
     Ok(new.id().to_owned())
+}
+
+/// Takes the lock on the writer's derived files in the data directory (`writer.lock`, or
+/// `writer-<topic>.lock`): a second writer of the same log on the same directory would empty
+/// and refill the idempotency record and the mark book under the first one's feet, so it is
+/// refused instead. Released when the process ends, however it ends.
+fn lock_writer_files(settings: &Settings) -> Result<std::fs::File, RegistryError> {
+    let book = settings.mark_book_path();
+    let name = book
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("marks.db")
+        .replacen("marks", "writer", 1);
+    let path = book.with_file_name(name).with_extension("lock");
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| RegistryError::Unavailable(format!("{}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(RegistryError::Unavailable(format!(
+            "another process runs a writer of this log on the data directory {} ({} is locked): \
+             give each serve process a data directory of its own",
+            settings.data_dir.display(),
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(RegistryError::Unavailable(format!(
+            "{}: {e}",
+            path.display()
+        ))),
+    }
 }
 
 /// Opens the log of record for this process's writer: appends and checkpoints are signed with
