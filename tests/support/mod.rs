@@ -73,7 +73,9 @@ pub fn run<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S]) -> String {
         .expect("contingent runs");
     assert!(
         out.status.success(),
-        "contingent {args:?}: {}",
+        "contingent {args:?} ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("utf-8")
