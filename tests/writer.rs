@@ -204,8 +204,11 @@ async fn a_lost_race_under_load_is_decided_again_and_loses_nothing_acknowledged(
     drive(true).await;
 }
 
+/// A registry writing to `log`, without its projector: these tests count what the writer
+/// alone reads from the log.
 async fn started(log: Arc<FailingLog>, dir: &tempfile::TempDir) -> Registry {
-    let settings = Settings::new(dir.path());
+    let mut settings = Settings::new(dir.path());
+    settings.project = false;
     let read = ReadStore::open(&settings.read_path(), &all_projections())
         .await
         .expect("read store");
