@@ -124,8 +124,30 @@ async fn a_log_written_by_an_earlier_version_verifies_replays_and_projects_as_it
         "the same read models"
     );
 
-    // The replayed state decides: a mark the old version recorded can be corrected.
+    // Every event reads in the current shape of its type; those stored older say so.
     let events = registry.feed(0, 2_000).await.expect("the log");
+    let mut upcast = 0;
+    for event in &events {
+        let current = Event::current_schema_version(event.envelope.event.type_name());
+        assert_eq!(event.envelope.schema_version, current);
+        let served = event.served_json().expect("served");
+        assert_eq!(served["schema_version"], json!(current));
+        if let Some(stored) = event.envelope.stored_schema_version {
+            assert!(stored < current);
+            assert_eq!(served["stored_schema_version"], json!(stored));
+            upcast += 1;
+        }
+    }
+    let exams = events
+        .iter()
+        .filter(|e| matches!(e.envelope.event, Event::ExamResultRecorded(_)))
+        .count();
+    assert!(
+        exams > 0 && upcast >= exams,
+        "{upcast} upcast, {exams} exam results"
+    );
+
+    // The replayed state decides: a mark the old version recorded can be corrected.
     let mark = events
         .iter()
         .find_map(|e| match &e.envelope.event {

@@ -108,8 +108,7 @@ pub const FEDERAL_FIELDS: &[(&str, &[&str])] = &[
             "subject",
             "exam_date",
             "grade",
-            "test_score",
-            "mark",
+            "result",
         ],
     ),
     (

@@ -86,11 +86,18 @@ const COMMAND_SCHEMAS: &[(&str, &str)] = schema_files!(
 
 /// The `data` of the event types written now with a later schema version than 1, which the
 /// envelope's file (written for version 1) does not name: (type, version, schema).
-const LATER_EVENT_SCHEMAS: &[(&str, u16, &str)] = &[(
-    "enrolled",
-    2,
-    include_str!("../../../events-schema/events/enrolled.v2.schema.json"),
-)];
+const LATER_EVENT_SCHEMAS: &[(&str, u16, &str)] = &[
+    (
+        "enrolled",
+        2,
+        include_str!("../../../events-schema/events/enrolled.v2.schema.json"),
+    ),
+    (
+        "exam_result_recorded",
+        2,
+        include_str!("../../../events-schema/events/exam_result_recorded.v2.schema.json"),
+    ),
+];
 
 /// The `data` of each event type at schema version 1, referenced by the envelope.
 const EVENT_SCHEMAS: &[(&str, &str)] = schema_files!(
@@ -300,9 +307,11 @@ fn rewrite(value: &mut Value, renamed: &Map<String, Value>) {
 fn stored_event(envelope: &Value) -> Value {
     let mut stored = envelope.clone();
     stored["title"] = json!("Stored event");
-    stored["description"] = json!("An event of the log exactly as stored (the envelope), with `hash`: the SHA-256 of its stored bytes.");
+    stored["description"] = json!("An event of the log as stored (the envelope), with `hash`: the SHA-256 of its stored bytes. `data` is whole (sealed personal fields opened, or read as erased) and in the current version of its type: an event stored with an older version is served upcast, with `stored_schema_version`.");
     stored["properties"]["hash"] = json!({ "$ref": "#/components/schemas/hash",
         "description": "SHA-256 of this event's stored bytes; the next event's prev_hash." });
+    stored["properties"]["stored_schema_version"] = json!({ "type": "integer", "minimum": 1, "maximum": 65535,
+        "description": "The schema version the stored bytes were written with, when older than `schema_version`: the event is served upcast to its type's current version (docs/events.md)." });
     if let Some(required) = stored["required"].as_array_mut() {
         required.push(json!("hash"));
     }

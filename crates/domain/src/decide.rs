@@ -12,9 +12,9 @@ use crate::error::DomainError;
 use crate::event::{
     ApplicationRejected, ApplicationSubmitted, ApplicationWithdrawn, AttendanceRecorded,
     BirthRegistered, ClassCapacityChanged, ClassOpened, DeathRegistered, Enrolled, Event,
-    ExamResultRecorded, GuardianLinked, LearnerRegistered, Left, MarkCorrected, MarkRecorded,
-    OrganizationRegistered, PersonalDataErased, SnilsRecorded, TeacherAssigned, TeacherUnassigned,
-    Transferred,
+    ExamResultRecorded, ExamScore, GuardianLinked, LearnerRegistered, Left, MarkCorrected,
+    MarkRecorded, OrganizationRegistered, PersonalDataErased, SnilsRecorded, TeacherAssigned,
+    TeacherUnassigned, Transferred,
 };
 use crate::ids::{ClassId, LearnerId};
 use crate::snils::Snils;
@@ -923,45 +923,41 @@ impl<'a> Rules<'a> {
                 "primary points are 0 to 100".into(),
             ));
         }
-        match c.form {
+        let result = match c.form {
             ExamForm::Ege => {
-                match c.test_score {
-                    Some(score) if score <= 100 => {}
-                    _ => {
-                        return Err(DomainError::InvalidExamResult(
-                            "an ЕГЭ result has a test score 0 to 100".into(),
-                        ))
-                    }
-                }
+                let score = c.test_score.filter(|s| *s <= 100).ok_or_else(|| {
+                    DomainError::InvalidExamResult("an ЕГЭ result has a test score 0 to 100".into())
+                })?;
                 if c.mark.is_some() {
                     return Err(DomainError::InvalidExamResult(
                         "an ЕГЭ result has no 5-point mark".into(),
                     ));
                 }
+                ExamScore::TestScore(score)
             }
             ExamForm::Oge | ExamForm::Gve => {
-                if c.mark.and_then(|m| m.points()).is_none() {
-                    return Err(DomainError::InvalidExamResult(format!(
+                let mark = c.mark.filter(|m| m.points().is_some()).ok_or_else(|| {
+                    DomainError::InvalidExamResult(format!(
                         "a {} result has a 5-point mark",
                         c.form
-                    )));
-                }
+                    ))
+                })?;
                 if c.test_score.is_some() {
                     return Err(DomainError::InvalidExamResult(format!(
                         "a {} result has no test score",
                         c.form
                     )));
                 }
+                ExamScore::Mark(mark)
             }
-        }
+        };
         Ok(vec![Event::ExamResultRecorded(ExamResultRecorded {
             learner_id: c.learner_id,
             form: c.form,
             subject: c.subject.clone(),
             exam_date: c.exam_date,
             primary_points: c.primary_points,
-            test_score: c.test_score,
-            mark: c.mark,
+            result,
             grade,
         })])
     }

@@ -446,14 +446,40 @@ pub struct ExamResultRecorded {
     pub exam_date: NaiveDate,
     /// Primary points.
     pub primary_points: u16,
-    /// ЕГЭ test score 0–100.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub test_score: Option<u8>,
-    /// The 5-point mark (ОГЭ, ГВЭ).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mark: Option<Mark>,
+    /// The result on the form's own scale.
+    pub result: ExamScore,
     /// Grade the learner sat the exam in.
     pub grade: u8,
+}
+
+/// The result of an attestation on its form's scale: an ЕГЭ is scored 0–100 (тестовый балл),
+/// an ОГЭ or ГВЭ marked on the 5-point scale. One value, so a result with both or neither
+/// cannot be written (version 1 of `exam_result_recorded` had two optional fields).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ExamScore {
+    /// The ЕГЭ test score, 0 to 100.
+    TestScore(u8),
+    /// The 5-point mark of an ОГЭ or ГВЭ.
+    Mark(Mark),
+}
+
+impl ExamScore {
+    /// The ЕГЭ test score, if that is the scale.
+    pub fn test_score(self) -> Option<u8> {
+        match self {
+            Self::TestScore(score) => Some(score),
+            Self::Mark(_) => None,
+        }
+    }
+
+    /// The 5-point mark, if that is the scale.
+    pub fn mark(self) -> Option<Mark> {
+        match self {
+            Self::Mark(mark) => Some(mark),
+            Self::TestScore(_) => None,
+        }
+    }
 }
 
 /// The learner left an organization (окончание, отчисление, выбытие).
@@ -618,9 +644,14 @@ impl Event {
     /// with an earlier version stay readable: a field added since is optional.
     ///
     /// - `enrolled` v2 added `secondary_reason`.
+    /// - `exam_result_recorded` v2 holds the result in one field, `result` (a test score or a
+    ///   mark), instead of the optional `test_score` and `mark`.
+    ///
+    /// Events stored with an earlier version are upcast to the current one as they are read
+    /// (`contingent_log`'s upcaster chain), so nothing past the log sees an older shape.
     pub fn current_schema_version(type_name: &str) -> u16 {
         match type_name {
-            "enrolled" => 2,
+            "enrolled" | "exam_result_recorded" => 2,
             _ => 1,
         }
     }

@@ -32,9 +32,10 @@ pub use error::{DomainError, Refusal};
 pub use event::{
     ApplicationRejected, ApplicationSubmitted, ApplicationWithdrawn, AttendanceRecorded,
     BirthRegistered, Certificate, CivilRecord, ClassCapacityChanged, ClassOpened, Consent,
-    DeathRegistered, Document, Enrolled, Event, ExamResultRecorded, FullName, GuardianLinked,
-    LearnerRegistered, Left, MarkCorrected, MarkRecorded, Order, OrganizationRegistered,
-    PersonalDataErased, Programme, SnilsRecorded, TeacherAssigned, TeacherUnassigned, Transferred,
+    DeathRegistered, Document, Enrolled, Event, ExamResultRecorded, ExamScore, FullName,
+    GuardianLinked, LearnerRegistered, Left, MarkCorrected, MarkRecorded, Order,
+    OrganizationRegistered, PersonalDataErased, Programme, SnilsRecorded, TeacherAssigned,
+    TeacherUnassigned, Transferred,
 };
 pub use ids::{ApplicationId, ClassId, EnrollmentId, LearnerId, MarkId, OrganizationId};
 pub use retention::{due_for_erasure, Due, RetentionPolicy};

@@ -7,8 +7,8 @@ use chrono::NaiveDate;
 use contingent_domain::{
     ApplicationRejected, ApplicationStatus, ApplicationWithdrawn, Attendance, ChangeClassCapacity,
     ClassCapacityChanged, Command, CorrectMark, Document, DomainError, Event, ExamForm,
-    ExamResultRecorded, LearnerRegistered, LeaveReason, Level, Mark, MarkCorrected, PersonRef,
-    RecordExamResult, RejectApplication, SecondaryReason, Snils, SnilsError, SnilsOwner,
+    ExamResultRecorded, ExamScore, LearnerRegistered, LeaveReason, Level, Mark, MarkCorrected,
+    PersonRef, RecordExamResult, RejectApplication, SecondaryReason, Snils, SnilsError, SnilsOwner,
     SnilsRecorded, TransferKind, WithdrawApplication, GRADE_ONE_MIN_MONTHS,
 };
 use support::*;
@@ -2156,8 +2156,11 @@ fn exam_recorded(c: &RecordExamResult, grade: u8) -> Event {
         subject: c.subject.clone(),
         exam_date: c.exam_date,
         primary_points: c.primary_points,
-        test_score: c.test_score,
-        mark: c.mark,
+        result: match (c.test_score, c.mark) {
+            (Some(score), None) => ExamScore::TestScore(score),
+            (None, Some(mark)) => ExamScore::Mark(mark),
+            other => panic!("an accepted result is on one scale, not {other:?}"),
+        },
         grade,
     })
 }

@@ -5,7 +5,8 @@
 //! This crate owns that topic: its layout (key, value, headers), its creation, and where its
 //! publisher left off. It reads the log through [`EventLog`] only and writes nothing to it. What
 //! of an event may leave the region is not decided here: the value of every record is
-//! [`contingent_access::federal_view`] of the event's stored envelope, so `FEDERAL_FIELDS` stays
+//! [`contingent_access::federal_view`] of the event's envelope as served
+//! ([`contingent_log::RecordedEvent::served_json`]: in the current version of its type), so `FEDERAL_FIELDS` stays
 //! the one list of what the federal segment receives.
 //!
 //! - **Layout.** One partition, so the topic's order is the log's order. One record per event of
@@ -378,7 +379,10 @@ impl FederalRecord {
             position,
             detail: e.to_string(),
         };
-        let envelope: serde_json::Value = serde_json::from_slice(&event.body).map_err(invalid)?;
+        let envelope = event.served_json().map_err(|e| FederalError::Event {
+            position,
+            detail: e.to_string(),
+        })?;
         let value = serde_json::to_vec(&federal_view(&envelope)).map_err(invalid)?;
         let key = event
             .envelope

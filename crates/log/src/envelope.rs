@@ -108,6 +108,11 @@ pub struct Envelope {
     /// (which carry the sealed part itself): set when they are decoded.
     #[serde(default, skip_serializing_if = "Option::is_none", skip_deserializing)]
     pub personal: Option<crate::PersonalSeal>,
+    /// The schema version the stored bytes were written with, when it is older than
+    /// `schema_version`: the event was upcast to the current version of its type as it was
+    /// decoded (`crate::upcast`). Not part of the stored bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none", skip_deserializing)]
+    pub stored_schema_version: Option<u16>,
 }
 
 /// An event as stored: the envelope, the exact bytes that were written and hashed, and the hash.
@@ -125,6 +130,7 @@ impl RecordedEvent {
     /// Encodes an envelope into the bytes to store, and hashes them.
     pub fn seal(mut envelope: Envelope) -> Result<Self, LogError> {
         envelope.personal = None;
+        envelope.stored_schema_version = None;
         let body = serde_json::to_vec(&envelope).map_err(|e| LogError::Codec(e.to_string()))?;
         let hash = Hash::of(&body);
         Ok(Self {
@@ -147,6 +153,30 @@ impl RecordedEvent {
     /// The position.
     pub fn position(&self) -> u64 {
         self.envelope.position
+    }
+
+    /// The event as readers are served it (history, the feed, the federal topic): the stored
+    /// JSON, with `data` as decoded when that differs from the stored `data` (sealed personal
+    /// fields opened or read as erased; an event upcast to the current version of its type,
+    /// whose `schema_version` is then the current one and `stored_schema_version` the stored
+    /// one). The hash still covers the stored bytes, [`RecordedEvent::body`].
+    pub fn served_json(&self) -> Result<serde_json::Value, LogError> {
+        let codec = |e: serde_json::Error| LogError::Codec(e.to_string());
+        let mut served: serde_json::Value = serde_json::from_slice(&self.body).map_err(codec)?;
+        let object = served
+            .as_object_mut()
+            .ok_or_else(|| LogError::Codec("not an object".into()))?;
+        if self.envelope.personal.is_some() || self.envelope.stored_schema_version.is_some() {
+            let mut event = serde_json::to_value(&self.envelope.event).map_err(codec)?;
+            if let Some(data) = event.get_mut("data") {
+                object.insert("data".into(), data.take());
+            }
+        }
+        if let Some(stored) = self.envelope.stored_schema_version {
+            object.insert("schema_version".into(), self.envelope.schema_version.into());
+            object.insert("stored_schema_version".into(), stored.into());
+        }
+        Ok(served)
     }
 }
 
@@ -211,6 +241,7 @@ impl Envelope {
                 prev_hash,
                 event,
                 personal: None,
+                stored_schema_version: None,
             };
             let sealed = seal(envelope)?;
             prev_hash = sealed.hash;

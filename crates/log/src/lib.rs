@@ -11,6 +11,7 @@
 mod envelope;
 mod personal;
 mod sign;
+pub mod upcast;
 mod verify;
 
 use async_trait::async_trait;

@@ -17,7 +17,7 @@ use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use contingent_domain::personal::{personal_fields, PersonalField};
-use contingent_domain::LearnerId;
+use contingent_domain::{Event, LearnerId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -177,6 +177,7 @@ pub fn seal_personal(
         return RecordedEvent::seal(envelope);
     };
     envelope.personal = None;
+    envelope.stored_schema_version = None;
     let mut stored = serde_json::to_value(&envelope).map_err(codec)?;
     let object = stored
         .as_object_mut()
@@ -288,11 +289,36 @@ fn decode_sealed(body: &[u8], key: Option<&DataKey>) -> Result<Envelope, LogErro
         .and_then(Value::as_object_mut)
         .ok_or_else(|| codec("no data"))?;
     put_personal(data, fields, opened);
+    let stored_version = crate::upcast::upcast(object)?;
     let mut envelope: Envelope = serde_json::from_value(stored).map_err(codec)?;
     envelope.personal = Some(PersonalSeal {
         key_id: sealed.key_id,
         readable,
     });
+    envelope.stored_schema_version = stored_version;
+    Ok(envelope)
+}
+
+/// Decodes stored bytes in clear, upcasting an event stored with an older schema version of
+/// its type. An event of the current version is deserialized directly.
+fn decode_clear(body: &[u8]) -> Result<Envelope, LogError> {
+    let direct = serde_json::from_slice::<Envelope>(body);
+    if let Ok(envelope) = &direct {
+        if envelope.schema_version >= Event::current_schema_version(envelope.event.type_name()) {
+            return direct.map_err(codec);
+        }
+    }
+    // Older than its type's current version (or not decodable as it): through the chain.
+    let mut stored: Value = serde_json::from_slice(body).map_err(codec)?;
+    let object = stored
+        .as_object_mut()
+        .ok_or_else(|| codec("not an object"))?;
+    if crate::upcast::outdated(object).is_none() {
+        return direct.map_err(codec);
+    }
+    let stored_version = crate::upcast::upcast(object)?;
+    let mut envelope: Envelope = serde_json::from_value(stored).map_err(codec)?;
+    envelope.stored_schema_version = stored_version;
     Ok(envelope)
 }
 
@@ -303,7 +329,7 @@ impl Envelope {
         if has_sealed_part(body) {
             decode_sealed(body, None)
         } else {
-            serde_json::from_slice(body).map_err(codec)
+            decode_clear(body)
         }
     }
 }

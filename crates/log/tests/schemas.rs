@@ -20,11 +20,12 @@ use contingent_domain::{
     AcademicYear, ApplicationId, ApplicationRejected, ApplicationSubmitted, ApplicationWithdrawn,
     Attendance, AttendanceRecorded, BirthRegistered, Certificate, CivilRecord,
     ClassCapacityChanged, ClassId, ClassOpened, Consent, DeathRegistered, Document, EducationForm,
-    Enrolled, EnrollmentId, Event, ExamForm, ExamResultRecorded, FullName, GuardianLinked,
-    LearnerId, LearnerRegistered, LeaveReason, Left, Level, Mark, MarkCorrected, MarkId, MarkKind,
-    MarkRecorded, Order, OrganizationId, OrganizationKind, OrganizationRegistered,
-    PersonalDataErased, Priority, Programme, Relation, SecondaryReason, Sex, Snils, SnilsRecorded,
-    SourceKind, StayMode, TeacherAssigned, TeacherUnassigned, Text, TransferKind, Transferred,
+    Enrolled, EnrollmentId, Event, ExamForm, ExamResultRecorded, ExamScore, FullName,
+    GuardianLinked, LearnerId, LearnerRegistered, LeaveReason, Left, Level, Mark, MarkCorrected,
+    MarkId, MarkKind, MarkRecorded, Order, OrganizationId, OrganizationKind,
+    OrganizationRegistered, PersonalDataErased, Priority, Programme, Relation, SecondaryReason,
+    Sex, Snils, SnilsRecorded, SourceKind, StayMode, TeacherAssigned, TeacherUnassigned, Text,
+    TransferKind, Transferred,
 };
 use contingent_log::{
     seal_personal, verify_chain, DataKey, Envelope, Hash, Metadata, RecordedEvent, Source,
@@ -589,8 +590,7 @@ fn full_examples(s: &Story) -> Vec<Event> {
             subject: t("Математика (профильный уровень)"),
             exam_date: d(2026, 6, 4),
             primary_points: 25,
-            test_score: Some(86),
-            mark: None,
+            result: ExamScore::TestScore(86),
             grade: 11,
         }),
         Event::ExamResultRecorded(ExamResultRecorded {
@@ -599,8 +599,7 @@ fn full_examples(s: &Story) -> Vec<Event> {
             subject: t("Русский язык"),
             exam_date: d(2025, 5, 27),
             primary_points: 29,
-            test_score: None,
-            mark: Some(mark("5")),
+            result: ExamScore::Mark(mark("5")),
             grade: 9,
         }),
         Event::Left(Left {
@@ -812,8 +811,7 @@ fn minimal_examples(s: &Story) -> Vec<Event> {
             subject: t("Математика"),
             exam_date: d(2026, 5, 26),
             primary_points: 0,
-            test_score: None,
-            mark: None,
+            result: ExamScore::Mark(mark("2")),
             grade: 9,
         }),
         Event::Left(Left {
@@ -1942,6 +1940,28 @@ fn field_rows(doc: &Value, pointer: &str, prefix: &str, out: &mut String) {
     }
 }
 
+/// How a type evolves: the catalogue's fixed section, after the envelope.
+const EVOLVING: &str = "## How an event type evolves\n\n\
+Stored events never change: the hash chain and the writers' signatures cover their bytes. A type \
+changes by a new version beside the old one:\n\n\
+1. Write `events-schema/events/<type>.v<N+1>.schema.json` beside version N, which stays (the log \
+holds events of it), and give the type in `crates/domain` its new shape.\n\
+2. Raise the type's version in `Event::current_schema_version`: new events are written with it.\n\
+3. Add the step from version N's `data` to version N+1's in `crates/log/src/upcast.rs`: a pure \
+function of the event's stored `data` (no log, state or clock), so every reader upcasts an event \
+alike. A test fails while a version below the current one has no step.\n\n\
+Events are upcast as they are decoded, a version at a time along the chain, so `decide`, the \
+writer's state, the read models, the API's history and feed and the federal topic see only current \
+shapes; an event of the current version is decoded directly and costs nothing more. A served event \
+stored with an older version says so: `schema_version` is the current version, \
+`stored_schema_version` the stored one, and `hash` the SHA-256 of the stored bytes, which `verify` \
+checks as they are. Stored data that no step can upcast (data no version of the registry wrote) is \
+a codec error, reported like damaged bytes.\n\n\
+A log written before a change must keep reading the same: `tests/fixtures/log-2026-11/` is a log \
+an earlier version wrote (with `exam_result_recorded` at version 1), and a test checks that it \
+verifies, that the writer replays it to the same state and decides on it, and that every read \
+model rebuilt from it holds the rows it held.\n\n";
+
 const TABLE_HEAD: &str = "| field | type | required | description |\n|---|---|---|---|\n";
 
 fn render_catalogue() -> String {
@@ -1970,6 +1990,7 @@ fn render_catalogue() -> String {
     field_rows(&s.envelope, "", "", &mut out);
     out.push('\n');
 
+    out.push_str(EVOLVING);
     out.push_str("## Event types\n\n| type | schema | reported by | fact |\n|---|---|---|---|\n");
     for ty in Event::TYPES {
         let doc = s.event(ty);
@@ -2007,7 +2028,7 @@ fn render_catalogue() -> String {
             String::new()
         } else {
             format!(
-                " Events written before it have version {}; the table lists the fields of the current version.",
+                " Events stored with version {} are read upcast to it ([how](#how-an-event-type-evolves)); the table lists the fields of the current version.",
                 earlier.join(", ")
             )
         };
@@ -2209,6 +2230,62 @@ fn an_enrolled_event_of_version_1_is_still_valid_and_read() {
     let mut mixed = example("enrolled");
     set(&mut mixed, "/schema_version", json!(1));
     assert!(!envelope_validator().is_valid(&mixed));
+}
+
+#[test]
+fn an_exam_result_stored_with_version_1_is_read_and_served_upcast_to_version_2() {
+    for (result, v1_fields) in [
+        (json!({ "test_score": 86 }), json!({ "test_score": 86 })),
+        (json!({ "mark": "4" }), json!({ "mark": "4" })),
+    ] {
+        // Stored by version 1: the result in its two optional fields.
+        let mut old = example("exam_result_recorded");
+        assert_eq!(old["schema_version"], json!(2));
+        set(&mut old, "/schema_version", json!(1));
+        remove(&mut old, "/data/result");
+        for (k, v) in v1_fields.as_object().expect("object") {
+            set(&mut old, &format!("/data/{k}"), v.clone());
+        }
+        let found = errors(envelope_validator(), &old);
+        assert!(found.is_empty(), "the stored v1 event: {found:?}");
+        let body = serde_json::to_vec(&old).expect("bytes");
+        let hash = Hash::of(&body);
+        let read = RecordedEvent::open(body.clone(), hash).expect("a v1 event decodes");
+        assert_eq!(read.envelope.schema_version, 2);
+        assert_eq!(read.envelope.stored_schema_version, Some(1));
+        match &read.envelope.event {
+            Event::ExamResultRecorded(e) => {
+                assert_eq!(serde_json::to_value(e.result).expect("json"), result)
+            }
+            other => panic!("decoded as {}", other.type_name()),
+        }
+        assert_eq!(read.body, body, "the stored bytes are untouched");
+        assert_eq!(read.hash, hash);
+
+        let served = read.served_json().expect("served");
+        assert_eq!(served["schema_version"], json!(2));
+        assert_eq!(served["stored_schema_version"], json!(1));
+        assert_eq!(served["data"]["result"], result);
+        let found = errors(data_validator("exam_result_recorded"), &served["data"]);
+        assert!(found.is_empty(), "served as version 2: {found:?}");
+    }
+    // A v1 result no version of the registry wrote (both scales) is a codec error, not a guess.
+    let mut both = example("exam_result_recorded");
+    set(&mut both, "/schema_version", json!(1));
+    remove(&mut both, "/data/result");
+    set(&mut both, "/data/test_score", json!(86));
+    set(&mut both, "/data/mark", json!("4"));
+    let body = serde_json::to_vec(&both).expect("bytes");
+    assert!(RecordedEvent::open(body.clone(), Hash::of(&body)).is_err());
+}
+
+#[test]
+fn an_event_of_the_current_version_is_served_as_stored() {
+    let current = example("exam_result_recorded");
+    let body = serde_json::to_vec(&current).expect("bytes");
+    let read = RecordedEvent::open(body.clone(), Hash::of(&body)).expect("decodes");
+    assert_eq!(read.envelope.stored_schema_version, None);
+    assert_eq!(read.served_json().expect("served"), current);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -150,8 +150,8 @@ impl Projection for Diary {
                         date(e.exam_date),
                         i64::from(e.grade),
                         i64::from(e.primary_points),
-                        e.test_score.map(i64::from),
-                        e.mark.map(|m| m.as_str())
+                        e.result.test_score().map(i64::from),
+                        e.result.mark().map(|m| m.as_str())
                     ],
                 );
             }

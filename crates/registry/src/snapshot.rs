@@ -249,8 +249,8 @@ impl LearnerSnapshot {
                     form: e.form.as_str().to_owned(),
                     subject: e.subject.to_string(),
                     exam_date: e.exam_date,
-                    test_score: e.test_score,
-                    mark: e.mark.map(|m| m.as_str().to_owned()),
+                    test_score: e.result.test_score(),
+                    mark: e.result.mark().map(|m| m.as_str().to_owned()),
                 }),
                 _ => {}
             }

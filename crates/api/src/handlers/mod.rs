@@ -112,22 +112,13 @@ pub(crate) fn json_bytes(registry: &Registry, body: Bytes) -> Response {
         .into_response()
 }
 
-/// The envelope of a stored event with its hash, as served to auditors and subscribers.
-///
-/// An event stored with sealed personal fields (`sealed`) is served with its `data` whole: the
-/// fields opened with the learner's key or, once the key is destroyed, read as erased
-/// (`docs/personal-data.md`).
+/// The envelope of a stored event with its hash, as served to auditors and subscribers
+/// ([`RecordedEvent::served_json`]): `data` whole, its sealed personal fields opened with the
+/// learner's key or, once the key is destroyed, read as erased (`docs/personal-data.md`), and
+/// in the current version of its type (`stored_schema_version` names an older stored one).
 pub(crate) fn event_json(event: &RecordedEvent) -> Value {
-    let mut v = serde_json::from_slice::<Value>(&event.body).unwrap_or(Value::Null);
+    let mut v = event.served_json().unwrap_or(Value::Null);
     if let Some(obj) = v.as_object_mut() {
-        if event.envelope.personal.is_some() {
-            if let Some(data) = serde_json::to_value(&event.envelope.event)
-                .ok()
-                .and_then(|mut e| e.get_mut("data").map(Value::take))
-            {
-                obj.insert("data".into(), data);
-            }
-        }
         obj.insert("hash".into(), Value::String(event.hash.to_hex()));
     }
     v
