@@ -344,6 +344,30 @@ enum Cmd {
         #[arg(long)]
         erase: bool,
     },
+    /// Write the log of a deployment made before personal fields were sealed into a new, empty
+    /// log (--data, --kafka...) with them sealed under learners' data keys: a first event naming
+    /// the old log's head, then every old event in order, compared with the old one before
+    /// success is reported. The old log is only read (docs/personal-data.md).
+    MigrateLog {
+        #[command(flatten)]
+        data: DataArg,
+        #[command(flatten)]
+        backend: BackendArgs,
+        /// The old deployment's data directory: its embedded log (log.db) and trusted writer
+        /// keys (keys/writers.json), verified before anything is written.
+        #[arg(long)]
+        from_data: PathBuf,
+        /// The old log's Kafka topic, on the brokers of --kafka, instead of the old data
+        /// directory's embedded log.
+        #[arg(long)]
+        from_kafka_topic: Option<String>,
+        /// Why the log is migrated, recorded in its first event.
+        #[arg(
+            long,
+            default_value = "personal fields sealed under learners' data keys (152-FZ art. 19, 21)"
+        )]
+        reason: String,
+    },
     /// Export the federal register (JSON lines) or counts (JSON).
     Export {
         #[command(flatten)]
@@ -1001,6 +1025,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             if report.omitted > 0 {
                 println!("... and {} findings more", report.omitted);
             }
+            // A log that continues another one says so: the auditor verifies that one too.
+            if let Some(first) = log.read_after(0, 1).await?.first() {
+                if let contingent_domain::Event::LogMigrated(m) = &first.envelope.event {
+                    println!(
+                        "This log continues the log at {} that ended at position {} with head \
+                         hash {} (migrated on {}): its events follow position 1, one position \
+                         later; verify that log against this head.",
+                        m.from_log,
+                        m.from_head_position,
+                        m.from_head_hash.as_str(),
+                        m.migrated_on
+                    );
+                }
+            }
             if report.is_ok() {
                 println!(
                     "OK: {} events verified; head hash {}",
@@ -1047,17 +1085,82 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 None => {
                     for e in &events {
-                        let mut v: serde_json::Value = serde_json::from_slice(&e.body)?;
-                        if e.envelope.personal.is_some() {
-                            // Sealed personal fields, opened (or read as erased).
-                            let opened = serde_json::to_value(&e.envelope.event)?;
-                            v["data"] = opened["data"].clone();
-                        }
+                        // Personal fields opened (or read as erased), in the current version.
+                        let mut v = e.served_json()?;
                         v["hash"] = serde_json::Value::String(e.hash.to_hex());
                         println!("{}", serde_json::to_string(&v)?);
                     }
                 }
             }
+        }
+        Cmd::MigrateLog {
+            data,
+            backend,
+            from_data,
+            from_kafka_topic,
+            reason,
+        } => {
+            let to = backend.settings(&data)?;
+            let mut from = Settings::new(&from_data);
+            let from_log = match &from_kafka_topic {
+                Some(topic) => {
+                    let config = backend
+                        .kafka_config(topic.clone())?
+                        .context("--from-kafka-topic needs --kafka")?;
+                    from.log = LogBackend::Kafka(config);
+                    format!("Kafka topic {topic}")
+                }
+                None => format!("embedded log {}", from.log_path().display()),
+            };
+            let same = match (&from.log, &to.log) {
+                (LogBackend::Embedded, LogBackend::Embedded) => {
+                    let real = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+                    real(&from.data_dir) == real(&to.data_dir)
+                }
+                (a, b) => a == b,
+            };
+            if same {
+                bail!("the old log and the new log are the same log");
+            }
+            // Only a log that verifies is moved: its head is what the new log records.
+            let keys = contingent_log::WriterKeys::load(&from.writer_keys_path())
+                .with_context(|| "reading the old deployment's trusted writer keys")?;
+            let old = contingent_registry::open_stored_log(&from).await?;
+            let report = contingent_registry::verify(&*old, &keys, &[], |_| {}).await?;
+            old.close().await;
+            if !report.is_ok() {
+                for f in &report.findings {
+                    println!("BROKEN at position {}: {}", f.position, f.problem);
+                }
+                bail!(
+                    "the old log does not verify ({} of {} events): nothing was written",
+                    report.verified,
+                    report.head
+                );
+            }
+            let text = |t: &str| contingent_domain::Text::parse(t).context("--reason");
+            let progress = bar(report.head, "migrating");
+            let migration = contingent_registry::migrate_log(
+                &from,
+                &to,
+                text(&from_log)?,
+                text(&reason)?,
+                chrono::Utc::now().date_naive(),
+                |p| progress.set_position(p),
+            )
+            .await?;
+            progress.finish_and_clear();
+            println!(
+                "{} events of the {from_log} (head {} at position {}) written to the new log \
+                 after its first event and compared with the old; the new log's head is {} at \
+                 position {}. Rebuild the read models from it (contingent rebuild) before \
+                 serving.",
+                migration.copied,
+                migration.from_head.hash,
+                migration.from_head.position,
+                migration.to_head.hash,
+                migration.to_head.position
+            );
         }
         Cmd::Retention {
             data,

@@ -122,6 +122,10 @@ pub const FEDERAL_FIELDS: &[(&str, &[&str])] = &[
         ],
     ),
     ("personal_data_erased", &["learner_id", "erased_on"]),
+    (
+        "log_migrated",
+        &["from_head_position", "from_head_hash", "migrated_on"],
+    ),
 ];
 
 /// The envelope fields the federal segment receives.

@@ -125,6 +125,7 @@ const EVENT_SCHEMAS: &[(&str, &str)] = schema_files!(
         "exam_result_recorded",
         "left",
         "personal_data_erased",
+        "log_migrated",
     ]
 );
 

@@ -552,6 +552,60 @@ pub struct PersonalDataErased {
     pub erased_on: NaiveDate,
 }
 
+/// This log continues another one (`contingent migrate-log`): the events of the log that ended
+/// at `from_head_position` with the hash `from_head_hash` follow this event, in their order,
+/// written anew (personal fields sealed, each chained to the one before). Always the first
+/// event of the log it is in; an auditor verifies the old log up to that head and this one from
+/// here, and sees where one ends and the other begins.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogMigrated {
+    /// The position of the last event of the log continued (its length).
+    pub from_head_position: u64,
+    /// The hash of that event: the old log's head.
+    pub from_head_hash: ChainHash,
+    /// Where the old log was (its backend and location), for the auditor.
+    pub from_log: Text,
+    /// Why the log was migrated.
+    pub reason: Text,
+    /// The date of the migration.
+    pub migrated_on: NaiveDate,
+}
+
+/// A SHA-256 hash of the log's chain, as 64 lowercase hex digits.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ChainHash(String);
+
+impl ChainHash {
+    /// Parses 64 lowercase hex digits.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(format!("not a SHA-256 hash in lowercase hex: {text:?}"))
+        }
+    }
+
+    /// The hex digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ChainHash {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        Self::parse(&text)
+    }
+}
+
+impl From<ChainHash> for String {
+    fn from(hash: ChainHash) -> String {
+        hash.0
+    }
+}
+
 /// Every event type of the registry. Serialized as `{"type": "...", "data": {...}}` inside the
 /// envelope.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -579,6 +633,8 @@ pub enum Event {
     ExamResultRecorded(ExamResultRecorded),
     Left(Left),
     PersonalDataErased(PersonalDataErased),
+    /// This log continues another one.
+    LogMigrated(LogMigrated),
 }
 
 impl Event {
@@ -605,6 +661,7 @@ impl Event {
         "exam_result_recorded",
         "left",
         "personal_data_erased",
+        "log_migrated",
     ];
 
     /// The event type name, as in the envelope's `type`.
@@ -631,6 +688,7 @@ impl Event {
             Self::ExamResultRecorded(_) => "exam_result_recorded",
             Self::Left(_) => "left",
             Self::PersonalDataErased(_) => "personal_data_erased",
+            Self::LogMigrated(_) => "log_migrated",
         }
     }
 
@@ -680,6 +738,7 @@ impl Event {
             Self::ExamResultRecorded(e) => Some(e.learner_id),
             Self::Left(e) => Some(e.learner_id),
             Self::PersonalDataErased(e) => Some(e.learner_id),
+            Self::LogMigrated(_) => None,
         }
     }
 
@@ -706,6 +765,7 @@ impl Event {
             Self::ExamResultRecorded(e) => Some(e.exam_date),
             Self::Left(e) => Some(e.left_on),
             Self::PersonalDataErased(e) => Some(e.erased_on),
+            Self::LogMigrated(e) => Some(e.migrated_on),
         }
     }
 

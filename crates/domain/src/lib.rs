@@ -31,9 +31,9 @@ pub use decide::{
 pub use error::{DomainError, Refusal};
 pub use event::{
     ApplicationRejected, ApplicationSubmitted, ApplicationWithdrawn, AttendanceRecorded,
-    BirthRegistered, Certificate, CivilRecord, ClassCapacityChanged, ClassOpened, Consent,
-    DeathRegistered, Document, Enrolled, Event, ExamResultRecorded, ExamScore, FullName,
-    GuardianLinked, LearnerRegistered, Left, MarkCorrected, MarkRecorded, Order,
+    BirthRegistered, Certificate, ChainHash, CivilRecord, ClassCapacityChanged, ClassOpened,
+    Consent, DeathRegistered, Document, Enrolled, Event, ExamResultRecorded, ExamScore, FullName,
+    GuardianLinked, LearnerRegistered, Left, LogMigrated, MarkCorrected, MarkRecorded, Order,
     OrganizationRegistered, PersonalDataErased, Programme, SnilsRecorded, TeacherAssigned,
     TeacherUnassigned, Transferred,
 };

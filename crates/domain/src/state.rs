@@ -812,6 +812,8 @@ impl State {
                 }
             }
             Event::PersonalDataErased(e) => self.erase(e.learner_id),
+            // Where the log came from: no fact of the region.
+            Event::LogMigrated(_) => {}
         }
     }
 

@@ -106,30 +106,8 @@ mod tests {
 
     #[test]
     fn every_version_below_the_current_one_has_its_step() {
-        let types = [
-            "organization_registered",
-            "class_opened",
-            "class_capacity_changed",
-            "teacher_assigned",
-            "teacher_unassigned",
-            "birth_registered",
-            "learner_registered",
-            "snils_recorded",
-            "death_registered",
-            "guardian_linked",
-            "application_submitted",
-            "application_withdrawn",
-            "application_rejected",
-            "enrolled",
-            "transferred",
-            "mark_recorded",
-            "mark_corrected",
-            "attendance_recorded",
-            "exam_result_recorded",
-            "left",
-            "personal_data_erased",
-        ];
-        for ty in types {
+        let types = Event::TYPES;
+        for &ty in types {
             for version in 1..Event::current_schema_version(ty) {
                 assert!(
                     STEPS.iter().any(|s| s.type_name == ty && s.from == version),

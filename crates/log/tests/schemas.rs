@@ -18,11 +18,11 @@ use std::sync::OnceLock;
 use chrono::{NaiveDate, TimeDelta, TimeZone, Utc};
 use contingent_domain::{
     AcademicYear, ApplicationId, ApplicationRejected, ApplicationSubmitted, ApplicationWithdrawn,
-    Attendance, AttendanceRecorded, BirthRegistered, Certificate, CivilRecord,
+    Attendance, AttendanceRecorded, BirthRegistered, Certificate, ChainHash, CivilRecord,
     ClassCapacityChanged, ClassId, ClassOpened, Consent, DeathRegistered, Document, EducationForm,
     Enrolled, EnrollmentId, Event, ExamForm, ExamResultRecorded, ExamScore, FullName,
-    GuardianLinked, LearnerId, LearnerRegistered, LeaveReason, Left, Level, Mark, MarkCorrected,
-    MarkId, MarkKind, MarkRecorded, Order, OrganizationId, OrganizationKind,
+    GuardianLinked, LearnerId, LearnerRegistered, LeaveReason, Left, Level, LogMigrated, Mark,
+    MarkCorrected, MarkId, MarkKind, MarkRecorded, Order, OrganizationId, OrganizationKind,
     OrganizationRegistered, PersonalDataErased, Priority, Programme, Relation, SecondaryReason,
     Sex, Snils, SnilsRecorded, SourceKind, StayMode, TeacherAssigned, TeacherUnassigned, Text,
     TransferKind, Transferred,
@@ -621,6 +621,13 @@ fn full_examples(s: &Story) -> Vec<Event> {
             reason: t("152-FZ art. 21 p. 7: the retention period ended"),
             erased_on: d(2036, 7, 1),
         }),
+        Event::LogMigrated(LogMigrated {
+            from_head_position: 34_000_000,
+            from_head_hash: ChainHash::parse(&"ab".repeat(32)).expect("a hash"),
+            from_log: t("Kafka topic contingent.region-22.events"),
+            reason: t("personal fields sealed under learners' data keys"),
+            migrated_on: d(2027, 1, 10),
+        }),
     ]
 }
 
@@ -860,6 +867,13 @@ fn minimal_examples(s: &Story) -> Vec<Event> {
             learner_id: s.maria,
             reason: t("court decision 2-123/2039"),
             erased_on: d(2039, 7, 1),
+        }),
+        Event::LogMigrated(LogMigrated {
+            from_head_position: 1,
+            from_head_hash: ChainHash::parse(&"0".repeat(64)).expect("a hash"),
+            from_log: t("embedded log data/log.db"),
+            reason: t("migration"),
+            migrated_on: d(2027, 1, 10),
         }),
     ]
 }

@@ -6,14 +6,18 @@
 //! ```sh
 //! cargo test --release -p contingent-log --test seal_cost -- --ignored --nocapture
 //! ```
+//!
+//! Beside it, what upcasting costs a reader: an exam result stored with version 1 of its type,
+//! decoded through the upcaster chain, against the same result stored with the current version.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{NaiveDate, Utc};
 use contingent_domain::{
-    BirthRegistered, CivilRecord, ClassId, Document, Event, FullName, LearnerId, Mark, MarkId,
-    MarkKind, MarkRecorded, Sex, Snils, SourceKind, Text,
+    BirthRegistered, CivilRecord, ClassId, Document, Event, ExamForm, ExamResultRecorded,
+    ExamScore, FullName, LearnerId, Mark, MarkId, MarkKind, MarkRecorded, Sex, Snils, SourceKind,
+    Text,
 };
 use contingent_log::{
     seal_personal, unseal, DataKey, Envelope, Metadata, RecordedEvent, Source, GENESIS_HASH,
@@ -164,4 +168,66 @@ fn measure(name: &str, make: fn(LearnerId) -> Event) {
 fn sealing_cost_per_event() {
     measure("birth_registered (every personal field)", birth);
     measure("mark_recorded (none)", mark);
+}
+
+fn exam(learner: LearnerId) -> Event {
+    Event::ExamResultRecorded(ExamResultRecorded {
+        learner_id: learner,
+        form: ExamForm::Ege,
+        subject: t("Математика (профильный уровень)"),
+        exam_date: d(2026, 6, 4),
+        primary_points: 25,
+        result: ExamScore::TestScore(86),
+        grade: 11,
+    })
+}
+
+#[test]
+#[ignore = "a measurement: run in release on purpose"]
+fn upcasting_cost_per_event() {
+    let learner = LearnerId::generate();
+    let facts: Vec<Event> = (0..EVENTS).map(|_| exam(learner)).collect();
+    let current: Vec<(Vec<u8>, contingent_log::Hash)> =
+        Envelope::seal_all(facts, &meta(), 1, GENESIS_HASH, Utc::now())
+            .expect("seal")
+            .into_iter()
+            .map(|r| (r.body, r.hash))
+            .collect();
+    // The same results as version 1 stored them: the score in `test_score`.
+    let old: Vec<(Vec<u8>, contingent_log::Hash)> = current
+        .iter()
+        .map(|(body, _)| {
+            let mut v: serde_json::Value = serde_json::from_slice(body).expect("json");
+            v["schema_version"] = 1.into();
+            let data = v["data"].as_object_mut().expect("data");
+            let result = data.remove("result").expect("result");
+            data.insert("test_score".into(), result["test_score"].clone());
+            let body = serde_json::to_vec(&v).expect("bytes");
+            let hash = contingent_log::Hash::of(&body);
+            (body, hash)
+        })
+        .collect();
+    let decode = |bodies: &[(Vec<u8>, contingent_log::Hash)]| {
+        per_event(EVENTS, || {
+            for (body, hash) in bodies {
+                let r = RecordedEvent::open(body.clone(), *hash).expect("open");
+                std::hint::black_box(&r);
+            }
+        })
+    };
+    let (mut direct, mut upcast) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        if round % 2 == 0 {
+            direct.push(decode(&current));
+            upcast.push(decode(&old));
+        } else {
+            upcast.push(decode(&old));
+            direct.push(decode(&current));
+        }
+    }
+    println!(
+        "exam_result_recorded: decode {:.2} µs stored as version 2 (current), {:.2} µs stored as version 1 (upcast)",
+        median(direct) / 1000.0,
+        median(upcast) / 1000.0,
+    );
 }

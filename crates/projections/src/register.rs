@@ -549,7 +549,8 @@ impl Projection for Register {
             | Event::AttendanceRecorded(_)
             | Event::ExamResultRecorded(_)
             | Event::TeacherAssigned(_)
-            | Event::TeacherUnassigned(_) => {}
+            | Event::TeacherUnassigned(_)
+            | Event::LogMigrated(_) => {}
         }
     }
 }

@@ -13,6 +13,7 @@ mod journal;
 mod keystore;
 mod markbook;
 mod metrics;
+mod migrate;
 mod private_log;
 mod projecting;
 mod registry;
@@ -28,6 +29,7 @@ pub use keystore::{
     MASTER_KEY_ENV,
 };
 pub use metrics::Metrics;
+pub use migrate::{migrate_log, Migration};
 pub use private_log::PrivateLog;
 pub use projecting::{run_projector, select_projections};
 pub use registry::{

@@ -485,7 +485,7 @@ pub fn rotate_writer_key(settings: &Settings) -> Result<String, RegistryError> {
 /// `writer-<topic>.lock`): a second writer of the same log on the same directory would empty
 /// and refill the idempotency record and the mark book under the first one's feet, so it is
 /// refused instead. Released when the process ends, however it ends.
-fn lock_writer_files(settings: &Settings) -> Result<std::fs::File, RegistryError> {
+pub(crate) fn lock_writer_files(settings: &Settings) -> Result<std::fs::File, RegistryError> {
     let book = settings.mark_book_path();
     let name = book
         .file_name()

@@ -94,6 +94,8 @@ pub(crate) fn command_of_event(event: &Event) -> &'static str {
         Event::ExamResultRecorded(_) => "record_exam_result",
         Event::Left(_) => "leave",
         Event::PersonalDataErased(_) => "erase_personal_data",
+        // Written by `contingent migrate-log`, never by a command: it carries no key.
+        Event::LogMigrated(_) => "migrate_log",
     }
 }
 
