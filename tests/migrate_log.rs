@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
@@ -102,24 +102,34 @@ fn head_hash(verified: &str) -> String {
         .to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_log_in_clear_moves_to_a_sealed_log_that_names_its_head_and_says_the_same() {
+fn path(p: &Path) -> String {
+    p.to_str().expect("utf-8").to_owned()
+}
+
+/// A temporary directory with a region of `learners` generated into `generated/`, and the
+/// paths of the old and the new deployments' data directories beside it.
+fn generated_region(learners: &str) -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (generated, old, new) = (
         dir.path().join("generated"),
         dir.path().join("old"),
         dir.path().join("new"),
     );
-    let path = |p: &Path| p.to_str().expect("utf-8").to_owned();
     run(&[
         "simulate",
         "--learners",
-        "12",
+        learners,
         "--seed",
         "7",
         "--data",
         &path(&generated),
     ]);
+    (dir, generated, old, new)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_in_clear_moves_to_a_sealed_log_that_names_its_head_and_says_the_same() {
+    let (dir, generated, old, new) = generated_region("12");
     let personal = write_in_clear(&generated, &old).await;
     assert!(personal.len() > 5, "{personal:?}");
     let old_log = old.join("log.db");
@@ -270,14 +280,7 @@ async fn change_a_stored_event(db: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_in_clear_on_a_kafka_topic_moves_to_a_sealed_topic() {
     use contingent_log_kafka::{KafkaConfig, KafkaLog};
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (generated, old, new) = (
-        dir.path().join("generated"),
-        dir.path().join("old"),
-        dir.path().join("new"),
-    );
-    let path = |p: &Path| p.to_str().expect("utf-8").to_owned();
-    run(&["simulate", "--learners", "6", "--data", &path(&generated)]);
+    let (_dir, generated, old, new) = generated_region("6");
     let broker = contingent_testkit::kafka_broker();
     let old_topic = KafkaConfig::region_topic(&contingent_testkit::unique_region());
     let new_topic = KafkaConfig::region_topic(&contingent_testkit::unique_region());
