@@ -158,6 +158,24 @@ async fn a_log_in_clear_moves_to_a_sealed_log_that_names_its_head_and_says_the_s
         "{migrated}"
     );
 
+    // A copy of the new deployment as an interrupted migration leaves it: its first append only.
+    let interrupted = dir.path().join("interrupted");
+    std::fs::create_dir_all(interrupted.join("keys")).expect("dir");
+    for f in [
+        "log.db",
+        "keys.db",
+        "keys/master-key",
+        "keys/writer-key",
+        "keys/writers.json",
+    ] {
+        std::fs::copy(new.join(f), interrupted.join(f)).expect("copy");
+    }
+    assert!(
+        old_length > 1_001,
+        "{old_length} events: more than one append"
+    );
+    cut_after(&interrupted.join("log.db"), 1_001).await;
+
     // The new log verifies, begins with the old head, and holds no personal value in clear.
     let verified_new = run(&["verify", "--data", &path(&new)]);
     assert!(
@@ -200,6 +218,27 @@ async fn a_log_in_clear_moves_to_a_sealed_log_that_names_its_head_and_says_the_s
     assert!(!erased.contains(" 0 learners erased"), "{erased}");
     assert!(run(&["verify", "--data", &path(&new)]).contains("OK: "));
 
+    // The interrupted migration is taken up where it stopped, and ends as the whole one did.
+    let resumed = run(&[
+        "migrate-log",
+        "--from-data",
+        &path(&old),
+        "--data",
+        &path(&interrupted),
+    ]);
+    assert!(
+        resumed.contains(&format!("{old_length} events")),
+        "{resumed}"
+    );
+    let verified = run(&["verify", "--data", &path(&interrupted)]);
+    assert!(
+        verified.contains(&format!("OK: {} events verified", old_length + 1))
+            && verified.contains(&format!("with head hash {old_head}")),
+        "{verified}"
+    );
+    run(&["rebuild", "--data", &path(&interrupted)]);
+    assert_eq!(counts(&interrupted), counts(&generated));
+
     // Refused: into a log that is not empty, from a log already sealed, from a log that does
     // not verify; nothing is written.
     let again = fails(&[
@@ -209,7 +248,7 @@ async fn a_log_in_clear_moves_to_a_sealed_log_that_names_its_head_and_says_the_s
         "--data",
         &path(&new),
     ]);
-    assert!(again.contains("already holds"), "{again}");
+    assert!(again.contains("not a migration of this log"), "{again}");
     let elsewhere = dir.path().join("elsewhere");
     let sealed = fails(&[
         "migrate-log",
@@ -342,4 +381,25 @@ async fn a_log_in_clear_on_a_kafka_topic_moves_to_a_sealed_topic() {
             "{value} on the new topic in clear"
         );
     }
+}
+
+/// Cuts an embedded log after `position`, as a process stopped after that append leaves it.
+async fn cut_after(db: &Path, position: u64) {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("the log file");
+    sqlx::raw_sql(&format!(
+        "DROP TRIGGER IF EXISTS events_are_never_updated; \
+         DROP TRIGGER IF EXISTS events_are_never_deleted; \
+         DELETE FROM events WHERE position > {position}; \
+         DELETE FROM signatures WHERE last_position > {position}; \
+         DELETE FROM checkpoints WHERE position > {position}; \
+         DELETE FROM learner_index WHERE position > {position}; \
+         UPDATE log_meta SET value = MIN(value, {position}) WHERE name = 'indexed_through';"
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("cut");
+    conn.close().await.expect("close");
 }

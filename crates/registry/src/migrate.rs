@@ -11,7 +11,9 @@
 //! [`migrate_log`] itself compares the two, event by event, before it reports success.
 //!
 //! A log that already holds sealed events was written by a version that seals them: there is
-//! nothing to migrate, and it is refused before anything is written.
+//! nothing to migrate, and it is refused before anything is written. A migration that was
+//! interrupted (the new log begins with this old log's `log_migrated` and holds part of it) is
+//! taken up where it stopped; any other non-empty new log is refused.
 
 use chrono::{NaiveDate, Utc};
 use contingent_domain::{ChainHash, Event, LogMigrated, SourceKind, Text};
@@ -74,37 +76,56 @@ pub async fn migrate_log(
     }
     let new = open_writer_log(to).await?;
     let head = new.head().await?;
-    if head.position != 0 {
-        return Err(refused(format!(
-            "the new log already holds {} events: migrate into an empty log",
-            head.position
-        )));
-    }
-
-    let meta = Metadata {
-        source: Source {
-            kind: SourceKind::Region,
-            id: "migrate-log".into(),
-        },
-        actor: "system:migrate-log".into(),
-        idempotency_key: None,
-        request_fingerprint: None,
+    let from_head_hash = ChainHash::parse(&from_head.hash.to_hex()).map_err(refused)?;
+    // An interrupted migration of this same log is taken up where it stopped; any other
+    // non-empty log is refused.
+    let (mut batch, mut prev, mut at) = if head.position == 0 {
+        let meta = Metadata {
+            source: Source {
+                kind: SourceKind::Region,
+                id: "migrate-log".into(),
+            },
+            actor: "system:migrate-log".into(),
+            idempotency_key: None,
+            request_fingerprint: None,
+        };
+        let first = Event::LogMigrated(LogMigrated {
+            from_head_position: from_head.position,
+            from_head_hash,
+            from_log,
+            reason,
+            migrated_on,
+        });
+        let batch =
+            Envelope::seal_all_with(vec![first], &meta, 1, GENESIS_HASH, Utc::now(), |e| {
+                new.seal(e)
+            })?;
+        let prev = batch[0].hash;
+        (batch, prev, 0)
+    } else {
+        let first = new.read_after(0, 1).await?;
+        let resumes = first.first().is_some_and(|e| {
+            matches!(&e.envelope.event, Event::LogMigrated(m)
+                if m.from_head_position == from_head.position && m.from_head_hash == from_head_hash)
+        });
+        if !resumes || head.position > from_head.position + 1 {
+            return Err(refused(format!(
+                "the new log already holds {} events and is not a migration of this log: \
+                 migrate into an empty log",
+                head.position
+            )));
+        }
+        tracing::info!(
+            copied = head.position - 1,
+            "taking up the migration of this log where it stopped"
+        );
+        (Vec::new(), head.hash, head.position - 1)
     };
-    let first = Event::LogMigrated(LogMigrated {
-        from_head_position: from_head.position,
-        from_head_hash: ChainHash::parse(&from_head.hash.to_hex()).map_err(refused)?,
-        from_log,
-        reason,
-        migrated_on,
-    });
-    let mut batch =
-        Envelope::seal_all_with(vec![first], &meta, 1, GENESIS_HASH, Utc::now(), |e| {
-            new.seal(e)
-        })?;
-    let mut prev = batch[0].hash;
-    let mut at = 0;
-    loop {
-        let page = old.read_after(at, PAGE).await?;
+    // Up to the head verified and named in the first event, whatever the old log does since.
+    while at < from_head.position {
+        let page = old
+            .read_after(at, PAGE.min((from_head.position - at) as usize))
+            .await?;
         if page.is_empty() {
             break;
         }
@@ -142,9 +163,18 @@ pub async fn migrate_log(
 
     // The new log, read back through its key store, says what the old one says.
     let reread = crate::registry::open_log(to).await?;
+    if to_head.position != from_head.position + 1 {
+        return Err(refused(format!(
+            "the new log's head is at position {}, not {}: the old log ended early",
+            to_head.position,
+            from_head.position + 1
+        )));
+    }
     let mut at = 0;
-    loop {
-        let page = old.read_after(at, PAGE).await?;
+    while at < from_head.position {
+        let page = old
+            .read_after(at, PAGE.min((from_head.position - at) as usize))
+            .await?;
         if page.is_empty() {
             break;
         }
@@ -168,9 +198,17 @@ pub async fn migrate_log(
         at = page.last().map_or(at, RecordedEvent::position);
         progress(at);
     }
+    let still = old.head().await?;
     reread.close().await;
     new.close().await;
     old.close().await;
+    if still != from_head {
+        return Err(refused(format!(
+            "the old log grew to position {} while it was migrated (up to {}): stop every \
+             writer of the old deployment, then run the migration again into an empty log",
+            still.position, from_head.position
+        )));
+    }
     Ok(Migration {
         from_head,
         to_head,
