@@ -44,7 +44,7 @@ struct Conventional {
 #[async_trait::async_trait]
 impl Peer for Conventional {
     async fn attempt(&self, command: &Command, meta: &Metadata) -> Result<(Outcome, usize)> {
-        let (decision, loaded) = peer::load_and_check(&self.pool, command, meta).await?;
+        let (decision, loaded) = peer::load_and_check(&self.pool, None, command, meta).await?;
         let Decision::Append(event) = decision else {
             return Ok((Outcome::Refused, loaded));
         };

@@ -9,9 +9,11 @@
 //! peer does (`peer::load_and_check`), from as many concurrent submitters as the registry's
 //! append benchmark has (4,096), the loads over `--baseline-connections` (32) connections.
 //!
-//! What it is not: no snapshots or cache of a stream's state (every attempt reloads and parses
-//! the learner's whole stream, as in message-db; Equinox and Marten can keep a stream's state
-//! between commands), no hash chain or signature. One committer writes at a time, so global
+//! It runs twice: without a cache, every attempt loading and parsing the learner's whole stream
+//! (as message-db's `get_stream_messages` and a handler folding it do), and with the streams'
+//! states kept in memory between commands (`peer::StreamCache`, as Equinox's cache or a Marten
+//! aggregate kept live do), an attempt then loading only the events after the version it holds.
+//! No snapshots in the database, no hash chain or signature. One committer writes at a time, so global
 //! positions follow commit order; an append refused by the unique constraint still takes a value
 //! of the sequence, so positions have gaps.
 
@@ -28,7 +30,7 @@ use sqlx::postgres::{PgConnection, PgPoolOptions};
 use sqlx::{Connection, Executor, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::peer::{self, Decision, NewEvent, Outcome, Peer};
+use crate::peer::{self, Decision, NewEvent, Outcome, Peer, StreamCache};
 use crate::report::{rate, round};
 use crate::Ctx;
 
@@ -159,16 +161,19 @@ async fn write(conn: &mut PgConnection, batch: &[Pending]) -> Result<HashSet<(St
     Ok(rows.into_iter().collect())
 }
 
-/// The peer: load and check over a pool, append through the committer.
+/// The peer: load and check over a pool (with a cache of the streams' states or without), append
+/// through the committer.
 pub struct GroupedStore {
     pub pool: PgPool,
+    pub cache: Option<StreamCache>,
     pub committer: Committer,
 }
 
 #[async_trait::async_trait]
 impl Peer for GroupedStore {
     async fn attempt(&self, command: &Command, meta: &Metadata) -> Result<(Outcome, usize)> {
-        let (decision, loaded) = peer::load_and_check(&self.pool, command, meta).await?;
+        let (decision, loaded) =
+            peer::load_and_check(&self.pool, self.cache.as_ref(), command, meta).await?;
         let Decision::Append(event) = decision else {
             return Ok((Outcome::Refused, loaded));
         };
@@ -181,8 +186,9 @@ impl Peer for GroupedStore {
     }
 }
 
-/// Opens the peer on `url`: the schema created afresh, loads over `connections` connections.
-pub async fn open(url: &str, connections: usize) -> Result<GroupedStore> {
+/// Opens the peer on `url`: the schema created afresh, loads over `connections` connections, the
+/// streams' states kept between commands if `cached`.
+pub async fn open(url: &str, connections: usize, cached: bool) -> Result<GroupedStore> {
     let pool = PgPoolOptions::new()
         .max_connections(connections as u32)
         .connect(url)
@@ -190,21 +196,36 @@ pub async fn open(url: &str, connections: usize) -> Result<GroupedStore> {
         .context("connecting to the grouped peer's PostgreSQL")?;
     sqlx::raw_sql(SCHEMA).execute(&pool).await?;
     let committer = Committer::start(url).await?;
-    Ok(GroupedStore { pool, committer })
+    Ok(GroupedStore {
+        pool,
+        cache: cached.then(StreamCache::default),
+        committer,
+    })
 }
 
-/// The benchmark: the append benchmark's commands from `--submitters` workers.
+/// The benchmark: the append benchmark's commands from `--submitters` workers, on a fresh
+/// database each, without a cache of the streams' states and with one.
 pub async fn run(ctx: &mut Ctx, server: &str) -> Result<()> {
+    measure(ctx, server, false).await?;
+    measure(ctx, server, true).await
+}
+
+async fn measure(ctx: &mut Ctx, server: &str, cached: bool) -> Result<()> {
+    let name = if cached {
+        "grouped_cached_event_store"
+    } else {
+        "grouped_event_store"
+    };
     let fixture = ctx.fixture().await?;
     let commands = Arc::new(ctx.commands().await?);
     let url = ctx.fresh_database(server).await?;
     let connections = ctx.opts.baseline_connections;
     let submitters = ctx.opts.submitters;
     let server_settings = crate::server_settings(&url).await?;
-    let store = open(&url, connections).await?;
+    let store = open(&url, connections, cached).await?;
     let seeded = peer::seed(&store.pool, &fixture.log_path()).await?;
     ctx.rec.note(&format!(
-        "grouped peer: {seeded} events of the region's learners seeded into their streams"
+        "{name}: {seeded} events of the region's learners seeded into their streams"
     ));
     let limit = Duration::from_secs_f64(ctx.opts.baseline_seconds);
     let store = Arc::new(store);
@@ -218,20 +239,20 @@ pub async fn run(ctx: &mut Ctx, server: &str) -> Result<()> {
     store.pool.close().await;
     if committed != tally.appended {
         anyhow::bail!(
-            "the grouped peer committed {committed} events but answered {} appends",
+            "{name} committed {committed} events but answered {} appends",
             tally.appended
         );
     }
     if tally.appended == 0 {
         anyhow::bail!(
-            "the grouped peer appended nothing ({} commands refused)",
+            "{name} appended nothing ({} commands refused)",
             tally.refused
         );
     }
     let events_per_s = rate(tally.appended, tally.elapsed);
     ctx.rec.figure(
         "baseline",
-        "grouped_event_store_events_per_s",
+        &format!("{name}_events_per_s"),
         events_per_s,
         "events/s",
         json!({
@@ -244,16 +265,17 @@ pub async fn run(ctx: &mut Ctx, server: &str) -> Result<()> {
             "seconds": round(tally.elapsed.as_secs_f64(), 2),
             "latency": tally.latency.json(), "server": server_settings,
             "session": "synchronous_commit=on", "seeded_events": seeded,
-            "peer": "one events table, global position bigserial, unique (stream_id, version); each command loads and parses its learner's stream; appends of all submitters gathered into one INSERT per transaction (group commit, up to 1,024), a version already taken refused and the command retried from the load",
+            "stream_state_cache": cached,
+            "peer": "one events table, global position bigserial, unique (stream_id, version); each command loads and parses its learner's stream (with the cache: only the events after the version the cache holds); appends of all submitters gathered into one INSERT per transaction (group commit, up to 1,024), a version already taken refused and the command retried from the load",
         }),
     );
     match ctx.results.embedded_events_per_s {
         Some(ours) => ctx.rec.figure(
             "baseline",
-            "embedded_over_grouped_ratio",
+            &format!("embedded_over_{name}_ratio"),
             ours / events_per_s.max(1e-9),
             "x",
-            json!({"embedded_events_per_s": round(ours, 0), "grouped_events_per_s": round(events_per_s, 0)}),
+            json!({"embedded_events_per_s": round(ours, 0), "peer_events_per_s": round(events_per_s, 0)}),
         ),
         None => ctx
             .rec
@@ -326,8 +348,17 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_submitters_append_every_event_once_in_stream_order() {
+        every_event_once_in_stream_order(false).await;
+    }
+
+    #[tokio::test]
+    async fn with_the_cache_of_stream_states_every_event_is_appended_once_in_stream_order() {
+        every_event_once_in_stream_order(true).await;
+    }
+
+    async fn every_event_once_in_stream_order(cached: bool) {
         let db = PgDatabase::create().await;
-        let store = Arc::new(open(db.url(), 8).await.expect("the peer opens"));
+        let store = Arc::new(open(db.url(), 8, cached).await.expect("the peer opens"));
         let learners = placed(&store, 20).await;
         // 400 commands, 20 per learner, dealt round-robin to 128 workers: appends to the same
         // stream race all the time.
@@ -413,7 +444,7 @@ mod tests {
     #[tokio::test]
     async fn an_append_at_a_version_already_taken_is_refused() {
         let db = PgDatabase::create().await;
-        let store = open(db.url(), 4).await.expect("the peer opens");
+        let store = open(db.url(), 4, false).await.expect("the peer opens");
         let (learner, class) = placed(&store, 1).await[0];
         let (first, meta) = mark(learner, class);
         let (second, _) = mark(learner, class);
@@ -422,7 +453,7 @@ mod tests {
             let meta = &meta;
             let command = command.clone();
             async move {
-                match peer::load_and_check(&store.pool, &command, meta)
+                match peer::load_and_check(&store.pool, store.cache.as_ref(), &command, meta)
                     .await
                     .expect("a load")
                 {

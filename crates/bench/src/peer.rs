@@ -9,14 +9,14 @@
 //! `metadata jsonb`; a stream's `(stream_id, version)` is unique, which is what refuses a
 //! concurrent append at a version already taken.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use contingent_domain::Command;
+use contingent_domain::{Command, MarkRecorded};
 use contingent_log::{EventLog, Metadata};
 use contingent_log_sqlite::SqliteLog;
 use serde_json::{json, Value};
@@ -98,11 +98,74 @@ pub enum Outcome {
     Conflict,
 }
 
-/// Loads the command's stream (every event of its learner, parsed) and checks the command the
-/// way the registry's rules would for the benchmark's commands: the learner was placed in the
-/// mark's class and the mark is new. Returns the decision and how many events were loaded.
+/// A stream's state as far as the benchmark's checks need it: the classes its learner was placed
+/// in (`class_id` or `to_class_id` of any of its events), the marks it holds, and the version of
+/// its last event folded.
+#[derive(Debug, Default)]
+pub struct Folded {
+    version: i64,
+    classes: HashSet<String>,
+    marks: HashSet<String>,
+}
+
+impl Folded {
+    /// Folds the stream's event at `version` (its JSON `data`), unless already folded.
+    fn apply(&mut self, version: i64, data: &str) -> Result<()> {
+        if version <= self.version {
+            return Ok(());
+        }
+        let v: Value = serde_json::from_str(data)?;
+        if let Some(mark) = v.get("mark_id").and_then(Value::as_str) {
+            self.marks.insert(mark.to_owned());
+        }
+        for field in ["class_id", "to_class_id"] {
+            if let Some(class) = v.get(field).and_then(Value::as_str) {
+                self.classes.insert(class.to_owned());
+            }
+        }
+        self.version = version;
+        Ok(())
+    }
+
+    /// Checks `mark` against the state: the learner was placed in the mark's class and the mark
+    /// is new; the event goes at the next version.
+    fn decide(&self, stream: String, mark: &MarkRecorded, meta: &Metadata) -> Result<Decision> {
+        if self.marks.contains(&mark.mark_id.to_string())
+            || !self.classes.contains(&mark.class_id.to_string())
+        {
+            return Ok(Decision::Refused);
+        }
+        let metadata = json!({"recorded_at": chrono::Utc::now(), "actor": meta.actor, "source": meta.source,
+                   "event_id": uuid::Uuid::now_v7()});
+        Ok(Decision::Append(NewEvent {
+            stream,
+            version: self.version + 1,
+            kind: "mark_recorded",
+            data: serde_json::to_string(mark)?,
+            metadata: metadata.to_string(),
+        }))
+    }
+}
+
+/// The streams' states a peer keeps between commands, as Equinox's cache or a Marten aggregate
+/// kept in memory do: a command then loads only the events its stream gained since.
+#[derive(Debug, Default)]
+pub struct StreamCache(Mutex<HashMap<String, Folded>>);
+
+impl StreamCache {
+    fn version_of(&self, stream: &str) -> i64 {
+        let streams = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        streams.get(stream).map_or(0, |f| f.version)
+    }
+}
+
+/// Loads the command's stream and checks the command against it the way the registry's rules
+/// would for the benchmark's commands (`Folded::decide`). Without a cache every event of the
+/// learner is loaded and parsed; with one, only those after the version the cache holds. Returns
+/// the decision and how many events were loaded.
 pub async fn load_and_check(
     pool: &PgPool,
+    cache: Option<&StreamCache>,
     command: &Command,
     meta: &Metadata,
 ) -> Result<(Decision, usize)> {
@@ -110,40 +173,36 @@ pub async fn load_and_check(
         return Ok((Decision::Refused, 0));
     };
     let stream = mark.learner_id.to_string();
+    let after = cache.map_or(0, |c| c.version_of(&stream));
     let rows: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT version, data::text FROM events WHERE stream_id = $1 ORDER BY version",
+        "SELECT version, data::text FROM events WHERE stream_id = $1 AND version > $2 \
+         ORDER BY version",
     )
     .bind(&stream)
+    .bind(after)
     .fetch_all(pool)
     .await?;
     let loaded = rows.len();
-    let class = mark.class_id.to_string();
-    let mark_id = mark.mark_id.to_string();
-    let mut placed = false;
-    for (_, data) in &rows {
-        let v: Value = serde_json::from_str(data)?;
-        if v.get("mark_id").and_then(Value::as_str) == Some(mark_id.as_str()) {
-            return Ok((Decision::Refused, loaded));
+    let decision = match cache {
+        None => {
+            let mut folded = Folded::default();
+            for (version, data) in &rows {
+                folded.apply(*version, data)?;
+            }
+            folded.decide(stream, mark, meta)?
         }
-        placed |= v.get("class_id").and_then(Value::as_str) == Some(class.as_str())
-            || v.get("to_class_id").and_then(Value::as_str) == Some(class.as_str());
-    }
-    if !placed {
-        return Ok((Decision::Refused, loaded));
-    }
-    let version = rows.last().map_or(1, |(v, _)| v + 1);
-    let metadata = json!({"recorded_at": chrono::Utc::now(), "actor": meta.actor, "source": meta.source,
-               "event_id": uuid::Uuid::now_v7()});
-    Ok((
-        Decision::Append(NewEvent {
-            stream,
-            version,
-            kind: "mark_recorded",
-            data: serde_json::to_string(mark)?,
-            metadata: metadata.to_string(),
-        }),
-        loaded,
-    ))
+        Some(cache) => {
+            let mut streams = cache.0.lock().unwrap_or_else(|e| e.into_inner());
+            // Another command may have folded further meanwhile: what it folded is a prefix of
+            // the stream too, and `apply` skips what is already in.
+            let folded = streams.entry(stream.clone()).or_default();
+            for (version, data) in &rows {
+                folded.apply(*version, data)?;
+            }
+            folded.decide(stream, mark, meta)?
+        }
+    };
+    Ok((decision, loaded))
 }
 
 /// A peer: one attempt at a command (load, check, append), returning what it gave and how many
