@@ -8,8 +8,9 @@
 //! ```
 //!
 //! Suites: `append` (durable append throughput, embedded and Kafka, with the disk's fsync
-//! bandwidth and the broker's raw produce rate), `baseline` (a conventional PostgreSQL event
-//! store driven by the same commands), `rebuild` (projection rebuild per read model, SQLite and
+//! bandwidth and the broker's raw produce rate), `baseline` (two PostgreSQL event stores driven
+//! by the same commands: a conventional one, one transaction per command, and one with a global
+//! position and group commit), `rebuild` (projection rebuild per read model, SQLite and
 //! PostgreSQL, with PostgreSQL COPY), `query` (HTTP query latency and throughput on loopback),
 //! `lag` (acknowledged to visible in the read models), `memory` (writer state per learner, log
 //! bytes per event), `recovery` (what a failed append costs the writer). A suite whose server is
@@ -18,9 +19,11 @@
 mod append;
 mod baseline;
 mod fixture;
+mod grouped;
 mod lag;
 mod limits;
 mod memory;
+mod peer;
 mod query;
 mod rebuild;
 mod recovery;
@@ -119,10 +122,10 @@ pub struct Opts {
     /// Concurrent callers of the loaded lag run.
     #[arg(long, default_value_t = 64)]
     pub lag_callers: usize,
-    /// Connections of the baseline event store.
+    /// Connections of the baseline event store (and of the grouped peer's stream loads).
     #[arg(long, default_value_t = 32)]
     pub baseline_connections: usize,
-    /// Longest the baseline runs, in seconds (it stops earlier when the commands run out).
+    /// Longest each PostgreSQL peer runs, in seconds (it stops earlier when the commands run out).
     #[arg(long, default_value_t = 30.0)]
     pub baseline_seconds: f64,
     /// The recovery suite grows the region's log to this many events first (through the

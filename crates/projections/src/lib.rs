@@ -16,6 +16,7 @@
 
 mod changes;
 mod class_register;
+mod decode;
 mod diary;
 mod federal;
 mod flush;
@@ -29,6 +30,7 @@ mod vacancies;
 use contingent_log::RecordedEvent;
 
 pub use changes::{Change, ChangeSet, Table, Value};
+pub use decode::{decode_envelope, open_recorded, read_decoded_after};
 pub use flush::FlushStats;
 pub use projector::{Projector, ProjectorError};
 pub use store::{dump_tables, Engine, ReadDatabase, ReadStore};
