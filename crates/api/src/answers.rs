@@ -143,8 +143,10 @@ pub struct AuditFinding {
     /// The position (the first one, for a run of events).
     pub position: u64,
     /// What kind: `changed`, `removed`, `reordered`, `chain_broken`, `unsigned`,
-    /// `bad_signature`, `truncated`, `rewritten`, `learner_index` (damage), or `lost_race` (the
-    /// records of an honest writer that lost a race on Kafka: not damage).
+    /// `bad_signature`, `truncated`, `rewritten`, `learner_index` (damage), `lost_race` (the
+    /// records of an honest writer that lost a race on Kafka) or `unfinished_append` (the first
+    /// records of an honest writer's append whose writer stopped before the rest arrived): the
+    /// last two are not damage.
     pub kind: String,
     /// In words.
     pub problem: String,

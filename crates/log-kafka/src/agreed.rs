@@ -26,12 +26,28 @@ pub mod header {
     /// The position of the last event of the append this record belongs to: an append of one
     /// event has `append_last == position`.
     pub const APPEND_LAST: &str = "append_last";
-    /// On the last record of a signed append: the writer key that signed it (16 hex digits).
+    /// On the last record of a signed append, and on the first of one of several records: the
+    /// writer key that signed it (16 hex digits).
     pub const KEY_ID: &str = "key_id";
-    /// On the last record of a signed append: the Ed25519 signature of the append (128 hex
-    /// digits), over `contingent.batch.v1`, its first and last position, the hash before it,
-    /// its last hash and the key id (see `contingent_log::BatchSignature`).
+    /// On the last record of a signed append, and on the first of one of several records: the
+    /// Ed25519 signature of the append (128 hex digits), over `contingent.batch.v1`, its first
+    /// and last position, the hash before it, its last hash and the key id (see
+    /// `contingent_log::BatchSignature`).
     pub const SIGNATURE: &str = "signature";
+    /// On the first record of a signed append of several records: the hash of its last record,
+    /// which the signature covers. With it, the first records of an append whose writer stopped
+    /// before the rest arrived are known for its own (`verify`: an unfinished append, not an
+    /// intruder's records).
+    pub const APPEND_LAST_HASH: &str = "append_last_hash";
+}
+
+/// The `append_last_hash` header of a record, when it carries one.
+pub fn append_last_hash<H: Headers>(headers: Option<&H>) -> Option<Hash> {
+    headers?
+        .iter()
+        .find(|h| h.key == header::APPEND_LAST_HASH)
+        .and_then(|h| std::str::from_utf8(h.value?).ok())
+        .and_then(Hash::parse)
 }
 
 /// The `key_id` and `signature` headers of a record, when it carries both.

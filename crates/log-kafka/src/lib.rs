@@ -12,7 +12,8 @@
 //!   `event_id`, `hash`, `prev_hash` and `append_last` (see [`header`]), so a consumer can route
 //!   and check the chain without parsing the value. The last record of an append made with a
 //!   writer key ([`KafkaLog::with_writer_key`]) also carries `key_id` and `signature`: the
-//!   append's Ed25519 signature.
+//!   append's Ed25519 signature; the first record of an append of several carries them too,
+//!   with `append_last_hash`, the last hash the signature covers.
 //! - **Writing.** An idempotent producer (`acks=all`); no Kafka transactions (tansu has none, and
 //!   correctness must not depend on them). A writer whose events lose a race still leaves its
 //!   records in the topic: they are not part of the log.
@@ -59,7 +60,7 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer, PurgeConfig};
 use rdkafka::{Offset, TopicPartitionList};
 
-pub use agreed::{header, signature_headers, Accepted, AgreedHistory, Candidate};
+pub use agreed::{append_last_hash, header, signature_headers, Accepted, AgreedHistory, Candidate};
 
 /// The only partition of a region's topic.
 pub const PARTITION: i32 = 0;
@@ -476,7 +477,8 @@ struct Item {
     offset: i64,
     learner: Option<LearnerId>,
     body: Vec<u8>,
-    /// The `key_id` and `signature` headers, on the last record of a signed append.
+    /// The `key_id` and `signature` headers, on the last record of a signed append (and on the
+    /// first of one of several, where the follower ignores them).
     signature: Option<(String, String)>,
 }
 
@@ -512,6 +514,8 @@ struct ScanRecord {
     candidate: Option<Candidate>,
     claimed_position: u64,
     signature: Option<(String, String)>,
+    /// The `append_last_hash` header, on the first record of a signed append of several.
+    last_hash: Option<Hash>,
 }
 
 /// A run of stray records being grouped into the append they claim.
@@ -546,6 +550,9 @@ impl Scan {
                     last_hash: GENESIS_HASH,
                     complete: false,
                     signature: None,
+                    first_signature: None,
+                    append_last: r.claimed_position,
+                    built_on_log: false,
                     malformed: Some(
                         "its chain headers are missing, or its bytes do not match its hash header"
                             .into(),
@@ -568,6 +575,14 @@ impl Scan {
                     g
                 }
                 None => {
+                    // The first record of an append of several also carries its signature,
+                    // with the last hash it covers.
+                    let first_signature = match (&r.signature, r.last_hash) {
+                        (Some((key_id, signature)), Some(last_hash)) => {
+                            Some((key_id.clone(), signature.clone(), last_hash))
+                        }
+                        _ => None,
+                    };
                     open.push(Group {
                         stray: StrayAppend {
                             offset: r.offset as u64,
@@ -577,6 +592,9 @@ impl Scan {
                             last_hash: c.hash,
                             complete: false,
                             signature: None,
+                            first_signature,
+                            append_last: c.append_last,
+                            built_on_log: log_hash(c.position - 1) == Some(c.prev_hash),
                             malformed: None,
                         },
                         append_last: c.append_last,
@@ -705,6 +723,7 @@ impl Follower {
                             candidate: Candidate::from_record(message.headers(), message.payload()),
                             claimed_position,
                             signature: signature_headers(message.headers()),
+                            last_hash: append_last_hash(message.headers()),
                         });
                     }
                     let Some(candidate) =
@@ -894,7 +913,12 @@ fn record_parts(
             value: Some(value.as_str()),
         });
     }
-    if let Some(signed) = signed.filter(|s| s.last_position == envelope.position) {
+    // The signature rides on the last record, and on the first of an append of several with
+    // the last hash it covers: a writer stopped while its records were on their way leaves a
+    // signed beginning, not records nobody signed.
+    if let Some(signed) = signed
+        .filter(|s| s.last_position == envelope.position || s.first_position == envelope.position)
+    {
         headers = headers
             .insert(Header {
                 key: header::KEY_ID,
@@ -904,6 +928,13 @@ fn record_parts(
                 key: header::SIGNATURE,
                 value: Some(signed.signature.as_str()),
             });
+        if signed.last_position != envelope.position {
+            let last_hash = signed.last_hash.to_hex();
+            headers = headers.insert(Header {
+                key: header::APPEND_LAST_HASH,
+                value: Some(last_hash.as_str()),
+            });
+        }
     }
     (key, headers)
 }

@@ -309,7 +309,9 @@ async fn copies_with_a_record_removed_swapped_or_cut_off_are_named() {
     let removed: Vec<i64> = all.iter().copied().filter(|o| *o != 6).collect();
     let outcome = verify(&copy(&f, &removed).await, &f.keys, kept).await;
     assert_eq!(outcome.head, 4);
-    detected(&outcome, FindingKind::Unsigned, 5);
+    // Positions 5 and 6 alone are what a writer stopped mid-append leaves; the record at 8 and
+    // the kept checkpoint name the removal.
+    detected(&outcome, FindingKind::UnfinishedAppend, 5);
     detected(&outcome, FindingKind::BadSignature, 8);
     detected(&outcome, FindingKind::Truncated, 5);
 
@@ -318,7 +320,7 @@ async fn copies_with_a_record_removed_swapped_or_cut_off_are_named() {
     swapped.swap(2, 3);
     let outcome = verify(&copy(&f, &swapped).await, &f.keys, kept).await;
     assert_eq!(outcome.head, 0);
-    detected(&outcome, FindingKind::Unsigned, 1);
+    detected(&outcome, FindingKind::UnfinishedAppend, 1);
     detected(&outcome, FindingKind::BadSignature, 4);
     detected(&outcome, FindingKind::Truncated, 1);
 
@@ -327,4 +329,105 @@ async fn copies_with_a_record_removed_swapped_or_cut_off_are_named() {
     assert_eq!(damage(&verify(&cut, &f.keys, &[]).await), []);
     let outcome = verify(&cut, &f.keys, kept).await;
     assert_eq!(damage(&outcome), [(FindingKind::Truncated, 9)]);
+}
+
+/// A writer stopped while its append was on its way leaves the append's first records outside
+/// the log. Their first record carries the append's signature and the last hash it covers, so
+/// the audit names them an unfinished append, not damage; the same records with the signature
+/// taken off are an intruder's, unsigned.
+#[tokio::test]
+async fn the_beginning_of_an_append_whose_writer_stopped_is_no_intruder() {
+    let f = fixture().await;
+    // The same history on a scratch topic, and on it an append of four by a registered writer.
+    let all: Vec<i64> = (0..12).collect();
+    let scratch = copy(&f, &all).await;
+    let key = Arc::new(WriterKey::generate());
+    let mut keys = f.keys.clone();
+    keys.register(&key.public());
+    let writer = open(&scratch).await.with_writer_key(key);
+    let head = writer.head().await.expect("head");
+    assert_eq!(head, f.head);
+    let learner = LearnerId::generate();
+    writer
+        .append(&seal(
+            vec![
+                learner_event(learner),
+                learner_event(learner),
+                org_event("Школа 9"),
+                learner_event(learner),
+            ],
+            head,
+        ))
+        .await
+        .expect("append");
+    writer.close().await;
+    let records = plain_read_all(&scratch);
+    let append = &records[12..16];
+    assert!(append[0].header(header::APPEND_LAST_HASH).is_some());
+    assert_eq!(
+        append[0].header(header::APPEND_LAST_HASH),
+        append[3].header(header::HASH),
+        "the first record names the last hash"
+    );
+
+    // Its first two records reach the region's topic; the rest never do.
+    for r in &append[..2] {
+        produce(
+            &f.topic,
+            r.key.as_deref().unwrap_or("region"),
+            &r.value,
+            &r.headers,
+        )
+        .await;
+    }
+    let outcome = verify(&f.topic, &keys, std::slice::from_ref(&f.kept)).await;
+    assert_eq!(outcome.head, 12, "not part of the log");
+    assert_eq!(damage(&outcome), [], "{:#?}", outcome.findings);
+    detected(&outcome, FindingKind::UnfinishedAppend, 13);
+
+    // The same records without the signature, on another copy of the history: an intruder's.
+    let bare = copy(&f, &all).await;
+    for r in &append[..2] {
+        let unsigned: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| {
+                ![header::KEY_ID, header::SIGNATURE, header::APPEND_LAST_HASH].contains(&k.as_str())
+            })
+            .cloned()
+            .collect();
+        produce(
+            &f.topic,
+            r.key.as_deref().unwrap_or("region"),
+            &r.value,
+            &unsigned,
+        )
+        .await;
+    }
+    let outcome = verify(&f.topic, &keys, &[]).await;
+    assert_eq!(
+        damage(&outcome),
+        [(FindingKind::Unsigned, 13)],
+        "{:#?}",
+        outcome.findings
+    );
+
+    // Signed by a key the region does not trust: not an honest writer's either.
+    let f = fixture().await;
+    for r in &append[..2] {
+        produce(
+            &f.topic,
+            r.key.as_deref().unwrap_or("region"),
+            &r.value,
+            &r.headers,
+        )
+        .await;
+    }
+    let outcome = verify(&f.topic, &f.keys, &[]).await;
+    assert_eq!(
+        damage(&outcome),
+        [(FindingKind::BadSignature, 13)],
+        "{:#?}",
+        outcome.findings
+    );
 }

@@ -143,12 +143,16 @@ pub enum FindingKind {
     /// Records of an honest writer that lost a race for positions: validly signed, complete,
     /// and not part of the log. Not damage.
     LostRace,
+    /// The first records of an honest writer's append whose last records never arrived (the
+    /// writer stopped while they were on their way): its first record's signature holds, and
+    /// they are built on the log and not part of it. Not damage.
+    UnfinishedAppend,
 }
 
 impl FindingKind {
-    /// Whether the finding is damage (everything but a lost race).
+    /// Whether the finding is damage (everything but a lost race or an unfinished append).
     pub fn is_damage(self) -> bool {
-        self != FindingKind::LostRace
+        !matches!(self, FindingKind::LostRace | FindingKind::UnfinishedAppend)
     }
 }
 
@@ -526,6 +530,13 @@ pub struct StrayAppend {
     pub complete: bool,
     /// The writer key id and signature its last record carries.
     pub signature: Option<(String, String)>,
+    /// The writer key id, signature and the last hash it covers that its first record carries
+    /// (an append of several records signs its first record too).
+    pub first_signature: Option<(String, String, Hash)>,
+    /// The position of the last event of the append its records claim (`append_last`).
+    pub append_last: u64,
+    /// Whether its first record's `prev_hash` is the log's hash at the position before it.
+    pub built_on_log: bool,
     /// Why its records could never be part of any log (bytes that do not match their hash
     /// header, headers missing), if so.
     pub malformed: Option<String>,
@@ -584,7 +595,49 @@ impl Auditor {
                     "{at} are not part of the log, and their signature does not hold: {problem}"
                 ),
             )),
-            None => self.report(Finding::new(
+            None => self.unfinished(s, &at),
+        }
+    }
+
+    /// Records without the signature of a last record: the beginning of an append whose writer
+    /// stopped before the rest arrived, when its first record's signature holds, it is built on
+    /// the log and it stops short of the position the signature names; else unsigned.
+    fn unfinished(&mut self, s: &StrayAppend, at: &str) {
+        let signed = s
+            .first_signature
+            .as_ref()
+            .map(|(key_id, signature, last_hash)| {
+                let batch = crate::sign::BatchSignature {
+                    first_position: s.first_position,
+                    last_position: s.append_last,
+                    prev_hash: s.prev_hash,
+                    last_hash: *last_hash,
+                    key_id: key_id.clone(),
+                    signature: signature.clone(),
+                };
+                (key_id.clone(), self.keys.check_batch(&batch))
+            });
+        match signed {
+            Some((key_id, Ok(()))) if s.built_on_log && s.last_position < s.append_last => self
+                .report(Finding::new(
+                    s.first_position,
+                    FindingKind::UnfinishedAppend,
+                    format!(
+                        "{at}: the beginning of an append of positions {}–{} signed by writer \
+                         key {key_id}, built on the log, whose last records never arrived (its \
+                         writer stopped while they were on their way); not part of the log, not \
+                         damage",
+                        s.first_position, s.append_last
+                    ),
+                )),
+            Some((_, Err(problem))) => self.report(Finding::new(
+                s.first_position,
+                FindingKind::BadSignature,
+                format!(
+                    "{at} are not part of the log, and their signature does not hold: {problem}"
+                ),
+            )),
+            _ => self.report(Finding::new(
                 s.first_position,
                 FindingKind::Unsigned,
                 format!("{at} are not part of the log and no registered writer signed them"),
