@@ -78,9 +78,16 @@ async fn copy_in_clear(sealed: &Path, log: &dyn EventLog) -> Vec<String> {
     personal
 }
 
+/// Whether a SQLite file, or its write-ahead log, holds `text`.
 fn contains(file: &Path, text: &str) -> bool {
-    let bytes = std::fs::read(file).expect("read");
-    bytes.windows(text.len()).any(|w| w == text.as_bytes())
+    let wal = file.with_extension("db-wal");
+    [file, wal.as_path()]
+        .iter()
+        .filter(|f| f.exists())
+        .any(|f| {
+            let bytes = std::fs::read(f).expect("read");
+            bytes.windows(text.len()).any(|w| w == text.as_bytes())
+        })
 }
 
 fn fails(args: &[&str]) -> String {
@@ -161,14 +168,21 @@ async fn a_log_in_clear_moves_to_a_sealed_log_that_names_its_head_and_says_the_s
     // A copy of the new deployment as an interrupted migration leaves it: its first append only.
     let interrupted = dir.path().join("interrupted");
     std::fs::create_dir_all(interrupted.join("keys")).expect("dir");
+    // SQLite's write-ahead logs too: what they hold is committed.
     for f in [
         "log.db",
+        "log.db-wal",
+        "log.db-shm",
         "keys.db",
+        "keys.db-wal",
+        "keys.db-shm",
         "keys/master-key",
         "keys/writer-key",
         "keys/writers.json",
     ] {
-        std::fs::copy(new.join(f), interrupted.join(f)).expect("copy");
+        if new.join(f).exists() {
+            std::fs::copy(new.join(f), interrupted.join(f)).expect("copy");
+        }
     }
     assert!(
         old_length > 1_001,

@@ -371,15 +371,7 @@ async fn the_beginning_of_an_append_whose_writer_stopped_is_no_intruder() {
     );
 
     // Its first two records reach the region's topic; the rest never do.
-    for r in &append[..2] {
-        produce(
-            &f.topic,
-            r.key.as_deref().unwrap_or("region"),
-            &r.value,
-            &r.headers,
-        )
-        .await;
-    }
+    produce_all(&f.topic, &append[..2], &[]).await;
     let outcome = verify(&f.topic, &keys, std::slice::from_ref(&f.kept)).await;
     assert_eq!(outcome.head, 12, "not part of the log");
     assert_eq!(damage(&outcome), [], "{:#?}", outcome.findings);
@@ -387,24 +379,10 @@ async fn the_beginning_of_an_append_whose_writer_stopped_is_no_intruder() {
 
     // The same records without the signature, on another copy of the history: an intruder's.
     let bare = copy(&f, &all).await;
-    for r in &append[..2] {
-        let unsigned: Vec<(String, String)> = r
-            .headers
-            .iter()
-            .filter(|(k, _)| {
-                ![header::KEY_ID, header::SIGNATURE, header::APPEND_LAST_HASH].contains(&k.as_str())
-            })
-            .cloned()
-            .collect();
-        produce(
-            &f.topic,
-            r.key.as_deref().unwrap_or("region"),
-            &r.value,
-            &unsigned,
-        )
-        .await;
-    }
-    let outcome = verify(&f.topic, &keys, &[]).await;
+    let signing = [header::KEY_ID, header::SIGNATURE, header::APPEND_LAST_HASH];
+    produce_all(&bare, &append[..2], &signing).await;
+    let outcome = verify(&bare, &keys, &[]).await;
+    assert_eq!(outcome.head, 12);
     assert_eq!(
         damage(&outcome),
         [(FindingKind::Unsigned, 13)],
@@ -413,21 +391,33 @@ async fn the_beginning_of_an_append_whose_writer_stopped_is_no_intruder() {
     );
 
     // Signed by a key the region does not trust: not an honest writer's either.
-    let f = fixture().await;
-    for r in &append[..2] {
-        produce(
-            &f.topic,
-            r.key.as_deref().unwrap_or("region"),
-            &r.value,
-            &r.headers,
-        )
-        .await;
-    }
-    let outcome = verify(&f.topic, &f.keys, &[]).await;
+    let untrusted = copy(&f, &all).await;
+    produce_all(&untrusted, &append[..2], &[]).await;
+    let outcome = verify(&untrusted, &f.keys, &[]).await;
+    assert_eq!(outcome.head, 12);
     assert_eq!(
         damage(&outcome),
         [(FindingKind::BadSignature, 13)],
         "{:#?}",
         outcome.findings
     );
+}
+
+/// Produces copies of `records` to `topic`, without the headers named in `without`.
+async fn produce_all(topic: &str, records: &[PlainRecord], without: &[&str]) {
+    for r in records {
+        let headers: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| !without.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        produce(
+            topic,
+            r.key.as_deref().unwrap_or("region"),
+            &r.value,
+            &headers,
+        )
+        .await;
+    }
 }

@@ -17,7 +17,9 @@
 
 use chrono::{NaiveDate, Utc};
 use contingent_domain::{ChainHash, Event, LogMigrated, SourceKind, Text};
-use contingent_log::{Envelope, Head, Metadata, RecordedEvent, Source, GENESIS_HASH};
+use contingent_log::{
+    Envelope, EventLog, Head, LogError, Metadata, RecordedEvent, Source, GENESIS_HASH,
+};
 
 use crate::registry::{lock_writer_files, open_stored_log, open_writer_log};
 use crate::{RegistryError, Settings};
@@ -122,10 +124,8 @@ pub async fn migrate_log(
         (Vec::new(), head.hash, head.position - 1)
     };
     // Up to the head verified and named in the first event, whatever the old log does since.
-    while at < from_head.position {
-        let page = old
-            .read_after(at, PAGE.min((from_head.position - at) as usize))
-            .await?;
+    loop {
+        let page = page_until(&*old, at, from_head.position).await?;
         if page.is_empty() {
             break;
         }
@@ -171,10 +171,8 @@ pub async fn migrate_log(
         )));
     }
     let mut at = 0;
-    while at < from_head.position {
-        let page = old
-            .read_after(at, PAGE.min((from_head.position - at) as usize))
-            .await?;
+    loop {
+        let page = page_until(&*old, at, from_head.position).await?;
         if page.is_empty() {
             break;
         }
@@ -214,6 +212,14 @@ pub async fn migrate_log(
         to_head,
         copied: from_head.position,
     })
+}
+
+/// The old log's next page after `at`, up to position `end` (empty at `end`).
+async fn page_until(log: &dyn EventLog, at: u64, end: u64) -> Result<Vec<RecordedEvent>, LogError> {
+    if at >= end {
+        return Ok(Vec::new());
+    }
+    log.read_after(at, PAGE.min((end - at) as usize)).await
 }
 
 /// Whether a copied event records what the old one recorded, one position later.
