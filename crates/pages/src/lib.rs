@@ -17,6 +17,7 @@ mod layout;
 mod register;
 mod school;
 mod session;
+mod tally;
 
 use std::sync::Arc;
 
@@ -74,12 +75,14 @@ pub(crate) struct PagesState {
     pub sessions: Arc<Sessions>,
     /// The API's per-caller rate, which page views count against too.
     pub rate: contingent_api::CallerRate,
+    /// The data-quality panel's counts folded from the log, kept between page views.
+    pub tally: Arc<tokio::sync::Mutex<tally::LogTally>>,
 }
 
 /// The pages' router, to serve beside the API's through
 /// [`contingent_api::router_with_pages`], which hands it the API's per-caller `rate`: `/`,
-/// `/signin`, `/signout`, `/diary`, `/register`, `/school`, `/audit`, `/analytics` and
-/// `/assets/site.css`.
+/// `/signin`, `/signout`, `/diary`, `/register`, `/school`, `/audit`, `/analytics` (with
+/// `/analytics/movements`, `/analytics/queues`, `/analytics/exams`) and `/assets/site.css`.
 pub fn router(
     registry: Arc<Registry>,
     verifier: Arc<TokenVerifier>,
@@ -92,6 +95,7 @@ pub fn router(
         sign_on: Arc::new(sign_on),
         sessions: Arc::new(Sessions::default()),
         rate,
+        tally: Arc::default(),
     };
     Router::new()
         .route("/", get(home))
@@ -114,6 +118,9 @@ pub fn router(
         .route("/audit/learner", get(audit::open_learner))
         .route("/audit/learners/{learner}", get(audit::timeline))
         .route("/analytics", get(analytics::analytics))
+        .route("/analytics/movements", get(analytics::movements_page))
+        .route("/analytics/queues", get(analytics::queues_page))
+        .route("/analytics/exams", get(analytics::exams_page))
         .route("/analytics/{table}", get(analytics::csv))
         .with_state(state)
 }

@@ -32,6 +32,7 @@ pub use changes::{Change, ChangeSet, Table, Value};
 pub use flush::FlushStats;
 pub use projector::{Projector, ProjectorError};
 pub use store::{dump_tables, Engine, ReadDatabase, ReadStore};
+pub use vacancies::due_on;
 
 /// One read model: its tables, and how an event changes their rows.
 ///
