@@ -14,6 +14,7 @@ mod audit;
 mod charts;
 mod diary;
 mod layout;
+mod oidc;
 mod register;
 mod school;
 mod session;
@@ -30,6 +31,7 @@ use contingent_access::{Claims, LocalIssuer, Role, TokenVerifier};
 use contingent_registry::Registry;
 use serde::{Deserialize, Serialize};
 
+pub use oidc::{Oidc, OidcSettings, SignOnError};
 pub use session::Sessions;
 
 /// An account the embedded sign-on offers (the demo's roles).
@@ -51,6 +53,8 @@ pub struct SignOn {
     pub issuer: Option<Arc<LocalIssuer>>,
     /// The accounts offered with it.
     pub accounts: Vec<Account>,
+    /// The regional sign-on by OpenID Connect, when one is configured.
+    pub oidc: Option<Arc<Oidc>>,
 }
 
 impl SignOn {
@@ -101,6 +105,8 @@ pub fn router(
         .route("/", get(home))
         .route("/assets/site.css", get(stylesheet))
         .route("/signin", get(session::sign_in_page).post(session::sign_in))
+        .route("/signin/oidc", get(session::oidc_begin))
+        .route("/signin/oidc/callback", get(session::oidc_callback))
         .route("/signout", post(session::sign_out))
         .route("/diary", get(diary::children))
         .route("/diary/{learner}", get(diary::diary))
