@@ -897,8 +897,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 tracing::warn!(?faults, "appends fail on purpose: a fault-injection run");
             }
             limits.apply(&mut settings);
-            let registry = open_with(settings).await?;
             let sign_on = with_oidc(sign_on(&data, &auth)?, &auth, &oidc, listen).await?;
+            let registry = open_with(settings).await?;
             serve(registry, verifier, listen, sign_on).await?;
         }
         Cmd::Project {
