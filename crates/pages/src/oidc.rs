@@ -28,6 +28,8 @@ use serde::{Deserialize, Serialize};
 
 /// How long a sign-in begun at the issuer may take to come back.
 const PENDING_FOR: Duration = Duration::from_secs(600);
+/// How many sign-ins may be under way at once.
+const MAX_PENDING: usize = 10_000;
 
 /// Why OpenID Connect sign-in could not be set up or completed.
 #[derive(Debug, thiserror::Error)]
@@ -184,6 +186,16 @@ impl Oidc {
         let now = Instant::now();
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         pending.retain(|_, p| now.duration_since(p.started) < PENDING_FOR);
+        if pending.len() >= MAX_PENDING {
+            // Sign-ins begun and never finished do not grow without bound: the oldest goes.
+            if let Some(oldest) = pending
+                .iter()
+                .min_by_key(|(_, p)| p.started)
+                .map(|(k, _)| k.clone())
+            {
+                pending.remove(&oldest);
+            }
+        }
         pending.insert(
             state.secret().clone(),
             Pending {

@@ -84,10 +84,7 @@ impl LogTally {
         while self.position < position {
             // The stored events as they are: only the types counted here are decoded, and
             // without their personal fields, which nothing here needs.
-            let events = registry
-                .log()
-                .read_raw_after(self.position, PAGE)
-                .await?;
+            let events = registry.log().read_raw_after(self.position, PAGE).await?;
             if events.is_empty() {
                 break;
             }
