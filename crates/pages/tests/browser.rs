@@ -1,5 +1,6 @@
 //! The pages in a real headless Chromium driven over WebDriver: each role signs in on the
-//! sign-on page and walks its main page (a screenshot of each is written), and the story of a
+//! sign-on page and walks its main page (a screenshot of each is written; the region also opens
+//! the analyst's other pages through their tabs, each with a screenshot), and the story of a
 //! mark: a teacher records it through the register's form, the parent sees it in the diary, the
 //! auditor sees its event in the learner's timeline.
 //!
