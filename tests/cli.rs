@@ -157,7 +157,8 @@ async fn serve_accepts_its_own_tokens_and_a_sign_ons_key_set_by_file_or_url() {
         "another OpenID Connect issuer is refused"
     );
     assert!(
-        String::from_utf8_lossy(&elsewhere.stderr).contains("--oidc-issuer"),
+        String::from_utf8_lossy(&elsewhere.stderr)
+            .contains("must be the --issuer whose key set is --jwks"),
         "{}",
         String::from_utf8_lossy(&elsewhere.stderr)
     );
