@@ -423,4 +423,25 @@ async fn the_data_quality_panel_recounts_from_the_log_and_finds_read_models_that
         let (read, logged): (i64, i64) = (r[4].parse().unwrap(), r[5].parse().unwrap());
         assert_eq!(read + 1, logged, "{r:?}");
     }
+
+    // Read models that claim a position past the end of the log.
+    let past = site.registry.head() + 5;
+    sqlx::query("UPDATE projection_positions SET position = $1")
+        .bind(past as i64)
+        .execute(pool)
+        .await
+        .unwrap();
+    let rows = csv(&mut region, "/analytics/reconciliation.csv").await;
+    assert_eq!(
+        rows[1],
+        [
+            "Позиция в журнале событий",
+            "все",
+            "все",
+            "расходится",
+            &past.to_string(),
+            &site.registry.head().to_string()
+        ],
+        "{rows:?}"
+    );
 }

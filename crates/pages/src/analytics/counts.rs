@@ -272,7 +272,27 @@ async fn reconcile(
         let mut tally = state.tally.lock().await;
         tally.advance_to(registry, position).await?;
         if tally.position != position {
-            return Ok(None);
+            // The read models stand past the end of the log: nothing else can be compared.
+            let mut rows = vec![reconciliation_header()];
+            rows.push(vec![
+                "Позиция в журнале событий".to_owned(),
+                "все".to_owned(),
+                "все".to_owned(),
+                "расходится".to_owned(),
+                position.to_string(),
+                tally.position.to_string(),
+            ]);
+            return Ok(Some(Reconciled {
+                position: tally.position,
+                table: Table {
+                    name: "reconciliation",
+                    title: "",
+                    rows,
+                    numeric: 2,
+                },
+                differences: 1,
+                overdue: 0,
+            }));
         }
         // Measures: open enrollments, places taken, pending applications, overdue ones.
         const MEASURES: [&str; 4] = [
