@@ -133,6 +133,65 @@ struct AuthArgs {
     insecure_jwks_http: bool,
 }
 
+/// Signing people in to the pages with the regional sign-on by OpenID Connect (authorization
+/// code with PKCE): the same issuer whose key set is --jwks.
+#[derive(clap::Args, Clone)]
+struct OidcArgs {
+    /// The sign-on's issuer URL (its discovery document is read at start); needs --jwks and
+    /// --issuer with the same issuer.
+    #[arg(long, env = "CONTINGENT_OIDC_ISSUER", requires_all = ["oidc_client_id", "jwks"])]
+    oidc_issuer: Option<String>,
+    /// This registry's client id at the sign-on.
+    #[arg(long, env = "CONTINGENT_OIDC_CLIENT_ID", requires = "oidc_issuer")]
+    oidc_client_id: Option<String>,
+    /// A file holding the client secret (a confidential client); without it, a public client.
+    #[arg(
+        long,
+        env = "CONTINGENT_OIDC_CLIENT_SECRET_FILE",
+        requires = "oidc_issuer"
+    )]
+    oidc_client_secret_file: Option<PathBuf>,
+    /// Where the sign-on sends people back, registered with it; by default
+    /// http://LISTEN/signin/oidc/callback.
+    #[arg(long, env = "CONTINGENT_OIDC_REDIRECT_URL", requires = "oidc_issuer")]
+    oidc_redirect_url: Option<String>,
+}
+
+/// The sign-on with OpenID Connect added, when `--oidc-issuer` is given.
+async fn with_oidc(
+    mut sign_on: contingent_pages::SignOn,
+    auth: &AuthArgs,
+    oidc: &OidcArgs,
+    listen: SocketAddr,
+) -> Result<contingent_pages::SignOn> {
+    let (Some(issuer), Some(client_id)) = (&oidc.oidc_issuer, &oidc.oidc_client_id) else {
+        return Ok(sign_on);
+    };
+    if auth.issuer.as_deref() != Some(issuer.as_str()) {
+        bail!("--oidc-issuer {issuer} must be the --issuer whose key set is --jwks");
+    }
+    let client_secret = match &oidc.oidc_client_secret_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let settings = contingent_pages::OidcSettings {
+        issuer: issuer.clone(),
+        client_id: client_id.clone(),
+        client_secret,
+        redirect_url: oidc
+            .oidc_redirect_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{listen}/signin/oidc/callback")),
+    };
+    sign_on.oidc = Some(Arc::new(contingent_pages::Oidc::discover(&settings).await?));
+    Ok(sign_on)
+}
+
 /// What bounds the API's work (defaults in `RequestLimits`).
 #[derive(clap::Args, Clone)]
 struct LimitArgs {
@@ -177,6 +236,8 @@ impl LimitArgs {
     }
 }
 
+// Parsed once at start: the size of the largest subcommand's arguments costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the log, the projectors and the HTTP API in one process.
@@ -195,6 +256,8 @@ enum Cmd {
         no_projector: bool,
         #[command(flatten)]
         limits: LimitArgs,
+        #[command(flatten)]
+        oidc: OidcArgs,
         /// Fault-injection tests only: make appends fail, SEED:PER_MILLE (half before writing,
         /// half written and then reported failed).
         #[arg(long, hide = true)]
@@ -530,6 +593,7 @@ fn sign_on(data: &DataArg, auth: &AuthArgs) -> Result<contingent_pages::SignOn> 
             &data.data,
         )?)),
         accounts: contingent_pages::SignOn::read_accounts(&data.data.join(ACCOUNTS_FILE))?,
+        oidc: None,
     })
 }
 
@@ -846,6 +910,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             listen,
             no_projector,
             limits,
+            oidc,
             inject_append_faults,
         } => {
             let verifier = verifier(&data, &auth).await?;
@@ -856,8 +921,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 tracing::warn!(?faults, "appends fail on purpose: a fault-injection run");
             }
             limits.apply(&mut settings);
+            let sign_on = with_oidc(sign_on(&data, &auth)?, &auth, &oidc, listen).await?;
             let registry = open_with(settings).await?;
-            let sign_on = sign_on(&data, &auth)?;
             serve(registry, verifier, listen, sign_on).await?;
         }
         Cmd::Project {

@@ -132,6 +132,36 @@ async fn serve_accepts_its_own_tokens_and_a_sign_ons_key_set_by_file_or_url() {
         "{}",
         String::from_utf8_lossy(&plain.stderr)
     );
+    // The pages' OpenID Connect sign-on must be the issuer whose key set is --jwks.
+    let elsewhere = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .args([
+            "--jwks",
+            &url,
+            "--issuer",
+            "contingent-local",
+            "--insecure-jwks-http",
+        ])
+        .args([
+            "--oidc-issuer",
+            "https://sso.example",
+            "--oidc-client-id",
+            "pages",
+        ])
+        .env("CI", "1")
+        .output()
+        .expect("runs");
+    assert!(
+        !elsewhere.status.success(),
+        "another OpenID Connect issuer is refused"
+    );
+    assert!(
+        String::from_utf8_lossy(&elsewhere.stderr)
+            .contains("must be the --issuer whose key set is --jwks"),
+        "{}",
+        String::from_utf8_lossy(&elsewhere.stderr)
+    );
     let server = serve(
         dir.path(),
         &[

@@ -56,3 +56,81 @@ fn draw(
     }
     Ok(())
 }
+
+/// A line chart of several `series` (name, one value per label, colour) over `labels` (months,
+/// say), `width` × `height` pixels, with a legend, as an SVG document.
+pub(crate) fn lines(
+    caption: &str,
+    labels: &[String],
+    series: &[(&str, Vec<i64>, RGBColor)],
+    width: u32,
+    height: u32,
+) -> String {
+    let mut svg = String::new();
+    if let Err(error) = draw_lines(&mut svg, caption, labels, series, width, height) {
+        tracing::warn!(%error, "drawing a chart failed");
+        return String::new();
+    }
+    svg
+}
+
+fn draw_lines(
+    svg: &mut String,
+    caption: &str,
+    labels: &[String],
+    series: &[(&str, Vec<i64>, RGBColor)],
+    width: u32,
+    height: u32,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let top = series
+        .iter()
+        .flat_map(|(_, values, _)| values.iter().copied())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let last = labels.len().max(2) - 1;
+    // About a dozen labels on the axis, whatever the number of months.
+    let step = labels.len().div_ceil(12).max(1);
+    {
+        let root = SVGBackend::with_string(svg, (width, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(caption, ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .margin_right(40)
+            .build_cartesian_2d(0usize..last, 0i64..top + top / 10 + 1)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(labels.len().div_ceil(step).max(2))
+            .x_label_formatter(&|i| {
+                if i % step == 0 {
+                    labels.get(*i).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .label_style(("sans-serif", 12))
+            .draw()?;
+        for (name, values, colour) in series {
+            let colour = *colour;
+            chart
+                .draw_series(LineSeries::new(
+                    values.iter().enumerate().map(|(i, v)| (i, *v)),
+                    colour.stroke_width(2),
+                ))?
+                .label(*name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 12))
+            .draw()?;
+        root.present()?;
+    }
+    Ok(())
+}

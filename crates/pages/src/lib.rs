@@ -14,9 +14,11 @@ mod audit;
 mod charts;
 mod diary;
 mod layout;
+mod oidc;
 mod register;
 mod school;
 mod session;
+mod tally;
 
 use std::sync::Arc;
 
@@ -29,6 +31,7 @@ use contingent_access::{Claims, LocalIssuer, Role, TokenVerifier};
 use contingent_registry::Registry;
 use serde::{Deserialize, Serialize};
 
+pub use oidc::{Oidc, OidcSettings, SignOnError};
 pub use session::Sessions;
 
 /// An account the embedded sign-on offers (the demo's roles).
@@ -50,6 +53,8 @@ pub struct SignOn {
     pub issuer: Option<Arc<LocalIssuer>>,
     /// The accounts offered with it.
     pub accounts: Vec<Account>,
+    /// The regional sign-on by OpenID Connect, when one is configured.
+    pub oidc: Option<Arc<Oidc>>,
 }
 
 impl SignOn {
@@ -74,12 +79,14 @@ pub(crate) struct PagesState {
     pub sessions: Arc<Sessions>,
     /// The API's per-caller rate, which page views count against too.
     pub rate: contingent_api::CallerRate,
+    /// The data-quality panel's counts folded from the log, kept between page views.
+    pub tally: Arc<tokio::sync::Mutex<tally::LogTally>>,
 }
 
 /// The pages' router, to serve beside the API's through
 /// [`contingent_api::router_with_pages`], which hands it the API's per-caller `rate`: `/`,
-/// `/signin`, `/signout`, `/diary`, `/register`, `/school`, `/audit`, `/analytics` and
-/// `/assets/site.css`.
+/// `/signin`, `/signout`, `/diary`, `/register`, `/school`, `/audit`, `/analytics` (with
+/// `/analytics/movements`, `/analytics/queues`, `/analytics/exams`) and `/assets/site.css`.
 pub fn router(
     registry: Arc<Registry>,
     verifier: Arc<TokenVerifier>,
@@ -92,11 +99,14 @@ pub fn router(
         sign_on: Arc::new(sign_on),
         sessions: Arc::new(Sessions::default()),
         rate,
+        tally: Arc::default(),
     };
     Router::new()
         .route("/", get(home))
         .route("/assets/site.css", get(stylesheet))
         .route("/signin", get(session::sign_in_page).post(session::sign_in))
+        .route("/signin/oidc", get(session::oidc_begin))
+        .route("/signin/oidc/callback", get(session::oidc_callback))
         .route("/signout", post(session::sign_out))
         .route("/diary", get(diary::children))
         .route("/diary/{learner}", get(diary::diary))
@@ -114,6 +124,9 @@ pub fn router(
         .route("/audit/learner", get(audit::open_learner))
         .route("/audit/learners/{learner}", get(audit::timeline))
         .route("/analytics", get(analytics::analytics))
+        .route("/analytics/movements", get(analytics::movements_page))
+        .route("/analytics/queues", get(analytics::queues_page))
+        .route("/analytics/exams", get(analytics::exams_page))
         .route("/analytics/{table}", get(analytics::csv))
         .with_state(state)
 }

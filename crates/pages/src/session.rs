@@ -133,7 +133,7 @@ impl Viewer {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -191,6 +191,12 @@ pub(crate) async fn sign_in_page(State(state): State<PagesState>) -> Response {
     };
     let body = html! {
         h1 { "Вход в региональный реестр обучающихся" }
+        @if state.sign_on.oidc.is_some() {
+            section {
+                h2 { "Региональная система входа" }
+                p { a #oidc-signin href="/signin/oidc" { "Войти через региональную систему входа" } }
+            }
+        }
         @if !accounts.is_empty() {
             section {
                 h2 { "Учётные записи демонстрационного региона" }
@@ -327,6 +333,105 @@ pub(crate) async fn sign_out(
     set_cookie(
         &mut response,
         &format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    response
+}
+
+/// The cookie that ties a sign-in begun at the regional sign-on to the browser that began it
+/// (its `state`). `SameSite=Lax`: the issuer sends the browser back by a top-level navigation
+/// from its own site, which a `Strict` cookie would not accompany.
+const OIDC_COOKIE: &str = "contingent_oidc";
+
+/// `GET /signin/oidc`: begins a sign-in at the regional sign-on (OpenID Connect).
+pub(crate) async fn oidc_begin(State(state): State<PagesState>) -> Response {
+    let Some(oidc) = state.sign_on.oidc.as_ref() else {
+        return refusal_page(
+            StatusCode::NOT_FOUND,
+            "Не найдено",
+            "Вход через региональную систему входа не настроен.",
+            None,
+        );
+    };
+    let (url, sign_in) = oidc.begin();
+    let mut response = Redirect::to(&url).into_response();
+    set_cookie(
+        &mut response,
+        &format!("{OIDC_COOKIE}={sign_in}; Path=/signin/oidc; HttpOnly; SameSite=Lax; Max-Age=600"),
+    );
+    response
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Callback {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    state: String,
+    error: Option<String>,
+}
+
+/// `GET /signin/oidc/callback?code=&state=`: completes the sign-in and opens a session. The
+/// session cookie is `SameSite=Strict`, which a browser would not send on the redirects of a
+/// navigation that began on the issuer's site: the page goes on to the main page from here.
+pub(crate) async fn oidc_callback(
+    State(state): State<PagesState>,
+    headers: HeaderMap,
+    axum::extract::Query(back): axum::extract::Query<Callback>,
+) -> Response {
+    let refused = |status: StatusCode, detail: &str| {
+        let mut response = refusal_page(status, "Вход не выполнен", detail, None);
+        set_cookie(
+            &mut response,
+            &format!("{OIDC_COOKIE}=; Path=/signin/oidc; HttpOnly; SameSite=Lax; Max-Age=0"),
+        );
+        response
+    };
+    let Some(oidc) = state.sign_on.oidc.as_ref() else {
+        return refused(
+            StatusCode::NOT_FOUND,
+            "Вход через региональную систему входа не настроен.",
+        );
+    };
+    if back.error.is_some() {
+        return refused(
+            StatusCode::UNAUTHORIZED,
+            "Региональная система входа отказала во входе.",
+        );
+    }
+    let kept = cookie(&headers, OIDC_COOKIE).unwrap_or("");
+    let principal = match oidc.complete(&back.code, &back.state, kept).await {
+        Ok(p) => p,
+        Err(crate::oidc::Refused::State) => {
+            return refused(
+                StatusCode::FORBIDDEN,
+                "Вход начат не в этом браузере или устарел. Откройте страницу входа заново.",
+            )
+        }
+        Err(e) => {
+            tracing::warn!(refused = %e, "an OpenID Connect sign-in was refused");
+            return refused(
+                StatusCode::UNAUTHORIZED,
+                "Ответ региональной системы входа не принят: токен неверен, просрочен, выдан не для этого реестра или без роли.",
+            );
+        }
+    };
+    let target = crate::main_page(principal.role);
+    let id = state.sessions.open(principal);
+    let body = html! {
+        h1 { "Вход выполнен" }
+        p { a #continue href=(target) { "Продолжить" } }
+    };
+    let mut response = layout::page("Вход выполнен", None, body);
+    if let Ok(refresh) = HeaderValue::from_str(&format!("0; url={target}")) {
+        response.headers_mut().insert("refresh", refresh);
+    }
+    set_cookie(
+        &mut response,
+        &format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict"),
+    );
+    set_cookie(
+        &mut response,
+        &format!("{OIDC_COOKIE}=; Path=/signin/oidc; HttpOnly; SameSite=Lax; Max-Age=0"),
     );
     response
 }

@@ -1,5 +1,6 @@
 //! The pages in a real headless Chromium driven over WebDriver: each role signs in on the
-//! sign-on page and walks its main page (a screenshot of each is written), and the story of a
+//! sign-on page and walks its main page (a screenshot of each is written; the region also opens
+//! the analyst's other pages through their tabs, each with a screenshot), and the story of a
 //! mark: a teacher records it through the register's form, the parent sees it in the diary, the
 //! auditor sees its event in the learner's timeline.
 //!
@@ -196,6 +197,46 @@ async fn each_role_signs_in_and_walks_its_main_page_in_chromium() {
             c.screenshot().await.unwrap(),
         )
         .unwrap();
+        if role == Role::Region {
+            // The analyst's other pages, through the tabs: each with its heading, and the
+            // movements and the queues with their charts.
+            for (tab, expected, file, chart) in [
+                (
+                    "/analytics/movements",
+                    "Движение контингента по месяцам: регион",
+                    "region-movements",
+                    true,
+                ),
+                (
+                    "/analytics/queues",
+                    "Места и очереди: регион",
+                    "region-queues",
+                    true,
+                ),
+                (
+                    "/analytics/exams",
+                    "Результаты экзаменов: регион",
+                    "region-exams",
+                    false,
+                ),
+            ] {
+                let link = c
+                    .find(Locator::Css(&format!("nav.tabs a[href='{tab}']")))
+                    .await
+                    .unwrap();
+                click_through(c, link).await;
+                let h1 = heading(c).await;
+                assert!(h1.starts_with(expected), "{tab}: {h1}");
+                if chart {
+                    c.find(Locator::Css(".charts figure svg")).await.unwrap();
+                }
+                std::fs::write(
+                    dir.join(format!("{file}.png")),
+                    c.screenshot().await.unwrap(),
+                )
+                .unwrap();
+            }
+        }
         sign_out(c).await;
     }
 }

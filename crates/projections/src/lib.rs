@@ -34,6 +34,7 @@ pub use decode::{decode_envelope, open_recorded, read_decoded_after};
 pub use flush::FlushStats;
 pub use projector::{Projector, ProjectorError};
 pub use store::{dump_tables, Engine, ReadDatabase, ReadStore};
+pub use vacancies::due_on;
 
 /// One read model: its tables, and how an event changes their rows.
 ///

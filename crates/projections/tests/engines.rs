@@ -592,6 +592,38 @@ async fn the_queries_answer_the_same_from_both_engines() {
             .expect("counts")
             .is_empty());
     }
+
+    // The analyst's queries: movements per month, the region's queues, exam results with their
+    // organization, and the counts the data-quality panel reconciles.
+    for scope in [None, Some(municipality.as_str())] {
+        let x = queries::movements_by_month(a, scope)
+            .await
+            .expect("movements");
+        assert!(!x.is_empty());
+        assert_eq!(
+            x,
+            queries::movements_by_month(b, scope)
+                .await
+                .expect("movements")
+        );
+        for as_of in ["2025-09-01", "2026-11-22"] {
+            let x = queries::pending_applications(a, scope, as_of)
+                .await
+                .expect("applications");
+            assert_eq!(
+                x,
+                queries::pending_applications(b, scope, as_of)
+                    .await
+                    .expect("applications")
+            );
+        }
+    }
+    let x = queries::exam_results(a).await.expect("exams");
+    assert!(!x.is_empty());
+    assert_eq!(x, queries::exam_results(b).await.expect("exams"));
+    let x = queries::reconciliation_counts(a).await.expect("counts");
+    assert!(x.learners > 0 && !x.open_enrollments.is_empty() && !x.pending.is_empty());
+    assert_eq!(x, queries::reconciliation_counts(b).await.expect("counts"));
     sqlite.close().await;
     postgres.close().await;
 }

@@ -62,6 +62,25 @@ impl Site {
         scale: contingent_simulate::Scale,
         configure: impl FnOnce(&mut Settings),
     ) -> Self {
+        Self::start_full(scale, configure, None).await
+    }
+
+    /// A site whose sign-on page also signs people in at an OpenID Connect issuer, as
+    /// `serve --oidc-issuer ISSUER --oidc-client-id CLIENT` does.
+    pub async fn start_oidc(issuer: &str, client_id: &str) -> Self {
+        Self::start_full(
+            contingent_simulate::Scale::tiny(),
+            |_| {},
+            Some((issuer.to_owned(), client_id.to_owned())),
+        )
+        .await
+    }
+
+    async fn start_full(
+        scale: contingent_simulate::Scale,
+        configure: impl FnOnce(&mut Settings),
+        oidc: Option<(String, String)>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut settings = Settings::new(dir.path());
         configure(&mut settings);
@@ -184,18 +203,32 @@ impl Site {
             ),
             account("Аудитор", claims("auditor-1", Role::Auditor)),
         ];
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a free port");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let oidc = match oidc {
+            Some((issuer, client_id)) => Some(Arc::new(
+                contingent_pages::Oidc::discover(&contingent_pages::OidcSettings {
+                    issuer,
+                    client_id,
+                    client_secret: None,
+                    redirect_url: format!("{base}/signin/oidc/callback"),
+                })
+                .await
+                .expect("the issuer is discovered"),
+            )),
+            None => None,
+        };
         let sign_on = SignOn {
             issuer: Some(issuer.clone()),
             accounts: accounts.clone(),
+            oidc,
         };
         // As `contingent serve` mounts them: the pages under the API's bounds.
         let app = contingent_api::router_with_pages(registry.clone(), verifier.clone(), |rate| {
             contingent_pages::router(registry.clone(), verifier, sign_on, rate)
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a free port");
-        let base = format!("http://{}", listener.local_addr().expect("address"));
         let server = tokio::spawn(async move {
             contingent_api::serve(listener, app, std::future::pending())
                 .await
@@ -303,9 +336,16 @@ impl Browser {
     }
 
     pub async fn get_raw(&mut self, path: &str) -> reqwest::Response {
+        let url = format!("{}{path}", self.base);
+        self.get_url(&url).await
+    }
+
+    /// GET an absolute URL (another site's too), keeping the cookies it sets, not following
+    /// redirects.
+    pub async fn get_url(&mut self, url: &str) -> reqwest::Response {
         let mut request = self
             .client
-            .get(format!("{}{path}", self.base))
+            .get(url)
             .header(reqwest::header::COOKIE, self.cookie_header());
         if let Some(token) = &self.bearer {
             request = request.bearer_auth(token);

@@ -5,12 +5,17 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+mod analytics;
 mod class_register;
 mod diary;
 mod federal;
 mod register;
 mod vacancies;
 
+pub use analytics::{
+    exam_results, movements_by_month, pending_applications, reconciliation_counts, ExamResult,
+    MonthMovements, PendingApplication, ReadModelCounts,
+};
 pub use class_register::{
     class_register, AttendanceGridRow, ClassInfo, ClassRegisterView, GridMark, MarksGridRow,
     RosterRow,
@@ -25,7 +30,9 @@ pub use register::{
     find_learners, learner, organizations, EnrollmentRow, GuardianRow, LearnerCard, LearnerSearch,
     LearnerSummary, MovementRow, OrganizationRow,
 };
-pub use vacancies::{queue, vacancies, ApplicationRow, QueueView, VacancyFilter, VacancyRow};
+pub use vacancies::{
+    overdue, queue, vacancies, ApplicationRow, QueueView, VacancyFilter, VacancyRow,
+};
 
 /// Why a query failed: the read-model database could not answer.
 pub type QueryError = sqlx::Error;

@@ -135,6 +135,13 @@ pub struct ApplicationRow {
     pub place: Option<i64>,
 }
 
+/// Whether an application of `status`, due to be decided by `due_on`, is overdue on `as_of`
+/// (dates as `YYYY-MM-DD`): it is still pending and its due date has passed. The one rule for
+/// overdue that the school's queue and the region's queues apply.
+pub fn overdue(status: &str, due_on: &str, as_of: &str) -> bool {
+    status == "pending" && due_on < as_of
+}
+
 /// An organization's queue.
 pub async fn queue(
     pool: &AnyPool,
@@ -175,7 +182,7 @@ pub async fn queue(
                     submitted_on: s(r, "submitted_on")?,
                     desired_start: os(r, "desired_start")?,
                     priority: s(r, "priority")?,
-                    overdue: status == "pending" && due_on.as_str() < as_of,
+                    overdue: overdue(&status, &due_on, as_of),
                     due_on,
                     status,
                     decided_on: os(r, "decided_on")?,

@@ -1,0 +1,201 @@
+//! Counts recomputed from the log itself, for the data-quality panel: the events that open and
+//! end enrollments, that queue and decide applications, that register learners and record exam
+//! results, folded in log order up to a position. The fold is kept between page views and
+//! brought forward over the events appended since (the stored events read through the
+//! registry's log; only the counted types are decoded, without their personal fields); it holds
+//! no rule of the registry's, only counts.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::NaiveDate;
+use contingent_domain::{ApplicationId, EnrollmentId, Event, LearnerId, OrganizationId};
+use contingent_log::Envelope;
+use contingent_registry::{Registry, RegistryError};
+use serde::Deserialize;
+
+/// How many events are read from the log at a time.
+const PAGE: usize = 5_000;
+
+/// Counts folded from the log up to `position`.
+#[derive(Default)]
+pub(crate) struct LogTally {
+    /// The last position folded.
+    pub position: u64,
+    /// Each organization's municipality and name.
+    pub organizations: HashMap<OrganizationId, (String, String)>,
+    /// Enrollments opened and not ended, with their organization.
+    open: HashMap<EnrollmentId, OrganizationId>,
+    /// The open enrollments of each learner (a death ends them all).
+    open_by_learner: HashMap<LearnerId, Vec<EnrollmentId>>,
+    /// Applications submitted and not decided, withdrawn or accepted: organization, learner,
+    /// due date.
+    pending: HashMap<ApplicationId, (OrganizationId, LearnerId, NaiveDate)>,
+    /// Every learner registered (at birth or from documents).
+    learners: HashSet<LearnerId>,
+    /// Exam results recorded.
+    pub exam_results: i64,
+}
+
+/// The event types the fold counts.
+const COUNTED: &[&str] = &[
+    "organization_registered",
+    "birth_registered",
+    "learner_registered",
+    "application_submitted",
+    "application_withdrawn",
+    "application_rejected",
+    "enrolled",
+    "transferred",
+    "left",
+    "death_registered",
+    "exam_result_recorded",
+];
+
+/// Whether a stored event is of a type the fold counts, read from its `type` alone (an event
+/// that does not parse is decoded, and its error reported).
+fn counted(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Kind<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: std::borrow::Cow<'a, str>,
+    }
+    serde_json::from_slice::<Kind>(body).map_or(true, |k| COUNTED.contains(&k.kind.as_ref()))
+}
+
+/// What the fold counts for one organization.
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OrganizationCounts {
+    pub open_enrollments: i64,
+    pub pending: i64,
+    pub overdue: i64,
+}
+
+impl LogTally {
+    /// Brings the fold forward to exactly `position` (from zero if it is past it: the read
+    /// models were rebuilt behind it).
+    pub async fn advance_to(
+        &mut self,
+        registry: &Registry,
+        position: u64,
+    ) -> Result<(), RegistryError> {
+        if self.position > position {
+            *self = Self::default();
+        }
+        while self.position < position {
+            // The stored events as they are: only the types counted here are decoded, and
+            // without their personal fields, which nothing here needs.
+            let events = registry.log().read_raw_after(self.position, PAGE).await?;
+            if events.is_empty() {
+                break;
+            }
+            for raw in &events {
+                if raw.position > position {
+                    return Ok(());
+                }
+                if counted(&raw.body) {
+                    let envelope = Envelope::decode(&raw.body)?;
+                    self.apply(&envelope.event);
+                }
+                self.position = raw.position;
+            }
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, enrollment: EnrollmentId, learner: LearnerId) {
+        self.open.remove(&enrollment);
+        if let Some(open) = self.open_by_learner.get_mut(&learner) {
+            open.retain(|e| *e != enrollment);
+        }
+    }
+
+    fn apply(&mut self, event: &Event) {
+        match event {
+            Event::OrganizationRegistered(e) => {
+                self.organizations.insert(
+                    e.organization_id,
+                    (
+                        e.municipality.as_str().to_owned(),
+                        e.name.as_str().to_owned(),
+                    ),
+                );
+            }
+            Event::BirthRegistered(e) => {
+                self.learners.insert(e.learner_id);
+            }
+            Event::LearnerRegistered(e) => {
+                self.learners.insert(e.learner_id);
+            }
+            Event::ApplicationSubmitted(e) => {
+                self.pending.insert(
+                    e.application_id,
+                    (
+                        e.organization_id,
+                        e.learner_id,
+                        contingent_projections::due_on(e),
+                    ),
+                );
+            }
+            Event::ApplicationWithdrawn(e) => {
+                self.pending.remove(&e.application_id);
+            }
+            Event::ApplicationRejected(e) => {
+                self.pending.remove(&e.application_id);
+            }
+            Event::Enrolled(e) => {
+                self.open.insert(e.enrollment_id, e.organization_id);
+                self.open_by_learner
+                    .entry(e.learner_id)
+                    .or_default()
+                    .push(e.enrollment_id);
+                if let Some(application) = e.application_id {
+                    self.pending.remove(&application);
+                }
+            }
+            Event::Transferred(e) => {
+                self.close(e.from_enrollment_id, e.learner_id);
+                self.open.insert(e.to_enrollment_id, e.to_organization_id);
+                self.open_by_learner
+                    .entry(e.learner_id)
+                    .or_default()
+                    .push(e.to_enrollment_id);
+            }
+            Event::Left(e) => self.close(e.enrollment_id, e.learner_id),
+            Event::DeathRegistered(e) => {
+                for enrollment in self
+                    .open_by_learner
+                    .remove(&e.learner_id)
+                    .unwrap_or_default()
+                {
+                    self.open.remove(&enrollment);
+                }
+                self.pending
+                    .retain(|_, (_, learner, _)| *learner != e.learner_id);
+            }
+            Event::ExamResultRecorded(_) => self.exam_results += 1,
+            _ => {}
+        }
+    }
+
+    /// Learners registered.
+    pub fn learners(&self) -> i64 {
+        self.learners.len() as i64
+    }
+
+    /// The counts of each organization the fold has seen anything of; overdue judged on
+    /// `as_of` by the queue's rule.
+    pub fn by_organization(&self, as_of: &str) -> HashMap<OrganizationId, OrganizationCounts> {
+        let mut counts: HashMap<OrganizationId, OrganizationCounts> = HashMap::new();
+        for organization in self.open.values() {
+            counts.entry(*organization).or_default().open_enrollments += 1;
+        }
+        for (organization, _, due) in self.pending.values() {
+            let c = counts.entry(*organization).or_default();
+            c.pending += 1;
+            if contingent_projections::queries::overdue("pending", &due.to_string(), as_of) {
+                c.overdue += 1;
+            }
+        }
+        counts
+    }
+}
