@@ -5,8 +5,13 @@ use plotters::prelude::*;
 
 /// A vertical bar chart of `bars` (label, value), `width` × `height` pixels, as an SVG document.
 pub(crate) fn bars(caption: &str, bars: &[(String, i64)], width: u32, height: u32) -> String {
+    svg_of(|svg| draw(svg, caption, bars, width, height))
+}
+
+/// What `draw` writes, or nothing (and a warning) when drawing fails.
+fn svg_of(draw: impl FnOnce(&mut String) -> Result<(), Box<dyn std::error::Error>>) -> String {
     let mut svg = String::new();
-    if let Err(error) = draw(&mut svg, caption, bars, width, height) {
+    if let Err(error) = draw(&mut svg) {
         tracing::warn!(%error, "drawing a chart failed");
         return String::new();
     }
@@ -66,12 +71,7 @@ pub(crate) fn lines(
     width: u32,
     height: u32,
 ) -> String {
-    let mut svg = String::new();
-    if let Err(error) = draw_lines(&mut svg, caption, labels, series, width, height) {
-        tracing::warn!(%error, "drawing a chart failed");
-        return String::new();
-    }
-    svg
+    svg_of(|svg| draw_lines(svg, caption, labels, series, width, height))
 }
 
 fn draw_lines(
