@@ -80,7 +80,7 @@ pub(crate) struct PagesState {
     /// The API's per-caller rate, which page views count against too.
     pub rate: contingent_api::CallerRate,
     /// The data-quality panel's counts folded from the log, kept between page views.
-    pub tally: Arc<tokio::sync::Mutex<tally::LogTally>>,
+    pub fold: Arc<tally::Fold>,
 }
 
 /// The pages' router, to serve beside the API's through
@@ -99,7 +99,7 @@ pub fn router(
         sign_on: Arc::new(sign_on),
         sessions: Arc::new(Sessions::default()),
         rate,
-        tally: Arc::default(),
+        fold: Arc::new(tally::Fold::new(tally::INLINE_FOLD)),
     };
     Router::new()
         .route("/", get(home))

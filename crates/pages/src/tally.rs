@@ -6,15 +6,104 @@
 //! no rule of the registry's, only counts.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use contingent_domain::{ApplicationId, EnrollmentId, Event, LearnerId, OrganizationId};
 use contingent_log::Envelope;
 use contingent_registry::{Registry, RegistryError};
 use serde::Deserialize;
+use tokio::sync::{Mutex, MutexGuard};
 
 /// How many events are read from the log at a time.
 const PAGE: usize = 5_000;
+
+/// How many events a page view folds itself; a fold further behind (the first view after a
+/// start, on a long log) runs in the background, and views say how far it has come.
+pub(crate) const INLINE_FOLD: u64 = 50_000;
+
+/// The fold kept between page views, and the one that runs in the background when a view finds
+/// it far behind.
+pub(crate) struct Fold {
+    tally: Mutex<LogTally>,
+    /// Whether a background fold is running.
+    running: AtomicBool,
+    /// The position the fold has reached, readable while it runs.
+    reached: AtomicU64,
+    /// How many events a view folds itself ([`INLINE_FOLD`]).
+    inline: u64,
+}
+
+/// The fold cannot be compared yet: it is being brought forward in the background.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Folding {
+    /// The position reached.
+    pub at: u64,
+    /// The position it is brought to.
+    pub of: u64,
+}
+
+impl Fold {
+    /// A fold from the start of the log; a view folds at most `inline` events itself.
+    pub fn new(inline: u64) -> Self {
+        Self {
+            tally: Mutex::new(LogTally::default()),
+            running: AtomicBool::new(false),
+            reached: AtomicU64::new(0),
+            inline,
+        }
+    }
+
+    /// The fold at exactly `position`, brought forward by this view when that is at most
+    /// `inline` events (or back to zero after a rebuild of the read models behind it); when it
+    /// is further behind, the rest is folded in the background, a page of the log at a time,
+    /// and this view is told how far it has come.
+    pub async fn at(
+        self: &Arc<Self>,
+        registry: &Arc<Registry>,
+        position: u64,
+    ) -> Result<Result<MutexGuard<'_, LogTally>, Folding>, RegistryError> {
+        let folding = |fold: &Self| Folding {
+            at: fold.reached.load(Ordering::Relaxed),
+            of: position,
+        };
+        if self.running.load(Ordering::Acquire) {
+            return Ok(Err(folding(self)));
+        }
+        let mut tally = self.tally.lock().await;
+        if position > tally.position.saturating_add(self.inline) {
+            if !self.running.swap(true, Ordering::AcqRel) {
+                let (fold, registry) = (self.clone(), registry.clone());
+                tokio::spawn(async move { fold.forward(&registry, position).await });
+            }
+            return Ok(Err(folding(self)));
+        }
+        tally.advance_to(registry, position).await?;
+        self.reached.store(tally.position, Ordering::Relaxed);
+        Ok(Ok(tally))
+    }
+
+    /// Folds up to `position` a page at a time, letting views in between.
+    async fn forward(&self, registry: &Registry, position: u64) {
+        loop {
+            let mut tally = self.tally.lock().await;
+            let before = tally.position;
+            let next = before.saturating_add(PAGE as u64).min(position);
+            if let Err(error) = tally.advance_to(registry, next).await {
+                tracing::warn!(%error, "folding the log for the data-quality panel failed");
+                break;
+            }
+            self.reached.store(tally.position, Ordering::Relaxed);
+            if tally.position >= position || tally.position == before {
+                break;
+            }
+            drop(tally);
+            tokio::task::yield_now().await;
+        }
+        self.running.store(false, Ordering::Release);
+    }
+}
 
 /// Counts folded from the log up to `position`.
 #[derive(Default)]
@@ -197,5 +286,69 @@ impl LogTally {
             }
         }
         counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A view far behind the log starts a background fold and is told how far it has come;
+    /// views meanwhile do not wait for it; once it is done a view gets the fold at its position.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fold_far_behind_runs_in_the_background_and_views_do_not_wait_for_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let registry = Arc::new(
+            Registry::open(contingent_registry::Settings::new(dir.path()), |_| {})
+                .await
+                .expect("registry"),
+        );
+        let config = contingent_simulate::Config {
+            seed: 3,
+            scale: contingent_simulate::Scale::tiny(),
+            today: NaiveDate::from_ymd_opt(2026, 11, 22).expect("date"),
+        };
+        contingent_simulate::generate(&registry, &config, |_, _, _| {})
+            .await
+            .expect("a region");
+        let head = registry.head();
+        assert!(head > 10_000, "{head}");
+
+        let fold = Arc::new(Fold::new(1_000));
+        let first = fold.at(&registry, head).await.expect("fold");
+        assert_eq!(
+            first.err().map(|f| f.of),
+            Some(head),
+            "not folded in the view"
+        );
+        let mut views = 0;
+        let tally = loop {
+            views += 1;
+            match fold.at(&registry, head).await.expect("fold") {
+                Ok(tally) => break tally,
+                Err(folding) => {
+                    assert!(folding.at <= head);
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+            }
+        };
+        assert_eq!(tally.position, head);
+        drop(tally);
+
+        // The same counts as a fold made in one go.
+        let mut whole = LogTally::default();
+        whole.advance_to(&registry, head).await.expect("whole");
+        let tally = fold
+            .at(&registry, head)
+            .await
+            .expect("fold")
+            .expect("at the head");
+        assert_eq!(
+            tally.by_organization("2026-11-22"),
+            whole.by_organization("2026-11-22")
+        );
+        assert_eq!(tally.learners(), whole.learners());
+        assert_eq!(tally.exam_results, whole.exam_results);
+        assert!(views >= 1);
     }
 }

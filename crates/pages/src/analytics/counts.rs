@@ -111,7 +111,7 @@ pub(super) async fn counts(
         },
     );
     let reconciliation = match reconciled {
-        Some(r) => {
+        Ok(r) => {
             summaries.insert(
                 "reconciliation",
                 html! {
@@ -127,12 +127,18 @@ pub(super) async fn counts(
             );
             r.table
         }
-        None => {
+        Err(not_yet) => {
             summaries.insert(
                 "reconciliation",
                 html! {
                     p #reconciliation-summary {
-                        span.bad { "Сверить с журналом не удалось: витрины стоят на разных позициях журнала (журнал меняется); откройте страницу ещё раз." }
+                        @match not_yet {
+                            NotYet::Moving => span.bad { "Сверить с журналом не удалось: витрины стоят на разных позициях журнала (журнал меняется); откройте страницу ещё раз." },
+                            NotYet::Folding(f) => span #reconciliation-folding data-at=(f.at) data-of=(f.of) {
+                                "Счёт по журналу событий ещё идёт: пройдено " b { (f.at) } " из " b { (f.of) }
+                                " событий. Сверка появится, когда он дойдёт до позиции витрин; откройте страницу позже."
+                            },
+                        }
                     }
                 },
             );
@@ -253,11 +259,19 @@ struct Reconciled {
 /// How often the read models are asked again when they stand at different positions.
 const ATTEMPTS: usize = 5;
 
+/// Why the panel compares nothing this time.
+enum NotYet {
+    /// The read models stood at different positions on every attempt (the log moves).
+    Moving,
+    /// The log is being folded in the background (the first view after a start on a long log).
+    Folding(crate::tally::Folding),
+}
+
 async fn reconcile(
     state: &PagesState,
     scope: &Scope,
     as_of: &str,
-) -> Result<Option<Reconciled>, ApiError> {
+) -> Result<Result<Reconciled, NotYet>, ApiError> {
     let registry = &state.registry;
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
@@ -269,8 +283,10 @@ async fn reconcile(
         if at("vacancies") != position || at("diary") != position {
             continue;
         }
-        let mut tally = state.tally.lock().await;
-        tally.advance_to(registry, position).await?;
+        let tally = match state.fold.at(registry, position).await? {
+            Ok(tally) => tally,
+            Err(folding) => return Ok(Err(NotYet::Folding(folding))),
+        };
         if tally.position != position {
             // The read models stand past the end of the log: nothing else can be compared.
             let mut rows = vec![reconciliation_header()];
@@ -282,7 +298,7 @@ async fn reconcile(
                 position.to_string(),
                 tally.position.to_string(),
             ]);
-            return Ok(Some(Reconciled {
+            return Ok(Ok(Reconciled {
                 position: tally.position,
                 table: Table {
                     name: "reconciliation",
@@ -402,7 +418,7 @@ async fn reconcile(
                 }
             }
         }
-        return Ok(Some(Reconciled {
+        return Ok(Ok(Reconciled {
             position,
             table: Table {
                 name: "reconciliation",
@@ -414,5 +430,5 @@ async fn reconcile(
             overdue: totals[0][3],
         }));
     }
-    Ok(None)
+    Ok(Err(NotYet::Moving))
 }
