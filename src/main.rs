@@ -600,19 +600,23 @@ fn sign_on(data: &DataArg, auth: &AuthArgs) -> Result<contingent_pages::SignOn> 
 /// The accounts `contingent demo` offers on its sign-on page.
 const ACCOUNTS_FILE: &str = "accounts.json";
 
+/// Binds the address to serve on (port 0: any free port).
+async fn bind(listen: SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))
+}
+
 async fn serve(
     registry: Registry,
     verifier: Arc<contingent_access::TokenVerifier>,
-    listen: SocketAddr,
+    listener: tokio::net::TcpListener,
     sign_on: contingent_pages::SignOn,
 ) -> Result<()> {
     let registry = Arc::new(registry);
     let app = contingent_api::router_with_pages(registry.clone(), verifier.clone(), |rate| {
         contingent_pages::router(registry.clone(), verifier, sign_on, rate)
     });
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
     tracing::info!(address = %listener.local_addr()?, "serving");
     println!(
         "Serving on http://{} (Ctrl-C to stop); the site: http://{}/",
@@ -668,6 +672,16 @@ async fn demo(
         }
     }
     let registry = open(&data, &BackendArgs::default()).await?;
+    // Bound before the tour is printed, so that it names the port really served.
+    let listener = if no_serve {
+        None
+    } else {
+        Some(bind(listen).await?)
+    };
+    let shown = match &listener {
+        Some(l) => l.local_addr()?,
+        None => listen,
+    };
     if registry.head() > 0 {
         println!(
             "{} already holds {} events; serving them as they are (run with --reset to generate a new region).",
@@ -676,12 +690,12 @@ async fn demo(
         );
     } else {
         let report = generate_region(&registry, seed, contingent_simulate::Scale::demo()).await?;
-        print_tour(&registry, &report, &data, listen).await?;
+        print_tour(&registry, &report, &data, shown).await?;
     }
-    if no_serve {
+    let Some(listener) = listener else {
         registry.shutdown().await;
         return Ok(());
-    }
+    };
     let auth = AuthArgs {
         jwks: None,
         issuer: None,
@@ -690,7 +704,7 @@ async fn demo(
     };
     let verifier = verifier(&data, &auth).await?;
     let sign_on = sign_on(&data, &auth)?;
-    serve(registry, verifier, listen, sign_on).await
+    serve(registry, verifier, listener, sign_on).await
 }
 
 /// Generates a region into the registry with progress bars, and waits for the read models.
@@ -923,7 +937,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             limits.apply(&mut settings);
             let sign_on = with_oidc(sign_on(&data, &auth)?, &auth, &oidc, listen).await?;
             let registry = open_with(settings).await?;
-            serve(registry, verifier, listen, sign_on).await?;
+            serve(registry, verifier, bind(listen).await?, sign_on).await?;
         }
         Cmd::Project {
             data,
