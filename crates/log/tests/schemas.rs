@@ -2293,6 +2293,75 @@ fn an_exam_result_stored_with_version_1_is_read_and_served_upcast_to_version_2()
     assert!(RecordedEvent::open(body.clone(), Hash::of(&body)).is_err());
 }
 
+/// An event stored with an older version and sealed personal fields reads upcast, its fields
+/// opened with the learner's key (the sealed part is bound to the event id and type, not to the
+/// version), and erased without it.
+#[test]
+fn a_sealed_event_stored_with_an_older_version_is_opened_and_upcast() {
+    let story = Story::new();
+    let enrolled = full_examples(&story)
+        .into_iter()
+        .find(|e| matches!(e, Event::Enrolled(_)))
+        .expect("an enrollment");
+    let key = std::sync::Arc::new(DataKey::generate(story.maria));
+    let meta = Metadata {
+        source: Source {
+            kind: SourceKind::Organization,
+            id: "school".into(),
+        },
+        actor: "user:secretary".into(),
+        idempotency_key: None,
+        request_fingerprint: None,
+    };
+    let sealed = Envelope::seal_all_with(vec![enrolled], &meta, 1, GENESIS_HASH, Utc::now(), |e| {
+        seal_personal(e, |_| Ok(key.clone()))
+    })
+    .expect("sealed")
+    .pop()
+    .expect("one");
+    // As version 1 stored it: no secondary reason (version 1 had none).
+    let mut old: Value = serde_json::from_slice(&sealed.body).expect("json");
+    assert!(old.get("sealed").is_some(), "sealed");
+    old["schema_version"] = json!(1);
+    old["data"]
+        .as_object_mut()
+        .expect("data")
+        .remove("secondary_reason");
+    let body = serde_json::to_vec(&old).expect("bytes");
+
+    let mut read = RecordedEvent::open(body.clone(), Hash::of(&body)).expect("decodes");
+    assert_eq!(read.envelope.schema_version, 2);
+    assert_eq!(read.envelope.stored_schema_version, Some(1));
+    assert_eq!(
+        read.envelope.personal.as_ref().map(|p| p.readable),
+        Some(false)
+    );
+    contingent_log::unseal(&mut read, &key).expect("opens");
+    assert_eq!(read.envelope.stored_schema_version, Some(1));
+    assert_eq!(
+        read.envelope.personal.as_ref().map(|p| p.readable),
+        Some(true)
+    );
+    match &read.envelope.event {
+        Event::Enrolled(e) => {
+            assert_eq!(
+                e.age_exemption.as_ref().map(|t| t.as_str()),
+                Some("Разрешение учредителя № 7 от 20.08.2025")
+            );
+            assert_eq!(e.secondary_reason, None);
+        }
+        other => panic!("decoded as {}", other.type_name()),
+    }
+    let served = read.served_json().expect("served");
+    assert_eq!(served["schema_version"], json!(2));
+    assert_eq!(served["stored_schema_version"], json!(1));
+    assert_eq!(
+        served["data"]["age_exemption"],
+        json!("Разрешение учредителя № 7 от 20.08.2025")
+    );
+    assert_eq!(read.body, body, "the stored bytes are untouched");
+}
+
 #[test]
 fn an_event_of_the_current_version_is_served_as_stored() {
     let current = example("exam_result_recorded");
