@@ -1217,13 +1217,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     report.head
                 );
             }
-            let text = |t: &str| contingent_domain::Text::parse(t).context("--reason");
             let progress = bar(report.head, "migrating");
             let migration = contingent_registry::migrate_log(
                 &from,
                 &to,
-                text(&from_log)?,
-                text(&reason)?,
+                contingent_domain::Text::parse(&from_log).with_context(|| {
+                    format!("the old log's location {from_log:?}, recorded in the first event")
+                })?,
+                contingent_domain::Text::parse(&reason).context("--reason")?,
                 chrono::Utc::now().date_naive(),
                 |p| progress.set_position(p),
             )

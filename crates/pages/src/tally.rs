@@ -56,8 +56,8 @@ impl Fold {
     }
 
     /// The fold at exactly `position`, brought forward by this view when that is at most
-    /// `inline` events (or back to zero after a rebuild of the read models behind it); when it
-    /// is further behind, the rest is folded in the background, a page of the log at a time,
+    /// `inline` events (from zero after a rebuild of the read models behind it); when it is
+    /// further behind, the rest is folded in the background, a page of the log at a time,
     /// and this view is told how far it has come.
     pub async fn at(
         self: &Arc<Self>,
@@ -72,6 +72,12 @@ impl Fold {
             return Ok(Err(folding(self)));
         }
         let mut tally = self.tally.lock().await;
+        if tally.position > position {
+            // The read models were rebuilt behind the fold: it starts again from zero, and the
+            // distance is judged from there.
+            *tally = LogTally::default();
+            self.reached.store(0, Ordering::Relaxed);
+        }
         if position > tally.position.saturating_add(self.inline) {
             if !self.running.swap(true, Ordering::AcqRel) {
                 let (fold, registry) = (self.clone(), registry.clone());
@@ -350,5 +356,11 @@ mod tests {
         assert_eq!(tally.learners(), whole.learners());
         assert_eq!(tally.exam_results, whole.exam_results);
         assert!(views >= 1);
+        drop(tally);
+
+        // Read models rebuilt behind the fold, far from zero: the fold starts again from zero
+        // in the background, not inside the view.
+        let behind = fold.at(&registry, head - 1).await.expect("fold");
+        assert_eq!(behind.err().map(|f| f.of), Some(head - 1));
     }
 }
