@@ -39,6 +39,7 @@ static ROSTER: Table = Table {
 static MARKS: Table = Table {
     name: "class_register_marks",
     columns: &[
+        "position",
         "mark_id",
         "class_id",
         "learner_id",
@@ -48,6 +49,13 @@ static MARKS: Table = Table {
         "value",
         "weight",
     ],
+    key: 1,
+};
+
+/// A corrected mark's value after its last correction.
+static CORRECTIONS: Table = Table {
+    name: "class_register_corrections",
+    columns: &["mark_id", "value"],
     key: 1,
 };
 
@@ -134,7 +142,14 @@ impl ClassRegister {
     }
 }
 
-static TABLES: &[&Table] = &[&CLASSES, &PEOPLE, &ROSTER, &MARKS, &ATTENDANCE];
+static TABLES: &[&Table] = &[
+    &CLASSES,
+    &PEOPLE,
+    &ROSTER,
+    &MARKS,
+    &CORRECTIONS,
+    &ATTENDANCE,
+];
 
 impl Projection for ClassRegister {
     fn name(&self) -> &'static str {
@@ -147,6 +162,7 @@ impl Projection for ClassRegister {
             "class_register_people",
             "class_register_roster",
             "class_register_marks",
+            "class_register_corrections",
             "class_register_attendance",
         ]
     }
@@ -218,6 +234,7 @@ impl Projection for ClassRegister {
                 changes.insert(
                     &MARKS,
                     row![
+                        recorded.position() as i64,
                         e.mark_id.to_string(),
                         e.class_id.to_string(),
                         e.learner_id.to_string(),
@@ -230,11 +247,7 @@ impl Projection for ClassRegister {
                 );
             }
             Event::MarkCorrected(e) => {
-                changes.update(
-                    &MARKS,
-                    row![e.mark_id.to_string()],
-                    vec![("value", e.value.as_str().into())],
-                );
+                changes.insert(&CORRECTIONS, row![e.mark_id.to_string(), e.value.as_str()]);
             }
             Event::AttendanceRecorded(e) => {
                 changes.insert(

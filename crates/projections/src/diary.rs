@@ -11,6 +11,7 @@ use crate::{row, ChangeSet, Projection, Table};
 static MARKS: Table = Table {
     name: "diary_marks",
     columns: &[
+        "position",
         "mark_id",
         "learner_id",
         "class_id",
@@ -23,9 +24,14 @@ static MARKS: Table = Table {
         "points",
         "weight",
         "teacher",
-        "corrections",
-        "original_value",
     ],
+    key: 1,
+};
+
+/// A corrected mark's value after its last correction.
+static CORRECTIONS: Table = Table {
+    name: "diary_mark_corrections",
+    columns: &["mark_id", "value", "points", "corrections"],
     key: 1,
 };
 
@@ -65,7 +71,7 @@ pub(crate) struct Diary {
     corrections: HashMap<MarkId, i64>,
 }
 
-static TABLES: &[&Table] = &[&MARKS, &ATTENDANCE, &EXAMS];
+static TABLES: &[&Table] = &[&MARKS, &CORRECTIONS, &ATTENDANCE, &EXAMS];
 
 impl Projection for Diary {
     fn name(&self) -> &'static str {
@@ -73,7 +79,12 @@ impl Projection for Diary {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["diary_marks", "diary_attendance", "diary_exams"]
+        &[
+            "diary_marks",
+            "diary_mark_corrections",
+            "diary_attendance",
+            "diary_exams",
+        ]
     }
 
     fn table_defs(&self) -> &'static [&'static Table] {
@@ -96,6 +107,7 @@ impl Projection for Diary {
                 changes.insert(
                     &MARKS,
                     row![
+                        recorded.position() as i64,
                         e.mark_id.to_string(),
                         e.learner_id.to_string(),
                         e.class_id.to_string(),
@@ -107,22 +119,20 @@ impl Projection for Diary {
                         e.value.as_str(),
                         e.value.points().map(i64::from),
                         i64::from(e.weight),
-                        e.teacher.as_str(),
-                        0i64,
-                        e.value.as_str()
+                        e.teacher.as_str()
                     ],
                 );
             }
             Event::MarkCorrected(e) => {
                 let n = self.corrections.entry(e.mark_id).or_insert(0);
                 *n += 1;
-                changes.update(
-                    &MARKS,
-                    row![e.mark_id.to_string()],
-                    vec![
-                        ("value", e.value.as_str().into()),
-                        ("points", e.value.points().map(i64::from).into()),
-                        ("corrections", (*n).into()),
+                changes.insert(
+                    &CORRECTIONS,
+                    row![
+                        e.mark_id.to_string(),
+                        e.value.as_str(),
+                        e.value.points().map(i64::from),
+                        *n
                     ],
                 );
             }

@@ -7,8 +7,9 @@
 //! absolute values only. A [`Projector`] collects the changes of a batch of events into one
 //! [`ChangeSet`], which coalesces them per row, and writes them with a few multi-row statements in
 //! one transaction that also stores each projection's position, so a crash never loses or doubles
-//! an event. The same code and SQL serve both engines through `sqlx::AnyPool`. [`queries`]
-//! answers the read side.
+//! an event: on SQLite with prepared statements on the driver directly (`rusqlite`, a connection
+//! of its own), on PostgreSQL with multi-row statements through `sqlx::AnyPool`, which also
+//! serves every read and schema change on both engines. [`queries`] answers the read side.
 //!
 //! This crate reads the log through [`contingent_log::EventLog`] and never writes to it; it does
 //! not decide anything and knows nothing of HTTP.
@@ -24,6 +25,7 @@ mod migrate;
 mod projector;
 pub mod queries;
 mod register;
+mod sqlite_write;
 mod store;
 mod vacancies;
 

@@ -44,6 +44,8 @@ pub(crate) static MIGRATIONS: &[Migration] = &[
     migration!(4, "class_register", "class_register"),
     migration!(5, "vacancies", "vacancies"),
     migration!(6, "federal", "federal"),
+    migration!(7, "diary", "diary_marks_by_position"),
+    migration!(8, "class_register", "class_register_marks_by_position"),
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS contingent_migrations (\

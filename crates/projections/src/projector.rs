@@ -1,7 +1,8 @@
 //! The projector: reads the log after the lowest projection position and applies batches.
 //!
 //! A batch is one transaction: the projections turn its events into row changes, the
-//! [`ChangeSet`] coalesces them per row, they are written with multi-row statements, and each
+//! [`ChangeSet`] coalesces them per row, they are written (on SQLite by prepared statements on
+//! the driver directly, off the async threads; on PostgreSQL with multi-row statements), and each
 //! projection's position moves to the batch's last event — all or nothing.
 //!
 //! The projections keep in-memory state (counts, open enrollments, ...). On its first run a
@@ -16,6 +17,7 @@ use contingent_log::{EventLog, LogError};
 use sqlx::Connection;
 
 use crate::flush::{flush, FlushStats};
+use crate::sqlite_write::{PositionMove, WriteError};
 use crate::{ChangeSet, Projection, ReadStore};
 
 /// Events read per log read while replaying into the in-memory state.
@@ -30,6 +32,9 @@ pub enum ProjectorError {
     /// Writing the read models failed.
     #[error("read model: {0}")]
     Store(#[from] sqlx::Error),
+    /// Writing a batch to a SQLite read store failed (written on the driver directly).
+    #[error("read model: {0}")]
+    Write(#[source] rusqlite::Error),
     /// Another projector moved `projection` past this one's position first; this batch was
     /// rolled back, and the next run starts from the stored positions.
     #[error("another projector applied {projection} first")]
@@ -221,23 +226,41 @@ impl Projector {
     /// only from the value this projector started from (compare and set), so two projectors of
     /// the same read model never both apply a batch: the later one rolls back.
     async fn write(&self, changes: ChangeSet, last: u64) -> Result<FlushStats, ProjectorError> {
+        let moves: Vec<PositionMove> = self
+            .projections
+            .iter()
+            .zip(&self.positions)
+            .filter(|(_, &position)| position < last)
+            .map(|(p, &position)| PositionMove {
+                projection: p.name(),
+                from: position,
+                to: last,
+            })
+            .collect();
+        if let Some(writer) = self.store.writer() {
+            let writer = writer.clone();
+            let written = tokio::task::spawn_blocking(move || writer.write(changes, &moves))
+                .await
+                .unwrap_or_else(|joined| std::panic::resume_unwind(joined.into_panic()));
+            return written.map_err(|e| match e {
+                WriteError::Sqlite(e) => ProjectorError::Write(e),
+                WriteError::Overtaken(projection) => ProjectorError::Overtaken { projection },
+            });
+        }
         let mut conn = self.store.pool().acquire().await?;
         let mut tx = conn.begin().await?;
         let mut stats = flush(&mut tx, self.store.engine(), changes).await?;
-        for (p, &position) in self.projections.iter().zip(&self.positions) {
-            if position >= last {
-                continue;
-            }
+        for m in moves {
             // A read model without a stored position is at 0: its row may be inserted only by a
             // projector that starts from 0, and moved only from the value this one started from.
-            let moved = if position == 0 {
+            let moved = if m.from == 0 {
                 sqlx::query(
                     "INSERT INTO projection_positions (projection, position) VALUES ($1, $2) \
                      ON CONFLICT (projection) DO UPDATE SET position = excluded.position \
                      WHERE projection_positions.position = 0",
                 )
-                .bind(p.name())
-                .bind(last as i64)
+                .bind(m.projection)
+                .bind(m.to as i64)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
@@ -246,9 +269,9 @@ impl Projector {
                     "UPDATE projection_positions SET position = $2 \
                      WHERE projection = $1 AND position = $3",
                 )
-                .bind(p.name())
-                .bind(last as i64)
-                .bind(position as i64)
+                .bind(m.projection)
+                .bind(m.to as i64)
+                .bind(m.from as i64)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
@@ -256,7 +279,7 @@ impl Projector {
             stats.statements += 1;
             if moved != 1 {
                 return Err(ProjectorError::Overtaken {
-                    projection: p.name(),
+                    projection: m.projection,
                 });
             }
         }

@@ -11,6 +11,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, Column, ConnectOptions, Connection, Executor, Row, ValueRef};
 
 use crate::migrate::{self, POSITIONS};
+use crate::sqlite_write::SqliteWriter;
 use crate::Projection;
 
 /// The database engine of a read store.
@@ -111,6 +112,8 @@ const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NO
 pub struct ReadStore {
     pool: AnyPool,
     engine: Engine,
+    /// SQLite: the connection projectors write batches on (`crate::sqlite_write`).
+    writer: Option<SqliteWriter>,
 }
 
 impl ReadStore {
@@ -124,9 +127,13 @@ impl ReadStore {
         sqlx::any::install_default_drivers();
         let database = database.into();
         let engine = database.engine();
+        let file = match &database {
+            ReadDatabase::Sqlite(path) => Some(std::path::absolute(path).map_err(sqlx::Error::Io)?),
+            ReadDatabase::Postgres(_) => None,
+        };
         let options = match &database {
-            ReadDatabase::Sqlite(path) => {
-                let path = std::path::absolute(path).map_err(sqlx::Error::Io)?;
+            ReadDatabase::Sqlite(_) => {
+                let path = file.as_deref().unwrap_or(Path::new(""));
                 let url = SqliteConnectOptions::new()
                     .filename(&path)
                     .create_if_missing(true)
@@ -148,7 +155,11 @@ impl ReadStore {
             })
             .connect_with(options)
             .await?;
-        let store = Self { pool, engine };
+        let mut store = Self {
+            pool,
+            engine,
+            writer: None,
+        };
         let mut owners = vec![POSITIONS];
         owners.extend(projections.iter().map(|p| p.name()));
         let mut conn = store.pool.acquire().await?;
@@ -162,6 +173,11 @@ impl ReadStore {
         .await?;
         tx.commit().await?;
         drop(conn);
+        if let Some(path) = &file {
+            let writer = SqliteWriter::open(path, SQLITE_PRAGMAS)
+                .map_err(|e| sqlx::Error::Configuration(Box::new(e)))?;
+            store.writer = Some(writer);
+        }
         // Indexes a rebuild dropped and did not get to create again (it stopped midway).
         let restored = store.restore_indexes().await?;
         if restored > 0 {
@@ -240,9 +256,17 @@ impl ReadStore {
         self.engine
     }
 
+    /// SQLite: the connection batches are written on.
+    pub(crate) fn writer(&self) -> Option<&SqliteWriter> {
+        self.writer.as_ref()
+    }
+
     /// Closes the database. A SQLite file is checkpointed first (its WAL emptied into it), so it
     /// can be moved or copied once this returns.
     pub async fn close(&self) {
+        if let Some(writer) = &self.writer {
+            writer.close();
+        }
         if self.engine == Engine::Sqlite && !self.pool.is_closed() {
             // Closing the last connection checkpoints too, but a connection whose return to the
             // pool is in flight when the pool closes may stay open a while (or, in a race in

@@ -349,7 +349,10 @@ async fn a_failed_batch_is_retried_from_a_rebuilt_state() {
             .expect("rename");
         let failed = projector.run_once(&*log).await;
         assert!(
-            matches!(failed, Err(ProjectorError::Store(_))),
+            matches!(
+                failed,
+                Err(ProjectorError::Store(_) | ProjectorError::Write(_))
+            ),
             "{failed:?}"
         );
         assert_eq!(projector.position(), 2500);
@@ -693,6 +696,8 @@ async fn migrations_are_applied_once_in_order_and_again_after_a_reset() {
                 .collect();
             let mut expected = vec!["projection_positions".to_owned()];
             expected.extend(projection_names().iter().map(|n| (*n).to_owned()));
+            // Marks keyed by position (versions 7 and 8).
+            expected.extend(["diary".to_owned(), "class_register".to_owned()]);
             assert_eq!(owners, expected);
             store.close().await;
         }
@@ -720,8 +725,96 @@ async fn migrations_are_applied_once_in_order_and_again_after_a_reset() {
             .expect("count");
         assert_eq!(n, 0);
         assert!(store.positions().await.expect("positions").is_empty());
-        assert_eq!(versions(store.pool().clone()).await.len(), 6);
+        assert_eq!(versions(store.pool().clone()).await.len(), 8);
         store.close().await;
+    }
+}
+
+/// A store projected by the versions before migrations 7 and 8 (marks keyed by their mark id,
+/// corrections written into the mark's row), opened by this version: the two read models are
+/// rebuilt in the new shape, from the log, and end equal to a store projected from zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_with_marks_keyed_by_mark_id_is_migrated_and_rebuilt() {
+    let pg = PgDatabase::create().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let fresh = project(dir.path().join("fresh.db"), 5000).await;
+    let expected = dump(&fresh).await;
+    fresh.close().await;
+    for (db, old) in [
+        (
+            ReadDatabase::from(dir.path().join("old.db")),
+            [
+                include_str!("../../../projections/sqlite/diary.sql"),
+                include_str!("../../../projections/sqlite/class_register.sql"),
+            ],
+        ),
+        (
+            ReadDatabase::from(pg.url()),
+            [
+                include_str!("../../../projections/postgres/diary.sql"),
+                include_str!("../../../projections/postgres/class_register.sql"),
+            ],
+        ),
+    ] {
+        // The old shape, as migrations 1 to 6 left it, with rows and positions in it.
+        let store = project(db.clone(), 5000).await;
+        for sql in [
+            "DROP TABLE diary_marks",
+            "DROP TABLE diary_mark_corrections",
+            "DROP TABLE class_register_marks",
+            "DROP TABLE class_register_corrections",
+            "DELETE FROM contingent_migrations WHERE version > 6",
+        ] {
+            sqlx::query(sql).execute(store.pool()).await.expect(sql);
+        }
+        for sql in old {
+            sqlx::raw_sql(sql)
+                .execute(store.pool())
+                .await
+                .expect("old DDL");
+        }
+        sqlx::query(
+            "INSERT INTO diary_marks VALUES ('m', 'l', 'c', 'Математика', '2026-10-01', \
+             'term-1', 'current', 'lesson', '5', 5, 1, 'Иванова', 0, '5')",
+        )
+        .execute(store.pool())
+        .await
+        .expect("an old row");
+        let (old_columns,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM diary_marks WHERE mark_id = 'm' AND original_value = '5'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .expect("the old shape");
+        assert_eq!(old_columns, 1);
+        let head = region().head;
+        assert_eq!(
+            store.positions().await.expect("positions")["diary"],
+            head,
+            "the old store was projected to the head"
+        );
+        store.close().await;
+
+        let store = ReadStore::open(db, &all_projections())
+            .await
+            .expect("the old store opens");
+        let positions = store.positions().await.expect("positions");
+        assert!(!positions.contains_key("diary"), "{positions:?}");
+        assert!(!positions.contains_key("class_register"), "{positions:?}");
+        assert_eq!(positions["register"], head);
+        let log = region().log().await;
+        let mut projector = Projector::new(store.clone(), all_projections(), 5000)
+            .await
+            .expect("a projector");
+        projector.catch_up(&*log, |_| {}).await.expect("catch up");
+        assert_eq!(projector.position(), head);
+        assert_same(
+            &format!("{:?}, migrated", store.engine()),
+            &expected,
+            &dump(&store).await,
+        );
+        store.close().await;
+        log.close().await;
     }
 }
 
@@ -974,7 +1067,12 @@ mod diary_by_tables {
             None => ("0000-01-01".to_owned(), "9999-12-31".to_owned()),
         };
         let marks = sqlx::query(
-            "SELECT * FROM diary_marks WHERE learner_id = $1 AND lesson_date BETWEEN $2 AND $3 ORDER BY subject, period, lesson_date, mark_id",
+            "SELECT m.*, m.value AS original_value, COALESCE(c.value, m.value) AS value_now, \
+             CASE WHEN c.mark_id IS NULL THEN m.points ELSE c.points END AS points_now, \
+             COALESCE(c.corrections, 0) AS corrections \
+             FROM diary_marks m LEFT JOIN diary_mark_corrections c ON c.mark_id = m.mark_id \
+             WHERE m.learner_id = $1 AND m.lesson_date BETWEEN $2 AND $3 \
+             ORDER BY m.subject, m.period, m.lesson_date, m.mark_id",
         )
         .bind(learner_id)
         .bind(&from)
@@ -1010,9 +1108,9 @@ mod diary_by_tables {
                 });
             }
             let kind = s(r, "kind");
-            let value = s(r, "value");
+            let value = s(r, "value_now");
             if kind == "current" {
-                if let Some(points) = on(r, "points") {
+                if let Some(points) = on(r, "points_now") {
                     period_points.push((points, n(r, "weight")));
                     subject_points
                         .last_mut()

@@ -145,8 +145,10 @@ pub async fn class_register(
     .collect::<Result<Vec<_>>>()?;
     let mut marks: Vec<MarksGridRow> = Vec::new();
     for r in sqlx::query(
-        "SELECT learner_id, subject, lesson_date, value, kind FROM class_register_marks \
-         WHERE class_id = $1 AND lesson_date BETWEEN $2 AND $3 ORDER BY learner_id, subject, lesson_date, mark_id",
+        "SELECT m.learner_id, m.subject, m.lesson_date, COALESCE(c.value, m.value) AS value, m.kind \
+         FROM class_register_marks m LEFT JOIN class_register_corrections c ON c.mark_id = m.mark_id \
+         WHERE m.class_id = $1 AND m.lesson_date BETWEEN $2 AND $3 \
+         ORDER BY m.learner_id, m.subject, m.lesson_date, m.mark_id",
     )
     .bind(class_id)
     .bind(&from)

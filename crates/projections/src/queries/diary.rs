@@ -129,9 +129,11 @@ SELECT 0 AS part, learner_id AS t1, surname AS t2, name AS t3, patronymic AS t4,
        CAST(NULL AS BIGINT) AS n4 \
   FROM register_learners WHERE learner_id = $1 \
 UNION ALL \
-SELECT 1, mark_id, subject, period, lesson_date, kind, work, value, teacher, original_value, \
-       points, weight, corrections, NULL \
-  FROM diary_marks WHERE learner_id = $1 AND lesson_date BETWEEN $2 AND $3 \
+SELECT 1, m.mark_id, m.subject, m.period, m.lesson_date, m.kind, m.work, COALESCE(c.value, m.value), \
+       m.teacher, m.value, CASE WHEN c.mark_id IS NULL THEN m.points ELSE c.points END, m.weight, \
+       COALESCE(c.corrections, 0), NULL \
+  FROM diary_marks m LEFT JOIN diary_mark_corrections c ON c.mark_id = m.mark_id \
+ WHERE m.learner_id = $1 AND m.lesson_date BETWEEN $2 AND $3 \
 UNION ALL \
 SELECT 2, status, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, count(*), NULL, NULL, NULL \
   FROM diary_attendance WHERE learner_id = $1 AND date BETWEEN $2 AND $3 GROUP BY status \
