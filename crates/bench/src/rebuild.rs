@@ -80,16 +80,10 @@ async fn rebuild(
     let started = Instant::now();
     store.defer_indexes(&tables).await?;
     let mut projector = Projector::new(store.clone(), projections, batch).await?;
-    let (mut events, mut rows, mut statements) = (0u64, 0u64, 0u64);
-    loop {
-        let n = projector.run_once(log).await?;
-        if n == 0 {
-            break;
-        }
-        events += n as u64;
-        rows += projector.last_flush().rows as u64;
-        statements += projector.last_flush().statements as u64;
-    }
+    // As `contingent rebuild` does: batches pipelined (one written while the next is read).
+    let events = projector.catch_up(log, |_| {}).await?;
+    let rows = projector.flushed().rows as u64;
+    let statements = projector.flushed().statements as u64;
     store.restore_indexes().await?;
     let elapsed = started.elapsed();
     store.close().await;

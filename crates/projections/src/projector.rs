@@ -44,6 +44,13 @@ pub enum ProjectorError {
     },
 }
 
+/// A batch being written while the next is read and applied.
+struct Pending {
+    write: tokio::task::JoinHandle<Result<FlushStats, ProjectorError>>,
+    last: u64,
+    events: usize,
+}
+
 /// Applies the log to a set of projections.
 pub struct Projector {
     store: ReadStore,
@@ -59,6 +66,8 @@ pub struct Projector {
     /// Whether the stored positions must be read again (another projector moved them).
     stale: bool,
     last_flush: FlushStats,
+    /// Rows and statements written since the projector was made.
+    flushed: FlushStats,
 }
 
 impl Projector {
@@ -82,6 +91,7 @@ impl Projector {
             warm: false,
             stale: false,
             last_flush: FlushStats::default(),
+            flushed: FlushStats::default(),
         })
     }
 
@@ -93,6 +103,11 @@ impl Projector {
     /// Rows and statements the last batch wrote.
     pub fn last_flush(&self) -> FlushStats {
         self.last_flush
+    }
+
+    /// Rows and statements written since the projector was made.
+    pub fn flushed(&self) -> FlushStats {
+        self.flushed
     }
 
     /// Rebuilds the projections' in-memory state from the log, up to each one's position.
@@ -215,6 +230,8 @@ impl Projector {
         };
         self.warm = true;
         self.last_flush = stats;
+        self.flushed.rows += stats.rows;
+        self.flushed.statements += stats.statements;
         for p in &mut self.positions {
             *p = (*p).max(last);
         }
@@ -222,12 +239,9 @@ impl Projector {
         Ok(events.len())
     }
 
-    /// Writes the batch's rows and moves the positions, in one transaction. Each position moves
-    /// only from the value this projector started from (compare and set), so two projectors of
-    /// the same read model never both apply a batch: the later one rolls back.
-    async fn write(&self, changes: ChangeSet, last: u64) -> Result<FlushStats, ProjectorError> {
-        let moves: Vec<PositionMove> = self
-            .projections
+    /// The positions a batch ending at `last` moves: those behind it, from their stored values.
+    fn moves(&self, last: u64) -> Vec<PositionMove> {
+        self.projections
             .iter()
             .zip(&self.positions)
             .filter(|(_, &position)| position < last)
@@ -236,71 +250,165 @@ impl Projector {
                 from: position,
                 to: last,
             })
-            .collect();
-        if let Some(writer) = self.store.writer() {
-            let writer = writer.clone();
-            let written = tokio::task::spawn_blocking(move || writer.write(changes, &moves))
-                .await
-                .unwrap_or_else(|joined| std::panic::resume_unwind(joined.into_panic()));
-            return written.map_err(|e| match e {
-                WriteError::Sqlite(e) => ProjectorError::Write(e),
-                WriteError::Overtaken(projection) => ProjectorError::Overtaken { projection },
-            });
-        }
-        let mut conn = self.store.pool().acquire().await?;
-        let mut tx = conn.begin().await?;
-        let mut stats = flush(&mut tx, self.store.engine(), changes).await?;
-        for m in moves {
-            // A read model without a stored position is at 0: its row may be inserted only by a
-            // projector that starts from 0, and moved only from the value this one started from.
-            let moved = if m.from == 0 {
-                sqlx::query(
-                    "INSERT INTO projection_positions (projection, position) VALUES ($1, $2) \
-                     ON CONFLICT (projection) DO UPDATE SET position = excluded.position \
-                     WHERE projection_positions.position = 0",
-                )
-                .bind(m.projection)
-                .bind(m.to as i64)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-            } else {
-                sqlx::query(
-                    "UPDATE projection_positions SET position = $2 \
-                     WHERE projection = $1 AND position = $3",
-                )
-                .bind(m.projection)
-                .bind(m.to as i64)
-                .bind(m.from as i64)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-            };
-            stats.statements += 1;
-            if moved != 1 {
-                return Err(ProjectorError::Overtaken {
-                    projection: m.projection,
-                });
-            }
-        }
-        tx.commit().await?;
-        Ok(stats)
+            .collect()
+    }
+
+    /// Writes the batch's rows and moves the positions (see [`write`]).
+    async fn write(&self, changes: ChangeSet, last: u64) -> Result<FlushStats, ProjectorError> {
+        write(self.store.clone(), changes, self.moves(last)).await
     }
 
     /// Applies batches until the log has nothing more; returns how many events were applied.
+    ///
+    /// Pipelined: while one batch is written and committed (on its own task), the next is read
+    /// and applied to the in-memory state. Batches are committed one at a time, in order, each
+    /// moving the positions from those the one before committed, so the result is what
+    /// [`run_once`](Projector::run_once) in a loop writes; a failed write stops the run with the
+    /// state marked for rebuilding, as there.
     pub async fn catch_up(
         &mut self,
         log: &dyn EventLog,
         mut progress: impl FnMut(u64),
     ) -> Result<u64, ProjectorError> {
         let mut total = 0u64;
+        // The first batch as a lone run, which also brings the state up to the stored positions.
+        let n = self.run_once(log).await?;
+        if n == 0 {
+            return Ok(0);
+        }
+        total += n as u64;
+        progress(self.position());
+        let mut pending: Option<Pending> = None;
         loop {
-            let n = self.run_once(log).await?;
-            if n == 0 {
+            let from = self.applied.iter().copied().min().unwrap_or(0);
+            let events = match log.read_after(from, self.batch).await {
+                Ok(events) => events,
+                Err(error) => {
+                    if let Some(p) = pending.take() {
+                        self.finish(p).await?;
+                        progress(self.position());
+                        // Nothing was applied past what is now committed.
+                        self.warm = self.applied == self.positions;
+                    }
+                    return Err(error.into());
+                }
+            };
+            let Some(last) = events.last().map(|e| e.position()) else {
+                if let Some(p) = pending.take() {
+                    total += self.finish(p).await? as u64;
+                    progress(self.position());
+                }
+                self.warm = true;
                 return Ok(total);
+            };
+            let mut changes = ChangeSet::new();
+            for event in &events {
+                for (p, applied) in self.projections.iter_mut().zip(&self.applied) {
+                    if *applied < event.position() {
+                        p.apply(event, &mut changes);
+                    }
+                }
             }
-            total += n as u64;
-            progress(self.position());
+            // Ahead of what is committed until the writes below are.
+            self.warm = false;
+            for a in &mut self.applied {
+                *a = (*a).max(last);
+            }
+            if let Some(p) = pending.take() {
+                total += self.finish(p).await? as u64;
+                progress(self.position());
+            }
+            pending = Some(Pending {
+                write: tokio::spawn(write(self.store.clone(), changes, self.moves(last))),
+                last,
+                events: events.len(),
+            });
         }
     }
+
+    /// Waits for a pipelined batch's commit and moves the positions; returns its events.
+    async fn finish(&mut self, pending: Pending) -> Result<usize, ProjectorError> {
+        let written = pending
+            .write
+            .await
+            .unwrap_or_else(|joined| std::panic::resume_unwind(joined.into_panic()));
+        match written {
+            Ok(stats) => {
+                self.last_flush = stats;
+                self.flushed.rows += stats.rows;
+                self.flushed.statements += stats.statements;
+                for p in &mut self.positions {
+                    *p = (*p).max(pending.last);
+                }
+                Ok(pending.events)
+            }
+            Err(error) => {
+                if matches!(error, ProjectorError::Overtaken { .. }) {
+                    // As in `run_once`: the positions are read again, and the state, which has
+                    // applied up to `applied`, is brought forward or rebuilt from there.
+                    self.stale = true;
+                    self.warm = true;
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Writes the batch's rows and moves the positions, in one transaction. Each position moves
+/// only from the value this projector started from (compare and set), so two projectors of
+/// the same read model never both apply a batch: the later one rolls back.
+async fn write(
+    store: ReadStore,
+    changes: ChangeSet,
+    moves: Vec<PositionMove>,
+) -> Result<FlushStats, ProjectorError> {
+    if let Some(writer) = store.writer() {
+        let writer = writer.clone();
+        let written = tokio::task::spawn_blocking(move || writer.write(changes, &moves))
+            .await
+            .unwrap_or_else(|joined| std::panic::resume_unwind(joined.into_panic()));
+        return written.map_err(|e| match e {
+            WriteError::Sqlite(e) => ProjectorError::Write(e),
+            WriteError::Overtaken(projection) => ProjectorError::Overtaken { projection },
+        });
+    }
+    let mut conn = store.pool().acquire().await?;
+    let mut tx = conn.begin().await?;
+    let mut stats = flush(&mut tx, store.engine(), changes).await?;
+    for m in moves {
+        // A read model without a stored position is at 0: its row may be inserted only by a
+        // projector that starts from 0, and moved only from the value this one started from.
+        let moved = if m.from == 0 {
+            sqlx::query(
+                "INSERT INTO projection_positions (projection, position) VALUES ($1, $2) \
+                 ON CONFLICT (projection) DO UPDATE SET position = excluded.position \
+                 WHERE projection_positions.position = 0",
+            )
+            .bind(m.projection)
+            .bind(m.to as i64)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        } else {
+            sqlx::query(
+                "UPDATE projection_positions SET position = $2 \
+                 WHERE projection = $1 AND position = $3",
+            )
+            .bind(m.projection)
+            .bind(m.to as i64)
+            .bind(m.from as i64)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        };
+        stats.statements += 1;
+        if moved != 1 {
+            return Err(ProjectorError::Overtaken {
+                projection: m.projection,
+            });
+        }
+    }
+    tx.commit().await?;
+    Ok(stats)
 }

@@ -730,6 +730,96 @@ async fn migrations_are_applied_once_in_order_and_again_after_a_reset() {
     }
 }
 
+/// A pipelined catch-up (one batch written while the next is read and applied) whose write fails
+/// midway, or which is dropped midway, resumes without losing or doubling a row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipelined_catch_up_that_fails_or_is_dropped_midway_resumes_without_loss_or_duplicates() {
+    let pg = PgDatabase::create().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let from_zero = project(dir.path().join("zero.db"), 2000).await;
+    let expected = dump(&from_zero).await;
+    from_zero.close().await;
+    let head = region().head;
+    let midway = head / 2;
+    for db in [
+        ReadDatabase::from(dir.path().join("failing.db")),
+        ReadDatabase::from(pg.url()),
+    ] {
+        let log = region().log().await;
+        let store = ReadStore::open(db, &all_projections())
+            .await
+            .expect("the store opens");
+        // Every write of an attendance record past the middle of the log fails.
+        let (install, remove) = match store.engine() {
+            contingent_projections::Engine::Sqlite => (
+                vec![format!(
+                    "CREATE TRIGGER refuse BEFORE INSERT ON diary_attendance \
+                     WHEN NEW.position > {midway} BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )],
+                vec!["DROP TRIGGER refuse".to_owned()],
+            ),
+            contingent_projections::Engine::Postgres => (
+                vec![
+                    format!(
+                        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                         IF NEW.position > {midway} THEN RAISE EXCEPTION 'refused'; END IF; \
+                         RETURN NEW; END $$"
+                    ),
+                    "CREATE TRIGGER refuse BEFORE INSERT ON diary_attendance \
+                     FOR EACH ROW EXECUTE FUNCTION refuse()"
+                        .to_owned(),
+                ],
+                vec![
+                    "DROP TRIGGER refuse ON diary_attendance".to_owned(),
+                    "DROP FUNCTION refuse()".to_owned(),
+                ],
+            ),
+        };
+        for sql in &install {
+            sqlx::query(sql).execute(store.pool()).await.expect("trigger");
+        }
+        let mut projector = Projector::new(store.clone(), all_projections(), 700)
+            .await
+            .expect("a projector");
+        let mut seen = Vec::new();
+        let failed = projector.catch_up(&*log, |p| seen.push(p)).await;
+        assert!(failed.is_err(), "{failed:?}");
+        let stopped = projector.position();
+        // The batch that failed is the one holding the first attendance record past the middle.
+        let refused = expected["diary_attendance"]
+            .iter()
+            .filter_map(|row| row.split('|').next()?.parse::<u64>().ok())
+            .filter(|p| *p > midway)
+            .min()
+            .expect("attendance past the middle");
+        assert!(
+            stopped < refused && refused <= stopped + 700,
+            "stopped at {stopped}, the first refused row is at {refused}"
+        );
+        assert_eq!(seen.last(), Some(&stopped), "progress names committed positions");
+        let stored = store.positions().await.expect("positions");
+        assert!(stored.values().all(|p| *p == stopped), "{stored:?}");
+        for sql in &remove {
+            sqlx::query(sql).execute(store.pool()).await.expect("no trigger");
+        }
+        // Dropped while a batch is written: whatever committed stays, nothing twice.
+        let _ = tokio::time::timeout(
+            Duration::from_millis(30),
+            projector.catch_up(&*log, |_| {}),
+        )
+        .await;
+        projector.catch_up(&*log, |_| {}).await.expect("catch up");
+        assert_eq!(projector.position(), head);
+        assert_same(
+            &format!("{:?}, after a failed write and a dropped run", store.engine()),
+            &expected,
+            &dump(&store).await,
+        );
+        store.close().await;
+        log.close().await;
+    }
+}
+
 /// A store projected by the versions before migrations 7 and 8 (marks keyed by their mark id,
 /// corrections written into the mark's row), opened by this version: the two read models are
 /// rebuilt in the new shape, from the log, and end equal to a store projected from zero.
