@@ -79,9 +79,18 @@ pub(crate) mod sql {
     //! Small conversions shared by the projections.
     use chrono::{Datelike, Days, NaiveDate};
 
-    /// ISO date text.
+    #[cfg(test)]
+    #[test]
+    fn dates_are_iso_text() {
+        let d = NaiveDate::from_ymd_opt(2026, 9, 1).expect("a date");
+        assert_eq!(date(d), "2026-09-01");
+        assert_eq!(day_before(d), "2026-08-31");
+    }
+
+    /// ISO date text (`NaiveDate`'s `Display`, which is `%Y-%m-%d` for the years of the
+    /// registry, without going through a format string).
     pub fn date(d: NaiveDate) -> String {
-        d.format("%Y-%m-%d").to_string()
+        d.to_string()
     }
 
     /// The day before, as ISO text.

@@ -776,7 +776,10 @@ async fn a_pipelined_catch_up_that_fails_or_is_dropped_midway_resumes_without_lo
             ),
         };
         for sql in &install {
-            sqlx::query(sql).execute(store.pool()).await.expect("trigger");
+            sqlx::query(sql)
+                .execute(store.pool())
+                .await
+                .expect("trigger");
         }
         let mut projector = Projector::new(store.clone(), all_projections(), 700)
             .await
@@ -796,22 +799,29 @@ async fn a_pipelined_catch_up_that_fails_or_is_dropped_midway_resumes_without_lo
             stopped < refused && refused <= stopped + 700,
             "stopped at {stopped}, the first refused row is at {refused}"
         );
-        assert_eq!(seen.last(), Some(&stopped), "progress names committed positions");
+        assert_eq!(
+            seen.last(),
+            Some(&stopped),
+            "progress names committed positions"
+        );
         let stored = store.positions().await.expect("positions");
         assert!(stored.values().all(|p| *p == stopped), "{stored:?}");
         for sql in &remove {
-            sqlx::query(sql).execute(store.pool()).await.expect("no trigger");
+            sqlx::query(sql)
+                .execute(store.pool())
+                .await
+                .expect("no trigger");
         }
         // Dropped while a batch is written: whatever committed stays, nothing twice.
-        let _ = tokio::time::timeout(
-            Duration::from_millis(30),
-            projector.catch_up(&*log, |_| {}),
-        )
-        .await;
+        let _ = tokio::time::timeout(Duration::from_millis(30), projector.catch_up(&*log, |_| {}))
+            .await;
         projector.catch_up(&*log, |_| {}).await.expect("catch up");
         assert_eq!(projector.position(), head);
         assert_same(
-            &format!("{:?}, after a failed write and a dropped run", store.engine()),
+            &format!(
+                "{:?}, after a failed write and a dropped run",
+                store.engine()
+            ),
             &expected,
             &dump(&store).await,
         );
