@@ -3,8 +3,8 @@
 //! A projection turns an event into changes of whole rows addressed by primary key: an insert of
 //! a full row, an update of some columns, a delete. Values are absolute (a count is written as the
 //! count after the event, never as an increment), so the changes of a batch can be coalesced per
-//! `(table, primary key)` in event order and written with a few multi-row statements
-//! ([`crate::flush`]) without changing the result.
+//! `(table, primary key)` in event order and written, a table and a kind of change at a time,
+//! by the store's writer ([`crate::write`]) without changing the result.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};

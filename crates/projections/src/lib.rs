@@ -8,8 +8,9 @@
 //! [`ChangeSet`], which coalesces them per row, and writes them with a few multi-row statements in
 //! one transaction that also stores each projection's position, so a crash never loses or doubles
 //! an event: on SQLite with prepared statements on the driver directly (`rusqlite`, a connection
-//! of its own), on PostgreSQL with multi-row statements through `sqlx::AnyPool`, which also
-//! serves every read and schema change on both engines. [`queries`] answers the read side.
+//! of its own), on PostgreSQL with `COPY` into staging tables and set-based statements (a small
+//! pool of its own). Every read and schema change goes through one `sqlx::AnyPool` on both
+//! engines. [`queries`] answers the read side.
 //!
 //! This crate reads the log through [`contingent_log::EventLog`] and never writes to it; it does
 //! not decide anything and knows nothing of HTTP.
@@ -20,23 +21,24 @@ mod class_register;
 mod decode;
 mod diary;
 mod federal;
-mod flush;
 mod migrate;
+mod pg_write;
 mod projector;
 pub mod queries;
 mod register;
 mod sqlite_write;
 mod store;
 mod vacancies;
+mod write;
 
 use contingent_log::RecordedEvent;
 
 pub use changes::{Change, ChangeSet, Table, Value};
 pub use decode::{decode_envelope, open_recorded, read_decoded_after};
-pub use flush::FlushStats;
 pub use projector::{Projector, ProjectorError};
 pub use store::{dump_tables, Engine, ReadDatabase, ReadStore};
 pub use vacancies::due_on;
+pub use write::FlushStats;
 
 /// One read model: its tables, and how an event changes their rows.
 ///

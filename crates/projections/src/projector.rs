@@ -2,8 +2,9 @@
 //!
 //! A batch is one transaction: the projections turn its events into row changes, the
 //! [`ChangeSet`] coalesces them per row, they are written (on SQLite by prepared statements on
-//! the driver directly, off the async threads; on PostgreSQL with multi-row statements), and each
-//! projection's position moves to the batch's last event — all or nothing.
+//! the driver directly, off the async threads; on PostgreSQL by `COPY` into staging tables and
+//! set-based statements), and each projection's position moves to the batch's last event — all
+//! or nothing.
 //!
 //! The projections keep in-memory state (counts, open enrollments, ...). On its first run a
 //! projector rebuilds that state by replaying the log from position 1 up to each projection's
@@ -14,10 +15,8 @@
 use std::time::Instant;
 
 use contingent_log::{EventLog, LogError};
-use sqlx::Connection;
 
-use crate::flush::{flush, FlushStats};
-use crate::sqlite_write::{PositionMove, WriteError};
+use crate::write::{FlushStats, PositionMove, WriteError};
 use crate::{ChangeSet, Projection, ReadStore};
 
 /// Events read per log read while replaying into the in-memory state.
@@ -355,60 +354,21 @@ impl Projector {
     }
 }
 
-/// Writes the batch's rows and moves the positions, in one transaction. Each position moves
-/// only from the value this projector started from (compare and set), so two projectors of
-/// the same read model never both apply a batch: the later one rolls back.
+/// Writes the batch's rows and moves the positions, in one transaction, on the store's writer.
+/// Each position moves only from the value this projector started from (compare and set), so two
+/// projectors of the same read model never both apply a batch: the later one rolls back.
 async fn write(
     store: ReadStore,
     changes: ChangeSet,
     moves: Vec<PositionMove>,
 ) -> Result<FlushStats, ProjectorError> {
-    if let Some(writer) = store.writer() {
-        let writer = writer.clone();
-        let written = tokio::task::spawn_blocking(move || writer.write(changes, &moves))
-            .await
-            .unwrap_or_else(|joined| std::panic::resume_unwind(joined.into_panic()));
-        return written.map_err(|e| match e {
+    store
+        .writer()
+        .write(changes, moves)
+        .await
+        .map_err(|e| match e {
             WriteError::Sqlite(e) => ProjectorError::Write(e),
+            WriteError::Postgres(e) => ProjectorError::Store(e),
             WriteError::Overtaken(projection) => ProjectorError::Overtaken { projection },
-        });
-    }
-    let mut conn = store.pool().acquire().await?;
-    let mut tx = conn.begin().await?;
-    let mut stats = flush(&mut tx, store.engine(), changes).await?;
-    for m in moves {
-        // A read model without a stored position is at 0: its row may be inserted only by a
-        // projector that starts from 0, and moved only from the value this one started from.
-        let moved = if m.from == 0 {
-            sqlx::query(
-                "INSERT INTO projection_positions (projection, position) VALUES ($1, $2) \
-                 ON CONFLICT (projection) DO UPDATE SET position = excluded.position \
-                 WHERE projection_positions.position = 0",
-            )
-            .bind(m.projection)
-            .bind(m.to as i64)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-        } else {
-            sqlx::query(
-                "UPDATE projection_positions SET position = $2 \
-                 WHERE projection = $1 AND position = $3",
-            )
-            .bind(m.projection)
-            .bind(m.to as i64)
-            .bind(m.from as i64)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-        };
-        stats.statements += 1;
-        if moved != 1 {
-            return Err(ProjectorError::Overtaken {
-                projection: m.projection,
-            });
-        }
-    }
-    tx.commit().await?;
-    Ok(stats)
+        })
 }

@@ -2,12 +2,11 @@
 //! connection of its own: one prepared statement per table and kind of change, kept across
 //! batches, executed once per row with its values bound in place.
 //!
-//! The same net changes as [`crate::flush`] writes through `sqlx::Any` on PostgreSQL — an upsert
-//! per full row, an `UPDATE` per patched row (of the columns it sets), a `DELETE` per deleted
-//! row — and the projections' positions moved by compare and set, all in one transaction. What
-//! it saves over multi-row statements through `sqlx::Any`: building and parsing a statement of
-//! thousands of parameters per batch, copying every value into an `AnyValue`, and sending each
-//! statement to SQLite's worker thread and back.
+//! An upsert per full row, an `UPDATE` per patched row (of the columns it sets), a `DELETE` per
+//! deleted row, and the projections' positions moved by compare and set, all in one
+//! transaction. What it saves over multi-row statements through `sqlx::Any`: building and
+//! parsing a statement of thousands of parameters per batch, copying every value into an
+//! `AnyValue`, and sending each statement to SQLite's worker thread and back.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -17,7 +16,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params_from_iter, Connection, OpenFlags, ToSql};
 
 use crate::changes::{Change, ChangeSet, Table, Value};
-use crate::flush::FlushStats;
+use crate::write::{FlushStats, PositionMove, WriteError};
 
 /// Prepared statements kept per connection: five kinds of change over the read models' tables.
 const STATEMENT_CACHE: usize = 128;
@@ -29,29 +28,6 @@ impl ToSql for Value {
             Value::Text(Some(s)) => ValueRef::Text(s.as_bytes()),
             Value::Int(None) | Value::Text(None) => ValueRef::Null,
         }))
-    }
-}
-
-/// A projection's position moved by a batch: from the value the projector started from (0 when
-/// none is stored) to the batch's last event.
-pub(crate) struct PositionMove {
-    pub(crate) projection: &'static str,
-    pub(crate) from: u64,
-    pub(crate) to: u64,
-}
-
-/// Why a batch was not written.
-#[derive(Debug)]
-pub(crate) enum WriteError {
-    /// SQLite refused a statement or the commit.
-    Sqlite(rusqlite::Error),
-    /// Another projector moved this projection first; nothing was written.
-    Overtaken(&'static str),
-}
-
-impl From<rusqlite::Error> for WriteError {
-    fn from(e: rusqlite::Error) -> Self {
-        WriteError::Sqlite(e)
     }
 }
 

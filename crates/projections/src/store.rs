@@ -1,6 +1,7 @@
 //! The read-model database, SQLite (embedded) or PostgreSQL: opening it, migrating the tables,
-//! resetting a projection, and dumping tables for comparison. Everything goes through one
-//! `sqlx::AnyPool` with SQL both engines accept (`$1, $2, …` placeholders, no dialect functions).
+//! resetting a projection, and dumping tables for comparison. Everything but a projector's batches
+//! goes through one `sqlx::AnyPool` with SQL both engines accept (`$1, $2, …` placeholders, no
+//! dialect functions); the batches go through the store's [`Writer`], on connections of its own.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,9 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, Column, ConnectOptions, Connection, Executor, Row, ValueRef};
 
 use crate::migrate::{self, POSITIONS};
+use crate::pg_write::PgWriter;
 use crate::sqlite_write::SqliteWriter;
+use crate::write::Writer;
 use crate::Projection;
 
 /// The database engine of a read store.
@@ -112,8 +115,8 @@ const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NO
 pub struct ReadStore {
     pool: AnyPool,
     engine: Engine,
-    /// SQLite: the connection projectors write batches on (`crate::sqlite_write`).
-    writer: Option<SqliteWriter>,
+    /// The connection(s) projectors write batches on (`crate::write`).
+    writer: Writer,
 }
 
 impl ReadStore {
@@ -155,10 +158,17 @@ impl ReadStore {
             })
             .connect_with(options)
             .await?;
-        let mut store = Self {
+        let writer = match &database {
+            ReadDatabase::Sqlite(_) => Writer::Sqlite(
+                SqliteWriter::open(file.as_deref().unwrap_or(Path::new("")), SQLITE_PRAGMAS)
+                    .map_err(|e| sqlx::Error::Configuration(Box::new(e)))?,
+            ),
+            ReadDatabase::Postgres(url) => Writer::Postgres(PgWriter::connect(url).await?),
+        };
+        let store = Self {
             pool,
             engine,
-            writer: None,
+            writer,
         };
         let mut owners = vec![POSITIONS];
         owners.extend(projections.iter().map(|p| p.name()));
@@ -173,11 +183,7 @@ impl ReadStore {
         .await?;
         tx.commit().await?;
         drop(conn);
-        if let Some(path) = &file {
-            let writer = SqliteWriter::open(path, SQLITE_PRAGMAS)
-                .map_err(|e| sqlx::Error::Configuration(Box::new(e)))?;
-            store.writer = Some(writer);
-        }
+
         // Indexes a rebuild dropped and did not get to create again (it stopped midway).
         let restored = store.restore_indexes().await?;
         if restored > 0 {
@@ -256,17 +262,15 @@ impl ReadStore {
         self.engine
     }
 
-    /// SQLite: the connection batches are written on.
-    pub(crate) fn writer(&self) -> Option<&SqliteWriter> {
-        self.writer.as_ref()
+    /// The connection(s) batches are written on.
+    pub(crate) fn writer(&self) -> &Writer {
+        &self.writer
     }
 
     /// Closes the database. A SQLite file is checkpointed first (its WAL emptied into it), so it
     /// can be moved or copied once this returns.
     pub async fn close(&self) {
-        if let Some(writer) = &self.writer {
-            writer.close();
-        }
+        self.writer.close().await;
         if self.engine == Engine::Sqlite && !self.pool.is_closed() {
             // Closing the last connection checkpoints too, but a connection whose return to the
             // pool is in flight when the pool closes may stay open a while (or, in a race in

@@ -730,6 +730,152 @@ async fn migrations_are_applied_once_in_order_and_again_after_a_reset() {
     }
 }
 
+/// A projection that inserts, updates (two sets of columns) and deletes many rows of one table
+/// per batch: each event at position p puts the row p of `diary_exams`; every fifth event sets
+/// the grade of the four rows from p - 5,004, every seventh their subject and mark, and every
+/// eleventh deletes the three rows from p - 5,007 (rows of an earlier batch of 5,000).
+#[derive(Default)]
+struct Churn;
+
+/// How far back the churn's updates and deletes reach.
+const BACK: i64 = 5_000;
+
+static CHURNED: contingent_projections::Table = contingent_projections::Table {
+    name: "diary_exams",
+    columns: &[
+        "position",
+        "learner_id",
+        "form",
+        "subject",
+        "exam_date",
+        "grade",
+        "primary_points",
+        "test_score",
+        "mark",
+    ],
+    key: 1,
+};
+
+impl contingent_projections::Projection for Churn {
+    fn name(&self) -> &'static str {
+        "churn"
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["diary_exams"]
+    }
+    fn table_defs(&self) -> &'static [&'static contingent_projections::Table] {
+        static DEFS: &[&contingent_projections::Table] = &[&CHURNED];
+        DEFS
+    }
+    fn apply(
+        &mut self,
+        event: &contingent_log::RecordedEvent,
+        changes: &mut contingent_projections::ChangeSet,
+    ) {
+        use contingent_projections::{row, Value};
+        let p = event.position() as i64;
+        changes.insert(
+            &CHURNED,
+            row![
+                p,
+                format!("l\t{p}\\"),
+                "ege",
+                "Математика",
+                "2026-06-01",
+                11i64,
+                p % 40,
+                Option::<i64>::None,
+                Option::<String>::None
+            ],
+        );
+        if p % 5 == 0 {
+            for q in p - BACK - 4..p - BACK {
+                changes.update(&CHURNED, row![q], vec![("grade", Value::from(p % 12))]);
+            }
+        }
+        if p % 7 == 0 {
+            for q in p - BACK - 4..p - BACK {
+                changes.update(
+                    &CHURNED,
+                    row![q],
+                    vec![
+                        ("subject", Value::from(format!("s{p}"))),
+                        ("mark", Value::from(Some("5"))),
+                    ],
+                );
+            }
+        }
+        if p % 11 == 0 {
+            for q in p - BACK - 7..p - BACK - 4 {
+                changes.delete(&CHURNED, row![q]);
+            }
+        }
+    }
+    fn clear(&mut self) {}
+}
+
+/// Many changes of each kind in one batch (written through staging tables on PostgreSQL) and a
+/// few (bound statements) give the same rows on both engines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn puts_patches_and_deletes_in_bulk_and_one_by_one_give_the_same_rows() {
+    let pg = PgDatabase::create().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let log = region().log().await;
+    let mut dumps = Vec::new();
+    for (db, batch) in [
+        (ReadDatabase::from(dir.path().join("bulk.db")), 5000),
+        (ReadDatabase::from(dir.path().join("few.db")), 3),
+        (ReadDatabase::from(pg.url()), 5000),
+        (ReadDatabase::from(pg.url()), 3),
+    ] {
+        let store = ReadStore::open(db, &all_projections())
+            .await
+            .expect("the store opens");
+        sqlx::query("DELETE FROM diary_exams")
+            .execute(store.pool())
+            .await
+            .expect("empty");
+        sqlx::query("DELETE FROM projection_positions WHERE projection = 'churn'")
+            .execute(store.pool())
+            .await
+            .expect("no position");
+        let mut projector = Projector::new(store.clone(), vec![Box::new(Churn)], batch)
+            .await
+            .expect("a projector");
+        // A third of the log: enough for thousands of changes of each kind per batch of 5,000.
+        let until = region().head / 3;
+        while projector.position() < until {
+            projector.run_once(&*log).await.expect("a batch");
+        }
+        let rows: Vec<(i64, String, String, i64, Option<String>)> = sqlx::query_as(
+            "SELECT position, learner_id, subject, grade, mark FROM diary_exams \
+             WHERE position <= $1 ORDER BY position",
+        )
+        // Rows no event past `until` touches (an event changes rows up to 5,007 before it),
+        // whichever batch ends past it.
+        .bind(until as i64 - BACK - 8)
+        .fetch_all(store.pool())
+        .await
+        .expect("rows");
+        assert!(rows.len() > 2_000, "{}", rows.len());
+        assert!(rows
+            .iter()
+            .any(|r| r.1.contains('\t') && r.1.ends_with('\\')));
+        assert!(
+            rows.iter().any(|r| r.2.starts_with('s') && r.4.is_some()),
+            "patched"
+        );
+        assert!(rows.iter().any(|r| r.3 != 11), "patched");
+        assert!(rows.windows(2).any(|w| w[1].0 > w[0].0 + 1), "deleted");
+        dumps.push((format!("{:?}, batches of {batch}", store.engine()), rows));
+        store.close().await;
+    }
+    for (what, rows) in &dumps[1..] {
+        assert!(rows == &dumps[0].1, "{what} differs from {}", dumps[0].0);
+    }
+    log.close().await;
+}
+
 /// A pipelined catch-up (one batch written while the next is read and applied) whose write fails
 /// midway, or which is dropped midway, resumes without losing or doubling a row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
