@@ -103,6 +103,9 @@ fn storage(e: sqlx::Error) -> LogError {
     LogError::Storage(e.to_string())
 }
 
+/// Rows SQLite's worker thread may read ahead of a reader: a projector's page.
+const READ_AHEAD_ROWS: usize = 2_048;
+
 impl SqliteLog {
     /// Opens (creating if needed) the log database at `path`. A file written in another storage
     /// format is refused, not changed.
@@ -119,7 +122,11 @@ impl SqliteLog {
             // Keep the indexes' pages in memory (64 MiB), and checkpoint the WAL every 64 MiB
             // rather than every 4 MiB (each checkpoint syncs the database file).
             .pragma("cache_size", "-65536")
-            .pragma("wal_autocheckpoint", "16384");
+            .pragma("wal_autocheckpoint", "16384")
+            // Let SQLite's worker thread step a whole page of a read ahead of the reader (the
+            // default, 50 rows, stops it after 50 until they are taken): a projector applies one
+            // page while the next is read.
+            .row_buffer_size(READ_AHEAD_ROWS);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)

@@ -12,6 +12,8 @@
 //! (or its future is dropped before the commit), the state is rebuilt the same way on the next
 //! run, since it had already moved past the rolled-back rows.
 
+use std::future::Future;
+use std::task::Poll;
 use std::time::Instant;
 
 use contingent_log::{EventLog, LogError};
@@ -260,7 +262,7 @@ impl Projector {
     /// Applies batches until the log has nothing more; returns how many events were applied.
     ///
     /// Pipelined: while one batch is written and committed (on its own task), the next is read
-    /// and applied to the in-memory state. Batches are committed one at a time, in order, each
+    /// and applied to the in-memory state, and the read of the one after it has started. Batches are committed one at a time, in order, each
     /// moving the positions from those the one before committed, so the result is what
     /// [`run_once`](Projector::run_once) in a loop writes; a failed write stops the run with the
     /// state marked for rebuilding, as there.
@@ -278,9 +280,10 @@ impl Projector {
         total += n as u64;
         progress(self.position());
         let mut pending: Option<Pending> = None;
+        let from = self.applied.iter().copied().min().unwrap_or(0);
+        let mut read = log.read_after(from, self.batch).await;
         loop {
-            let from = self.applied.iter().copied().min().unwrap_or(0);
-            let events = match log.read_after(from, self.batch).await {
+            let events = match read {
                 Ok(events) => events,
                 Err(error) => {
                     if let Some(p) = pending.take() {
@@ -300,6 +303,10 @@ impl Projector {
                 self.warm = true;
                 return Ok(total);
             };
+            // The next page's read starts now (the log's reader works on while this page is
+            // applied and the batch before it commits) and is awaited at the end.
+            let mut next = std::pin::pin!(log.read_after(last, self.batch));
+            let started = std::future::poll_fn(|cx| Poll::Ready(next.as_mut().poll(cx))).await;
             let mut changes = ChangeSet::new();
             for event in &events {
                 for (p, applied) in self.projections.iter_mut().zip(&self.applied) {
@@ -322,6 +329,10 @@ impl Projector {
                 last,
                 events: events.len(),
             });
+            read = match started {
+                Poll::Ready(read) => read,
+                Poll::Pending => next.await,
+            };
         }
     }
 
