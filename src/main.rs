@@ -1047,7 +1047,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let only = (!models.is_empty()).then_some(models.as_slice());
             let started = std::time::Instant::now();
             let n = contingent_registry::rebuild(
-                &*log,
+                &log,
                 settings.read_database(),
                 only,
                 settings.projector_batch,

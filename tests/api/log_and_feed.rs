@@ -99,7 +99,7 @@ async fn a_restart_keeps_every_acknowledged_fact_and_a_rebuild_equals_the_live_r
     live.close().await;
     let copy = dir.path().join("rebuilt.db");
     let log = contingent_registry::open_log(&settings).await.expect("log");
-    let applied = contingent_registry::rebuild(&*log, &copy, None, 3, |_| {})
+    let applied = contingent_registry::rebuild(&log, &copy, None, 3, |_| {})
         .await
         .expect("rebuild");
     assert_eq!(applied, head + 1);
@@ -112,7 +112,7 @@ async fn a_restart_keeps_every_acknowledged_fact_and_a_rebuild_equals_the_live_r
 
     // Rebuilding one model in place gives the same rows too.
     rebuilt.close().await;
-    contingent_registry::rebuild(&*log, &copy, Some(&["diary".to_owned()]), 2, |_| {})
+    contingent_registry::rebuild(&log, &copy, Some(&["diary".to_owned()]), 2, |_| {})
         .await
         .expect("rebuild diary");
     let again = ReadStore::open(&copy, &projections).await.expect("store");

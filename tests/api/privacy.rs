@@ -76,7 +76,7 @@ async fn rebuilt_rows(
         Some(db) => ReadDatabase::Postgres(db.url().to_owned()),
         None => ReadDatabase::Sqlite(app.dir.path().join("rebuilt.db")),
     };
-    contingent_registry::rebuild(&**app.registry.log(), target.clone(), None, 7, |_| {})
+    contingent_registry::rebuild(app.registry.log(), target.clone(), None, 7, |_| {})
         .await
         .expect("rebuild");
     let store = ReadStore::open(target, &projections).await.expect("store");

@@ -3,6 +3,7 @@
 //! as the diary's marks.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -64,7 +65,7 @@ struct Rebuilt {
 async fn rebuild(
     database: ReadDatabase,
     projections: Vec<Box<dyn Projection>>,
-    log: &dyn EventLog,
+    log: &Arc<dyn EventLog>,
     batch: usize,
 ) -> Result<Rebuilt> {
     let store = ReadStore::open(database, &projections).await?;
@@ -228,6 +229,8 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         json!({"events": n, "standard_decoder_for": fallbacks, "what": "decode_envelope of the same bodies (Envelope::decode for those it leaves: sealed ones), in memory; best of three"}),
     );
 
+    // The projector reads ahead on a task of its own, which holds the log.
+    let shared: Arc<dyn EventLog> = Arc::new(log.clone());
     let mut engines: Vec<(&str, Option<ReadDatabase>)> = vec![("sqlite", None)];
     match ctx.pg_database().await? {
         Some(url) => engines.push(("postgres", Some(ReadDatabase::Postgres(url)))),
@@ -259,7 +262,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
                     ReadDatabase::Sqlite(path)
                 }
             };
-            let r = rebuild(database, projections, &log, batch).await?;
+            let r = rebuild(database, projections, &shared, batch).await?;
             let mut conditions = json!({
                 "events": r.events, "rows_written": r.rows, "statements": r.statements,
                 "rows_per_s": round(rate(r.rows, r.elapsed), 0),

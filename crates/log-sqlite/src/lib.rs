@@ -123,9 +123,8 @@ impl SqliteLog {
             // rather than every 4 MiB (each checkpoint syncs the database file).
             .pragma("cache_size", "-65536")
             .pragma("wal_autocheckpoint", "16384")
-            // Let SQLite's worker thread step a whole page of a read ahead of the reader (the
-            // default, 50 rows, stops it after 50 until they are taken): a projector applies one
-            // page while the next is read.
+            // Let SQLite's worker thread read a whole page without waiting for the reader to take
+            // the rows it has read (by default it stops after 50 until they are taken).
             .row_buffer_size(READ_AHEAD_ROWS);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)

@@ -16,7 +16,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let log_path = args.next().ok_or(usage)?;
     let target = ReadDatabase::from(args.next().ok_or(usage)?);
     let batch: usize = args.next().map(|b| b.parse()).transpose()?.unwrap_or(2000);
-    let log = SqliteLog::open(log_path.as_ref()).await?;
+    let log: std::sync::Arc<dyn EventLog> =
+        std::sync::Arc::new(SqliteLog::open(log_path.as_ref()).await?);
     if let ReadDatabase::Sqlite(path) = &target {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));

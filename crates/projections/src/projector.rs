@@ -12,11 +12,10 @@
 //! (or its future is dropped before the commit), the state is rebuilt the same way on the next
 //! run, since it had already moved past the rolled-back rows.
 
-use std::future::Future;
-use std::task::Poll;
+use std::sync::Arc;
 use std::time::Instant;
 
-use contingent_log::{EventLog, LogError};
+use contingent_log::{EventLog, LogError, RecordedEvent};
 
 use crate::write::{FlushStats, PositionMove, WriteError};
 use crate::{ChangeSet, Projection, ReadStore};
@@ -43,6 +42,41 @@ pub enum ProjectorError {
         /// The read model.
         projection: &'static str,
     },
+}
+
+/// Reads pages of the log after `from` into `pages` until the end (an empty page) or an error,
+/// or until the receiver is gone.
+async fn read_ahead(
+    log: Arc<dyn EventLog>,
+    mut from: u64,
+    batch: usize,
+    pages: tokio::sync::mpsc::Sender<Result<Vec<RecordedEvent>, LogError>>,
+) {
+    loop {
+        let page = log.read_after(from, batch).await;
+        let done = match &page {
+            Ok(events) => match events.last() {
+                Some(last) => {
+                    from = last.position();
+                    false
+                }
+                None => true,
+            },
+            Err(_) => true,
+        };
+        if pages.send(page).await.is_err() || done {
+            return;
+        }
+    }
+}
+
+/// The read-ahead task, stopped when the catch-up that started it ends.
+struct ReadAhead(tokio::task::JoinHandle<()>);
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A batch being written while the next is read and applied.
@@ -261,29 +295,38 @@ impl Projector {
 
     /// Applies batches until the log has nothing more; returns how many events were applied.
     ///
-    /// Pipelined: while one batch is written and committed (on its own task), the next is read
-    /// and applied to the in-memory state, and the read of the one after it has started. Batches are committed one at a time, in order, each
+    /// Pipelined: while one batch is written and committed (on its own task), the next is
+    /// applied to the in-memory state, and the log is read (and decoded) ahead on a task of its
+    /// own, at most two pages ahead. Batches are committed one at a time, in order, each
     /// moving the positions from those the one before committed, so the result is what
     /// [`run_once`](Projector::run_once) in a loop writes; a failed write stops the run with the
     /// state marked for rebuilding, as there.
     pub async fn catch_up(
         &mut self,
-        log: &dyn EventLog,
+        log: &Arc<dyn EventLog>,
         mut progress: impl FnMut(u64),
     ) -> Result<u64, ProjectorError> {
         let mut total = 0u64;
         // The first batch as a lone run, which also brings the state up to the stored positions.
-        let n = self.run_once(log).await?;
+        let n = self.run_once(&**log).await?;
         if n == 0 {
             return Ok(0);
         }
         total += n as u64;
         progress(self.position());
-        let mut pending: Option<Pending> = None;
+        // Pages read (and decoded) on a task of their own, at most two ahead of this one.
         let from = self.applied.iter().copied().min().unwrap_or(0);
-        let mut read = log.read_after(from, self.batch).await;
+        let (pages, mut read) = tokio::sync::mpsc::channel(2);
+        let reader = ReadAhead(tokio::spawn(read_ahead(
+            log.clone(),
+            from,
+            self.batch,
+            pages,
+        )));
+        let mut pending: Option<Pending> = None;
         loop {
-            let events = match read {
+            let page = read.recv().await.unwrap_or_else(|| Ok(Vec::new()));
+            let events = match page {
                 Ok(events) => events,
                 Err(error) => {
                     if let Some(p) = pending.take() {
@@ -301,12 +344,9 @@ impl Projector {
                     progress(self.position());
                 }
                 self.warm = true;
+                drop(reader);
                 return Ok(total);
             };
-            // The next page's read starts now (the log's reader works on while this page is
-            // applied and the batch before it commits) and is awaited at the end.
-            let mut next = std::pin::pin!(log.read_after(last, self.batch));
-            let started = std::future::poll_fn(|cx| Poll::Ready(next.as_mut().poll(cx))).await;
             let mut changes = ChangeSet::new();
             for event in &events {
                 for (p, applied) in self.projections.iter_mut().zip(&self.applied) {
@@ -329,10 +369,6 @@ impl Projector {
                 last,
                 events: events.len(),
             });
-            read = match started {
-                Poll::Ready(read) => read,
-                Poll::Pending => next.await,
-            };
         }
     }
 

@@ -111,7 +111,7 @@ async fn project(db: impl Into<ReadDatabase>, batch: usize) -> ReadStore {
         .await
         .expect("a projector");
     let started = std::time::Instant::now();
-    let applied = projector.catch_up(&*log, |_| {}).await.expect("catch up");
+    let applied = projector.catch_up(&log, |_| {}).await.expect("catch up");
     eprintln!(
         "projected {applied} events into {:?} in batches of {batch} in {:.1?}",
         store.engine(),
@@ -294,7 +294,7 @@ async fn interrupted(db: ReadDatabase, reset_midway: &[&str]) -> BTreeMap<String
     let mut projector = Projector::new(store.clone(), all_projections(), 333)
         .await
         .expect("a projector");
-    projector.catch_up(&*log, |_| {}).await.expect("catch up");
+    projector.catch_up(&log, |_| {}).await.expect("catch up");
     assert_eq!(projector.position(), region().head);
     let rows = dump(&store).await;
     store.close().await;
@@ -360,7 +360,7 @@ async fn a_failed_batch_is_retried_from_a_rebuilt_state() {
             .execute(store.pool())
             .await
             .expect("rename back");
-        projector.catch_up(&*log, |_| {}).await.expect("catch up");
+        projector.catch_up(&log, |_| {}).await.expect("catch up");
         assert_same(
             &format!("{:?}, after a failed batch", store.engine()),
             &expected,
@@ -931,7 +931,7 @@ async fn a_pipelined_catch_up_that_fails_or_is_dropped_midway_resumes_without_lo
             .await
             .expect("a projector");
         let mut seen = Vec::new();
-        let failed = projector.catch_up(&*log, |p| seen.push(p)).await;
+        let failed = projector.catch_up(&log, |p| seen.push(p)).await;
         assert!(failed.is_err(), "{failed:?}");
         let stopped = projector.position();
         // The batch that failed is the one holding the first attendance record past the middle.
@@ -959,9 +959,9 @@ async fn a_pipelined_catch_up_that_fails_or_is_dropped_midway_resumes_without_lo
                 .expect("no trigger");
         }
         // Dropped while a batch is written: whatever committed stays, nothing twice.
-        let _ = tokio::time::timeout(Duration::from_millis(30), projector.catch_up(&*log, |_| {}))
-            .await;
-        projector.catch_up(&*log, |_| {}).await.expect("catch up");
+        let _ =
+            tokio::time::timeout(Duration::from_millis(30), projector.catch_up(&log, |_| {})).await;
+        projector.catch_up(&log, |_| {}).await.expect("catch up");
         assert_eq!(projector.position(), head);
         assert_same(
             &format!(
@@ -1052,7 +1052,7 @@ async fn a_store_with_marks_keyed_by_mark_id_is_migrated_and_rebuilt() {
         let mut projector = Projector::new(store.clone(), all_projections(), 5000)
             .await
             .expect("a projector");
-        projector.catch_up(&*log, |_| {}).await.expect("catch up");
+        projector.catch_up(&log, |_| {}).await.expect("catch up");
         assert_eq!(projector.position(), head);
         assert_same(
             &format!("{:?}, migrated", store.engine()),
@@ -1254,7 +1254,7 @@ async fn a_projector_does_not_recreate_a_position_it_did_not_start_from() {
         None,
         "no position was written for the reset model"
     );
-    projector.catch_up(&*log, |_| {}).await.expect("catch up");
+    projector.catch_up(&log, |_| {}).await.expect("catch up");
     assert_same("a model reset midway", &expected, &dump(&store).await);
     store.close().await;
     log.close().await;

@@ -2,6 +2,7 @@
 //! models from the first event.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use contingent_log::{ChainBreak, Checkpoint, EventLog, Finding, WriterKeys};
 use contingent_projections::{all_projections, Projection, Projector, ReadDatabase, ReadStore};
@@ -76,7 +77,7 @@ pub fn kind_name(f: &Finding) -> String {
 /// is built beside the file and then replaces it, for PostgreSQL every model is dropped and
 /// rebuilt in place. Returns the number of events applied.
 pub async fn rebuild(
-    log: &dyn EventLog,
+    log: &Arc<dyn EventLog>,
     read: impl Into<ReadDatabase>,
     only: Option<&[String]>,
     batch: usize,
@@ -130,7 +131,7 @@ pub async fn rebuild(
 async fn bulk_load(
     store: &ReadStore,
     projections: Vec<Box<dyn Projection>>,
-    log: &dyn EventLog,
+    log: &Arc<dyn EventLog>,
     batch: usize,
     progress: impl FnMut(u64),
 ) -> Result<u64, RegistryError> {
@@ -147,7 +148,7 @@ async fn bulk_load(
 async fn catch_up(
     store: &ReadStore,
     projections: Vec<Box<dyn Projection>>,
-    log: &dyn EventLog,
+    log: &Arc<dyn EventLog>,
     batch: usize,
     progress: impl FnMut(u64),
 ) -> Result<u64, RegistryError> {
