@@ -17,6 +17,11 @@
 //! [`EventLog::check_indexes`] checks them against the events' own bytes, and reads keep only
 //! the events whose decoded envelope names the learner.
 //!
+//! Pages of the log (`read_after`, `read_raw_after`, what projectors and auditors read) are read
+//! on the SQLite driver directly (`rusqlite`) on a blocking thread, with their decoding: one copy
+//! of each row and no hand-over row by row between threads; everything else goes through the
+//! `sqlx` pool.
+//!
 //! This crate implements [`contingent_log::EventLog`] and nothing else: it does not decide,
 //! project or serve.
 #![deny(missing_docs)]
@@ -97,6 +102,85 @@ const ROWS_PER_INSERT: usize = 500;
 pub struct SqliteLog {
     pool: SqlitePool,
     key: Option<Arc<WriterKey>>,
+    readers: Arc<Readers>,
+}
+
+/// Idle connections kept for reading pages of the log.
+const IDLE_READERS: usize = 4;
+
+/// Connections that read pages of the log on the SQLite driver directly.
+#[derive(Debug)]
+struct Readers {
+    path: std::path::PathBuf,
+    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Readers {
+    /// Runs `read` on an idle connection (or a new one), blocking: call it off the async
+    /// runtime's threads.
+    fn with<T>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> Result<T, LogError>,
+    ) -> Result<T, LogError> {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(LogError::Storage("the log is closed".into()));
+        }
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let conn = rusqlite::Connection::open_with_flags(
+                    &self.path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(read_failed)?;
+                conn.busy_timeout(Duration::from_secs(30))
+                    .map_err(read_failed)?;
+                conn.execute_batch("PRAGMA cache_size = -65536")
+                    .map_err(read_failed)?;
+                conn
+            }
+        };
+        let result = read(&conn);
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < IDLE_READERS && !self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            idle.push(conn);
+        }
+        result
+    }
+
+    /// Closes the idle connections; later reads fail.
+    fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// Up to `limit` stored events after `after`: `(position, body, hash)`.
+    fn page(
+        conn: &rusqlite::Connection,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>, Vec<u8>)>, LogError> {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT position, body, hash FROM events WHERE position > ?1 \
+                 ORDER BY position LIMIT ?2",
+            )
+            .map_err(read_failed)?;
+        let rows = stmt
+            .query_map((after as i64, limit as i64), |row| {
+                Ok((row.get::<_, i64>(0)? as u64, row.get(1)?, row.get(2)?))
+            })
+            .map_err(read_failed)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(read_failed)
+    }
+}
+
+fn read_failed(e: rusqlite::Error) -> LogError {
+    LogError::Storage(e.to_string())
 }
 
 fn storage(e: sqlx::Error) -> LogError {
@@ -139,7 +223,16 @@ impl SqliteLog {
             .execute(&pool)
             .await
             .map_err(storage)?;
-        Ok(Self { pool, key: None })
+        let readers = Arc::new(Readers {
+            path: path.to_path_buf(),
+            idle: std::sync::Mutex::new(Vec::new()),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        });
+        Ok(Self {
+            pool,
+            key: None,
+            readers,
+        })
     }
 
     /// The same log, signing every append and checkpoint with `key`.
@@ -330,34 +423,40 @@ impl EventLog for SqliteLog {
     }
 
     async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
-        let rows = sqlx::query(
-            "SELECT body, hash FROM events WHERE position > ? ORDER BY position LIMIT ?",
-        )
-        .bind(after as i64)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            readers.with(|conn| {
+                Readers::page(conn, after, limit)?
+                    .into_iter()
+                    .map(|(_, body, hash)| {
+                        let hash: [u8; 32] = hash
+                            .try_into()
+                            .map_err(|_| LogError::Codec("a stored hash is not 32 bytes".into()))?;
+                        RecordedEvent::open(body, Hash(hash))
+                    })
+                    .collect()
+            })
+        })
         .await
-        .map_err(storage)?;
-        rows.into_iter().map(decode).collect()
+        .unwrap_or_else(|joined| std::panic::resume_unwind(joined.into_panic()))
     }
 
     async fn read_raw_after(&self, after: u64, limit: usize) -> Result<Vec<RawEvent>, LogError> {
-        let rows = sqlx::query(
-            "SELECT position, body, hash FROM events WHERE position > ? ORDER BY position LIMIT ?",
-        )
-        .bind(after as i64)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(storage)?;
-        Ok(rows
-            .into_iter()
-            .map(|row| RawEvent {
-                position: row.get::<i64, _>(0) as u64,
-                body: row.get(1),
-                hash: row.get(2),
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            readers.with(|conn| {
+                Ok(Readers::page(conn, after, limit)?
+                    .into_iter()
+                    .map(|(position, body, hash)| RawEvent {
+                        position,
+                        body,
+                        hash,
+                    })
+                    .collect())
             })
-            .collect())
+        })
+        .await
+        .unwrap_or_else(|joined| std::panic::resume_unwind(joined.into_panic()))
     }
 
     async fn read_learner(&self, learner: LearnerId) -> Result<Vec<RecordedEvent>, LogError> {
@@ -401,6 +500,7 @@ impl EventLog for SqliteLog {
 
     /// Closes the database, checkpointing the WAL into the main file.
     async fn close(&self) {
+        self.readers.close();
         self.pool.close().await;
     }
 
