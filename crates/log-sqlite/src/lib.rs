@@ -163,7 +163,7 @@ impl Readers {
         conn: &rusqlite::Connection,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<(u64, Vec<u8>, Vec<u8>)>, LogError> {
+    ) -> Result<Vec<StoredRow>, LogError> {
         let mut stmt = conn
             .prepare_cached(
                 "SELECT position, body, hash FROM events WHERE position > ?1 \
@@ -178,6 +178,9 @@ impl Readers {
         rows.collect::<Result<Vec<_>, _>>().map_err(read_failed)
     }
 }
+
+/// A stored event as a page reads it: position, body, hash.
+type StoredRow = (u64, Vec<u8>, Vec<u8>);
 
 fn read_failed(e: rusqlite::Error) -> LogError {
     LogError::Storage(e.to_string())

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 mod envelope;
+mod one_pass;
 mod personal;
 mod sign;
 pub mod upcast;
@@ -18,6 +19,7 @@ use async_trait::async_trait;
 use contingent_domain::LearnerId;
 
 pub use envelope::{Envelope, Hash, Metadata, RecordedEvent, Source, GENESIS_HASH};
+pub use one_pass::decode_one_pass;
 pub use personal::{seal_personal, unseal, DataKey, PersonalSeal};
 pub use sign::{
     key_id, BatchSignature, Checkpoint, KeyError, KeyStatus, RegisteredKey, WriterKey, WriterKeys,

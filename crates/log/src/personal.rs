@@ -302,6 +302,9 @@ fn decode_sealed(body: &[u8], key: Option<&DataKey>) -> Result<Envelope, LogErro
 /// Decodes stored bytes in clear, upcasting an event stored with an older schema version of
 /// its type. An event of the current version is deserialized directly.
 fn decode_clear(body: &[u8]) -> Result<Envelope, LogError> {
+    if let Some(envelope) = crate::one_pass::decode_one_pass(body) {
+        return Ok(envelope);
+    }
     let direct = serde_json::from_slice::<Envelope>(body);
     if let Ok(envelope) = &direct {
         if envelope.schema_version >= Event::current_schema_version(envelope.event.type_name()) {
@@ -323,6 +326,13 @@ fn decode_clear(body: &[u8]) -> Result<Envelope, LogError> {
 }
 
 impl Envelope {
+    /// Decodes stored bytes with the derived decoder alone (`#[serde(flatten)]`): no sealed
+    /// part, no upcasting. The reference the one-pass decoder ([`crate::decode_one_pass`]) is
+    /// checked against.
+    pub fn decode_derived(body: &[u8]) -> Result<Self, LogError> {
+        serde_json::from_slice::<Envelope>(body).map_err(codec)
+    }
+
     /// Decodes stored bytes without any key: sealed personal fields read as erased (see the
     /// module documentation).
     pub fn decode(body: &[u8]) -> Result<Self, LogError> {

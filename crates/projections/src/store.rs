@@ -138,7 +138,7 @@ impl ReadStore {
             ReadDatabase::Sqlite(_) => {
                 let path = file.as_deref().unwrap_or(Path::new(""));
                 let url = SqliteConnectOptions::new()
-                    .filename(&path)
+                    .filename(path)
                     .create_if_missing(true)
                     .to_url_lossy();
                 AnyConnectOptions::from_url(&url)?

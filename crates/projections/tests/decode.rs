@@ -38,6 +38,15 @@ async fn every_event_of_a_region_decodes_as_the_standard_decoder_decodes_it() {
         at = last.position;
         for r in &raw {
             let expected = Envelope::decode(&r.body).expect("a stored body decodes");
+            if let Some(envelope) = decode_envelope(&r.body) {
+                // The derived decoder alone gives the same envelope.
+                assert_eq!(
+                    Envelope::decode_derived(&r.body).expect("derived"),
+                    envelope,
+                    "position {}",
+                    r.position
+                );
+            }
             match decode_envelope(&r.body) {
                 Some(envelope) => {
                     assert_eq!(envelope, expected, "position {}", r.position);
