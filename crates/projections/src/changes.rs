@@ -19,6 +19,11 @@ pub struct Table {
     pub columns: &'static [&'static str],
     /// How many leading columns form the primary key.
     pub key: usize,
+    /// Rows are only ever inserted, each keyed by the position of the event that inserts it:
+    /// a batch's inserted rows cannot be in the table yet (its earlier events' rows all have
+    /// lower positions), so a writer may load them without looking for a conflict. A row that
+    /// is there after all makes the batch fail (PostgreSQL's key refuses it), not change.
+    pub appended: bool,
 }
 
 impl Table {

@@ -22,18 +22,21 @@ static CLASSES: Table = Table {
         "capacity",
     ],
     key: 1,
+    appended: false,
 };
 
 static PEOPLE: Table = Table {
     name: "class_register_people",
     columns: &["learner_id", "surname", "name", "patronymic"],
     key: 1,
+    appended: false,
 };
 
 static ROSTER: Table = Table {
     name: "class_register_roster",
     columns: &["class_id", "learner_id", "from_date", "until_date"],
     key: 3,
+    appended: false,
 };
 
 static MARKS: Table = Table {
@@ -50,6 +53,7 @@ static MARKS: Table = Table {
         "weight",
     ],
     key: 1,
+    appended: true,
 };
 
 /// A corrected mark's value after its last correction.
@@ -57,6 +61,7 @@ static CORRECTIONS: Table = Table {
     name: "class_register_corrections",
     columns: &["mark_id", "value"],
     key: 1,
+    appended: false,
 };
 
 static ATTENDANCE: Table = Table {
@@ -70,6 +75,7 @@ static ATTENDANCE: Table = Table {
         "status",
     ],
     key: 1,
+    appended: true,
 };
 
 /// The class register, and the open roster rows (`until_date IS NULL`) of each learner:

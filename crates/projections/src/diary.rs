@@ -26,6 +26,7 @@ static MARKS: Table = Table {
         "teacher",
     ],
     key: 1,
+    appended: true,
 };
 
 /// A corrected mark's value after its last correction.
@@ -33,6 +34,7 @@ static CORRECTIONS: Table = Table {
     name: "diary_mark_corrections",
     columns: &["mark_id", "value", "points", "corrections"],
     key: 1,
+    appended: false,
 };
 
 static ATTENDANCE: Table = Table {
@@ -46,6 +48,7 @@ static ATTENDANCE: Table = Table {
         "status",
     ],
     key: 1,
+    appended: true,
 };
 
 static EXAMS: Table = Table {
@@ -62,6 +65,7 @@ static EXAMS: Table = Table {
         "mark",
     ],
     key: 1,
+    appended: true,
 };
 
 /// The diary, and how many times each corrected mark was corrected (a mark not in the map was

@@ -14,12 +14,14 @@ static ORGANIZATIONS: Table = Table {
     name: "federal_organizations",
     columns: &["organization_id", "municipality", "kind"],
     key: 1,
+    appended: false,
 };
 
 static LEARNERS: Table = Table {
     name: "federal_learners",
     columns: &["learner_id", "sex", "birth_year", "status", "last_position"],
     key: 1,
+    appended: false,
 };
 
 static ENROLLMENTS: Table = Table {
@@ -39,6 +41,7 @@ static ENROLLMENTS: Table = Table {
         "end_reason",
     ],
     key: 1,
+    appended: false,
 };
 
 /// What a transfer copies from the enrollment it ends, and whether that one is still open.

@@ -27,12 +27,14 @@ static LEARNERS: Table = Table {
         "first_position",
     ],
     key: 1,
+    appended: false,
 };
 
 static ORGANIZATIONS: Table = Table {
     name: "register_organizations",
     columns: &["organization_id", "name", "municipality", "kind", "levels"],
     key: 1,
+    appended: false,
 };
 
 static CLASSES: Table = Table {
@@ -46,6 +48,7 @@ static CLASSES: Table = Table {
         "name",
     ],
     key: 1,
+    appended: false,
 };
 
 static ENROLLMENTS: Table = Table {
@@ -70,6 +73,7 @@ static ENROLLMENTS: Table = Table {
         "end_reason",
     ],
     key: 1,
+    appended: false,
 };
 
 static MOVEMENTS: Table = Table {
@@ -87,6 +91,7 @@ static MOVEMENTS: Table = Table {
         "order_number",
     ],
     key: 1,
+    appended: false,
 };
 
 static GUARDIANS: Table = Table {
@@ -102,6 +107,7 @@ static GUARDIANS: Table = Table {
         "consent_document",
     ],
     key: 2,
+    appended: false,
 };
 
 /// What a transfer into another organization copies from the enrollment it ends, and whether

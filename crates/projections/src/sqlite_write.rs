@@ -203,6 +203,7 @@ mod tests {
         name: "t",
         columns: &["a", "b", "c", "d"],
         key: 2,
+        appended: false,
     };
 
     #[test]

@@ -33,6 +33,7 @@ static ORGANIZATIONS: Table = Table {
     name: "vacancy_organizations",
     columns: &["organization_id", "name", "municipality", "kind"],
     key: 1,
+    appended: false,
 };
 
 static CLASSES: Table = Table {
@@ -49,12 +50,14 @@ static CLASSES: Table = Table {
         "enrolled",
     ],
     key: 1,
+    appended: false,
 };
 
 static PLACEMENTS: Table = Table {
     name: "vacancy_placements",
     columns: &["enrollment_id", "learner_id", "class_id"],
     key: 1,
+    appended: false,
 };
 
 static APPLICATIONS: Table = Table {
@@ -76,6 +79,7 @@ static APPLICATIONS: Table = Table {
         "reason",
     ],
     key: 1,
+    appended: false,
 };
 
 /// Vacancies, with the places taken per class, who takes a place where, and the pending

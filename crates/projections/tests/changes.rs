@@ -7,12 +7,14 @@ static T: Table = Table {
     name: "t",
     columns: &["id", "a", "b", "c"],
     key: 1,
+    appended: false,
 };
 
 static U: Table = Table {
     name: "u",
     columns: &["x", "y", "v"],
     key: 2,
+    appended: false,
 };
 
 fn only(set: &ChangeSet) -> Change {

@@ -754,6 +754,7 @@ static CHURNED: contingent_projections::Table = contingent_projections::Table {
         "mark",
     ],
     key: 1,
+    appended: false,
 };
 
 impl contingent_projections::Projection for Churn {
