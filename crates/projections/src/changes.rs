@@ -27,6 +27,21 @@ pub struct Table {
 }
 
 impl Table {
+    /// `ON CONFLICT (key) DO UPDATE SET c = excluded.c, …` (`DO NOTHING` for a table of keys
+    /// only): what makes an insert of a full row an upsert, on both engines.
+    pub(crate) fn on_conflict(&self) -> String {
+        let key = self.columns[..self.key].join(", ");
+        let update: Vec<String> = self.columns[self.key..]
+            .iter()
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect();
+        if update.is_empty() {
+            format!("ON CONFLICT ({key}) DO NOTHING")
+        } else {
+            format!("ON CONFLICT ({key}) DO UPDATE SET {}", update.join(", "))
+        }
+    }
+
     /// The index of a column; panics on a column the table does not have (a programming error
     /// the tests catch).
     pub fn column(&self, name: &str) -> usize {

@@ -100,20 +100,10 @@ impl PgWriter {
             if !puts.is_empty() {
                 let puts: Vec<Vec<Value>> = puts.into_iter().map(|(row, _)| row).collect();
                 stats.rows += puts.len();
-                let update: Vec<String> = table.columns[table.key..]
-                    .iter()
-                    .map(|c| format!("{c} = excluded.{c}"))
-                    .collect();
-                let conflict = if update.is_empty() {
-                    "DO NOTHING".to_owned()
-                } else {
-                    format!("DO UPDATE SET {}", update.join(", "))
-                };
                 let columns = table.columns.join(", ");
                 let insert = format!(
-                    "INSERT INTO {t} ({columns}) SELECT {columns} FROM {{rows}} \
-                     ON CONFLICT ({}) {conflict}",
-                    key.join(", "),
+                    "INSERT INTO {t} ({columns}) SELECT {columns} FROM {{rows}} {}",
+                    table.on_conflict(),
                     t = table.name,
                 );
                 apply(&mut tx, table, table.columns, puts, &insert, &mut stats).await?;

@@ -146,22 +146,13 @@ impl SqliteWriter {
 
 /// `INSERT INTO t (…) VALUES (?1, …) ON CONFLICT (key) DO UPDATE SET c = excluded.c, …`
 fn upsert_sql(table: &Table) -> String {
-    let key = table.columns[..table.key].join(", ");
     let values: Vec<String> = (1..=table.columns.len()).map(|i| format!("?{i}")).collect();
-    let update: Vec<String> = table.columns[table.key..]
-        .iter()
-        .map(|c| format!("{c} = excluded.{c}"))
-        .collect();
-    let conflict = if update.is_empty() {
-        "DO NOTHING".to_owned()
-    } else {
-        format!("DO UPDATE SET {}", update.join(", "))
-    };
     format!(
-        "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({key}) {conflict}",
+        "INSERT INTO {} ({}) VALUES ({}) {}",
         table.name,
         table.columns.join(", "),
-        values.join(", ")
+        values.join(", "),
+        table.on_conflict()
     )
 }
 
