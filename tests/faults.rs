@@ -598,6 +598,18 @@ async fn faults_at_random_moments_lose_nothing_acknowledged_and_record_nothing_t
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The federal topic: every event once, in the log's order. Its publisher runs in the
+    // projector's process, beside the read models and at its own pace: it is read before that
+    // process is stopped.
+    let federal = federal_records(&broker.address, &federal_topic, events.len()).await;
+    let in_order: Vec<String> = events
+        .iter()
+        .map(|e| e.envelope.event_id.to_string())
+        .collect();
+    assert_eq!(
+        federal, in_order,
+        "{ctx} the federal topic is the log, in order"
+    );
     projector.kill();
     for w in &mut writers {
         w.kill();
@@ -670,17 +682,6 @@ async fn faults_at_random_moments_lose_nothing_acknowledged_and_record_nothing_t
     if unfinished > 0 {
         eprintln!("{ctx} verify: {unfinished} unfinished appends left by a killed writer");
     }
-
-    // The federal topic: every event once, in the log's order.
-    let federal = federal_records(&broker.address, &federal_topic, events.len()).await;
-    let in_order: Vec<String> = events
-        .iter()
-        .map(|e| e.envelope.event_id.to_string())
-        .collect();
-    assert_eq!(
-        federal, in_order,
-        "{ctx} the federal topic is the log, in order"
-    );
 
     let append_faults: usize = (0..2)
         .map(|i| {
