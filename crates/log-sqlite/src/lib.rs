@@ -190,9 +190,6 @@ fn storage(e: sqlx::Error) -> LogError {
     LogError::Storage(e.to_string())
 }
 
-/// Rows SQLite's worker thread may read ahead of a reader: a projector's page.
-const READ_AHEAD_ROWS: usize = 2_048;
-
 impl SqliteLog {
     /// Opens (creating if needed) the log database at `path`. A file written in another storage
     /// format is refused, not changed.
@@ -209,10 +206,7 @@ impl SqliteLog {
             // Keep the indexes' pages in memory (64 MiB), and checkpoint the WAL every 64 MiB
             // rather than every 4 MiB (each checkpoint syncs the database file).
             .pragma("cache_size", "-65536")
-            .pragma("wal_autocheckpoint", "16384")
-            // Let SQLite's worker thread read a whole page without waiting for the reader to take
-            // the rows it has read (by default it stops after 50 until they are taken).
-            .row_buffer_size(READ_AHEAD_ROWS);
+            .pragma("wal_autocheckpoint", "16384");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)

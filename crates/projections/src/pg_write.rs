@@ -12,6 +12,8 @@
 //! statement (each encoded and sent with its type) and the server parsing and planning a
 //! statement of that size per batch.
 
+use std::io::Write as _;
+
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
@@ -290,7 +292,10 @@ fn text_row(out: &mut Vec<u8>, row: &[Value]) {
             out.push(b'\t');
         }
         match v {
-            Value::Int(Some(n)) => out.extend_from_slice(n.to_string().as_bytes()),
+            Value::Int(Some(n)) => {
+                // Writing to a `Vec` cannot fail.
+                let _ = write!(out, "{n}");
+            }
             Value::Text(Some(s)) => {
                 for b in s.bytes() {
                     match b {

@@ -239,14 +239,8 @@ impl Projector {
         let Some(last) = events.last().map(|e| e.position()) else {
             return Ok(0);
         };
-        let mut changes = ChangeSet::new();
-        for event in &events {
-            for (p, position) in self.projections.iter_mut().zip(&self.positions) {
-                if *position < event.position() {
-                    p.apply(event, &mut changes);
-                }
-            }
-        }
+        // Warm: each projection's state has applied exactly up to its stored position.
+        let changes = self.apply(&events);
         // The state has moved past rows not yet committed: until they are, it must be rebuilt
         // before the next batch (if the write fails, or this future is dropped midway).
         self.warm = false;
@@ -272,6 +266,20 @@ impl Projector {
         }
         self.applied = self.positions.clone();
         Ok(events.len())
+    }
+
+    /// Applies a page of events to each projection whose state has not applied them yet, and
+    /// returns their row changes.
+    fn apply(&mut self, events: &[RecordedEvent]) -> ChangeSet {
+        let mut changes = ChangeSet::new();
+        for event in events {
+            for (p, applied) in self.projections.iter_mut().zip(&self.applied) {
+                if *applied < event.position() {
+                    p.apply(event, &mut changes);
+                }
+            }
+        }
+        changes
     }
 
     /// The positions a batch ending at `last` moves: those behind it, from their stored values.
@@ -347,14 +355,7 @@ impl Projector {
                 drop(reader);
                 return Ok(total);
             };
-            let mut changes = ChangeSet::new();
-            for event in &events {
-                for (p, applied) in self.projections.iter_mut().zip(&self.applied) {
-                    if *applied < event.position() {
-                        p.apply(event, &mut changes);
-                    }
-                }
-            }
+            let changes = self.apply(&events);
             // Ahead of what is committed until the writes below are.
             self.warm = false;
             for a in &mut self.applied {
@@ -417,5 +418,6 @@ async fn write(
             WriteError::Sqlite(e) => ProjectorError::Write(e),
             WriteError::Postgres(e) => ProjectorError::Store(e),
             WriteError::Overtaken(projection) => ProjectorError::Overtaken { projection },
+            WriteError::Closed => ProjectorError::Store(sqlx::Error::PoolClosed),
         })
 }

@@ -71,9 +71,7 @@ impl SqliteWriter {
         moves: &[PositionMove],
     ) -> Result<FlushStats, WriteError> {
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let conn = guard
-            .as_mut()
-            .ok_or(WriteError::Sqlite(rusqlite::Error::InvalidQuery))?;
+        let conn = guard.as_mut().ok_or(WriteError::Closed)?;
         let tx = conn.transaction()?;
         let mut stats = FlushStats::default();
         for (table, rows) in changes.into_tables() {

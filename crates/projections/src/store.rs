@@ -26,16 +26,6 @@ pub enum Engine {
     Postgres,
 }
 
-impl Engine {
-    /// Most bind parameters one statement may carry.
-    pub fn max_parameters(self) -> usize {
-        match self {
-            Engine::Sqlite => 32_766,
-            Engine::Postgres => 65_535,
-        }
-    }
-}
-
 /// Where the read models live: a SQLite file, or a PostgreSQL database by URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReadDatabase {

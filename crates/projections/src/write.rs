@@ -33,6 +33,8 @@ pub(crate) enum WriteError {
     Postgres(sqlx::Error),
     /// Another projector moved this projection first; nothing was written.
     Overtaken(&'static str),
+    /// The store was closed; nothing was written.
+    Closed,
 }
 
 impl From<rusqlite::Error> for WriteError {
