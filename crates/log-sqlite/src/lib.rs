@@ -360,7 +360,14 @@ impl EventLog for SqliteLog {
         let Some(first) = events.first() else {
             return Ok(());
         };
-        let mut tx = self.pool.begin().await.map_err(storage)?;
+        // The write lock first (waiting for it, as the busy timeout allows): a transaction that
+        // read the head and then tried to write after another write (a checkpoint being
+        // published) would fail at once with SQLITE_BUSY rather than wait.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(storage)?;
         let head: Option<(i64, Vec<u8>)> =
             sqlx::query_as("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
                 .fetch_optional(&mut *tx)
@@ -717,6 +724,58 @@ mod tests {
         let back = log.read_after(0, 10).await.expect("read");
         assert_eq!(back, first);
         assert_eq!(contingent_log::verify_chain(&back), Ok(2));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_wait_for_a_checkpoint_being_published_instead_of_failing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = SqliteLog::open(&dir.path().join("log.db"))
+            .await
+            .expect("open")
+            .with_writer_key(Arc::new(contingent_log::WriterKey::generate()));
+        let first = Envelope::seal_all(
+            vec![org_event("Школа 0")],
+            &meta(),
+            1,
+            GENESIS_HASH,
+            Utc::now(),
+        )
+        .expect("seal");
+        log.append(&first).await.expect("append");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let publisher = tokio::spawn({
+            let (log, stop) = (log.clone(), stop.clone());
+            async move {
+                let mut published = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    log.publish_checkpoint().await.expect("a checkpoint");
+                    published += 1;
+                }
+                published
+            }
+        });
+        let (mut position, mut hash) = (1, first[0].hash);
+        for i in 0..300 {
+            let events = Envelope::seal_all(
+                vec![org_event(&format!("Школа {i}"))],
+                &meta(),
+                position + 1,
+                hash,
+                Utc::now(),
+            )
+            .expect("seal");
+            log.append(&events)
+                .await
+                .unwrap_or_else(|e| panic!("append {i} beside checkpoints: {e}"));
+            (position, hash) = (events[0].position(), events[0].hash);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let published = publisher.await.expect("the publisher");
+        assert!(
+            published > 10,
+            "{published} checkpoints published beside the appends"
+        );
+        assert_eq!(log.head().await.expect("head").position, 301);
     }
 
     #[tokio::test]
