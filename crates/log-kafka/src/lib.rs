@@ -468,7 +468,8 @@ struct Wanted {
 enum Until {
     /// Until the next offset is at least this.
     Offset(i64),
-    /// Until the end of the partition, as reported by a fetch sent during the catch-up.
+    /// Until the end of the partition, as reported by a fetch sent during the catch-up, and at
+    /// least to the high watermark the broker reported when it began.
     End,
 }
 
@@ -655,13 +656,28 @@ impl Follower {
                 return Ok(());
             }
         }
+        // Following to the end: the partition's high watermark, asked before the first fetch,
+        // is an end the read must reach whatever the timing (a broker that reports no
+        // end-of-partition is otherwise taken at its end after a quiet moment, which a slow
+        // fetch under load could end early). tansu 0.6 can answer with less than the real end,
+        // never more: past it, the end-of-partition event or the quiet moment still decides.
+        let floor = match until {
+            Until::End => {
+                self.consumer
+                    .fetch_watermarks(topic, PARTITION, STEP_TIMEOUT)
+                    .map_err(storage)?
+                    .1
+            }
+            Until::Offset(_) => 0,
+        };
         assign(&self.consumer, topic, self.next_offset)?;
-        let read = self.read_until(until);
+        let read = self.read_until(until, floor);
         let unassigned = self.consumer.unassign().map_err(storage);
         read.and(unassigned)
     }
 
-    fn read_until(&mut self, until: Until) -> Result<(), LogError> {
+    /// Reads until `until`; to the end, never before offset `floor`.
+    fn read_until(&mut self, until: Until, floor: i64) -> Result<(), LogError> {
         let mut deadline = Instant::now() + STEP_TIMEOUT;
         // When following to the end: the moment after which no new record means the end, once
         // the broker has answered this assignment at all.
@@ -674,7 +690,8 @@ impl Follower {
                 }
             }
             let now = Instant::now();
-            if until == Until::End && answered && now >= quiet_until {
+            let past_floor = self.next_offset >= floor;
+            if until == Until::End && answered && past_floor && now >= quiet_until {
                 return Ok(());
             }
             let left = deadline.saturating_duration_since(now);
@@ -686,11 +703,15 @@ impl Follower {
                 )));
             }
             let wait = match until {
-                Until::End if answered => left.min(quiet_until.saturating_duration_since(now)),
+                Until::End if answered && past_floor => {
+                    left.min(quiet_until.saturating_duration_since(now))
+                }
                 _ => left,
             };
             match self.consumer.poll(wait) {
-                Some(Err(KafkaError::PartitionEOF(_))) if until == Until::End => return Ok(()),
+                Some(Err(KafkaError::PartitionEOF(_))) if until == Until::End && past_floor => {
+                    return Ok(())
+                }
                 None | Some(Err(KafkaError::PartitionEOF(_))) => {}
                 Some(Err(e)) => return Err(storage(e)),
                 Some(Ok(message)) => {
