@@ -376,7 +376,7 @@ async fn breakdown(
             .next()
             .unwrap_or_default();
         let q = Instant::now();
-        contingent_projections::queries::diary(registry.read().pool(), learner, Some(year)).await?;
+        contingent_projections::queries::diary(registry.read(), learner, Some(year)).await?;
         samples.push(q.elapsed().as_micros() as u64);
     }
     let elapsed = started.elapsed();
@@ -388,7 +388,7 @@ async fn breakdown(
         "ms",
         json!({"queries": sample.len(), "queries_per_s": round(rate(sample.len() as u64, elapsed), 0),
                "latency": p.json(),
-               "what": "contingent_projections::queries::diary on the read store's pool, one at a time, no HTTP, no token"}),
+               "what": "contingent_projections::queries::diary on the read store (on SQLite, its own connections on the SQLite driver), one at a time, no HTTP, no token"}),
     );
     Ok(())
 }

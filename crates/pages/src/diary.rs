@@ -95,7 +95,7 @@ async fn render(
         ),
         None => Some(current),
     };
-    let diary = queries::diary(registry.read().pool(), &id.to_string(), year)
+    let diary = queries::diary(registry.read(), &id.to_string(), year)
         .await?
         .ok_or_else(|| ApiError::not_found("learner_not_found", "not in the registry"))?;
     // The switcher: the caller's other children, by name.

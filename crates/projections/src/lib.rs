@@ -26,6 +26,7 @@ mod pg_write;
 mod projector;
 pub mod queries;
 mod register;
+mod sqlite_read;
 mod sqlite_write;
 mod store;
 mod vacancies;

@@ -72,7 +72,10 @@ impl SqliteWriter {
     ) -> Result<FlushStats, WriteError> {
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let conn = guard.as_mut().ok_or(WriteError::Closed)?;
-        let tx = conn.transaction()?;
+        // The write lock first: the store's pool writes too (a reset, deferred indexes), and a
+        // transaction that read before its first write would fail at once with SQLITE_BUSY if
+        // one of those committed in between, instead of waiting.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut stats = FlushStats::default();
         for (table, rows) in changes.into_tables() {
             // Each kind of change prepared once per table (and set of columns) per batch, from

@@ -1,10 +1,13 @@
 //! The read-model database, SQLite (embedded) or PostgreSQL: opening it, migrating the tables,
 //! resetting a projection, and dumping tables for comparison. Everything but a projector's batches
-//! goes through one `sqlx::AnyPool` with SQL both engines accept (`$1, $2, …` placeholders, no
-//! dialect functions); the batches go through the store's [`Writer`], on connections of its own.
+//! and the diary goes through one `sqlx::AnyPool` with SQL both engines accept (`$1, $2, …`
+//! placeholders, no dialect functions); the batches go through the store's [`Writer`], on
+//! connections of its own, and on SQLite the diary is read on connections of its own
+//! (`crate::sqlite_read`; the same statement, on the SQLite driver directly).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -13,6 +16,7 @@ use sqlx::{AnyPool, Column, ConnectOptions, Connection, Executor, Row, ValueRef}
 
 use crate::migrate::{self, POSITIONS};
 use crate::pg_write::PgWriter;
+use crate::sqlite_read::SqliteReaders;
 use crate::sqlite_write::SqliteWriter;
 use crate::write::Writer;
 use crate::Projection;
@@ -107,6 +111,8 @@ pub struct ReadStore {
     engine: Engine,
     /// The connection(s) projectors write batches on (`crate::write`).
     writer: Writer,
+    /// On SQLite, the connections the most asked queries read on (`crate::sqlite_read`).
+    readers: Option<Arc<SqliteReaders>>,
 }
 
 impl ReadStore {
@@ -155,10 +161,14 @@ impl ReadStore {
             ),
             ReadDatabase::Postgres(url) => Writer::Postgres(PgWriter::connect(url).await?),
         };
+        let readers = file
+            .as_deref()
+            .map(|path| Arc::new(SqliteReaders::new(path)));
         let store = Self {
             pool,
             engine,
             writer,
+            readers,
         };
         let mut owners = vec![POSITIONS];
         owners.extend(projections.iter().map(|p| p.name()));
@@ -257,10 +267,18 @@ impl ReadStore {
         &self.writer
     }
 
+    /// On SQLite, the connections the most asked queries read on.
+    pub(crate) fn sqlite_readers(&self) -> Option<&Arc<SqliteReaders>> {
+        self.readers.as_ref()
+    }
+
     /// Closes the database. A SQLite file is checkpointed first (its WAL emptied into it), so it
     /// can be moved or copied once this returns.
     pub async fn close(&self) {
         self.writer.close().await;
+        if let Some(readers) = &self.readers {
+            readers.close();
+        }
         if self.engine == Engine::Sqlite && !self.pool.is_closed() {
             // Closing the last connection checkpoints too, but a connection whose return to the
             // pool is in flight when the pool closes may stay open a while (or, in a race in

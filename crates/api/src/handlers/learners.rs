@@ -84,7 +84,7 @@ pub(crate) async fn diary(
         .read_cache_misses
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let read_at = registry.projected();
-    let Some(diary) = queries::diary(registry.read().pool(), &id.to_string(), year).await? else {
+    let Some(diary) = queries::diary(registry.read(), &id.to_string(), year).await? else {
         return Err(ApiError::not_found(
             "learner_not_found",
             "not in the registry",

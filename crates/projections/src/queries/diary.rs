@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use contingent_domain::AcademicYear;
 use serde::Serialize;
 use sqlx::any::AnyRow;
-use sqlx::AnyPool;
 use sqlx::Row;
 use utoipa::ToSchema;
 
 use super::{LearnerSummary, Result};
+use crate::ReadStore;
 
 /// A learner's diary.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
@@ -145,24 +145,48 @@ SELECT 4, form, subject, exam_date, mark, NULL, NULL, NULL, NULL, NULL, grade, p
        test_score, position \
   FROM diary_exams WHERE learner_id = $1 AND exam_date BETWEEN $2 AND $3";
 
-/// A column that must hold a text.
-fn text(row: &AnyRow, i: usize) -> Result<String> {
-    row.try_get::<String, _>(i)
+/// The columns of a row of [`DIARY`], read strictly: a missing column, a NULL where a value must
+/// be or another type is an error, not a default. Rows come from the store's pool or, on SQLite,
+/// from the SQLite driver directly (`crate::sqlite_read`).
+trait Columns {
+    /// A column that must hold a text.
+    fn text(&self, i: usize) -> Result<String>;
+    /// A column that holds a text or NULL.
+    fn opt_text(&self, i: usize) -> Result<Option<String>>;
+    /// A column that must hold an integer.
+    fn int(&self, i: usize) -> Result<i64>;
+    /// A column that holds an integer or NULL.
+    fn opt_int(&self, i: usize) -> Result<Option<i64>>;
 }
 
-/// A column that holds a text or NULL.
-fn opt_text(row: &AnyRow, i: usize) -> Result<Option<String>> {
-    row.try_get::<Option<String>, _>(i)
+impl Columns for AnyRow {
+    fn text(&self, i: usize) -> Result<String> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        Ok(self.try_get(i)?)
+    }
+    fn int(&self, i: usize) -> Result<i64> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        Ok(self.try_get(i)?)
+    }
 }
 
-/// A column that must hold an integer.
-fn int(row: &AnyRow, i: usize) -> Result<i64> {
-    row.try_get::<i64, _>(i)
-}
-
-/// A column that holds an integer or NULL.
-fn opt_int(row: &AnyRow, i: usize) -> Result<Option<i64>> {
-    row.try_get::<Option<i64>, _>(i)
+impl Columns for rusqlite::Row<'_> {
+    fn text(&self, i: usize) -> Result<String> {
+        Ok(self.get(i)?)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        Ok(self.get(i)?)
+    }
+    fn int(&self, i: usize) -> Result<i64> {
+        Ok(self.get(i)?)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        Ok(self.get(i)?)
+    }
 }
 
 /// One mark as the diary reads it, before it is grouped.
@@ -173,9 +197,117 @@ struct MarkLine {
     row: MarkRow,
 }
 
-/// A learner's diary, for one academic year or all of them: one statement ([`DIARY`]).
+/// The rows of [`DIARY`], sorted into their parts.
+#[derive(Default)]
+struct Parts {
+    learner: Option<LearnerSummary>,
+    marks: Vec<MarkLine>,
+    attendance: AttendanceSummary,
+    absences: Vec<(AttendanceRow, i64)>,
+    exams: Vec<(ExamRow, i64)>,
+}
+
+impl Parts {
+    /// Reads one row into its part.
+    fn add(&mut self, r: &impl Columns) -> Result<()> {
+        match r.int(0)? {
+            0 => {
+                self.learner = Some(LearnerSummary {
+                    learner_id: r.text(1)?,
+                    surname: r.text(2)?,
+                    name: r.text(3)?,
+                    patronymic: r.opt_text(4)?,
+                    birth_date: r.text(5)?,
+                    status: r.text(6)?,
+                })
+            }
+            1 => self.marks.push(MarkLine {
+                subject: r.text(2)?,
+                period: r.text(3)?,
+                points: r.opt_int(10)?,
+                row: MarkRow {
+                    mark_id: r.text(1)?,
+                    lesson_date: r.text(4)?,
+                    kind: r.text(5)?,
+                    work: r.text(6)?,
+                    value: r.text(7)?,
+                    weight: r.int(11)?,
+                    teacher: r.text(8)?,
+                    corrections: r.int(12)?,
+                    original_value: r.text(9)?,
+                },
+            }),
+            2 => {
+                self.attendance.counts.insert(r.text(1)?, r.int(10)?);
+            }
+            3 => self.absences.push((
+                AttendanceRow {
+                    date: r.text(1)?,
+                    lesson: r.opt_int(10)?,
+                    status: r.text(2)?,
+                },
+                r.int(11)?,
+            )),
+            4 => self.exams.push((
+                ExamRow {
+                    form: r.text(1)?,
+                    subject: r.text(2)?,
+                    exam_date: r.text(3)?,
+                    mark: r.opt_text(4)?,
+                    grade: r.int(10)?,
+                    primary_points: r.int(11)?,
+                    test_score: r.opt_int(12)?,
+                },
+                r.int(13)?,
+            )),
+            part => {
+                return Err(sqlx::Error::ColumnDecode {
+                    index: "part".into(),
+                    source: format!("no part {part} in a diary").into(),
+                }
+                .into())
+            }
+        }
+        Ok(())
+    }
+
+    /// The diary, each part in its order; none without the learner's row.
+    fn into_diary(self, year: Option<AcademicYear>) -> Option<Diary> {
+        let Parts {
+            learner,
+            mut marks,
+            mut attendance,
+            mut absences,
+            mut exams,
+        } = self;
+        let learner = learner?;
+        marks.sort_unstable_by(|a, b| {
+            (&a.subject, &a.period, &a.row.lesson_date, &a.row.mark_id).cmp(&(
+                &b.subject,
+                &b.period,
+                &b.row.lesson_date,
+                &b.row.mark_id,
+            ))
+        });
+        absences.sort_unstable_by(|(a, ap), (b, bp)| {
+            (&a.date, a.lesson, ap).cmp(&(&b.date, b.lesson, bp))
+        });
+        attendance.absences = absences.into_iter().map(|(a, _)| a).collect();
+        exams.sort_unstable_by(|(a, ap), (b, bp)| (&a.exam_date, ap).cmp(&(&b.exam_date, bp)));
+        Some(Diary {
+            learner,
+            academic_year: year.map(|y| y.to_string()),
+            subjects: group_marks(marks),
+            attendance,
+            exams: exams.into_iter().map(|(e, _)| e).collect(),
+        })
+    }
+}
+
+/// A learner's diary, for one academic year or all of them: one statement ([`DIARY`]), on a
+/// SQLite store read on the SQLite driver directly.
 pub async fn diary(
-    pool: &AnyPool,
+    store: &ReadStore,
     learner_id: &str,
     year: Option<AcademicYear>,
 ) -> Result<Option<Diary>> {
@@ -186,98 +318,36 @@ pub async fn diary(
         ),
         None => ("0000-01-01".to_owned(), "9999-12-31".to_owned()),
     };
-    let rows = sqlx::query(DIARY)
-        .bind(learner_id)
-        .bind(&from)
-        .bind(&to)
-        .fetch_all(pool)
-        .await?;
-    let mut learner = None;
-    let mut marks: Vec<MarkLine> = Vec::new();
-    let mut attendance = AttendanceSummary::default();
-    let mut absences: Vec<(AttendanceRow, i64)> = Vec::new();
-    let mut exams: Vec<(ExamRow, i64)> = Vec::new();
-    for r in &rows {
-        match int(r, 0)? {
-            0 => {
-                learner = Some(LearnerSummary {
-                    learner_id: text(r, 1)?,
-                    surname: text(r, 2)?,
-                    name: text(r, 3)?,
-                    patronymic: opt_text(r, 4)?,
-                    birth_date: text(r, 5)?,
-                    status: text(r, 6)?,
+    let parts = match store.sqlite_readers() {
+        Some(readers) => {
+            let learner_id = learner_id.to_owned();
+            readers
+                .with(move |conn| {
+                    let mut statement = conn.prepare_cached(DIARY)?;
+                    let mut rows = statement.query((&learner_id, &from, &to))?;
+                    let mut parts = Parts::default();
+                    while let Some(row) = rows.next()? {
+                        parts.add(row)?;
+                    }
+                    Ok(parts)
                 })
-            }
-            1 => marks.push(MarkLine {
-                subject: text(r, 2)?,
-                period: text(r, 3)?,
-                points: opt_int(r, 10)?,
-                row: MarkRow {
-                    mark_id: text(r, 1)?,
-                    lesson_date: text(r, 4)?,
-                    kind: text(r, 5)?,
-                    work: text(r, 6)?,
-                    value: text(r, 7)?,
-                    weight: int(r, 11)?,
-                    teacher: text(r, 8)?,
-                    corrections: int(r, 12)?,
-                    original_value: text(r, 9)?,
-                },
-            }),
-            2 => {
-                attendance.counts.insert(text(r, 1)?, int(r, 10)?);
-            }
-            3 => absences.push((
-                AttendanceRow {
-                    date: text(r, 1)?,
-                    lesson: opt_int(r, 10)?,
-                    status: text(r, 2)?,
-                },
-                int(r, 11)?,
-            )),
-            4 => exams.push((
-                ExamRow {
-                    form: text(r, 1)?,
-                    subject: text(r, 2)?,
-                    exam_date: text(r, 3)?,
-                    mark: opt_text(r, 4)?,
-                    grade: int(r, 10)?,
-                    primary_points: int(r, 11)?,
-                    test_score: opt_int(r, 12)?,
-                },
-                int(r, 13)?,
-            )),
-            part => {
-                return Err(sqlx::Error::ColumnDecode {
-                    index: "part".into(),
-                    source: format!("no part {part} in a diary").into(),
-                })
-            }
+                .await?
         }
-    }
-    let Some(learner) = learner else {
-        return Ok(None);
+        None => {
+            let rows = sqlx::query(DIARY)
+                .bind(learner_id)
+                .bind(&from)
+                .bind(&to)
+                .fetch_all(store.pool())
+                .await?;
+            let mut parts = Parts::default();
+            for row in &rows {
+                parts.add(row)?;
+            }
+            parts
+        }
     };
-    marks.sort_unstable_by(|a, b| {
-        (&a.subject, &a.period, &a.row.lesson_date, &a.row.mark_id).cmp(&(
-            &b.subject,
-            &b.period,
-            &b.row.lesson_date,
-            &b.row.mark_id,
-        ))
-    });
-    absences
-        .sort_unstable_by(|(a, ap), (b, bp)| (&a.date, a.lesson, ap).cmp(&(&b.date, b.lesson, bp)));
-    attendance.absences = absences.into_iter().map(|(a, _)| a).collect();
-    exams.sort_unstable_by(|(a, ap), (b, bp)| (&a.exam_date, ap).cmp(&(&b.exam_date, bp)));
-    Ok(Some(Diary {
-        learner,
-        academic_year: year.map(|y| y.to_string()),
-        subjects: group_marks(marks),
-        attendance,
-        exams: exams.into_iter().map(|(e, _)| e).collect(),
-    }))
+    Ok(parts.into_diary(year))
 }
 
 /// Marks in order of subject, period and date, grouped by subject and period, with the weighted
@@ -335,4 +405,27 @@ fn group_marks(marks: Vec<MarkLine>) -> Vec<SubjectMarks> {
 
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_read_on_the_sqlite_driver_fails_on_a_missing_or_mistyped_column() {
+        let conn = rusqlite::Connection::open_in_memory().expect("a database");
+        conn.query_row("SELECT 'text', 7, NULL", [], |row| {
+            assert_eq!(row.text(0).expect("a text"), "text");
+            assert_eq!(row.int(1).expect("an integer"), 7);
+            assert_eq!(row.opt_text(2).expect("a NULL"), None);
+            assert_eq!(row.opt_int(2).expect("a NULL"), None);
+            assert!(row.int(0).is_err(), "a text is not an integer");
+            assert!(row.text(1).is_err(), "an integer is not a text");
+            assert!(row.text(2).is_err(), "a NULL where a text must be");
+            assert!(row.int(2).is_err(), "a NULL where an integer must be");
+            assert!(row.opt_text(3).is_err(), "a missing column");
+            Ok(())
+        })
+        .expect("a row");
+    }
 }

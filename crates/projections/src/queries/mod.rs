@@ -35,28 +35,39 @@ pub use vacancies::{
 };
 
 /// Why a query failed: the read-model database could not answer.
-pub type QueryError = sqlx::Error;
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// A query through the store's pool failed, or a row did not decode.
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    /// A read on the SQLite driver directly failed, or a row did not decode.
+    #[error("reading the SQLite read store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The store is closed.
+    #[error("the read store is closed")]
+    Closed,
+}
 
 type Result<T> = std::result::Result<T, QueryError>;
 
 /// A column that must hold a text: a missing column, a NULL or another type is an error.
 fn s(row: &AnyRow, col: &str) -> Result<String> {
-    row.try_get::<String, _>(col)
+    Ok(row.try_get::<String, _>(col)?)
 }
 
 /// A column that holds a text or NULL: a missing column or another type is an error.
 fn os(row: &AnyRow, col: &str) -> Result<Option<String>> {
-    row.try_get::<Option<String>, _>(col)
+    Ok(row.try_get::<Option<String>, _>(col)?)
 }
 
 /// A column that must hold an integer: a missing column, a NULL or another type is an error.
 fn n(row: &AnyRow, col: &str) -> Result<i64> {
-    row.try_get::<i64, _>(col)
+    Ok(row.try_get::<i64, _>(col)?)
 }
 
 /// A column that holds an integer or NULL: a missing column or another type is an error.
 fn on(row: &AnyRow, col: &str) -> Result<Option<i64>> {
-    row.try_get::<Option<i64>, _>(col)
+    Ok(row.try_get::<Option<i64>, _>(col)?)
 }
 
 #[cfg(test)]
