@@ -135,6 +135,11 @@ impl Projector {
         self.positions.iter().copied().min().unwrap_or(0)
     }
 
+    /// Events applied per batch at most: a batch of this many says the log may hold more.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
     /// Rows and statements the last batch wrote.
     pub fn last_flush(&self) -> FlushStats {
         self.last_flush

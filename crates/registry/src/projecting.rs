@@ -10,6 +10,7 @@
 //! (`contingent_federal_topic`); the topic itself records where the publisher left off.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use contingent_federal_topic::FederalPublisher;
@@ -80,7 +81,10 @@ pub async fn run_projector(
     loop {
         let mut pause = if names.is_empty() {
             IDLE_POLL
+        } else if publisher.is_none() {
+            project_some(&mut projector, &log, &mut shutdown).await
         } else {
+            // One batch, then the federal topic's turn: the two keep pace with each other.
             project_once(&mut projector, &*log).await
         };
         if let Some(publisher) = &mut publisher {
@@ -106,6 +110,42 @@ pub async fn run_projector(
 }
 
 /// One projector batch; returns how long to wait before the next.
+/// One batch; when it was a full one (the read models are behind), the rest of the log
+/// pipelined (`Projector::catch_up`) until its end or `shutdown`. Returns the pause before the
+/// next call.
+async fn project_some(
+    projector: &mut Projector,
+    log: &Arc<dyn contingent_log::EventLog>,
+    shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Duration {
+    let before = projector.position();
+    let pause = project_once(projector, &**log).await;
+    if pause != Duration::ZERO || projector.position() - before < projector.batch() as u64 {
+        return pause;
+    }
+    tokio::select! {
+        // Dropped midway, a catch-up leaves the committed batches and nothing else.
+        () = shutdown.as_mut() => Duration::ZERO,
+        caught_up = projector.catch_up(log, |_| {}) => match caught_up {
+            Ok(n) => {
+                tracing::debug!(events = n, position = projector.position(), "caught up");
+                Duration::ZERO
+            }
+            Err(ProjectorError::Overtaken { projection }) => {
+                tracing::info!(
+                    projection,
+                    "another projector applied this batch first; continuing from its position"
+                );
+                IDLE_POLL
+            }
+            Err(error) => {
+                tracing::error!(%error, "projector catch-up failed; retrying");
+                RETRY_AFTER
+            }
+        },
+    }
+}
+
 async fn project_once(projector: &mut Projector, log: &dyn contingent_log::EventLog) -> Duration {
     match projector.run_once(log).await {
         Ok(0) => IDLE_POLL,

@@ -634,8 +634,28 @@ async fn project(
     projected: watch::Sender<u64>,
     metrics: Arc<Metrics>,
 ) {
+    // A full batch says the read models are behind (on start, or after a burst): then they catch
+    // up pipelined (the log read ahead, a batch committed while the next is applied), each
+    // commit made visible as it lands; near the head, one batch at a time.
+    let mut behind = false;
     loop {
-        match projector.run_once(&*log).await {
+        let step = if behind {
+            behind = false;
+            projector
+                .catch_up(&log, |position| {
+                    metrics
+                        .projected_position
+                        .store(position, Ordering::Relaxed);
+                    let _ = projected.send(position);
+                })
+                .await
+                .map(|n| n as usize)
+        } else {
+            projector.run_once(&*log).await.inspect(|&n| {
+                behind = n >= projector.batch();
+            })
+        };
+        match step {
             Ok(0) => {
                 if head.wait_for(|h| *h > projector.position()).await.is_err() {
                     return;
