@@ -711,6 +711,8 @@ struct Run {
     issued: Vec<Command>,
     /// Whether each issued command was accepted with events.
     recorded: Vec<bool>,
+    /// The learner each issued command was about when it was decided.
+    about: Vec<Option<contingent_domain::LearnerId>>,
     marks: HashMap<contingent_domain::MarkId, ClassFact>,
     /// Every mark and attendance recorded.
     class_facts: Vec<ClassFact>,
@@ -728,6 +730,7 @@ impl Run {
             accepted: Vec::new(),
             issued: Vec::new(),
             recorded: Vec::new(),
+            about: Vec::new(),
             marks: HashMap::new(),
             class_facts: Vec::new(),
             teachers: HashMap::new(),
@@ -737,6 +740,7 @@ impl Run {
 
     /// Decides a command, applies what is accepted, checks every invariant.
     fn step(&mut self, command: Command, repeat_of: Option<usize>) -> Result<(), TestCaseError> {
+        let about = contingent_domain::learner_of(&self.state, &command);
         let decision = decide(&self.state, &command, now());
         let mut was_recorded = false;
         match &decision {
@@ -754,15 +758,19 @@ impl Run {
         }
         if let Some(original) = repeat_of {
             // An erasure forgets the learner's civil records: a record reported again after it
-            // is not recognized as the same fact.
-            let erased = contingent_domain::learner_of(&self.state, &command)
-                .is_some_and(|l| self.state.is_erased(l));
+            // is not recognized as the same fact (and its number may since have been recorded
+            // for another learner, whom the repeat then names: a conflict, rightly).
+            let erased = [self.about[original], about]
+                .into_iter()
+                .flatten()
+                .any(|l| self.state.is_erased(l));
             if self.recorded[original] && !erased {
                 check_repeat(&command, &decision)?;
             }
         }
         self.issued.push(command);
         self.recorded.push(was_recorded);
+        self.about.push(about);
         self.check_invariants()
     }
 
