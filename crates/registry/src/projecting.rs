@@ -109,7 +109,6 @@ pub async fn run_projector(
     Ok(())
 }
 
-/// One projector batch; returns how long to wait before the next.
 /// One batch; when it was a full one (the read models are behind), the rest of the log
 /// pipelined (`Projector::catch_up`) until its end or `shutdown`. Returns the pause before the
 /// next call.
@@ -120,7 +119,9 @@ async fn project_some(
 ) -> Duration {
     let before = projector.position();
     let pause = project_once(projector, &**log).await;
-    if pause != Duration::ZERO || projector.position() - before < projector.batch() as u64 {
+    if pause != Duration::ZERO
+        || projector.position().saturating_sub(before) < projector.batch() as u64
+    {
         return pause;
     }
     tokio::select! {
@@ -146,6 +147,7 @@ async fn project_some(
     }
 }
 
+/// One projector batch; returns how long to wait before the next.
 async fn project_once(projector: &mut Projector, log: &dyn contingent_log::EventLog) -> Duration {
     match projector.run_once(log).await {
         Ok(0) => IDLE_POLL,
