@@ -742,22 +742,25 @@ mod tests {
         )
         .expect("seal");
         log.append(&first).await.expect("append");
+        // Appends go on until the publisher has written checkpoints beside a good many of
+        // them, however the two tasks are scheduled.
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let published = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let publisher = tokio::spawn({
-            let (log, stop) = (log.clone(), stop.clone());
+            let (log, stop, published) = (log.clone(), stop.clone(), published.clone());
             async move {
-                let mut published = 0;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     log.publish_checkpoint().await.expect("a checkpoint");
-                    published += 1;
+                    published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
-                published
             }
         });
         let (mut position, mut hash) = (1, first[0].hash);
-        for i in 0..300 {
+        let mut appended = 0;
+        while appended < 300 || published.load(std::sync::atomic::Ordering::Relaxed) < 20 {
+            assert!(appended < 100_000, "the publisher never got to publish");
             let events = Envelope::seal_all(
-                vec![org_event(&format!("Школа {i}"))],
+                vec![org_event(&format!("Школа {appended}"))],
                 &meta(),
                 position + 1,
                 hash,
@@ -766,16 +769,13 @@ mod tests {
             .expect("seal");
             log.append(&events)
                 .await
-                .unwrap_or_else(|e| panic!("append {i} beside checkpoints: {e}"));
+                .unwrap_or_else(|e| panic!("append {appended} beside checkpoints: {e}"));
             (position, hash) = (events[0].position(), events[0].hash);
+            appended += 1;
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let published = publisher.await.expect("the publisher");
-        assert!(
-            published > 10,
-            "{published} checkpoints published beside the appends"
-        );
-        assert_eq!(log.head().await.expect("head").position, 301);
+        publisher.await.expect("the publisher");
+        assert_eq!(log.head().await.expect("head").position, 1 + appended);
     }
 
     #[tokio::test]
