@@ -127,32 +127,24 @@ async fn project_some(
     tokio::select! {
         // Dropped midway, a catch-up leaves the committed batches and nothing else.
         () = shutdown.as_mut() => Duration::ZERO,
-        caught_up = projector.catch_up(log, |_| {}) => match caught_up {
-            Ok(n) => {
-                tracing::debug!(events = n, position = projector.position(), "caught up");
-                Duration::ZERO
-            }
-            Err(ProjectorError::Overtaken { projection }) => {
-                tracing::info!(
-                    projection,
-                    "another projector applied this batch first; continuing from its position"
-                );
-                IDLE_POLL
-            }
-            Err(error) => {
-                tracing::error!(%error, "projector catch-up failed; retrying");
-                RETRY_AFTER
-            }
-        },
+        caught_up = projector.catch_up(log, |_| {}) => {
+            pause_after(caught_up.map(|n| n as usize), projector.position(), "catch-up")
+        }
     }
 }
 
 /// One projector batch; returns how long to wait before the next.
 async fn project_once(projector: &mut Projector, log: &dyn contingent_log::EventLog) -> Duration {
-    match projector.run_once(log).await {
+    let applied = projector.run_once(log).await;
+    pause_after(applied, projector.position(), "batch")
+}
+
+/// How long to wait after a batch or a catch-up (`what`) applied events, none, or failed.
+fn pause_after(applied: Result<usize, ProjectorError>, position: u64, what: &str) -> Duration {
+    match applied {
         Ok(0) => IDLE_POLL,
         Ok(n) => {
-            tracing::debug!(events = n, position = projector.position(), "batch applied");
+            tracing::debug!(events = n, position, "{what} applied");
             Duration::ZERO
         }
         Err(ProjectorError::Overtaken { projection }) => {
@@ -163,7 +155,7 @@ async fn project_once(projector: &mut Projector, log: &dyn contingent_log::Event
             IDLE_POLL
         }
         Err(error) => {
-            tracing::error!(%error, "projector batch failed; retrying");
+            tracing::error!(%error, "projector {what} failed; retrying");
             RETRY_AFTER
         }
     }
