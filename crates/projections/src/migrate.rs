@@ -46,6 +46,7 @@ pub(crate) static MIGRATIONS: &[Migration] = &[
     migration!(6, "federal", "federal"),
     migration!(7, "diary", "diary_marks_by_position"),
     migration!(8, "class_register", "class_register_marks_by_position"),
+    migration!(9, "diary", "diary_by_learner_and_date"),
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS contingent_migrations (\

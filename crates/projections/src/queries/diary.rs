@@ -428,4 +428,44 @@ mod tests {
         })
         .expect("a row");
     }
+
+    /// The diary's marks and attendance are read from their indexes alone: a column added to the
+    /// statement but not to an index would send every mark of the year back to the table, at a
+    /// random place. Checked on SQLite's plan for the statement over the migrated schema.
+    #[test]
+    fn the_diary_reads_marks_and_attendance_from_their_indexes_alone_on_sqlite() {
+        let conn = rusqlite::Connection::open_in_memory().expect("a database");
+        for m in crate::migrate::MIGRATIONS {
+            conn.execute_batch(m.sqlite).expect(m.name);
+        }
+        let mut plan = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {DIARY}"))
+            .expect("the statement");
+        let steps: Vec<String> = plan
+            .query_map(("learner", "2026-09-01", "2027-08-31"), |row| row.get(3))
+            .expect("a plan")
+            .collect::<rusqlite::Result<_>>()
+            .expect("its steps");
+        let using = |table: &str| -> Vec<&String> {
+            steps
+                .iter()
+                .filter(|s| s.starts_with(&format!("SEARCH {table} ")))
+                .collect()
+        };
+        let marks = using("m");
+        assert_eq!(marks.len(), 1, "{steps:#?}");
+        assert!(
+            marks[0].contains("USING COVERING INDEX diary_marks_by_learner_date")
+                && marks[0].contains("lesson_date>? AND lesson_date<?"),
+            "{steps:#?}"
+        );
+        let attendance = using("diary_attendance");
+        assert_eq!(attendance.len(), 2, "{steps:#?}");
+        for step in attendance {
+            assert!(
+                step.contains("USING COVERING INDEX diary_attendance_by_learner_date"),
+                "{steps:#?}"
+            );
+        }
+    }
 }
