@@ -103,6 +103,10 @@ async fn a_restart_keeps_every_acknowledged_fact_and_a_rebuild_equals_the_live_r
         .await
         .expect("rebuild");
     assert_eq!(applied, head + 1);
+    // Filled without a WAL, the fresh file replaced the old one as an ordinary WAL database.
+    let header = std::fs::read(&copy).expect("the rebuilt file");
+    assert_eq!(header[18..20], [2, 2], "the rebuilt file is in WAL mode");
+    assert!(!dir.path().join("rebuilt.rebuild.db").exists());
     let rebuilt = ReadStore::open(&copy, &projections)
         .await
         .expect("rebuilt store");

@@ -104,6 +104,17 @@ const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NO
      PRAGMA busy_timeout = 30000; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 16384; \
      PRAGMA temp_store = MEMORY; PRAGMA secure_delete = FAST;";
 
+/// SQLite settings of every connection to a fresh file being filled by a rebuild
+/// ([`ReadStore::open_fresh`]): a rollback journal in memory instead of the WAL, and no syncs.
+/// Each page is written once, into the file, rather than into the WAL first and copied back, so
+/// the largest index built in one transaction needs no second copy of its size on disk. A batch
+/// that fails still rolls back (the journal holds the pages it changed); a crash leaves a file
+/// the next rebuild discards, and [`ReadStore::finish_fresh`] syncs it before it replaces
+/// anything.
+const SQLITE_FRESH_PRAGMAS: &str = "PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF; \
+     PRAGMA busy_timeout = 30000; PRAGMA cache_size = -65536; \
+     PRAGMA temp_store = MEMORY; PRAGMA secure_delete = FAST;";
+
 /// The read-model database.
 #[derive(Clone, Debug)]
 pub struct ReadStore {
@@ -123,8 +134,49 @@ impl ReadStore {
         database: impl Into<ReadDatabase>,
         projections: &[Box<dyn Projection>],
     ) -> Result<Self, sqlx::Error> {
+        Self::open_with(database.into(), projections, SQLITE_PRAGMAS).await
+    }
+
+    /// Opens a new SQLite file at `path` for a rebuild to fill before it replaces the read
+    /// models: as [`ReadStore::open`], but written without a WAL and without syncs
+    /// (`SQLITE_FRESH_PRAGMAS`). Nothing else may use the file until [`ReadStore::finish_fresh`].
+    pub async fn open_fresh(
+        path: &Path,
+        projections: &[Box<dyn Projection>],
+    ) -> Result<Self, sqlx::Error> {
+        Self::open_with(
+            ReadDatabase::Sqlite(path.to_path_buf()),
+            projections,
+            SQLITE_FRESH_PRAGMAS,
+        )
+        .await
+    }
+
+    /// Makes a file filled through [`ReadStore::open_fresh`] (and closed) an ordinary read
+    /// store: in WAL mode, and on disk (synced), so that it may replace the read models.
+    pub fn finish_fresh(path: &Path) -> Result<(), sqlx::Error> {
+        let setting = |e: rusqlite::Error| sqlx::Error::Configuration(Box::new(e));
+        let conn = rusqlite::Connection::open(path).map_err(setting)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(setting)?;
+        if mode != "wal" {
+            return Err(sqlx::Error::Configuration(
+                format!("{} stayed in journal mode {mode}", path.display()).into(),
+            ));
+        }
+        conn.close().map_err(|(_, e)| setting(e))?;
+        std::fs::File::open(path)
+            .and_then(|f| f.sync_all())
+            .map_err(sqlx::Error::Io)
+    }
+
+    async fn open_with(
+        database: ReadDatabase,
+        projections: &[Box<dyn Projection>],
+        pragmas: &'static str,
+    ) -> Result<Self, sqlx::Error> {
         sqlx::any::install_default_drivers();
-        let database = database.into();
         let engine = database.engine();
         let file = match &database {
             ReadDatabase::Sqlite(path) => Some(std::path::absolute(path).map_err(sqlx::Error::Io)?),
@@ -147,7 +199,7 @@ impl ReadStore {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if engine == Engine::Sqlite {
-                        conn.execute(SQLITE_PRAGMAS).await?;
+                        conn.execute(pragmas).await?;
                     }
                     Ok(())
                 })
@@ -156,7 +208,7 @@ impl ReadStore {
             .await?;
         let writer = match &database {
             ReadDatabase::Sqlite(_) => Writer::Sqlite(
-                SqliteWriter::open(file.as_deref().unwrap_or(Path::new("")), SQLITE_PRAGMAS)
+                SqliteWriter::open(file.as_deref().unwrap_or(Path::new("")), pragmas)
                     .map_err(|e| sqlx::Error::Configuration(Box::new(e)))?,
             ),
             ReadDatabase::Postgres(url) => Writer::Postgres(PgWriter::connect(url).await?),

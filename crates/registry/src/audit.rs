@@ -74,8 +74,9 @@ pub fn kind_name(f: &Finding) -> String {
 
 /// Rebuilds read models from the first event of the log. With `only`, those models are dropped
 /// and rebuilt in place in `read`; without, every model is rebuilt: for SQLite a fresh database
-/// is built beside the file and then replaces it, for PostgreSQL every model is dropped and
-/// rebuilt in place. Returns the number of events applied.
+/// is built beside the file (without a WAL: [`ReadStore::open_fresh`]) and then replaces it,
+/// for PostgreSQL every model is dropped and rebuilt in place. Returns the number of events
+/// applied.
 pub async fn rebuild(
     log: &Arc<dyn EventLog>,
     read: impl Into<ReadDatabase>,
@@ -98,9 +99,10 @@ pub async fn rebuild(
         (None, ReadDatabase::Sqlite(read_path)) => {
             let fresh = read_path.with_extension("rebuild.db");
             remove_database(&fresh)?;
-            let store = ReadStore::open(&fresh, &projections).await?;
+            let store = ReadStore::open_fresh(&fresh, &projections).await?;
             let n = bulk_load(&store, projections, log, batch, progress).await?;
             store.close().await;
+            ReadStore::finish_fresh(&fresh)?;
             remove_database(read_path)?;
             std::fs::rename(&fresh, read_path).map_err(|e| {
                 RegistryError::Unavailable(format!("cannot replace {}: {e}", read_path.display()))
