@@ -68,17 +68,26 @@ async fn rebuild(
     log: &Arc<dyn EventLog>,
     batch: usize,
 ) -> Result<Rebuilt> {
-    let store = ReadStore::open(database, &projections).await?;
+    // As `contingent rebuild` opens it: on SQLite a fresh file written without a WAL, turned to
+    // WAL and synced at the end (counted in the time).
+    let fresh = match &database {
+        ReadDatabase::Sqlite(path) => Some(path.clone()),
+        ReadDatabase::Postgres(_) => None,
+    };
+    let store = match &fresh {
+        Some(path) => ReadStore::open_fresh(path, &projections).await?,
+        None => ReadStore::open(database, &projections).await?,
+    };
     for p in &projections {
         store.reset(p.as_ref()).await?;
     }
     // As `contingent rebuild` loads an empty store: secondary indexes built once at the end
     // (counted in the time).
+    let started = Instant::now();
     let tables: Vec<&str> = projections
         .iter()
         .flat_map(|p| p.tables().iter().copied())
         .collect();
-    let started = Instant::now();
     store.defer_indexes(&tables).await?;
     let mut projector = Projector::new(store.clone(), projections, batch).await?;
     // As `contingent rebuild` does: batches pipelined (one written while the next is read).
@@ -86,8 +95,11 @@ async fn rebuild(
     let rows = projector.flushed().rows as u64;
     let statements = projector.flushed().statements as u64;
     store.restore_indexes().await?;
-    let elapsed = started.elapsed();
     store.close().await;
+    if let Some(path) = &fresh {
+        ReadStore::finish_fresh(path)?;
+    }
+    let elapsed = started.elapsed();
     Ok(Rebuilt {
         events,
         rows,
@@ -271,7 +283,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
             if engine == "postgres" {
                 conditions["server"] = ctx.pg_settings().await;
             } else {
-                conditions["sqlite"] = json!("WAL, synchronous=NORMAL");
+                conditions["sqlite"] = json!("a fresh file as contingent rebuild fills it: rollback journal in memory, synchronous=OFF, turned to WAL and synced at the end");
             }
             ctx.rec.figure(
                 "rebuild",
