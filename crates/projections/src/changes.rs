@@ -6,7 +6,7 @@
 //! `(table, primary key)` in event order and written, a table and a kind of change at a time,
 //! by the store's writer ([`crate::write`]) without changing the result.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::hash::{Hash, Hasher};
 
 /// A read-model table as the projections write it: its columns in DDL order, the first `key` of
@@ -301,6 +301,22 @@ impl ChangeSet {
         let mut all: Vec<(&RowKey, &(u64, Change))> = self.rows.iter().collect();
         all.sort_by(|a, b| a.0.table.name.cmp(b.0.table.name).then(a.1 .0.cmp(&b.1 .0)));
         all.into_iter().map(|(k, (_, c))| (k, c)).collect()
+    }
+
+    /// Adds the changes of `other`, made after this set's, as one set (the read models' parts of
+    /// a batch written in one transaction). The two sets change different tables: each read
+    /// model writes its own.
+    pub(crate) fn absorb(&mut self, other: ChangeSet) {
+        let offset = self.seq;
+        self.seq += other.seq;
+        for (key, (seq, change)) in other.rows {
+            debug_assert!(
+                !self.rows.contains_key(&key),
+                "two read models changed a row of {}",
+                key.table.name
+            );
+            self.rows.insert(key, (offset + seq, change));
+        }
     }
 
     /// Takes the changes out, grouped by table (tables by name, rows in first-change order).

@@ -1,6 +1,6 @@
 //! Class register per class: roster on a date, marks grid, attendance grid.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use chrono::{Days, NaiveDate};
 use contingent_domain::personal::ERASED;

@@ -1,6 +1,6 @@
 //! Diary per learner: marks by subject and period, attendance, exam results.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use contingent_domain::{Event, MarkId};
 use contingent_log::RecordedEvent;

@@ -1,7 +1,7 @@
 //! The register in the federal segment's shape, and the rows that counts by municipality,
 //! organization, level and grade are taken from.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use chrono::Datelike;
 use contingent_domain::{EducationForm, EnrollmentId, Event, LearnerId, Level, OrganizationId};

@@ -1,24 +1,23 @@
 //! Writes a batch to a PostgreSQL read store. Each table's changes of one kind — full rows, rows
 //! that set the same columns, deletes — are applied with one set-based statement:
 //! `INSERT … ON CONFLICT (key) DO UPDATE`, `UPDATE … FROM`, `DELETE`. Many rows (a rebuild, a
-//! projector catching up) are first copied (`COPY … FROM STDIN`, text format) into a temporary
+//! projector catching up) are first copied (`COPY … FROM STDIN` in its binary format) into a temporary
 //! staging table of the same columns, which the statement reads; a few (the live projector's
 //! batches) are bound as parameters of a multi-row statement, which costs one round trip
 //! instead of three. The projections' positions are moved by compare and set in the same
-//! transaction. Rows new to a table whose rows are only ever appended (keyed by their event's
+//! transaction as their rows. A large batch is written as two transactions at once, on the two
+//! connections, each holding whole read models. Rows new to a table whose rows are only ever appended (keyed by their event's
 //! position, [`Table::appended`](crate::Table)) are copied into it directly, many at a time.
 //!
 //! What `COPY` saves over multi-row statements: binding tens of thousands of parameters per
 //! statement (each encoded and sent with its type) and the server parsing and planning a
 //! statement of that size per batch.
 
-use std::io::Write as _;
-
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::changes::{Change, ChangeSet, Table, Value};
-use crate::write::{FlushStats, PositionMove, WriteError};
+use crate::write::{merged, FlushStats, Part, PositionMove, WriteError};
 
 /// The read store's writing connections (PostgreSQL).
 #[derive(Clone, Debug)]
@@ -42,8 +41,55 @@ impl PgWriter {
         self.pool.close().await;
     }
 
+    /// Writes the batch's parts. A batch of fewer than [`SPLIT_FROM`] rows is one transaction;
+    /// a larger one is split into two transactions of whole read models, about equal in rows,
+    /// written at once on the two connections (so that the server works on both cores), each
+    /// moving the positions of its read models. When one fails, the other may have committed.
+    pub(crate) async fn write(&self, parts: Vec<Part>) -> Result<FlushStats, WriteError> {
+        let rows: usize = parts.iter().map(|p| p.changes.len()).sum();
+        if parts.len() < 2 || rows < SPLIT_FROM {
+            let (changes, moves) = merged(parts);
+            return self.write_one(changes, &moves).await;
+        }
+        let mut parts = parts;
+        parts.sort_by_key(|p| std::cmp::Reverse(p.changes.len()));
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        let (mut in_first, mut in_second) = (0, 0);
+        for part in parts {
+            if in_first <= in_second {
+                in_first += part.changes.len();
+                first.push(part);
+            } else {
+                in_second += part.changes.len();
+                second.push(part);
+            }
+        }
+        let other = {
+            let writer = self.clone();
+            let (changes, moves) = merged(second);
+            tokio::spawn(async move { writer.write_one(changes, &moves).await })
+        };
+        let (changes, moves) = merged(first);
+        let first = self.write_one(changes, &moves).await;
+        let second = other
+            .await
+            .unwrap_or_else(|joined| std::panic::resume_unwind(joined.into_panic()));
+        match (first, second) {
+            (Ok(a), Ok(b)) => Ok(FlushStats {
+                rows: a.rows + b.rows,
+                statements: a.statements + b.statements,
+            }),
+            // A failure that is not being overtaken says more: it is the one reported.
+            (Err(e @ WriteError::Overtaken(_)), Err(other)) => Err(match other {
+                WriteError::Overtaken(_) => e,
+                other => other,
+            }),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        }
+    }
+
     /// Writes `changes` and moves the positions in one transaction.
-    pub(crate) async fn write(
+    async fn write_one(
         &self,
         changes: ChangeSet,
         moves: &[PositionMove],
@@ -51,6 +97,43 @@ impl PgWriter {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
         let mut stats = FlushStats::default();
+        // The positions first, in the order of their names: a projector overtaken by another
+        // waits for the other's commit here and stops before writing a row, and two
+        // transactions take the positions' row locks in the same order.
+        let mut moves: Vec<&PositionMove> = moves.iter().collect();
+        moves.sort_by_key(|m| m.projection);
+        for m in moves {
+            // A read model without a stored position is at 0: its row may be inserted only by a
+            // projector that starts from 0, and moved only from the value this one started from.
+            let moved = if m.from == 0 {
+                sqlx::query(
+                    "INSERT INTO projection_positions (projection, position) VALUES ($1, $2) \
+                     ON CONFLICT (projection) DO UPDATE SET position = excluded.position \
+                     WHERE projection_positions.position = 0",
+                )
+                .bind(m.projection)
+                .bind(m.to as i64)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+            } else {
+                sqlx::query(
+                    "UPDATE projection_positions SET position = $2 \
+                     WHERE projection = $1 AND position = $3",
+                )
+                .bind(m.projection)
+                .bind(m.to as i64)
+                .bind(m.from as i64)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+            };
+            stats.statements += 1;
+            if moved != 1 {
+                // Dropping the transaction rolls it back.
+                return Err(WriteError::Overtaken(m.projection));
+            }
+        }
         for (table, rows) in changes.into_tables() {
             // Full rows, and whether this batch inserted them.
             let mut puts: Vec<(Vec<Value>, bool)> = Vec::new();
@@ -134,42 +217,13 @@ impl PgWriter {
                 apply(&mut tx, table, &columns, rows, &update, &mut stats).await?;
             }
         }
-        for m in moves {
-            // A read model without a stored position is at 0: its row may be inserted only by a
-            // projector that starts from 0, and moved only from the value this one started from.
-            let moved = if m.from == 0 {
-                sqlx::query(
-                    "INSERT INTO projection_positions (projection, position) VALUES ($1, $2) \
-                     ON CONFLICT (projection) DO UPDATE SET position = excluded.position \
-                     WHERE projection_positions.position = 0",
-                )
-                .bind(m.projection)
-                .bind(m.to as i64)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-            } else {
-                sqlx::query(
-                    "UPDATE projection_positions SET position = $2 \
-                     WHERE projection = $1 AND position = $3",
-                )
-                .bind(m.projection)
-                .bind(m.to as i64)
-                .bind(m.from as i64)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-            };
-            stats.statements += 1;
-            if moved != 1 {
-                // Dropping the transaction rolls it back.
-                return Err(WriteError::Overtaken(m.projection));
-            }
-        }
         tx.commit().await?;
         Ok(stats)
     }
 }
+
+/// From this many changed rows, a batch is written in two transactions at once.
+const SPLIT_FROM: usize = 1_000;
 
 /// From this many rows of one kind, a table's changes are copied into its staging table.
 const COPY_FROM: usize = 128;
@@ -263,20 +317,22 @@ async fn stage(conn: &mut PgConnection, table: &Table) -> Result<String, sqlx::E
 }
 
 /// Copies `rows` (values of `columns`, in order) into `table` (a staging table, or an appended
-/// one).
+/// one), in `COPY`'s binary format.
 async fn copy(
     conn: &mut PgConnection,
     table: &str,
     columns: &[&str],
     rows: &[Vec<Value>],
 ) -> Result<(), sqlx::Error> {
-    let mut data = Vec::with_capacity(rows.len() * 16 * columns.len());
+    let mut data = Vec::with_capacity(COPY_HEADER.len() + rows.len() * 24 * columns.len());
+    data.extend_from_slice(&COPY_HEADER);
     for row in rows {
-        text_row(&mut data, row);
+        binary_row(&mut data, row);
     }
+    data.extend_from_slice(&(-1i16).to_be_bytes());
     let mut copy = conn
         .copy_in_raw(&format!(
-            "COPY {table} ({}) FROM STDIN (FORMAT text)",
+            "COPY {table} ({}) FROM STDIN (FORMAT binary)",
             columns.join(", ")
         ))
         .await?;
@@ -285,32 +341,28 @@ async fn copy(
     Ok(())
 }
 
-/// One row in `COPY`'s text format: tab-separated, `\N` for NULL, backslash escapes.
-fn text_row(out: &mut Vec<u8>, row: &[Value]) {
-    for (i, v) in row.iter().enumerate() {
-        if i > 0 {
-            out.push(b'\t');
-        }
+/// The binary `COPY` header: the signature, no flags (no OIDs), no header extension.
+const COPY_HEADER: [u8; 19] = *b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// One row in `COPY`'s binary format: the number of fields, then each field's length (-1 for
+/// NULL) and bytes: a BIGINT as 8 bytes, big-endian; a TEXT as its UTF-8 bytes.
+fn binary_row(out: &mut Vec<u8>, row: &[Value]) {
+    // A read-model table has a few dozen columns at most.
+    out.extend_from_slice(&(row.len() as i16).to_be_bytes());
+    for v in row {
         match v {
             Value::Int(Some(n)) => {
-                // Writing to a `Vec` cannot fail.
-                let _ = write!(out, "{n}");
+                out.extend_from_slice(&8i32.to_be_bytes());
+                out.extend_from_slice(&n.to_be_bytes());
             }
             Value::Text(Some(s)) => {
-                for b in s.bytes() {
-                    match b {
-                        b'\\' => out.extend_from_slice(b"\\\\"),
-                        b'\t' => out.extend_from_slice(b"\\t"),
-                        b'\n' => out.extend_from_slice(b"\\n"),
-                        b'\r' => out.extend_from_slice(b"\\r"),
-                        b => out.push(b),
-                    }
-                }
+                // A read-model value is far below 2 GiB (PostgreSQL's limit is 1 GiB).
+                out.extend_from_slice(&(s.len() as i32).to_be_bytes());
+                out.extend_from_slice(s.as_bytes());
             }
-            Value::Int(None) | Value::Text(None) => out.extend_from_slice(b"\\N"),
+            Value::Int(None) | Value::Text(None) => out.extend_from_slice(&(-1i32).to_be_bytes()),
         }
     }
-    out.push(b'\n');
 }
 
 #[cfg(test)]
@@ -318,18 +370,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn text_rows_escape_what_copy_reads_specially() {
+    fn binary_rows_carry_lengths_and_raw_bytes() {
         let mut out = Vec::new();
-        text_row(
+        binary_row(
             &mut out,
             &[
                 Value::Int(Some(-7)),
-                Value::Text(Some("a\tb\\c\nd\re".to_owned())),
+                Value::Text(Some("a\tb\\c\nЖ".to_owned())),
                 Value::Text(None),
                 Value::Int(None),
-                Value::Text(Some("\\N".to_owned())),
+                Value::Text(Some(String::new())),
             ],
         );
-        assert_eq!(out, b"-7\ta\\tb\\\\c\\nd\\re\t\\N\t\\N\t\\\\N\n".to_vec());
+        let mut want = vec![0, 5];
+        want.extend_from_slice(&[0, 0, 0, 8, 255, 255, 255, 255, 255, 255, 255, 249]);
+        want.extend_from_slice(&[0, 0, 0, 8]);
+        want.extend_from_slice("a\tb\\c\nЖ".as_bytes());
+        want.extend_from_slice(&[255, 255, 255, 255, 255, 255, 255, 255]);
+        want.extend_from_slice(&[0, 0, 0, 0]);
+        assert_eq!(out, want);
+        assert_eq!(&COPY_HEADER[..11], b"PGCOPY\n\xff\r\n\0");
     }
 }

@@ -1,23 +1,25 @@
 //! The projector: reads the log after the lowest projection position and applies batches.
 //!
-//! A batch is one transaction: the projections turn its events into row changes, the
-//! [`ChangeSet`] coalesces them per row, they are written (on SQLite by prepared statements on
-//! the driver directly, off the async threads; on PostgreSQL by `COPY` into staging tables and
-//! set-based statements), and each projection's position moves to the batch's last event — all
-//! or nothing.
+//! A batch: the projections turn its events into row changes, a [`ChangeSet`] per projection
+//! coalesces them per row, they are written (on SQLite by prepared statements on the driver
+//! directly, off the async threads, the whole batch in one transaction; on PostgreSQL by `COPY`
+//! into staging tables and set-based statements, a large batch as two transactions at once, each
+//! of whole read models), and each projection's position moves to the batch's last event in the
+//! transaction of its rows — all or nothing for each read model.
 //!
 //! The projections keep in-memory state (counts, open enrollments, ...). On its first run a
 //! projector rebuilds that state by replaying the log from position 1 up to each projection's
 //! stored position, writing nothing; it then continues writing from there. When a batch fails
 //! (or its future is dropped before the commit), the state is rebuilt the same way on the next
-//! run, since it had already moved past the rolled-back rows.
+//! run, since it had already moved past the rolled-back rows; the positions are then read again,
+//! as another read model's part of the failed batch may have been committed.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use contingent_log::{EventLog, LogError, RecordedEvent};
 
-use crate::write::{FlushStats, PositionMove, WriteError};
+use crate::write::{FlushStats, Part, PositionMove, WriteError};
 use crate::{ChangeSet, Projection, ReadStore};
 
 /// Events read per log read while replaying into the in-memory state.
@@ -103,6 +105,10 @@ pub struct Projector {
     last_flush: FlushStats,
     /// Rows and statements written since the projector was made.
     flushed: FlushStats,
+    /// The batch being written by a pipelined catch-up; still there if the catch-up was
+    /// dropped, and then waited for before the next run reads the stored positions (it may
+    /// commit after the drop).
+    pending: Option<Pending>,
 }
 
 impl Projector {
@@ -127,6 +133,7 @@ impl Projector {
             stale: false,
             last_flush: FlushStats::default(),
             flushed: FlushStats::default(),
+            pending: None,
         })
     }
 
@@ -150,8 +157,15 @@ impl Projector {
         self.flushed
     }
 
-    /// Rebuilds the projections' in-memory state from the log, up to each one's position.
+    /// Rebuilds the projections' in-memory state from the log, up to each one's stored
+    /// position (read again: a write this projector started may have committed after the run
+    /// that started it was dropped).
     async fn warm_up(&mut self, log: &dyn EventLog) -> Result<(), ProjectorError> {
+        let stored = self.store.positions().await?;
+        for (p, position) in self.projections.iter().zip(self.positions.iter_mut()) {
+            *position = stored.get(p.name()).copied().unwrap_or(0);
+        }
+        self.stale = false;
         for p in &mut self.projections {
             p.clear();
         }
@@ -225,6 +239,15 @@ impl Projector {
     /// Reads one batch after the lowest position and applies it in one transaction.
     /// Returns how many events were read (0 when caught up).
     pub async fn run_once(&mut self, log: &dyn EventLog) -> Result<usize, ProjectorError> {
+        if let Some(left) = self.pending.as_mut() {
+            // Left by a dropped catch-up: committed or not, the stored positions now say. The
+            // state had applied past it, so it is rebuilt from them. (Taken only once it has
+            // ended, so that a drop while waiting leaves it for the next run.)
+            let _ = (&mut left.write).await;
+            self.pending = None;
+            self.stale = true;
+            self.warm = false;
+        }
         if self.stale {
             let stored = self.store.positions().await?;
             for (p, position) in self.projections.iter().zip(self.positions.iter_mut()) {
@@ -252,10 +275,11 @@ impl Projector {
         let stats = match self.write(changes, last).await {
             Ok(stats) => stats,
             Err(error) => {
+                // Another read model's part of this batch may have been committed.
+                self.stale = true;
                 if matches!(error, ProjectorError::Overtaken { .. }) {
                     // What this batch applied is what the other projector committed (the same
                     // events, the same projection): the state stays usable from `last`.
-                    self.stale = true;
                     self.warm = true;
                     self.applied = self.positions.iter().map(|p| (*p).max(last)).collect();
                 }
@@ -274,36 +298,51 @@ impl Projector {
     }
 
     /// Applies a page of events to each projection whose state has not applied them yet, and
-    /// returns their row changes.
-    fn apply(&mut self, events: &[RecordedEvent]) -> ChangeSet {
-        let mut changes = ChangeSet::new();
+    /// returns each projection's row changes, in the order of the projections.
+    fn apply(&mut self, events: &[RecordedEvent]) -> Vec<ChangeSet> {
+        let mut changes: Vec<ChangeSet> =
+            self.projections.iter().map(|_| ChangeSet::new()).collect();
         for event in events {
-            for (p, applied) in self.projections.iter_mut().zip(&self.applied) {
+            for ((p, applied), changes) in self
+                .projections
+                .iter_mut()
+                .zip(&self.applied)
+                .zip(&mut changes)
+            {
                 if *applied < event.position() {
-                    p.apply(event, &mut changes);
+                    p.apply(event, changes);
                 }
             }
         }
         changes
     }
 
-    /// The positions a batch ending at `last` moves: those behind it, from their stored values.
-    fn moves(&self, last: u64) -> Vec<PositionMove> {
+    /// The parts of a batch ending at `last`: the changes of each projection whose position is
+    /// behind it, with the move of that position from its stored value.
+    fn parts(&self, changes: Vec<ChangeSet>, last: u64) -> Vec<Part> {
         self.projections
             .iter()
             .zip(&self.positions)
-            .filter(|(_, &position)| position < last)
-            .map(|(p, &position)| PositionMove {
-                projection: p.name(),
-                from: position,
-                to: last,
+            .zip(changes)
+            .filter(|((_, &position), _)| position < last)
+            .map(|((p, &position), changes)| Part {
+                changes,
+                position: PositionMove {
+                    projection: p.name(),
+                    from: position,
+                    to: last,
+                },
             })
             .collect()
     }
 
     /// Writes the batch's rows and moves the positions (see [`write`]).
-    async fn write(&self, changes: ChangeSet, last: u64) -> Result<FlushStats, ProjectorError> {
-        write(self.store.clone(), changes, self.moves(last)).await
+    async fn write(
+        &self,
+        changes: Vec<ChangeSet>,
+        last: u64,
+    ) -> Result<FlushStats, ProjectorError> {
+        write(self.store.clone(), self.parts(changes, last)).await
     }
 
     /// Applies batches until the log has nothing more; returns how many events were applied.
@@ -336,14 +375,13 @@ impl Projector {
             self.batch,
             pages,
         )));
-        let mut pending: Option<Pending> = None;
         loop {
             let page = read.recv().await.unwrap_or_else(|| Ok(Vec::new()));
             let events = match page {
                 Ok(events) => events,
                 Err(error) => {
-                    if let Some(p) = pending.take() {
-                        self.finish(p).await?;
+                    if self.pending.is_some() {
+                        self.finish().await?;
                         progress(self.position());
                         // Nothing was applied past what is now committed.
                         self.warm = self.applied == self.positions;
@@ -352,8 +390,8 @@ impl Projector {
                 }
             };
             let Some(last) = events.last().map(|e| e.position()) else {
-                if let Some(p) = pending.take() {
-                    total += self.finish(p).await? as u64;
+                if self.pending.is_some() {
+                    total += self.finish().await? as u64;
                     progress(self.position());
                 }
                 self.warm = true;
@@ -366,24 +404,31 @@ impl Projector {
             for a in &mut self.applied {
                 *a = (*a).max(last);
             }
-            if let Some(p) = pending.take() {
-                total += self.finish(p).await? as u64;
+            if self.pending.is_some() {
+                total += self.finish().await? as u64;
                 progress(self.position());
             }
-            pending = Some(Pending {
-                write: tokio::spawn(write(self.store.clone(), changes, self.moves(last))),
+            self.pending = Some(Pending {
+                write: tokio::spawn(write(self.store.clone(), self.parts(changes, last))),
                 last,
                 events: events.len(),
             });
         }
     }
 
-    /// Waits for a pipelined batch's commit and moves the positions; returns its events.
-    async fn finish(&mut self, pending: Pending) -> Result<usize, ProjectorError> {
-        let written = pending
-            .write
+    /// Waits for the pipelined batch's commit and moves the positions; returns its events. The
+    /// batch stays in `pending` until its write has ended: a catch-up dropped while waiting
+    /// here leaves it to the next run.
+    async fn finish(&mut self) -> Result<usize, ProjectorError> {
+        let Some(pending) = self.pending.as_mut() else {
+            return Ok(0);
+        };
+        let written = (&mut pending.write)
             .await
             .unwrap_or_else(|joined| std::panic::resume_unwind(joined.into_panic()));
+        let Some(pending) = self.pending.take() else {
+            return Ok(0);
+        };
         match written {
             Ok(stats) => {
                 self.last_flush = stats;
@@ -395,10 +440,11 @@ impl Projector {
                 Ok(pending.events)
             }
             Err(error) => {
+                // As in `run_once`: the positions are read again (another read model's part of
+                // the batch may have been committed), and after being overtaken the state,
+                // which has applied up to `applied`, is brought forward or rebuilt from there.
+                self.stale = true;
                 if matches!(error, ProjectorError::Overtaken { .. }) {
-                    // As in `run_once`: the positions are read again, and the state, which has
-                    // applied up to `applied`, is brought forward or rebuilt from there.
-                    self.stale = true;
                     self.warm = true;
                 }
                 Err(error)
@@ -407,22 +453,15 @@ impl Projector {
     }
 }
 
-/// Writes the batch's rows and moves the positions, in one transaction, on the store's writer.
-/// Each position moves only from the value this projector started from (compare and set), so two
-/// projectors of the same read model never both apply a batch: the later one rolls back.
-async fn write(
-    store: ReadStore,
-    changes: ChangeSet,
-    moves: Vec<PositionMove>,
-) -> Result<FlushStats, ProjectorError> {
-    store
-        .writer()
-        .write(changes, moves)
-        .await
-        .map_err(|e| match e {
-            WriteError::Sqlite(e) => ProjectorError::Write(e),
-            WriteError::Postgres(e) => ProjectorError::Store(e),
-            WriteError::Overtaken(projection) => ProjectorError::Overtaken { projection },
-            WriteError::Closed => ProjectorError::Store(sqlx::Error::PoolClosed),
-        })
+/// Writes the batch's rows and moves the positions on the store's writer, each read model's rows
+/// in the transaction of its position. Each position moves only from the value this projector
+/// started from (compare and set), so two projectors of the same read model never both apply a
+/// batch: the later one rolls back.
+async fn write(store: ReadStore, parts: Vec<Part>) -> Result<FlushStats, ProjectorError> {
+    store.writer().write(parts).await.map_err(|e| match e {
+        WriteError::Sqlite(e) => ProjectorError::Write(e),
+        WriteError::Postgres(e) => ProjectorError::Store(e),
+        WriteError::Overtaken(projection) => ProjectorError::Overtaken { projection },
+        WriteError::Closed => ProjectorError::Store(sqlx::Error::PoolClosed),
+    })
 }

@@ -1,6 +1,6 @@
 //! Register of learners: identity, status, current enrollments, movement history, guardians.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use contingent_domain::personal::ERASED;
 use contingent_domain::{EducationForm, EnrollmentId, Event, LearnerId, Level};

@@ -1,7 +1,7 @@
 //! Vacancies and queues: capacity, enrolled and free places per class or group; applications
 //! with the date a decision is due.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use chrono::{Days, NaiveDate};
 use contingent_domain::{

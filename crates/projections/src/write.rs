@@ -1,7 +1,9 @@
-//! Writing a batch: the [`ChangeSet`] of its events and the projections' positions it moves, in
-//! one transaction, by the store's writer — `crate::sqlite_write` (prepared statements on the
-//! SQLite driver directly) or `crate::pg_write` (`COPY` into staging tables, then set-based
-//! statements).
+//! Writing a batch: each read model's [`ChangeSet`] of its events and the move of its position,
+//! by the store's writer — `crate::sqlite_write` (prepared statements on the SQLite driver
+//! directly; the whole batch in one transaction) or `crate::pg_write` (`COPY` into staging
+//! tables, then set-based statements; a large batch in two transactions on two connections at
+//! once, each holding whole read models). A read model's rows and its position are always
+//! committed together.
 
 use crate::changes::ChangeSet;
 use crate::pg_write::PgWriter;
@@ -22,6 +24,23 @@ pub(crate) struct PositionMove {
     pub(crate) projection: &'static str,
     pub(crate) from: u64,
     pub(crate) to: u64,
+}
+
+/// One read model's part of a batch: its row changes and the move of its position.
+pub(crate) struct Part {
+    pub(crate) changes: ChangeSet,
+    pub(crate) position: PositionMove,
+}
+
+/// The parts as one change set and the moves of their positions (written in one transaction).
+pub(crate) fn merged(parts: Vec<Part>) -> (ChangeSet, Vec<PositionMove>) {
+    let mut changes = ChangeSet::new();
+    let mut moves = Vec::with_capacity(parts.len());
+    for part in parts {
+        changes.absorb(part.changes);
+        moves.push(part.position);
+    }
+    (changes, moves)
 }
 
 /// Why a batch was not written.
@@ -59,20 +78,19 @@ pub(crate) enum Writer {
 }
 
 impl Writer {
-    /// Writes the batch and moves the positions, all or nothing.
-    pub(crate) async fn write(
-        &self,
-        changes: ChangeSet,
-        moves: Vec<PositionMove>,
-    ) -> Result<FlushStats, WriteError> {
+    /// Writes the batch's parts and moves their positions: each read model's part all or
+    /// nothing (on SQLite the whole batch all or nothing). On an error some read models' parts
+    /// may have been committed (on PostgreSQL): their stored positions say which.
+    pub(crate) async fn write(&self, parts: Vec<Part>) -> Result<FlushStats, WriteError> {
         match self {
             Writer::Sqlite(writer) => {
                 let writer = writer.clone();
+                let (changes, moves) = merged(parts);
                 tokio::task::spawn_blocking(move || writer.write(changes, &moves))
                     .await
                     .unwrap_or_else(|joined| std::panic::resume_unwind(joined.into_panic()))
             }
-            Writer::Postgres(writer) => writer.write(changes, &moves).await,
+            Writer::Postgres(writer) => writer.write(parts).await,
         }
     }
 

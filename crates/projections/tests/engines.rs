@@ -956,13 +956,37 @@ async fn a_pipelined_catch_up_that_fails_or_is_dropped_midway_resumes_without_lo
             "progress names committed positions"
         );
         let stored = store.positions().await.expect("positions");
-        assert!(stored.values().all(|p| *p == stopped), "{stored:?}");
+        match store.engine() {
+            // The whole batch is one transaction.
+            contingent_projections::Engine::Sqlite => {
+                assert!(stored.values().all(|p| *p == stopped), "{stored:?}")
+            }
+            // Each read model's rows commit with its position: the diary's part of the failed
+            // batch did not, the other transaction of the same batch did.
+            contingent_projections::Engine::Postgres => {
+                assert_eq!(stored.get("diary"), Some(&stopped), "{stored:?}");
+                let end = (stopped + 700).min(head);
+                assert!(
+                    stored.values().all(|p| *p == stopped || *p == end),
+                    "{stored:?}"
+                );
+                // 700 events change well over a thousand rows: the batch was written as two
+                // transactions, and the one without the diary committed.
+                assert!(stored.values().any(|p| *p == end), "{stored:?}");
+            }
+        }
         for sql in &remove {
             sqlx::query(sql)
                 .execute(store.pool())
                 .await
                 .expect("no trigger");
         }
+        // The next batch starts from the stored positions, whichever read models moved: it is
+        // not refused as overtaken.
+        projector
+            .run_once(&*log)
+            .await
+            .expect("the batch after the failed one");
         // Dropped while a batch is written: whatever committed stays, nothing twice.
         let _ =
             tokio::time::timeout(Duration::from_millis(30), projector.catch_up(&log, |_| {})).await;
@@ -979,6 +1003,76 @@ async fn a_pipelined_catch_up_that_fails_or_is_dropped_midway_resumes_without_lo
         store.close().await;
         log.close().await;
     }
+}
+
+/// A pipelined catch-up dropped while the server still works on its batch: the write goes on
+/// and commits after the drop. The next run waits for it before reading the positions, so it
+/// neither writes that batch again nor is refused as overtaken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_dropped_while_its_batch_is_written_is_followed_without_a_refusal() {
+    let pg = PgDatabase::create().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let from_zero = project(dir.path().join("zero.db"), 2000).await;
+    let expected = dump(&from_zero).await;
+    from_zero.close().await;
+    let head = region().head;
+    let log = region().log().await;
+    let store = ReadStore::open(ReadDatabase::from(pg.url()), &all_projections())
+        .await
+        .expect("the store opens");
+    // The first attendance record past the middle of the log holds its batch's transaction for
+    // two seconds, once.
+    for sql in [
+        "CREATE SEQUENCE once".to_owned(),
+        format!(
+            "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.position > {} AND nextval('once') = 1 THEN PERFORM pg_sleep(2); END IF; \
+             RETURN NEW; END $$",
+            head / 2
+        ),
+        "CREATE TRIGGER slow BEFORE INSERT ON diary_attendance FOR EACH ROW EXECUTE FUNCTION slow()"
+            .to_owned(),
+    ] {
+        sqlx::query(&sql)
+            .execute(store.pool())
+            .await
+            .expect("trigger");
+    }
+    let mut projector = Projector::new(store.clone(), all_projections(), 700)
+        .await
+        .expect("a projector");
+    // The catch-up is dropped as soon as the server sleeps in its batch.
+    let sleeping = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let asleep: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event = 'PgSleep'",
+            )
+            .fetch_one(store.pool())
+            .await
+            .expect("activity");
+            if asleep > 0 {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        done = projector.catch_up(&log, |_| {}) => panic!("the catch-up ended first: {done:?}"),
+        () = sleeping => {}
+    }
+    projector
+        .catch_up(&log, |_| {})
+        .await
+        .expect("the next catch-up waits for the dropped one's write");
+    assert_eq!(projector.position(), head);
+    assert_same(
+        "PostgreSQL, after a catch-up dropped while writing",
+        &expected,
+        &dump(&store).await,
+    );
+    store.close().await;
+    log.close().await;
 }
 
 /// A store projected by the versions before migrations 7 and 8 (marks keyed by their mark id,
