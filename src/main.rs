@@ -352,6 +352,10 @@ enum Cmd {
         /// Only this read model (repeatable): register, diary, class_register, vacancies, federal.
         #[arg(long = "model")]
         models: Vec<String>,
+        /// Events applied per transaction (more than a live projector's 2,000: fewer, larger
+        /// writes).
+        #[arg(long, default_value_t = contingent_projections::REBUILD_BATCH)]
+        batch: usize,
     },
     /// Audit the whole log: every stored event's bytes, position, link and writer signature,
     /// the learner index, and the head against signed checkpoints; report every damaged
@@ -1039,6 +1043,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             data,
             backend,
             models,
+            batch,
         } => {
             let settings = backend.settings(&data)?;
             let log = open_log(&settings).await?;
@@ -1046,14 +1051,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let progress = bar(head, "rebuilding");
             let only = (!models.is_empty()).then_some(models.as_slice());
             let started = std::time::Instant::now();
-            let n = contingent_registry::rebuild(
-                &log,
-                settings.read_database(),
-                only,
-                settings.projector_batch,
-                |p| progress.set_position(p),
-            )
-            .await?;
+            let n =
+                contingent_registry::rebuild(&log, settings.read_database(), only, batch, |p| {
+                    progress.set_position(p)
+                })
+                .await?;
             progress.finish_and_clear();
             println!(
                 "Rebuilt {} from {n} events in {:.1?}.",

@@ -107,8 +107,8 @@ pub struct Opts {
     /// Concurrent submitters of the append runs.
     #[arg(long, default_value_t = 4096)]
     pub submitters: usize,
-    /// Events per projector batch.
-    #[arg(long, default_value_t = 2000)]
+    /// Events per batch of the rebuilds (default: `contingent rebuild`'s).
+    #[arg(long, default_value_t = contingent_projections::REBUILD_BATCH)]
     pub batch: usize,
     /// Seconds each query load is measured (after one second of warm-up).
     #[arg(long, default_value_t = 5.0)]

@@ -303,22 +303,6 @@ impl ChangeSet {
         all.into_iter().map(|(k, (_, c))| (k, c)).collect()
     }
 
-    /// Adds the changes of `other`, made after this set's, as one set (the read models' parts of
-    /// a batch written in one transaction). The two sets change different tables: each read
-    /// model writes its own.
-    pub(crate) fn absorb(&mut self, other: ChangeSet) {
-        let offset = self.seq;
-        self.seq += other.seq;
-        for (key, (seq, change)) in other.rows {
-            debug_assert!(
-                !self.rows.contains_key(&key),
-                "two read models changed a row of {}",
-                key.table.name
-            );
-            self.rows.insert(key, (offset + seq, change));
-        }
-    }
-
     /// Takes the changes out, grouped by table (tables by name, rows in first-change order).
     pub(crate) fn into_tables(self) -> Vec<TableChanges> {
         let mut all: Vec<(RowKey, (u64, Change))> = self.rows.into_iter().collect();

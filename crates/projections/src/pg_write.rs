@@ -91,7 +91,7 @@ impl PgWriter {
     /// Writes `changes` and moves the positions in one transaction.
     async fn write_one(
         &self,
-        changes: ChangeSet,
+        changes: Vec<ChangeSet>,
         moves: &[PositionMove],
     ) -> Result<FlushStats, WriteError> {
         let mut conn = self.pool.acquire().await?;
@@ -134,7 +134,7 @@ impl PgWriter {
                 return Err(WriteError::Overtaken(m.projection));
             }
         }
-        for (table, rows) in changes.into_tables() {
+        for (table, rows) in changes.into_iter().flat_map(ChangeSet::into_tables) {
             // Full rows, and whether this batch inserted them.
             let mut puts: Vec<(Vec<Value>, bool)> = Vec::new();
             let mut deletes: Vec<Vec<Value>> = Vec::new();

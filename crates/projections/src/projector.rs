@@ -22,6 +22,12 @@ use contingent_log::{EventLog, LogError, RecordedEvent};
 use crate::write::{FlushStats, Part, PositionMove, WriteError};
 use crate::{ChangeSet, Projection, ReadStore};
 
+/// Events per batch of a rebuild from zero (`contingent rebuild`): larger than a live
+/// projector's, as a rebuild answers nobody until it ends. Fewer, larger transactions: on
+/// PostgreSQL fewer and longer `COPY`s (each sets up its insert buffer of up to a thousand rows
+/// anew), on SQLite fewer commits.
+pub const REBUILD_BATCH: usize = 16_000;
+
 /// Events read per log read while replaying into the in-memory state.
 const REPLAY_BATCH: usize = 10_000;
 

@@ -67,7 +67,7 @@ impl SqliteWriter {
     /// async runtime's threads.
     pub(crate) fn write(
         &self,
-        changes: ChangeSet,
+        changes: Vec<ChangeSet>,
         moves: &[PositionMove],
     ) -> Result<FlushStats, WriteError> {
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
@@ -77,7 +77,7 @@ impl SqliteWriter {
         // one of those committed in between, instead of waiting.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut stats = FlushStats::default();
-        for (table, rows) in changes.into_tables() {
+        for (table, rows) in changes.into_iter().flat_map(ChangeSet::into_tables) {
             // Each kind of change prepared once per table (and set of columns) per batch, from
             // the connection's cache of prepared statements.
             let mut put = None;

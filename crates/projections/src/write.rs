@@ -32,15 +32,9 @@ pub(crate) struct Part {
     pub(crate) position: PositionMove,
 }
 
-/// The parts as one change set and the moves of their positions (written in one transaction).
-pub(crate) fn merged(parts: Vec<Part>) -> (ChangeSet, Vec<PositionMove>) {
-    let mut changes = ChangeSet::new();
-    let mut moves = Vec::with_capacity(parts.len());
-    for part in parts {
-        changes.absorb(part.changes);
-        moves.push(part.position);
-    }
-    (changes, moves)
+/// The parts' change sets and the moves of their positions, to be written in one transaction.
+pub(crate) fn merged(parts: Vec<Part>) -> (Vec<ChangeSet>, Vec<PositionMove>) {
+    parts.into_iter().map(|p| (p.changes, p.position)).unzip()
 }
 
 /// Why a batch was not written.
