@@ -89,6 +89,13 @@ async fn rebuild(
         .flat_map(|p| p.tables().iter().copied())
         .collect();
     store.defer_indexes(&tables).await?;
+    let appended: Vec<&str> = projections
+        .iter()
+        .flat_map(|p| p.table_defs().iter())
+        .filter(|t| t.appended)
+        .map(|t| t.name)
+        .collect();
+    store.defer_keys(&appended).await?;
     let mut projector = Projector::new(store.clone(), projections, batch).await?;
     // As `contingent rebuild` does: batches pipelined (one written while the next is read).
     let events = projector.catch_up(log, |_| {}).await?;

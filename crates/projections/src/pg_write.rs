@@ -172,14 +172,24 @@ impl PgWriter {
                 );
                 apply(&mut tx, table, &key, deletes, &delete, &mut stats).await?;
             }
-            // Rows new to an appended table, many: copied into it directly.
-            if table.appended && puts.len() >= COPY_FROM {
+            // Rows new to an appended table: inserted without looking for a conflict (copied
+            // into it directly when many), so they need no key (a bulk load defers it).
+            if table.appended {
                 let (new, known): (Vec<_>, Vec<_>) =
                     puts.into_iter().partition(|(_, fresh)| *fresh);
                 stats.rows += new.len();
                 let rows: Vec<Vec<Value>> = new.into_iter().map(|(row, _)| row).collect();
-                copy(&mut tx, table.name, table.columns, &rows).await?;
-                stats.statements += 1;
+                if rows.len() >= COPY_FROM {
+                    copy(&mut tx, table.name, table.columns, &rows).await?;
+                    stats.statements += 1;
+                } else if !rows.is_empty() {
+                    let columns = table.columns.join(", ");
+                    let insert = format!(
+                        "INSERT INTO {t} ({columns}) SELECT {columns} FROM {{rows}}",
+                        t = table.name,
+                    );
+                    apply(&mut tx, table, table.columns, rows, &insert, &mut stats).await?;
+                }
                 puts = known;
             }
             if !puts.is_empty() {

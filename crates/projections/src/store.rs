@@ -285,6 +285,46 @@ impl ReadStore {
         Ok(dropped)
     }
 
+    /// On PostgreSQL, drops the primary keys of `tables` for a bulk load, recorded in
+    /// `deferred_indexes` like the indexes of [`ReadStore::defer_indexes`] and added again with
+    /// them (sorted once, instead of an index entry per row). Only for tables whose rows are
+    /// only ever inserted ([`Table::appended`](crate::Table)): the writer inserts their rows
+    /// without looking for a conflict, and a duplicate key then fails the load when the key is
+    /// added back. On SQLite such a key is the table's rowid: nothing to drop. Returns how many
+    /// keys were dropped.
+    pub async fn defer_keys(&self, tables: &[&str]) -> Result<usize, sqlx::Error> {
+        if self.engine != Engine::Postgres {
+            return Ok(0);
+        }
+        let mut tx = self.pool.begin().await?;
+        let keys: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT c.conname::text, t.relname::text, pg_get_constraintdef(c.oid)::text \
+             FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid \
+             WHERE c.contype = 'p' AND t.relnamespace = current_schema()::regnamespace",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut dropped = 0;
+        for (name, table, definition) in keys {
+            if !tables.contains(&table.as_str()) {
+                continue;
+            }
+            sqlx::query("INSERT INTO deferred_indexes (name, definition) VALUES ($1, $2)")
+                .bind(&name)
+                .bind(format!(
+                    "ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"
+                ))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&format!("ALTER TABLE {table} DROP CONSTRAINT {name}"))
+                .execute(&mut *tx)
+                .await?;
+            dropped += 1;
+        }
+        tx.commit().await?;
+        Ok(dropped)
+    }
+
     /// Creates the indexes [`ReadStore::defer_indexes`] dropped, each in its own transaction
     /// with the removal of its record. Returns how many were created.
     pub async fn restore_indexes(&self) -> Result<usize, sqlx::Error> {

@@ -1183,6 +1183,33 @@ async fn indexes(store: &ReadStore) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The primary keys (PostgreSQL; on SQLite an appended table's key is its rowid).
+async fn keys(store: &ReadStore) -> BTreeMap<String, String> {
+    if store.engine() == contingent_projections::Engine::Sqlite {
+        return BTreeMap::new();
+    }
+    sqlx::query_as::<_, (String, String)>(
+        "SELECT c.conname::text, pg_get_constraintdef(c.oid)::text \
+         FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid \
+         WHERE c.contype = 'p' AND t.relnamespace = current_schema()::regnamespace",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("the keys")
+    .into_iter()
+    .collect()
+}
+
+/// The tables whose rows are only ever inserted.
+fn appended() -> Vec<&'static str> {
+    all_projections()
+        .iter()
+        .flat_map(|p| p.table_defs().iter())
+        .filter(|t| t.appended)
+        .map(|t| t.name)
+        .collect()
+}
+
 #[tokio::test]
 async fn indexes_deferred_for_a_bulk_load_come_back_even_if_the_load_stops_midway() {
     let pg = PgDatabase::create().await;
@@ -1196,19 +1223,41 @@ async fn indexes_deferred_for_a_bulk_load_come_back_even_if_the_load_stops_midwa
             .expect("the store opens");
         let before = indexes(&store).await;
         assert!(before.len() >= 10, "{before:?}");
+        let keys_before = keys(&store).await;
         let dropped = store.defer_indexes(&tables()).await.expect("deferred");
         assert_eq!(dropped, before.len());
         assert!(indexes(&store).await.is_empty());
-        assert_eq!(store.restore_indexes().await.expect("restored"), dropped);
+        // The appended tables' keys too, on PostgreSQL: the other tables keep theirs.
+        let keys_dropped = store.defer_keys(&appended()).await.expect("deferred");
+        let keys_left = keys(&store).await;
+        match store.engine() {
+            contingent_projections::Engine::Sqlite => assert_eq!(keys_dropped, 0),
+            contingent_projections::Engine::Postgres => {
+                assert_eq!(keys_dropped, appended().len());
+                assert_eq!(keys_left.len(), keys_before.len() - keys_dropped);
+                assert!(
+                    keys_left.contains_key("register_learners_pkey"),
+                    "{keys_left:?}"
+                );
+                assert!(!keys_left.contains_key("diary_marks_pkey"), "{keys_left:?}");
+            }
+        }
+        assert_eq!(
+            store.restore_indexes().await.expect("restored"),
+            dropped + keys_dropped
+        );
         assert_eq!(indexes(&store).await, before);
+        assert_eq!(keys(&store).await, keys_before);
 
         // A load that stops midway: the next opening creates them again.
         store.defer_indexes(&tables()).await.expect("deferred");
+        store.defer_keys(&appended()).await.expect("deferred");
         store.close().await;
         let store = ReadStore::open(db.clone(), &all_projections())
             .await
             .expect("the store opens again");
         assert_eq!(indexes(&store).await, before, "{:?}", store.engine());
+        assert_eq!(keys(&store).await, keys_before, "{:?}", store.engine());
         assert_eq!(store.restore_indexes().await.expect("nothing left"), 0);
         store.close().await;
     }

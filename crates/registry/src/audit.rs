@@ -142,6 +142,13 @@ async fn bulk_load(
         .flat_map(|p| p.tables().iter().copied())
         .collect();
     store.defer_indexes(&tables).await?;
+    let appended: Vec<&str> = projections
+        .iter()
+        .flat_map(|p| p.table_defs().iter())
+        .filter(|t| t.appended)
+        .map(|t| t.name)
+        .collect();
+    store.defer_keys(&appended).await?;
     let n = catch_up(store, projections, log, batch, progress).await?;
     store.restore_indexes().await?;
     Ok(n)
