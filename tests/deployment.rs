@@ -170,6 +170,29 @@ async fn a_projector_killed_in_the_middle_of_batches_ends_equal_to_a_rebuild_fro
         );
     }
     assert!(live_rows["register_learners"].len() > 100);
+    // The rebuild left every read model's table vacuumed and analyzed (and its keys and
+    // indexes back).
+    let unsettled: Vec<String> = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_stat_user_tables \
+         WHERE (last_vacuum IS NULL OR last_analyze IS NULL) \
+         AND relname = ANY(string_to_array($1, ','))",
+    )
+    .bind(
+        all_projections()
+            .iter()
+            .flat_map(|p| p.tables().iter().copied())
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+    .fetch_all(rebuilt_store.pool())
+    .await
+    .expect("the tables' statistics");
+    assert!(unsettled.is_empty(), "{unsettled:?}");
+    let deferred: i64 = sqlx::query_scalar("SELECT count(*) FROM deferred_indexes")
+        .fetch_one(rebuilt_store.pool())
+        .await
+        .expect("deferred indexes");
+    assert_eq!(deferred, 0);
     rebuilt_store.close().await;
     live_pool.close().await;
 }

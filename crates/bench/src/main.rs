@@ -171,6 +171,8 @@ pub struct Ctx {
     pg: Option<Option<String>>,
     pg_settings: Option<serde_json::Value>,
     databases: Vec<(String, String)>,
+    /// The URLs of those databases.
+    database_urls: Vec<String>,
 }
 
 impl Ctx {
@@ -251,7 +253,23 @@ impl Ctx {
             .unwrap_or_default();
         let url = format!("{base}/{name}{query}");
         self.databases.push((server.to_owned(), name));
+        self.database_urls.push(url.clone());
         Ok(url)
+    }
+
+    /// Vacuums and analyzes the benchmark's PostgreSQL databases after a suite (not timed), so
+    /// that autovacuum does not take its turn on what the suite loaded while the next suite is
+    /// measured.
+    async fn settle(&mut self) {
+        for url in &self.database_urls {
+            let Ok(mut conn) = sqlx::postgres::PgConnection::connect(url).await else {
+                continue;
+            };
+            if let Err(error) = sqlx::raw_sql("VACUUM (ANALYZE)").execute(&mut conn).await {
+                println!("  (vacuuming {url} failed: {error})");
+            }
+            let _ = conn.close().await;
+        }
     }
 
     async fn cleanup(&mut self) {
@@ -358,6 +376,7 @@ async fn main() -> Result<()> {
         pg: None,
         pg_settings: None,
         databases: Vec::new(),
+        database_urls: Vec::new(),
         opts,
     };
     let started = Instant::now();
@@ -375,6 +394,7 @@ async fn main() -> Result<()> {
             Suite::Recovery => recovery::run(&mut ctx).await,
             Suite::All => Ok(()),
         };
+        ctx.settle().await;
         match outcome {
             Ok(()) => println!(
                 "  ({} took {:.1}s)",

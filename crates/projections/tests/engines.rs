@@ -1263,6 +1263,31 @@ async fn indexes_deferred_for_a_bulk_load_come_back_even_if_the_load_stops_midwa
     }
 }
 
+/// `vacuum_analyze` (the end of a bulk load into PostgreSQL) leaves every read model's table vacuumed and analyzed: the
+/// queries plan on the loaded rows, and index-only scans find the pages all-visible.
+#[tokio::test]
+async fn vacuum_analyze_leaves_every_postgresql_read_model_table_vacuumed_and_analyzed() {
+    let pg = PgDatabase::create().await;
+    let store = project(pg.url(), 2000).await;
+    let unvacuumed = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT relname::text FROM pg_stat_user_tables \
+             WHERE (last_vacuum IS NULL OR last_analyze IS NULL) AND relname = ANY(string_to_array($1, ','))",
+        )
+        .bind(tables().join(","))
+        .fetch_all(store.pool())
+        .await
+        .expect("the tables' statistics")
+    };
+    assert_eq!(unvacuumed().await.len(), tables().len());
+    store
+        .vacuum_analyze(&tables())
+        .await
+        .expect("vacuumed and analyzed");
+    assert_eq!(unvacuumed().await, Vec::<String>::new());
+    store.close().await;
+}
+
 /// The log, counting the events read from it.
 struct Counting {
     inner: std::sync::Arc<dyn EventLog>,

@@ -129,7 +129,9 @@ pub async fn rebuild(
 }
 
 /// Fills every read model of an empty store from the log, without the tables' secondary indexes
-/// until the end (building an index once is cheaper than keeping it current row by row).
+/// (and on PostgreSQL the append-only tables' keys) until the end: building an index once is
+/// cheaper than keeping it current row by row. On PostgreSQL the tables are then vacuumed and
+/// analyzed ([`ReadStore::vacuum_analyze`]), so that they answer at full speed at once.
 async fn bulk_load(
     store: &ReadStore,
     projections: Vec<Box<dyn Projection>>,
@@ -151,6 +153,7 @@ async fn bulk_load(
     store.defer_keys(&appended).await?;
     let n = catch_up(store, projections, log, batch, progress).await?;
     store.restore_indexes().await?;
+    store.vacuum_analyze(&tables).await?;
     Ok(n)
 }
 
