@@ -87,18 +87,7 @@ async fn rebuild(
     // As `contingent rebuild` loads an empty store: secondary indexes built once at the end
     // (counted in the time).
     let started = Instant::now();
-    let tables: Vec<&str> = projections
-        .iter()
-        .flat_map(|p| p.tables().iter().copied())
-        .collect();
-    store.defer_indexes(&tables).await?;
-    let appended: Vec<&str> = projections
-        .iter()
-        .flat_map(|p| p.table_defs().iter())
-        .filter(|t| t.appended)
-        .map(|t| t.name)
-        .collect();
-    store.defer_keys(&appended).await?;
+    let tables = store.defer_for_bulk_load(&projections).await?;
     let mut projector = Projector::new(store.clone(), projections, batch).await?;
     // As `contingent rebuild` does: batches pipelined (one written while the next is read).
     let events = projector.catch_up(log, |_| {}).await?;

@@ -268,18 +268,10 @@ impl ReadStore {
             sqlx::query_as(listing).fetch_all(&mut *tx).await?;
         let mut dropped = 0;
         for (name, table, definition) in indexes {
-            if !tables.contains(&table.as_str()) {
-                continue;
+            if tables.contains(&table.as_str()) {
+                defer(&mut tx, &name, &definition, &format!("DROP INDEX {name}")).await?;
+                dropped += 1;
             }
-            sqlx::query("INSERT INTO deferred_indexes (name, definition) VALUES ($1, $2)")
-                .bind(&name)
-                .bind(&definition)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(&format!("DROP INDEX {name}"))
-                .execute(&mut *tx)
-                .await?;
-            dropped += 1;
         }
         tx.commit().await?;
         Ok(dropped)
@@ -306,23 +298,38 @@ impl ReadStore {
         .await?;
         let mut dropped = 0;
         for (name, table, definition) in keys {
-            if !tables.contains(&table.as_str()) {
-                continue;
+            if tables.contains(&table.as_str()) {
+                let add = format!("ALTER TABLE {table} ADD CONSTRAINT {name} {definition}");
+                let drop = format!("ALTER TABLE {table} DROP CONSTRAINT {name}");
+                defer(&mut tx, &name, &add, &drop).await?;
+                dropped += 1;
             }
-            sqlx::query("INSERT INTO deferred_indexes (name, definition) VALUES ($1, $2)")
-                .bind(&name)
-                .bind(format!(
-                    "ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"
-                ))
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(&format!("ALTER TABLE {table} DROP CONSTRAINT {name}"))
-                .execute(&mut *tx)
-                .await?;
-            dropped += 1;
         }
         tx.commit().await?;
         Ok(dropped)
+    }
+
+    /// Prepares an empty store for a bulk load of `projections` (`contingent rebuild`): their
+    /// tables' secondary indexes ([`ReadStore::defer_indexes`]) and the append-only tables'
+    /// keys ([`ReadStore::defer_keys`]) are dropped until [`ReadStore::restore_indexes`].
+    /// Returns the tables, for [`ReadStore::vacuum_analyze`] at the end.
+    pub async fn defer_for_bulk_load(
+        &self,
+        projections: &[Box<dyn crate::Projection>],
+    ) -> Result<Vec<&'static str>, sqlx::Error> {
+        let tables: Vec<&'static str> = projections
+            .iter()
+            .flat_map(|p| p.tables().iter().copied())
+            .collect();
+        self.defer_indexes(&tables).await?;
+        let appended: Vec<&'static str> = projections
+            .iter()
+            .flat_map(|p| p.table_defs().iter())
+            .filter(|t| t.appended)
+            .map(|t| t.name)
+            .collect();
+        self.defer_keys(&appended).await?;
+        Ok(tables)
     }
 
     /// After a bulk load on PostgreSQL: `VACUUM (ANALYZE)` of `tables`, so that the queries are
@@ -498,4 +505,21 @@ pub async fn dump_tables(
         out.insert((*table).to_owned(), lines);
     }
     Ok(out)
+}
+
+/// Records `definition` under `name` in `deferred_indexes` and runs `drop`, in `tx`: what
+/// [`ReadStore::restore_indexes`] (or the next opening) creates again.
+async fn defer(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    name: &str,
+    definition: &str,
+    drop: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO deferred_indexes (name, definition) VALUES ($1, $2)")
+        .bind(name)
+        .bind(definition)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(drop).execute(&mut **tx).await?;
+    Ok(())
 }

@@ -139,18 +139,7 @@ async fn bulk_load(
     batch: usize,
     progress: impl FnMut(u64),
 ) -> Result<u64, RegistryError> {
-    let tables: Vec<&str> = projections
-        .iter()
-        .flat_map(|p| p.tables().iter().copied())
-        .collect();
-    store.defer_indexes(&tables).await?;
-    let appended: Vec<&str> = projections
-        .iter()
-        .flat_map(|p| p.table_defs().iter())
-        .filter(|t| t.appended)
-        .map(|t| t.name)
-        .collect();
-    store.defer_keys(&appended).await?;
+    let tables = store.defer_for_bulk_load(&projections).await?;
     let n = catch_up(store, projections, log, batch, progress).await?;
     store.restore_indexes().await?;
     store.vacuum_analyze(&tables).await?;
