@@ -123,6 +123,24 @@ async fn project(db: impl Into<ReadDatabase>, batch: usize) -> ReadStore {
     store
 }
 
+/// The rows of every read model projected from zero into `dir/zero.db` in batches of 2,000.
+async fn rows_from_zero(dir: &tempfile::TempDir) -> BTreeMap<String, Vec<String>> {
+    let from_zero = project(dir.path().join("zero.db"), 2000).await;
+    let rows = dump(&from_zero).await;
+    from_zero.close().await;
+    rows
+}
+
+/// Executes each statement on the store's pool, in order.
+async fn execute_all(store: &ReadStore, statements: &[String]) {
+    for sql in statements {
+        sqlx::query(sql)
+            .execute(store.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
 fn assert_same(what: &str, a: &BTreeMap<String, Vec<String>>, b: &BTreeMap<String, Vec<String>>) {
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     for (table, rows) in a {
@@ -306,9 +324,7 @@ async fn interrupted(db: ReadDatabase, reset_midway: &[&str]) -> BTreeMap<String
 async fn a_projector_dropped_midway_resumes_without_loss_or_duplicates() {
     let pg = PgDatabase::create().await;
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let from_zero = project(dir.path().join("zero.db"), 2000).await;
-    let expected = dump(&from_zero).await;
-    from_zero.close().await;
+    let expected = rows_from_zero(&dir).await;
 
     let sqlite = interrupted(ReadDatabase::from(dir.path().join("resumed.db")), &[]).await;
     assert_same("SQLite, resumed", &expected, &sqlite);
@@ -326,9 +342,7 @@ async fn a_projector_dropped_midway_resumes_without_loss_or_duplicates() {
 async fn a_failed_batch_is_retried_from_a_rebuilt_state() {
     let pg = PgDatabase::create().await;
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let from_zero = project(dir.path().join("zero.db"), 2000).await;
-    let expected = dump(&from_zero).await;
-    from_zero.close().await;
+    let expected = rows_from_zero(&dir).await;
 
     for db in [
         ReadDatabase::from(dir.path().join("retried.db")),
@@ -887,9 +901,7 @@ async fn puts_patches_and_deletes_in_bulk_and_one_by_one_give_the_same_rows() {
 async fn a_pipelined_catch_up_that_fails_or_is_dropped_midway_resumes_without_loss_or_duplicates() {
     let pg = PgDatabase::create().await;
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let from_zero = project(dir.path().join("zero.db"), 2000).await;
-    let expected = dump(&from_zero).await;
-    from_zero.close().await;
+    let expected = rows_from_zero(&dir).await;
     let head = region().head;
     let midway = head / 2;
     for db in [
@@ -926,12 +938,7 @@ async fn a_pipelined_catch_up_that_fails_or_is_dropped_midway_resumes_without_lo
                 ],
             ),
         };
-        for sql in &install {
-            sqlx::query(sql)
-                .execute(store.pool())
-                .await
-                .expect("trigger");
-        }
+        execute_all(&store, &install).await;
         let mut projector = Projector::new(store.clone(), all_projections(), 700)
             .await
             .expect("a projector");
@@ -975,12 +982,7 @@ async fn a_pipelined_catch_up_that_fails_or_is_dropped_midway_resumes_without_lo
                 assert!(stored.values().any(|p| *p == end), "{stored:?}");
             }
         }
-        for sql in &remove {
-            sqlx::query(sql)
-                .execute(store.pool())
-                .await
-                .expect("no trigger");
-        }
+        execute_all(&store, &remove).await;
         // The next batch starts from the stored positions, whichever read models moved: it is
         // not refused as overtaken.
         projector
@@ -1012,9 +1014,7 @@ async fn a_pipelined_catch_up_that_fails_or_is_dropped_midway_resumes_without_lo
 async fn a_catch_up_dropped_while_its_batch_is_written_is_followed_without_a_refusal() {
     let pg = PgDatabase::create().await;
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let from_zero = project(dir.path().join("zero.db"), 2000).await;
-    let expected = dump(&from_zero).await;
-    from_zero.close().await;
+    let expected = rows_from_zero(&dir).await;
     let head = region().head;
     let log = region().log().await;
     let store = ReadStore::open(ReadDatabase::from(pg.url()), &all_projections())
@@ -1022,7 +1022,9 @@ async fn a_catch_up_dropped_while_its_batch_is_written_is_followed_without_a_ref
         .expect("the store opens");
     // The first attendance record past the middle of the log holds its batch's transaction for
     // two seconds, once.
-    for sql in [
+    execute_all(
+        &store,
+        &[
         "CREATE SEQUENCE once".to_owned(),
         format!(
             "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
@@ -1032,12 +1034,9 @@ async fn a_catch_up_dropped_while_its_batch_is_written_is_followed_without_a_ref
         ),
         "CREATE TRIGGER slow BEFORE INSERT ON diary_attendance FOR EACH ROW EXECUTE FUNCTION slow()"
             .to_owned(),
-    ] {
-        sqlx::query(&sql)
-            .execute(store.pool())
-            .await
-            .expect("trigger");
-    }
+        ],
+    )
+    .await;
     let mut projector = Projector::new(store.clone(), all_projections(), 700)
         .await
         .expect("a projector");
@@ -1337,9 +1336,7 @@ impl EventLog for Counting {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overtaken_projector_stays_warm_and_applies_nothing_twice() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let from_zero = project(dir.path().join("zero.db"), 2000).await;
-    let expected = dump(&from_zero).await;
-    from_zero.close().await;
+    let expected = rows_from_zero(&dir).await;
 
     let log = Counting {
         inner: region().log().await,
@@ -1393,9 +1390,7 @@ async fn an_overtaken_projector_stays_warm_and_applies_nothing_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_projector_does_not_recreate_a_position_it_did_not_start_from() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let from_zero = project(dir.path().join("zero.db"), 2000).await;
-    let expected = dump(&from_zero).await;
-    from_zero.close().await;
+    let expected = rows_from_zero(&dir).await;
 
     let log = region().log().await;
     let store = ReadStore::open(dir.path().join("read.db"), &all_projections())
