@@ -170,9 +170,8 @@ pub struct Ctx {
     commands: Option<Vec<(Command, Metadata)>>,
     pg: Option<Option<String>>,
     pg_settings: Option<serde_json::Value>,
-    databases: Vec<(String, String)>,
-    /// The URLs of those databases.
-    database_urls: Vec<String>,
+    /// The databases this run created: server, name and URL.
+    databases: Vec<(String, String, String)>,
 }
 
 impl Ctx {
@@ -252,8 +251,7 @@ impl Ctx {
             .map(|(_, q)| format!("?{q}"))
             .unwrap_or_default();
         let url = format!("{base}/{name}{query}");
-        self.databases.push((server.to_owned(), name));
-        self.database_urls.push(url.clone());
+        self.databases.push((server.to_owned(), name, url.clone()));
         Ok(url)
     }
 
@@ -261,7 +259,7 @@ impl Ctx {
     /// that autovacuum does not take its turn on what the suite loaded while the next suite is
     /// measured.
     async fn settle(&mut self) {
-        for url in &self.database_urls {
+        for (_, _, url) in &self.databases {
             let Ok(mut conn) = sqlx::postgres::PgConnection::connect(url).await else {
                 continue;
             };
@@ -273,7 +271,7 @@ impl Ctx {
     }
 
     async fn cleanup(&mut self) {
-        for (server, name) in self.databases.drain(..) {
+        for (server, name, _) in self.databases.drain(..) {
             if let Ok(mut conn) = sqlx::postgres::PgConnection::connect(&server).await {
                 let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .execute(&mut conn)
@@ -376,7 +374,6 @@ async fn main() -> Result<()> {
         pg: None,
         pg_settings: None,
         databases: Vec::new(),
-        database_urls: Vec::new(),
         opts,
     };
     let started = Instant::now();

@@ -1,13 +1,14 @@
 //! Writes a batch to a PostgreSQL read store. Each table's changes of one kind — full rows, rows
 //! that set the same columns, deletes — are applied with one set-based statement:
 //! `INSERT … ON CONFLICT (key) DO UPDATE`, `UPDATE … FROM`, `DELETE`. Many rows (a rebuild, a
-//! projector catching up) are first copied (`COPY … FROM STDIN` in its binary format) into a temporary
-//! staging table of the same columns, which the statement reads; a few (the live projector's
-//! batches) are bound as parameters of a multi-row statement, which costs one round trip
-//! instead of three. The projections' positions are moved by compare and set in the same
-//! transaction as their rows. A large batch is written as two transactions at once, on the two
-//! connections, each holding whole read models. Rows new to a table whose rows are only ever appended (keyed by their event's
-//! position, [`Table::appended`](crate::Table)) are copied into it directly, many at a time.
+//! projector catching up) are first copied (`COPY … FROM STDIN` in its binary format) into a
+//! temporary staging table of the same columns, which the statement reads; a few (the live
+//! projector's batches) are bound as parameters of a multi-row statement, which costs one round
+//! trip instead of three. The projections' positions are moved by compare and set in the same
+//! transaction as their rows, before them. A large batch is written as two transactions at once,
+//! on the two connections, each holding whole read models. Rows new to a table whose rows are only
+//! ever appended (keyed by their event's position, [`Table::appended`](crate::Table)) are
+//! inserted into it without a conflict clause, copied directly when many.
 //!
 //! What `COPY` saves over multi-row statements: binding tens of thousands of parameters per
 //! statement (each encoded and sent with its type) and the server parsing and planning a
@@ -17,7 +18,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::changes::{Change, ChangeSet, Table, Value};
-use crate::write::{merged, FlushStats, Part, PositionMove, WriteError};
+use crate::write::{halves, merged, FlushStats, Part, PositionMove, WriteError};
 
 /// The read store's writing connections (PostgreSQL).
 #[derive(Clone, Debug)]
@@ -51,19 +52,7 @@ impl PgWriter {
             let (changes, moves) = merged(parts);
             return self.write_one(changes, &moves).await;
         }
-        let mut parts = parts;
-        parts.sort_by_key(|p| std::cmp::Reverse(p.changes.len()));
-        let (mut first, mut second) = (Vec::new(), Vec::new());
-        let (mut in_first, mut in_second) = (0, 0);
-        for part in parts {
-            if in_first <= in_second {
-                in_first += part.changes.len();
-                first.push(part);
-            } else {
-                in_second += part.changes.len();
-                second.push(part);
-            }
-        }
+        let (first, second) = halves(parts, |p| p.changes.len() as u64);
         let other = {
             let writer = self.clone();
             let (changes, moves) = merged(second);

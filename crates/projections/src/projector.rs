@@ -251,7 +251,6 @@ impl Projector {
             // ended, so that a drop while waiting leaves it for the next run.)
             let _ = (&mut left.write).await;
             self.pending = None;
-            self.stale = true;
             self.warm = false;
         }
         if self.stale {
@@ -281,11 +280,12 @@ impl Projector {
         let stats = match self.write(changes, last).await {
             Ok(stats) => stats,
             Err(error) => {
-                // Another read model's part of this batch may have been committed.
-                self.stale = true;
+                // Not warm: the next run reads the stored positions again (another read model's
+                // part of this batch may have been committed) and rebuilds the state from them.
                 if matches!(error, ProjectorError::Overtaken { .. }) {
                     // What this batch applied is what the other projector committed (the same
                     // events, the same projection): the state stays usable from `last`.
+                    self.stale = true;
                     self.warm = true;
                     self.applied = self.positions.iter().map(|p| (*p).max(last)).collect();
                 }
@@ -432,25 +432,25 @@ impl Projector {
         let written = (&mut pending.write)
             .await
             .unwrap_or_else(|joined| std::panic::resume_unwind(joined.into_panic()));
-        let Some(pending) = self.pending.take() else {
-            return Ok(0);
-        };
+        let (last, events) = (pending.last, pending.events);
+        self.pending = None;
         match written {
             Ok(stats) => {
                 self.last_flush = stats;
                 self.flushed.rows += stats.rows;
                 self.flushed.statements += stats.statements;
                 for p in &mut self.positions {
-                    *p = (*p).max(pending.last);
+                    *p = (*p).max(last);
                 }
-                Ok(pending.events)
+                Ok(events)
             }
             Err(error) => {
                 // As in `run_once`: the positions are read again (another read model's part of
-                // the batch may have been committed), and after being overtaken the state,
-                // which has applied up to `applied`, is brought forward or rebuilt from there.
-                self.stale = true;
+                // the batch may have been committed) and the state rebuilt from them; after being
+                // overtaken the state, which has applied up to `applied`, is brought forward or
+                // rebuilt from there.
                 if matches!(error, ProjectorError::Overtaken { .. }) {
+                    self.stale = true;
                     self.warm = true;
                 }
                 Err(error)

@@ -344,26 +344,19 @@ impl ReadStore {
         }
         // Two statements at once, on two connections, the tables split between them about
         // evenly by size (each table is vacuumed by one process).
-        let mut sized: Vec<(String, i64)> = Vec::with_capacity(tables.len());
-        for table in tables {
-            let size: i64 =
-                sqlx::query_scalar(&format!("SELECT pg_total_relation_size('{table}')::bigint"))
-                    .fetch_one(&self.pool)
-                    .await?;
-            sized.push(((*table).to_owned(), size));
-        }
-        sized.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
-        let (mut first, mut second) = (Vec::new(), Vec::new());
-        let (mut in_first, mut in_second) = (0i64, 0i64);
-        for (table, size) in sized {
-            if in_first <= in_second {
-                in_first += size;
-                first.push(table);
-            } else {
-                in_second += size;
-                second.push(table);
-            }
-        }
+        let sized: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT relname::text, pg_total_relation_size(oid)::bigint FROM pg_class \
+             WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r' \
+             AND relname = ANY(string_to_array($1, ','))",
+        )
+        .bind(tables.join(","))
+        .fetch_all(&self.pool)
+        .await?;
+        let (first, second) = crate::write::halves(sized, |(_, size)| (*size).max(0) as u64);
+        let names = |tables: Vec<(String, i64)>| -> Vec<String> {
+            tables.into_iter().map(|(name, _)| name).collect()
+        };
+        let (first, second) = (names(first), names(second));
         let vacuum = |tables: Vec<String>| async move {
             if tables.is_empty() {
                 return Ok(());

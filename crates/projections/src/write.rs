@@ -37,6 +37,24 @@ pub(crate) fn merged(parts: Vec<Part>) -> (Vec<ChangeSet>, Vec<PositionMove>) {
     parts.into_iter().map(|p| (p.changes, p.position)).unzip()
 }
 
+/// `items` in two groups of about equal weight (the heaviest first, each to the lighter group):
+/// what two connections work on at once.
+pub(crate) fn halves<T>(mut items: Vec<T>, weight: impl Fn(&T) -> u64) -> (Vec<T>, Vec<T>) {
+    items.sort_by_key(|item| std::cmp::Reverse(weight(item)));
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    let (mut in_first, mut in_second) = (0u64, 0u64);
+    for item in items {
+        if in_first <= in_second {
+            in_first += weight(&item);
+            first.push(item);
+        } else {
+            in_second += weight(&item);
+            second.push(item);
+        }
+    }
+    (first, second)
+}
+
 /// Why a batch was not written.
 #[derive(Debug)]
 pub(crate) enum WriteError {
@@ -94,5 +112,23 @@ impl Writer {
             Writer::Sqlite(writer) => writer.close(),
             Writer::Postgres(writer) => writer.close().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::halves;
+
+    #[test]
+    fn halves_keep_every_item_and_balance_the_weights() {
+        let (a, b) = halves(vec![5u64, 1, 9, 3, 4, 4], |w| *w);
+        let (sum_a, sum_b): (u64, u64) = (a.iter().sum(), b.iter().sum());
+        assert_eq!(a.len() + b.len(), 6);
+        assert_eq!(sum_a + sum_b, 26);
+        assert!(sum_a.abs_diff(sum_b) <= 9, "{a:?} {b:?}");
+        // The heaviest alone against the rest when it outweighs them.
+        let (a, b) = halves(vec![1u64, 100, 2], |w| *w);
+        assert_eq!((a, b), (vec![100], vec![2, 1]));
+        assert_eq!(halves(Vec::<u64>::new(), |w| *w), (vec![], vec![]));
     }
 }
