@@ -6,7 +6,8 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{token, Process, BIN};
+use support::read_side::{projected, tables};
+use support::{run, token, Process, BIN};
 
 /// `contingent serve` on a free port with `--data` and `extra`.
 struct Server {
@@ -256,4 +257,94 @@ fn retention_lists_who_is_due_erases_them_on_request_and_the_log_still_verifies(
 
     let verified = run(&["verify"]);
     assert!(verified.contains("OK:"), "{verified}");
+}
+
+/// `contingent project` asked to stop (SIGTERM) while it catches up: it ends the batch under way
+/// and exits successfully, and started again it goes on from the stored positions to the rows a
+/// projection in one run gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn project_stopped_while_it_catches_up_exits_cleanly_and_resumes_to_the_same_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().display().to_string();
+    run(&["simulate", "--scale", "tiny", "--seed", "5", "--data", &data]);
+    // The read models the simulation projected in its own process, kept aside; the projector
+    // starts from none.
+    let read = dir.path().join("read.db");
+    let whole = dir.path().join("whole.db");
+    std::fs::rename(&read, &whole).expect("read models moved aside");
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(format!("read.db{suffix}")));
+    }
+    let log = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", dir.path().join("log.db").display()))
+        .await
+        .expect("the log");
+    let head: i64 = sqlx::query_scalar("SELECT max(position) FROM events")
+        .fetch_one(&log)
+        .await
+        .expect("the head");
+    let head = head as u64;
+    log.close().await;
+    let read_url = format!("sqlite://{}?mode=ro", read.display());
+    let project = || Process::start(&["project", "--data", &data, "--batch", "10"]);
+
+    let mut stopped_at: Vec<u64> = Vec::new();
+    for _ in 0..3 {
+        let from = stopped_at.last().copied().unwrap_or(0);
+        let projector = project();
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let at = loop {
+            assert!(std::time::Instant::now() < deadline, "the projector did not start");
+            if read.exists() {
+                let pool = support::read_side::pool(&read_url).await;
+                let at = projected(&pool).await;
+                pool.close().await;
+                // Past this process's first batches: the rest is a pipelined catch-up.
+                if at >= from + 50 {
+                    break at;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        let status = projector.terminate(Duration::from_secs(60));
+        assert!(status.success(), "stopped at {at} of {head}: {status}");
+        stopped_at.push(at);
+        if at >= head {
+            break;
+        }
+    }
+    assert!(
+        stopped_at.iter().any(|&at| at < head),
+        "no stop landed before the head: {stopped_at:?} of {head}"
+    );
+
+    // Started again, it finishes from the stored positions.
+    let projector = project();
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let pool = support::read_side::pool(&read_url).await;
+        let at = projected(&pool).await;
+        pool.close().await;
+        if at >= head {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "projected {at} of {head}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(projector.terminate(Duration::from_secs(60)).success());
+    let dump = |path: std::path::PathBuf| async move {
+        let pool = support::read_side::pool(&format!("sqlite://{}?mode=ro", path.display())).await;
+        let rows = contingent_projections::dump_tables(&pool, &tables())
+            .await
+            .expect("rows");
+        pool.close().await;
+        rows
+    };
+    let (resumed, whole_rows) = (dump(read).await, dump(whole).await);
+    for table in tables() {
+        assert!(
+            resumed[table] == whole_rows[table],
+            "{table} differs after stops at {stopped_at:?}"
+        );
+    }
+    assert!(!resumed["diary_marks"].is_empty());
 }

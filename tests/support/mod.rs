@@ -29,6 +29,27 @@ impl Process {
         Self { child }
     }
 
+    /// Asks it to stop as an operator or a service manager does (SIGTERM) and waits up to
+    /// `within` for it to exit; how it exited.
+    pub fn terminate(mut self, within: std::time::Duration) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM was not sent");
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the process") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still running {within:?} after SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// Kills it now (SIGKILL) and reaps it.
     pub fn kill(mut self) {
         let _ = self.child.kill();

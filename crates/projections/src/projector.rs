@@ -422,6 +422,13 @@ impl Projector {
         }
     }
 
+    /// Waits for the batch a dropped catch-up left being written, if any, to commit or fail:
+    /// before the store is closed, so that a stop asked for during a catch-up ends the batch
+    /// under way instead of cutting it off.
+    pub async fn finish_pending(&mut self) -> Result<(), ProjectorError> {
+        self.finish().await.map(|_| ())
+    }
+
     /// Waits for the pipelined batch's commit and moves the positions; returns its events. The
     /// batch stays in `pending` until its write has ended: a catch-up dropped while waiting
     /// here leaves it to the next run.

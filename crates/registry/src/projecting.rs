@@ -82,7 +82,12 @@ pub async fn run_projector(
         let mut pause = if names.is_empty() {
             IDLE_POLL
         } else if publisher.is_none() {
-            project_some(&mut projector, &log, &mut shutdown).await
+            match project_some(&mut projector, &log, &mut shutdown).await {
+                Some(pause) => pause,
+                // Asked to stop during a catch-up (which has ended: polled again, the finished
+                // shutdown future would panic).
+                None => break,
+            }
         } else {
             // One batch, then the federal topic's turn: the two keep pace with each other.
             project_once(&mut projector, &*log).await
@@ -104,6 +109,9 @@ pub async fn run_projector(
             () = tokio::time::sleep(pause) => {}
         }
     }
+    if let Err(error) = projector.finish_pending().await {
+        tracing::error!(%error, "the batch under way when asked to stop failed");
+    }
     read.close().await;
     log.close().await;
     Ok(())
@@ -111,24 +119,24 @@ pub async fn run_projector(
 
 /// One batch; when it was a full one (the read models are behind), the rest of the log
 /// pipelined (`Projector::catch_up`) until its end or `shutdown`. Returns the pause before the
-/// next call.
+/// next call, or `None` when `shutdown` completed (it must not be polled again).
 async fn project_some(
     projector: &mut Projector,
     log: &Arc<dyn contingent_log::EventLog>,
     shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
-) -> Duration {
+) -> Option<Duration> {
     let before = projector.position();
     let pause = project_once(projector, &**log).await;
     if pause != Duration::ZERO
         || projector.position().saturating_sub(before) < projector.batch() as u64
     {
-        return pause;
+        return Some(pause);
     }
     tokio::select! {
         // Dropped midway, a catch-up leaves the committed batches and nothing else.
-        () = shutdown.as_mut() => Duration::ZERO,
+        () = shutdown.as_mut() => None,
         caught_up = projector.catch_up(log, |_| {}) => {
-            pause_after(caught_up.map(|n| n as usize), projector.position(), "catch-up")
+            Some(pause_after(caught_up.map(|n| n as usize), projector.position(), "catch-up"))
         }
     }
 }
