@@ -21,6 +21,20 @@ use crate::write::{FlushStats, PositionMove, WriteError};
 /// Prepared statements kept per connection: five kinds of change over the read models' tables.
 const STATEMENT_CACHE: usize = 128;
 
+/// A batch of this many rows or more is written by a projector behind the log (catching up, or
+/// a read model being built); a projector at the head writes what arrived since its last batch.
+const BEHIND_FROM_ROWS: usize = 1_000;
+
+/// WAL pages after which a commit checkpoints the WAL into the database file: 64 MiB for a
+/// projector at the head (as every other connection of the store), 1 GiB for one behind. Behind,
+/// nearly every mark and attendance record changes an index page at a random place (a learner's,
+/// a class's), and a checkpoint copies each page the WAL holds once however often it was
+/// changed since the last one, so a longer WAL copies fewer pages per event; the checkpoint
+/// runs in the committing connection, which waits for it. Back at the head, the next small
+/// batch checkpoints the long WAL at once and later ones keep it short.
+const CHECKPOINT_AT_HEAD: i64 = 16_384;
+const CHECKPOINT_BEHIND: i64 = 262_144;
+
 impl ToSql for Value {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(ToSqlOutput::Borrowed(match self {
@@ -140,6 +154,16 @@ impl SqliteWriter {
                 return Err(WriteError::Overtaken(m.projection));
             }
         }
+        // Read when this commit ends: whether it checkpoints the WAL.
+        tx.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            if stats.rows >= BEHIND_FROM_ROWS {
+                CHECKPOINT_BEHIND
+            } else {
+                CHECKPOINT_AT_HEAD
+            },
+        )?;
         tx.commit()?;
         Ok(stats)
     }
@@ -197,6 +221,51 @@ mod tests {
         key: 2,
         appended: false,
     };
+
+    static ROWS: Table = Table {
+        name: "rows",
+        columns: &["id", "v"],
+        key: 1,
+        appended: false,
+    };
+
+    #[test]
+    fn a_projector_behind_checkpoints_the_wal_less_often_than_one_at_the_head() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("read.db");
+        Connection::open(&path)
+            .and_then(|c| {
+                c.execute_batch(
+                    "PRAGMA journal_mode = WAL; CREATE TABLE rows (id INTEGER PRIMARY KEY, v TEXT)",
+                )
+            })
+            .expect("a store");
+        let writer = SqliteWriter::open(
+            &path,
+            "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 16384;",
+        )
+        .expect("the writer");
+        let batch = |from: i64, rows: i64| {
+            let mut changes = ChangeSet::new();
+            for id in from..from + rows {
+                changes.insert(&ROWS, vec![Value::from(id), Value::from("x")]);
+            }
+            writer.write(vec![changes], &[]).expect("written")
+        };
+        let checkpoint_pages = || -> i64 {
+            let guard = writer.conn.lock().expect("the connection");
+            guard
+                .as_ref()
+                .expect("open")
+                .query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0))
+                .expect("the setting")
+        };
+        assert_eq!(batch(0, BEHIND_FROM_ROWS as i64).rows, BEHIND_FROM_ROWS);
+        assert_eq!(checkpoint_pages(), CHECKPOINT_BEHIND);
+        assert_eq!(batch(BEHIND_FROM_ROWS as i64, 10).rows, 10);
+        assert_eq!(checkpoint_pages(), CHECKPOINT_AT_HEAD);
+        writer.close();
+    }
 
     #[test]
     fn statements_bind_values_then_keys_in_order() {

@@ -98,8 +98,10 @@ impl From<String> for ReadDatabase {
 /// SQLite settings of every connection: WAL, `synchronous = NORMAL` (the log, not the read
 /// models, is the durable record; a crash may lose the last batches, never split one), a long
 /// busy timeout, a 64 MiB page cache, and a checkpoint every 64 MiB of WAL rather than every
-/// 4 MiB (a projector batch writes megabytes; each checkpoint syncs the database file), and
-/// statement journals of multi-row upserts in memory rather than in temporary files.
+/// 4 MiB (a projector batch writes megabytes; each checkpoint syncs the database file; the
+/// projector's writing connection, while it is behind the log, every 1 GiB: see
+/// `sqlite_write`), and statement journals of multi-row upserts in memory rather than in
+/// temporary files.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
      PRAGMA busy_timeout = 30000; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 16384; \
      PRAGMA temp_store = MEMORY; PRAGMA secure_delete = FAST;";
