@@ -266,7 +266,9 @@ fn retention_lists_who_is_due_erases_them_on_request_and_the_log_still_verifies(
 async fn project_stopped_while_it_catches_up_exits_cleanly_and_resumes_to_the_same_rows() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().display().to_string();
-    run(&["simulate", "--scale", "tiny", "--seed", "5", "--data", &data]);
+    run(&[
+        "simulate", "--scale", "tiny", "--seed", "5", "--data", &data,
+    ]);
     // The read models the simulation projected in its own process, kept aside; the projector
     // starts from none.
     let read = dir.path().join("read.db");
@@ -275,7 +277,7 @@ async fn project_stopped_while_it_catches_up_exits_cleanly_and_resumes_to_the_sa
     for suffix in ["-wal", "-shm"] {
         let _ = std::fs::remove_file(dir.path().join(format!("read.db{suffix}")));
     }
-    let log = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", dir.path().join("log.db").display()))
+    let log = sqlx::SqlitePool::connect(&read_only(&dir.path().join("log.db")))
         .await
         .expect("the log");
     let head: i64 = sqlx::query_scalar("SELECT max(position) FROM events")
@@ -284,19 +286,21 @@ async fn project_stopped_while_it_catches_up_exits_cleanly_and_resumes_to_the_sa
         .expect("the head");
     let head = head as u64;
     log.close().await;
-    let read_url = format!("sqlite://{}?mode=ro", read.display());
     let project = || Process::start(&["project", "--data", &data, "--batch", "10"]);
 
     // Each stop lands once this process has committed batches of its own (it is then in its
     // catch-up, which polls the shutdown signal): past where the last one left the positions.
     let mut stopped_at: Vec<u64> = Vec::new();
     for _ in 0..3 {
-        let from = stored(&read, &read_url).await;
+        let from = stored(&read).await;
         let projector = project();
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
         let at = loop {
-            assert!(std::time::Instant::now() < deadline, "the projector did not start");
-            let at = stored(&read, &read_url).await;
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the projector did not start"
+            );
+            let at = stored(&read).await;
             if at >= from + 50 {
                 break at;
             }
@@ -318,16 +322,19 @@ async fn project_stopped_while_it_catches_up_exits_cleanly_and_resumes_to_the_sa
     let projector = project();
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
     loop {
-        let at = stored(&read, &read_url).await;
+        let at = stored(&read).await;
         if at >= head {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "projected {at} of {head}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "projected {at} of {head}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(projector.terminate(Duration::from_secs(60)).success());
     let dump = |path: std::path::PathBuf| async move {
-        let pool = support::read_side::pool(&format!("sqlite://{}?mode=ro", path.display())).await;
+        let pool = support::read_side::pool(&read_only(&path)).await;
         let rows = contingent_projections::dump_tables(&pool, &tables())
             .await
             .expect("rows");
@@ -344,13 +351,18 @@ async fn project_stopped_while_it_catches_up_exits_cleanly_and_resumes_to_the_sa
     assert!(!resumed["diary_marks"].is_empty());
 }
 
-/// The lowest stored position of the read models in `file` (at `url`), 0 while there is none.
-async fn stored(file: &std::path::Path, url: &str) -> u64 {
+/// A read-only SQLite URL of `file`.
+fn read_only(file: &std::path::Path) -> String {
+    format!("sqlite://{}?mode=ro", file.display())
+}
+
+/// The lowest stored position of the read models in `file`, 0 while there is none.
+async fn stored(file: &std::path::Path) -> u64 {
     if !file.exists() {
         return 0;
     }
     sqlx::any::install_default_drivers();
-    let Ok(pool) = sqlx::AnyPool::connect(url).await else {
+    let Ok(pool) = sqlx::AnyPool::connect(&read_only(file)).await else {
         return 0;
     };
     let at = projected(&pool).await;
