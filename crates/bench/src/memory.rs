@@ -45,7 +45,12 @@ pub async fn probe(mode: &str, dir: &Path) -> Result<()> {
             // "state": as the writer holds it, with the durable marks settled in its mark book
             // (here: dropped after each page); "state-holding-marks": every mark kept in memory.
             let settle = mode == "state";
-            let log = SqliteLog::open(&dir.join("log.db")).await?;
+            // Through the key store, as the writer reads it: sealed personal fields (SNILS,
+            // civil records) opened, so that the state holds what the writer's does. The log
+            // and its cache of keys are dropped before the resident set is read.
+            let mut settings = Settings::new(dir);
+            settings.project = false;
+            let log = contingent_registry::open_log(&settings).await?;
             let mut state = contingent_domain::State::new();
             let mut at = 0;
             let mut marks = 0u64;
@@ -64,18 +69,20 @@ pub async fn probe(mode: &str, dir: &Path) -> Result<()> {
                 }
             }
             log.close().await;
+            drop(log);
             let counts = state.counts();
             let after = rss_bytes();
-            json!({"before": before, "after": after, "peak": peak_rss_bytes(), "heap": state.heap_bytes(), "learners": counts[2], "counts": counts,
+            json!({"before": before, "after": after, "peak": peak_rss_bytes(), "heap": state.heap_bytes(), "breakdown": breakdown(&state), "learners": counts[2], "counts": counts,
                    "marks": marks, "events": at, "seconds": started.elapsed().as_secs_f64()})
         }
         "registry" => {
             let mut settings = Settings::new(dir);
             settings.project = false;
             let registry = Registry::open(settings, |_| {}).await?;
-            let (counts, heap) = registry.read_state(|s| (s.counts(), s.heap_bytes()));
+            let (counts, heap, parts) =
+                registry.read_state(|s| (s.counts(), s.heap_bytes(), breakdown(s)));
             let after = rss_bytes();
-            let out = json!({"before": before, "after": after, "peak": peak_rss_bytes(), "heap": heap, "learners": counts[2], "counts": counts,
+            let out = json!({"before": before, "after": after, "peak": peak_rss_bytes(), "heap": heap, "breakdown": parts, "learners": counts[2], "counts": counts,
                              "events": registry.head(), "seconds": started.elapsed().as_secs_f64()});
             registry.shutdown().await;
             out
@@ -84,6 +91,25 @@ pub async fn probe(mode: &str, dir: &Path) -> Result<()> {
     };
     println!("{out}");
     Ok(())
+}
+
+/// The state's estimate by part, and what its learners hold: enrollments, stays in classes and
+/// guardians.
+fn breakdown(state: &contingent_domain::State) -> Value {
+    let parts: serde_json::Map<String, Value> = state
+        .heap_breakdown()
+        .into_iter()
+        .map(|(name, entries, bytes)| {
+            (name.to_owned(), json!({"entries": entries, "bytes": bytes}))
+        })
+        .collect();
+    let (mut enrollments, mut stays, mut guardians) = (0, 0, 0);
+    for (_, l) in state.learners() {
+        enrollments += l.enrollments.len();
+        stays += l.memberships.len();
+        guardians += l.guardians.len();
+    }
+    json!({"parts": parts, "enrollments": enrollments, "stays": stays, "guardians": guardians})
 }
 
 fn run_probe(mode: &str, dir: &Path) -> Result<Value> {
@@ -121,7 +147,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
         (
             "state",
             "writer_state_bytes_per_learner",
-            "the domain State alone folded from the log, durable marks settled and dropped after each page (the writer moves them to its mark book), no registry",
+            "the domain State alone folded from the log read through the key store (personal fields opened, as the writer reads them), durable marks settled and dropped after each page (the writer moves them to its mark book), no registry",
         ),
         (
             "state-holding-marks",

@@ -637,7 +637,7 @@ impl<'a> Rules<'a> {
 
     fn enroll(&self, c: &Enroll) -> Result<Vec<Event>, DomainError> {
         let learner = self.living(c.learner_id, None)?;
-        if self.state.enrollment_owners.contains_key(&c.enrollment_id)
+        if self.state.enrollment_ids.contains_key(&c.enrollment_id)
             || learner.enrollments.iter().any(|e| e.id == c.enrollment_id)
         {
             return Err(DomainError::AlreadyExists {
@@ -779,7 +779,7 @@ impl<'a> Rules<'a> {
                     Some(id)
                         if id != c.enrollment_id
                             && learner.enrollment(id).is_none()
-                            && !self.state.enrollment_owners.contains_key(&id) =>
+                            && !self.state.enrollment_ids.contains_key(&id) =>
                     {
                         id
                     }

@@ -1,6 +1,7 @@
 //! SNILS, the insurance number that identifies a person to external systems and to parents.
 
 use std::fmt;
+use std::num::NonZeroU64;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -23,9 +24,12 @@ pub enum SnilsError {
 
 /// A SNILS whose check number has been verified. Numbers up to 001-001-998 carry no check
 /// number rule and are accepted as they are.
+///
+/// Held as the eleven digits' value plus one, never zero, so that an `Option<Snils>` takes no
+/// more room than a SNILS (the write side holds one per learner and guardian).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Snils(u64);
+pub struct Snils(NonZeroU64);
 
 impl Snils {
     /// Parses `NNN-NNN-NNN CC`, `NNNNNNNNN CC` or `NNNNNNNNNNN`.
@@ -58,7 +62,17 @@ impl Snils {
                 return Err(SnilsError::CheckDigits { found, expected });
             }
         }
-        Ok(Self(number * 100 + u64::from(found)))
+        Ok(Self::from_digits(number * 100 + u64::from(found)))
+    }
+
+    /// The SNILS whose eleven digits read as `digits`.
+    fn from_digits(digits: u64) -> Self {
+        Self(NonZeroU64::MIN.saturating_add(digits))
+    }
+
+    /// The eleven digits as one number.
+    fn digits(self) -> u64 {
+        self.0.get() - 1
     }
 
     /// The check number of nine digits: S = d1·9 + d2·8 + … + d9·1, then (S mod 101) mod 100.
@@ -83,20 +97,22 @@ impl Snils {
             n /= 10;
         }
         let check = Self::check_number(&nine);
-        Some(Self(u64::from(number) * 100 + u64::from(check)))
+        Some(Self::from_digits(
+            u64::from(number) * 100 + u64::from(check),
+        ))
     }
 }
 
 impl fmt::Display for Snils {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.0 / 100;
+        let n = self.digits() / 100;
         write!(
             f,
             "{:03}-{:03}-{:03} {:02}",
             n / 1_000_000,
             (n / 1_000) % 1_000,
             n % 1_000,
-            self.0 % 100
+            self.digits() % 100
         )
     }
 }
@@ -169,6 +185,14 @@ mod tests {
         assert!(Snils::parse("001-001-999 00").is_err());
     }
 
+    #[test]
+    fn an_absent_snils_takes_no_room_and_the_smallest_number_is_still_a_snils() {
+        assert_eq!(std::mem::size_of::<Option<Snils>>(), 8);
+        let zero = Snils::parse("000-000-000 00").expect("numbers up to 001-001-998 carry no rule");
+        assert_eq!(zero.to_string(), "000-000-000 00");
+        assert!(zero < Snils::parse("000-000-000 01").expect("no rule"));
+    }
+
     proptest! {
         #[test]
         fn generated_numbers_round_trip(n in 1_001_999u32..999_999_999) {
@@ -179,7 +203,7 @@ mod tests {
         #[test]
         fn changing_one_check_digit_is_caught(n in 1_001_999u32..999_999_999, delta in 1u64..100) {
             let snils = Snils::from_number(n).expect("in range");
-            let check = (snils.0 % 100 + delta) % 100;
+            let check = (snils.digits() % 100 + delta) % 100;
             let text = format!("{:09}{:02}", n, check);
             prop_assert!(Snils::parse(&text).is_err());
         }

@@ -138,11 +138,11 @@ pub struct Learner {
     /// Date the learner left their last organization; cleared by a new enrollment.
     pub left_on: Option<NaiveDate>,
     /// Enrollments, active and ended.
-    pub enrollments: Vec<Enrollment>,
+    pub enrollments: Box<[Enrollment]>,
     /// Stays in classes.
-    pub memberships: Vec<Membership>,
+    pub memberships: Box<[Membership]>,
     /// SNILS of linked guardians.
-    pub guardians: Vec<Snils>,
+    pub guardians: Box<[Snils]>,
     /// The position of the last event about the learner.
     pub changed_at: u64,
 }
@@ -154,9 +154,9 @@ impl Learner {
             snils,
             died_on: None,
             left_on: None,
-            enrollments: Vec::new(),
-            memberships: Vec::new(),
-            guardians: Vec::new(),
+            enrollments: Box::default(),
+            memberships: Box::default(),
+            guardians: Box::default(),
             changed_at: 0,
         }
     }
@@ -198,6 +198,22 @@ impl Learner {
         }
     }
 
+    fn add_enrollment(&mut self, enrollment: Enrollment) {
+        push(&mut self.enrollments, enrollment);
+    }
+
+    fn add_membership(&mut self, class_id: ClassId, from: NaiveDate) {
+        push(
+            &mut self.memberships,
+            Membership {
+                class_id,
+                from,
+                until: None,
+                last_fact: None,
+            },
+        );
+    }
+
     fn end_membership(&mut self, class: ClassId, until: NaiveDate) {
         if let Some(m) = self
             .memberships
@@ -208,6 +224,15 @@ impl Learner {
             m.until = Some(until.max(m.from));
         }
     }
+}
+
+/// Appends to a list the state holds as a boxed slice: a learner's lists are short and change
+/// seldom, and a boxed slice spends neither a capacity word nor spare room on them.
+fn push<T>(list: &mut Box<[T]>, item: T) {
+    let mut grown = Vec::with_capacity(list.len() + 1);
+    grown.extend(std::mem::take(list));
+    grown.push(item);
+    *list = grown.into_boxed_slice();
 }
 
 /// State of an application.
@@ -283,10 +308,14 @@ pub struct State {
     pub(crate) classes: Tracked<ClassId, Class>,
     pub(crate) learners: Tracked<LearnerId, Learner>,
     pub(crate) applications: Tracked<ApplicationId, Application>,
-    pub(crate) snils_owners: Tracked<Snils, SnilsOwner>,
+    /// Whose SNILS each is ([`State::snils_owner`]): a learner's, or else a guardian's, known by
+    /// a fingerprint of their name. Two maps rather than one of [`SnilsOwner`], whose entries
+    /// would take the room of the larger kind.
+    pub(crate) learner_snils: Tracked<Snils, LearnerId>,
+    pub(crate) guardian_snils: Tracked<Snils, u64>,
     /// Civil registry records by [`record_key`]: the learner and a fingerprint of the facts.
-    pub(crate) birth_records: Tracked<u128, (LearnerId, u64)>,
-    pub(crate) death_records: Tracked<u128, (LearnerId, u64)>,
+    pub(crate) birth_records: Tracked<RecordKey, (LearnerId, u64)>,
+    pub(crate) death_records: Tracked<RecordKey, (LearnerId, u64)>,
     /// The marks the state holds: every mark, unless the owner of the state settles them
     /// elsewhere ([`State::settle_marks`]) and brings back the ones a command names
     /// ([`State::recall_mark`]) before deciding it.
@@ -294,19 +323,24 @@ pub struct State {
     /// How many events were applied: the position of the last one, for a state folded from a
     /// log from its start.
     pub(crate) applied: u64,
-    /// Every enrollment id ever opened, and whose it is: enrollment ids are unique in the region.
-    pub(crate) enrollment_owners: Tracked<EnrollmentId, LearnerId>,
+    /// Every enrollment id ever opened: enrollment ids are unique in the region.
+    pub(crate) enrollment_ids: Tracked<EnrollmentId, ()>,
     /// The learners whose personal data was erased.
     pub(crate) erased: Tracked<LearnerId, ()>,
 }
 
 /// A civil registry record (office and number, case aside) as a 128-bit fingerprint: the state
-/// keeps one per birth and death, so a fixed 16 bytes rather than the text.
-pub(crate) fn record_key(office: &str, number: &str) -> u128 {
+/// keeps one per birth and death, so a fixed 16 bytes rather than the text (two halves rather
+/// than a `u128`, whose 16-byte alignment would pad every entry of the maps).
+pub(crate) type RecordKey = [u64; 2];
+
+/// The [`RecordKey`] of a civil registry record.
+pub(crate) fn record_key(office: &str, number: &str) -> RecordKey {
     let (office, number) = (office.to_lowercase(), number.to_lowercase());
-    let high = fingerprint(&(0u8, &office, &number));
-    let low = fingerprint(&(1u8, &office, &number));
-    (u128::from(high) << 64) | u128::from(low)
+    [
+        fingerprint(&(0u8, &office, &number)),
+        fingerprint(&(1u8, &office, &number)),
+    ]
 }
 
 pub(crate) fn fingerprint<T: Hash + ?Sized>(value: &T) -> u64 {
@@ -324,7 +358,7 @@ pub(crate) fn name_fingerprint(name: &FullName) -> u64 {
     ))
 }
 
-fn civil_key(record: &CivilRecord) -> u128 {
+fn civil_key(record: &CivilRecord) -> RecordKey {
     record_key(record.office.as_str(), record.number.as_str())
 }
 
@@ -390,7 +424,13 @@ impl State {
 
     /// Who a SNILS belongs to.
     pub fn snils_owner(&self, snils: Snils) -> Option<SnilsOwner> {
-        self.snils_owners.get(&snils).copied()
+        match self.learner_snils.get(&snils) {
+            Some(learner) => Some(SnilsOwner::Learner(*learner)),
+            None => self
+                .guardian_snils
+                .get(&snils)
+                .map(|p| SnilsOwner::Guardian(*p)),
+        }
     }
 
     /// How many events were applied.
@@ -435,17 +475,18 @@ impl State {
     }
 
     /// Every map, for savepoints.
-    fn maps(&mut self) -> [&mut dyn Undo; 10] {
+    fn maps(&mut self) -> [&mut dyn Undo; 11] {
         [
             &mut self.organizations,
             &mut self.classes,
             &mut self.learners,
             &mut self.applications,
-            &mut self.snils_owners,
+            &mut self.learner_snils,
+            &mut self.guardian_snils,
             &mut self.birth_records,
             &mut self.death_records,
             &mut self.marks,
-            &mut self.enrollment_owners,
+            &mut self.enrollment_ids,
             &mut self.erased,
         ]
     }
@@ -512,6 +553,12 @@ impl State {
     /// Iterates over every learner.
     pub fn learners(&self) -> impl Iterator<Item = (&LearnerId, &Learner)> {
         self.learners.iter()
+    }
+
+    /// Records a SNILS as the learner's: a learner's SNILS is no longer known as a guardian's.
+    fn own_snils(&mut self, snils: Snils, learner: LearnerId) {
+        self.learner_snils.insert(snils, learner);
+        self.guardian_snils.remove(&snils);
     }
 
     fn take_place(&mut self, class: ClassId) {
@@ -625,24 +672,21 @@ impl State {
                     (e.learner_id, crate::decide::birth_fingerprint(e)),
                 );
                 if let Some(snils) = e.snils {
-                    self.snils_owners
-                        .insert(snils, SnilsOwner::Learner(e.learner_id));
+                    self.own_snils(snils, e.learner_id);
                 }
             }
             Event::LearnerRegistered(e) => {
                 self.learners
                     .insert(e.learner_id, Learner::new(e.birth_date, e.snils));
                 if let Some(snils) = e.snils {
-                    self.snils_owners
-                        .insert(snils, SnilsOwner::Learner(e.learner_id));
+                    self.own_snils(snils, e.learner_id);
                 }
             }
             Event::SnilsRecorded(e) => {
                 if let Some(l) = self.learners.get_mut(&e.learner_id) {
                     l.snils = Some(e.snils);
                 }
-                self.snils_owners
-                    .insert(e.snils, SnilsOwner::Learner(e.learner_id));
+                self.own_snils(e.snils, e.learner_id);
             }
             Event::DeathRegistered(e) => {
                 self.death_records.insert(
@@ -667,13 +711,12 @@ impl State {
             }
             Event::GuardianLinked(e) => {
                 if let Some(l) = self.learners.get_mut(&e.learner_id) {
-                    l.guardians.push(e.guardian_snils);
-                    l.guardians.shrink_to_fit();
+                    push(&mut l.guardians, e.guardian_snils);
                 }
-                self.snils_owners.insert_if_absent(
-                    e.guardian_snils,
-                    SnilsOwner::Guardian(name_fingerprint(&e.guardian)),
-                );
+                if !self.learner_snils.contains_key(&e.guardian_snils) {
+                    self.guardian_snils
+                        .insert_if_absent(e.guardian_snils, name_fingerprint(&e.guardian));
+                }
             }
             Event::ApplicationSubmitted(e) => {
                 self.applications.insert(
@@ -701,7 +744,7 @@ impl State {
             Event::Enrolled(e) => {
                 if let Some(l) = self.learners.get_mut(&e.learner_id) {
                     l.left_on = None;
-                    l.enrollments.push(Enrollment {
+                    l.add_enrollment(Enrollment {
                         id: e.enrollment_id,
                         organization_id: e.organization_id,
                         level: e.level,
@@ -711,16 +754,9 @@ impl State {
                         active: true,
                         age_exemption: e.age_exemption.is_some(),
                     });
-                    l.memberships.push(Membership {
-                        class_id: e.class_id,
-                        from: e.enrolled_on,
-                        until: None,
-                        last_fact: None,
-                    });
-                    l.enrollments.shrink_to_fit();
-                    l.memberships.shrink_to_fit();
+                    l.add_membership(e.class_id, e.enrolled_on);
                 }
-                self.enrollment_owners.insert(e.enrollment_id, e.learner_id);
+                self.enrollment_ids.insert(e.enrollment_id, ());
                 self.take_place(e.class_id);
                 if let Some(app) = e
                     .application_id
@@ -732,13 +768,7 @@ impl State {
             Event::Transferred(e) => {
                 if let Some(l) = self.learners.get_mut(&e.learner_id) {
                     l.end_membership(e.from_class_id, e.transferred_on);
-                    l.memberships.push(Membership {
-                        class_id: e.to_class_id,
-                        from: e.transferred_on,
-                        until: None,
-                        last_fact: None,
-                    });
-                    l.memberships.shrink_to_fit();
+                    l.add_membership(e.to_class_id, e.transferred_on);
                     let previous = l
                         .enrollments
                         .iter_mut()
@@ -756,7 +786,7 @@ impl State {
                             }
                             None => (Level::General, true, false),
                         };
-                        l.enrollments.push(Enrollment {
+                        l.add_enrollment(Enrollment {
                             id: e.to_enrollment_id,
                             organization_id: e.to_organization_id,
                             level,
@@ -766,11 +796,9 @@ impl State {
                             active: true,
                             age_exemption,
                         });
-                        l.enrollments.shrink_to_fit();
                     }
                 }
-                self.enrollment_owners
-                    .insert(e.to_enrollment_id, e.learner_id);
+                self.enrollment_ids.insert(e.to_enrollment_id, ());
                 self.free_place(e.from_class_id);
                 self.take_place(e.to_class_id);
             }
@@ -827,14 +855,11 @@ impl State {
         };
         l.snils = None;
         let guardians = std::mem::take(&mut l.guardians);
-        self.snils_owners
-            .retain(|_, owner| *owner != SnilsOwner::Learner(learner));
+        self.learner_snils.retain(|_, owner| *owner != learner);
         for snils in guardians {
             let still_linked = self.learners.values().any(|l| l.guardians.contains(&snils));
-            if !still_linked
-                && matches!(self.snils_owners.get(&snils), Some(SnilsOwner::Guardian(_)))
-            {
-                self.snils_owners.remove(&snils);
+            if !still_linked {
+                self.guardian_snils.remove(&snils);
             }
         }
         self.birth_records.retain(|_, (owner, _)| *owner != learner);
@@ -861,6 +886,10 @@ fn vec_bytes<T>(v: &Vec<T>) -> usize {
     v.capacity() * std::mem::size_of::<T>()
 }
 
+fn slice_bytes<T>(v: &[T]) -> usize {
+    std::mem::size_of_val(v)
+}
+
 fn text_bytes(t: &Text) -> usize {
     t.as_str().len()
 }
@@ -869,11 +898,22 @@ impl State {
     /// The heap bytes the state holds, counted from its containers' capacities (the allocator's
     /// own overhead per allocation aside): what the writer keeps in memory for it.
     pub fn heap_bytes(&self) -> usize {
+        self.heap_breakdown()
+            .iter()
+            .map(|(_, _, bytes)| bytes)
+            .sum()
+    }
+
+    /// [`State::heap_bytes`] by part: each map's name, its entries and the bytes of its table
+    /// and of what its entries hold on the heap.
+    pub fn heap_breakdown(&self) -> Vec<(&'static str, usize, usize)> {
         let learners: usize = self
             .learners
             .values()
             .map(|l| {
-                vec_bytes(&l.enrollments) + vec_bytes(&l.memberships) + vec_bytes(&l.guardians)
+                slice_bytes(&l.enrollments)
+                    + slice_bytes(&l.memberships)
+                    + slice_bytes(&l.guardians)
             })
             .sum();
         let organizations: usize = self
@@ -898,18 +938,61 @@ impl State {
                         .sum::<usize>()
             })
             .sum();
-        table_bytes(&self.organizations)
-            + organizations
-            + table_bytes(&self.classes)
-            + classes
-            + table_bytes(&self.learners)
-            + learners
-            + table_bytes(&self.applications)
-            + table_bytes(&self.snils_owners)
-            + table_bytes(&self.birth_records)
-            + table_bytes(&self.death_records)
-            + table_bytes(&self.marks)
-            + table_bytes(&self.enrollment_owners)
+        let marks: usize = self
+            .marks
+            .values()
+            .filter_map(|m| m.origin.as_ref())
+            .map(|o| text_bytes(&o.subject))
+            .sum();
+        vec![
+            (
+                "organizations",
+                self.organizations.len(),
+                table_bytes(&self.organizations) + organizations,
+            ),
+            (
+                "classes",
+                self.classes.len(),
+                table_bytes(&self.classes) + classes,
+            ),
+            (
+                "learners",
+                self.learners.len(),
+                table_bytes(&self.learners) + learners,
+            ),
+            (
+                "applications",
+                self.applications.len(),
+                table_bytes(&self.applications),
+            ),
+            (
+                "learner_snils",
+                self.learner_snils.len(),
+                table_bytes(&self.learner_snils),
+            ),
+            (
+                "guardian_snils",
+                self.guardian_snils.len(),
+                table_bytes(&self.guardian_snils),
+            ),
+            (
+                "birth_records",
+                self.birth_records.len(),
+                table_bytes(&self.birth_records),
+            ),
+            (
+                "death_records",
+                self.death_records.len(),
+                table_bytes(&self.death_records),
+            ),
+            ("marks", self.marks.len(), table_bytes(&self.marks) + marks),
+            (
+                "enrollment_ids",
+                self.enrollment_ids.len(),
+                table_bytes(&self.enrollment_ids),
+            ),
+            ("erased", self.erased.len(), table_bytes(&self.erased)),
+        ]
     }
 }
 
