@@ -327,6 +327,32 @@ pub struct State {
     pub(crate) enrollment_ids: Tracked<EnrollmentId, ()>,
     /// The learners whose personal data was erased.
     pub(crate) erased: Tracked<LearnerId, ()>,
+    /// One copy of each subject, teacher's account and municipality the state holds.
+    texts: Texts,
+}
+
+/// The texts the state holds, each once: thousands of classes name the same few dozen subjects
+/// and each teacher's account in more than one place, and the marks held name their subjects.
+/// Only ever grows, by the distinct texts seen; not part of what the state says (equal states
+/// may have seen different texts), so it is neither compared nor taken back.
+#[derive(Clone, Debug, Default)]
+struct Texts(std::collections::HashSet<Text>);
+
+impl Texts {
+    /// The held copy of `text`, held from now on if it was not.
+    fn share(&mut self, text: &Text) -> Text {
+        if let Some(held) = self.0.get(text.as_str()) {
+            return held.clone();
+        }
+        self.0.insert(text.clone());
+        text.clone()
+    }
+}
+
+impl PartialEq for Texts {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// A civil registry record (office and number, case aside) as a 128-bit fingerprint: the state
@@ -619,7 +645,7 @@ impl State {
                 self.organizations.insert(
                     e.organization_id,
                     Organization {
-                        municipality: e.municipality.clone(),
+                        municipality: self.texts.share(&e.municipality),
                         kind: e.kind,
                         levels: e.levels.clone(),
                     },
@@ -642,12 +668,14 @@ impl State {
                 );
             }
             Event::TeacherAssigned(e) => {
+                let teacher = self.texts.share(&e.teacher);
+                let subjects: Vec<Text> = e.subjects.iter().map(|s| self.texts.share(s)).collect();
                 if let Some(c) = self.classes.get_mut(&e.class_id) {
-                    if !c.teachers.contains(&e.teacher) {
-                        c.teachers.push(e.teacher.clone());
+                    if !c.teachers.contains(&teacher) {
+                        c.teachers.push(teacher.clone());
                         c.assignments.push(Assignment {
-                            teacher: e.teacher.clone(),
-                            subjects: e.subjects.clone(),
+                            teacher,
+                            subjects,
                             from: e.from,
                         });
                     }
@@ -805,7 +833,7 @@ impl State {
             Event::MarkRecorded(e) => {
                 self.record_fact(e.learner_id, e.class_id, e.lesson_date);
                 let origin = MarkOrigin {
-                    subject: e.subject.clone(),
+                    subject: self.texts.share(&e.subject),
                     lesson_date: e.lesson_date,
                 };
                 self.hold_mark(e.mark_id, e.learner_id, e.class_id, e.value, Some(origin));
@@ -890,8 +918,12 @@ fn slice_bytes<T>(v: &[T]) -> usize {
     std::mem::size_of_val(v)
 }
 
-fn text_bytes(t: &Text) -> usize {
-    t.as_str().len()
+fn set_bytes<K>(set: &std::collections::HashSet<K>) -> usize {
+    if set.capacity() == 0 {
+        return 0;
+    }
+    let buckets = (set.capacity() * 8 / 7).next_power_of_two();
+    buckets * (std::mem::size_of::<K>() + 1)
 }
 
 impl State {
@@ -919,30 +951,26 @@ impl State {
         let organizations: usize = self
             .organizations
             .values()
-            .map(|o| text_bytes(&o.municipality) + vec_bytes(&o.levels))
+            .map(|o| vec_bytes(&o.levels))
             .sum();
         let classes: usize = self
             .classes
             .values()
             .map(|c| {
                 vec_bytes(&c.teachers)
-                    + c.teachers.iter().map(text_bytes).sum::<usize>()
                     + vec_bytes(&c.assignments)
                     + c.assignments
                         .iter()
-                        .map(|a| {
-                            text_bytes(&a.teacher)
-                                + vec_bytes(&a.subjects)
-                                + a.subjects.iter().map(text_bytes).sum::<usize>()
-                        })
+                        .map(|a| vec_bytes(&a.subjects))
                         .sum::<usize>()
             })
             .sum();
-        let marks: usize = self
-            .marks
-            .values()
-            .filter_map(|m| m.origin.as_ref())
-            .map(|o| text_bytes(&o.subject))
+        // The texts are held once, in `texts`: a reference counter and the characters each.
+        let texts: usize = self
+            .texts
+            .0
+            .iter()
+            .map(|t| 2 * std::mem::size_of::<usize>() + t.as_str().len())
             .sum();
         vec![
             (
@@ -985,13 +1013,18 @@ impl State {
                 self.death_records.len(),
                 table_bytes(&self.death_records),
             ),
-            ("marks", self.marks.len(), table_bytes(&self.marks) + marks),
+            ("marks", self.marks.len(), table_bytes(&self.marks)),
             (
                 "enrollment_ids",
                 self.enrollment_ids.len(),
                 table_bytes(&self.enrollment_ids),
             ),
             ("erased", self.erased.len(), table_bytes(&self.erased)),
+            (
+                "texts",
+                self.texts.0.len(),
+                set_bytes(&self.texts.0) + texts,
+            ),
         ]
     }
 }

@@ -2,6 +2,7 @@
 //! years, grades, and the registry's closed vocabularies.
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -31,9 +32,12 @@ pub enum ValueError {
 
 /// Trimmed text of 1 to 200 characters without control characters: names, document numbers,
 /// subjects, reasons.
+///
+/// Shared, not copied, when cloned: the write side holds each subject and teacher's account once
+/// however many classes name them (see [`State`](crate::State)).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Text(String);
+pub struct Text(Arc<str>);
 
 impl Text {
     /// The longest text accepted.
@@ -51,7 +55,7 @@ impl Text {
         if trimmed.chars().any(char::is_control) {
             return Err(ValueError::ControlCharacters);
         }
-        Ok(Self(trimmed.to_owned()))
+        Ok(Self(Arc::from(trimmed)))
     }
 
     /// The text.
@@ -81,7 +85,13 @@ impl TryFrom<String> for Text {
 
 impl From<Text> for String {
     fn from(value: Text) -> Self {
-        value.0
+        value.0.as_ref().to_owned()
+    }
+}
+
+impl std::borrow::Borrow<str> for Text {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 
@@ -508,7 +518,7 @@ mod tests {
     #[test]
     fn text_is_trimmed_and_bounded() {
         assert_eq!(
-            Text::parse("  Иванов ").map(|t| t.0),
+            Text::parse("  Иванов ").map(String::from),
             Ok("Иванов".to_owned())
         );
         assert_eq!(Text::parse("   "), Err(ValueError::Empty));

@@ -2631,6 +2631,30 @@ fn a_teacher_is_assigned_then_unassigned() {
 }
 
 #[test]
+fn the_state_holds_a_teachers_account_and_a_subject_once_however_many_classes_name_them() {
+    let s = given(world())
+        .when(assign(&class_5a(), "teacher-0001", &["Математика"], sep1()))
+        .then_accepted()
+        .when(assign(&class_5b(), "teacher-0001", &["Математика"], sep1()))
+        .then_accepted();
+    let held = |class: contingent_domain::ClassId| {
+        let c = s.state().class(class).expect("the class is open");
+        let a = c.assignment("teacher-0001").expect("assigned");
+        (
+            c.teachers[0].as_str().as_ptr(),
+            a.teacher.as_str().as_ptr(),
+            a.subjects[0].as_str().as_ptr(),
+        )
+    };
+    let (a, b) = (held(class_5a().class_id), held(class_5b().class_id));
+    assert_eq!(
+        a.0, a.1,
+        "the class's list and its assignment share the account"
+    );
+    assert_eq!(a, b, "two classes share the account and the subject");
+}
+
+#[test]
 fn a_teacher_of_an_unknown_class_is_refused() {
     let unknown = class(
         class_id(99),
