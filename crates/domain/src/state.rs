@@ -910,6 +910,16 @@ fn table_bytes<K, V>(map: &HashMap<K, V>) -> usize {
     buckets * (std::mem::size_of::<(K, V)>() + 1)
 }
 
+/// One map's part of [`State::heap_breakdown`]: its entries, its table and `held`, what its
+/// entries hold on the heap.
+fn part<K, V>(
+    name: &'static str,
+    map: &HashMap<K, V>,
+    held: usize,
+) -> (&'static str, usize, usize) {
+    (name, map.len(), table_bytes(map) + held)
+}
+
 fn vec_bytes<T>(v: &Vec<T>) -> usize {
     v.capacity() * std::mem::size_of::<T>()
 }
@@ -973,53 +983,17 @@ impl State {
             .map(|t| 2 * std::mem::size_of::<usize>() + t.as_str().len())
             .sum();
         vec![
-            (
-                "organizations",
-                self.organizations.len(),
-                table_bytes(&self.organizations) + organizations,
-            ),
-            (
-                "classes",
-                self.classes.len(),
-                table_bytes(&self.classes) + classes,
-            ),
-            (
-                "learners",
-                self.learners.len(),
-                table_bytes(&self.learners) + learners,
-            ),
-            (
-                "applications",
-                self.applications.len(),
-                table_bytes(&self.applications),
-            ),
-            (
-                "learner_snils",
-                self.learner_snils.len(),
-                table_bytes(&self.learner_snils),
-            ),
-            (
-                "guardian_snils",
-                self.guardian_snils.len(),
-                table_bytes(&self.guardian_snils),
-            ),
-            (
-                "birth_records",
-                self.birth_records.len(),
-                table_bytes(&self.birth_records),
-            ),
-            (
-                "death_records",
-                self.death_records.len(),
-                table_bytes(&self.death_records),
-            ),
-            ("marks", self.marks.len(), table_bytes(&self.marks)),
-            (
-                "enrollment_ids",
-                self.enrollment_ids.len(),
-                table_bytes(&self.enrollment_ids),
-            ),
-            ("erased", self.erased.len(), table_bytes(&self.erased)),
+            part("organizations", &self.organizations, organizations),
+            part("classes", &self.classes, classes),
+            part("learners", &self.learners, learners),
+            part("applications", &self.applications, 0),
+            part("learner_snils", &self.learner_snils, 0),
+            part("guardian_snils", &self.guardian_snils, 0),
+            part("birth_records", &self.birth_records, 0),
+            part("death_records", &self.death_records, 0),
+            part("marks", &self.marks, 0),
+            part("enrollment_ids", &self.enrollment_ids, 0),
+            part("erased", &self.erased, 0),
             (
                 "texts",
                 self.texts.0.len(),
