@@ -140,15 +140,31 @@ impl Fixture {
     }
 
     /// Copies the region's files (`files`, a subset of log.db, read.db, journal.db) into `to`.
+    /// Copies `files` of the region, and always its key store (`keys.db` and the master key in
+    /// `keys/`): without it a registry over the copy reads every sealed personal field as erased,
+    /// and its state holds no SNILS, civil record or guardian as the region's writer does.
     pub fn copy_to(&self, to: &Path, files: &[&str]) -> Result<()> {
         std::fs::create_dir_all(to)?;
-        for file in FILES.iter().filter(|f| files.contains(f)) {
+        for file in FILES
+            .iter()
+            .filter(|f| files.contains(f))
+            .chain(std::iter::once(&"keys.db"))
+        {
             for suffix in ["", "-wal", "-shm"] {
                 let from = self.dir.join(format!("{file}{suffix}"));
                 if from.exists() {
                     std::fs::copy(&from, to.join(format!("{file}{suffix}")))
                         .with_context(|| format!("copying {}", from.display()))?;
                 }
+            }
+        }
+        let keys = self.dir.join("keys");
+        if keys.is_dir() {
+            std::fs::create_dir_all(to.join("keys"))?;
+            for entry in std::fs::read_dir(&keys)? {
+                let entry = entry?;
+                std::fs::copy(entry.path(), to.join("keys").join(entry.file_name()))
+                    .with_context(|| format!("copying {}", entry.path().display()))?;
             }
         }
         Ok(())
