@@ -174,7 +174,9 @@ impl Fixture {
         self.dir.join("log.db")
     }
 
-    /// The writer's state of the region, folded from its log as the writer does on start.
+    /// The state of the region folded from its log as stored, without the key store: its
+    /// personal fields read as erased. For the classes, learners and marks the benchmarks send
+    /// commands about, which is all it is used for; the writer's own state opens them.
     pub async fn state(&self) -> Result<State> {
         let log = SqliteLog::open(&self.log_path()).await?;
         let mut state = State::new();
