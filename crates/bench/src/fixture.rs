@@ -139,10 +139,10 @@ impl Fixture {
         Ok(fixture)
     }
 
-    /// Copies the region's files (`files`, a subset of log.db, read.db, journal.db) into `to`.
-    /// Copies `files` of the region, and always its key store (`keys.db` and the master key in
-    /// `keys/`): without it a registry over the copy reads every sealed personal field as erased,
-    /// and its state holds no SNILS, civil record or guardian as the region's writer does.
+    /// Copies the region's files (`files`, a subset of log.db, read.db, journal.db) into `to`,
+    /// and always its key store (`keys.db` and the keys in `keys/`): without it a registry over
+    /// the copy reads every sealed personal field as erased, and its state holds no SNILS, civil
+    /// record or guardian as the region's writer does.
     pub fn copy_to(&self, to: &Path, files: &[&str]) -> Result<()> {
         std::fs::create_dir_all(to)?;
         for file in FILES

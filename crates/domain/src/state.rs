@@ -900,14 +900,17 @@ impl State {
     }
 }
 
-/// Bytes a hash map's table takes: its buckets (capacity / 0.875, a power of two) of one entry
-/// and one control byte each.
-fn table_bytes<K, V>(map: &HashMap<K, V>) -> usize {
-    if map.capacity() == 0 {
+/// Bytes a hash table of `capacity` entries of `entry` bytes takes: its buckets (capacity /
+/// 0.875, a power of two) of one entry and one control byte each.
+fn buckets_bytes(capacity: usize, entry: usize) -> usize {
+    if capacity == 0 {
         return 0;
     }
-    let buckets = (map.capacity() * 8 / 7).next_power_of_two();
-    buckets * (std::mem::size_of::<(K, V)>() + 1)
+    (capacity * 8 / 7).next_power_of_two() * (entry + 1)
+}
+
+fn table_bytes<K, V>(map: &HashMap<K, V>) -> usize {
+    buckets_bytes(map.capacity(), std::mem::size_of::<(K, V)>())
 }
 
 /// One map's part of [`State::heap_breakdown`]: its entries, its table and `held`, what its
@@ -929,11 +932,7 @@ fn slice_bytes<T>(v: &[T]) -> usize {
 }
 
 fn set_bytes<K>(set: &std::collections::HashSet<K>) -> usize {
-    if set.capacity() == 0 {
-        return 0;
-    }
-    let buckets = (set.capacity() * 8 / 7).next_power_of_two();
-    buckets * (std::mem::size_of::<K>() + 1)
+    buckets_bytes(set.capacity(), std::mem::size_of::<K>())
 }
 
 impl State {
