@@ -35,8 +35,8 @@ pub enum ValueError {
 ///
 /// Shared, not copied, when cloned: the write side holds each subject and teacher's account once
 /// however many classes name them (see [`State`](crate::State)).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Text(Arc<str>);
 
 impl Text {
@@ -83,6 +83,13 @@ impl TryFrom<String> for Text {
     }
 }
 
+/// Written as its characters, without a copy.
+impl Serialize for Text {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
 impl From<Text> for String {
     fn from(value: Text) -> Self {
         value.0.as_ref().to_owned()
@@ -96,8 +103,8 @@ impl std::borrow::Borrow<str> for Text {
 }
 
 /// A mark on the 5-point scale or the pass/fail scale.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub enum Mark {
     /// "2", unsatisfactory.
     Two,
@@ -165,6 +172,19 @@ impl Mark {
 impl fmt::Debug for Mark {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Mark({})", self.as_str())
+    }
+}
+
+impl fmt::Display for Mark {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Written as [`Mark::as_str`].
+impl Serialize for Mark {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
