@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use contingent_access::{Read, Role};
 use contingent_api::ApiError;
-use contingent_domain::{AcademicYear, LearnerId, SnilsOwner};
+use contingent_domain::{AcademicYear, LearnerId, Mark, SnilsOwner};
 use contingent_projections::queries;
 use maud::html;
 use serde::Deserialize;
@@ -155,7 +155,7 @@ async fn render(
                 tr { th { "Период" } th { "Отметки" } th.num { "Средний" } th { "Итоговая" } }
                 @for p in &subject.periods {
                     tr {
-                        td { (period_name(&p.period)) }
+                        td { (period_name(p.period.as_str())) }
                         td.marks {
                             @for m in &p.marks {
                                 span title=(format!("{} · {} · вес {} · {}", m.lesson_date, m.work, m.weight, m.teacher)) {
@@ -166,7 +166,7 @@ async fn render(
                             }
                         }
                         td.num { (or_dash(p.average)) }
-                        td { (or_dash(p.period_mark.as_deref())) }
+                        td { (or_dash(p.period_mark.map(Mark::as_str))) }
                     }
                 }
             }

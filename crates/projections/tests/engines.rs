@@ -1434,7 +1434,7 @@ async fn a_projector_does_not_recreate_a_position_it_did_not_start_from() {
 /// The diary as it was read before it was one statement: the learner's row, then marks,
 /// attendance counts, absences and exams each by a query of its own, ordered by the database.
 mod diary_by_tables {
-    use contingent_domain::AcademicYear;
+    use contingent_domain::{AcademicYear, Mark, MarkKind, Text};
     use contingent_projections::queries::{
         AttendanceRow, AttendanceSummary, Diary, ExamRow, LearnerSummary, MarkRow, PeriodMarks,
         SubjectMarks,
@@ -1498,8 +1498,10 @@ mod diary_by_tables {
         let mut subject_points: Vec<Vec<(i64, i64)>> = Vec::new();
         let mut period_points: Vec<(i64, i64)> = Vec::new();
         for r in &marks {
-            let subject = s(r, "subject");
-            let period = s(r, "period");
+            let text = |col: &str| Text::parse(&s(r, col)).expect(col);
+            let mark = |col: &str| Mark::parse(&s(r, col)).expect(col);
+            let subject = text("subject");
+            let period = text("period");
             if subjects.last().is_none_or(|x| x.subject != subject) {
                 subjects.push(SubjectMarks {
                     subject: subject.clone(),
@@ -1522,8 +1524,12 @@ mod diary_by_tables {
                 });
             }
             let kind = s(r, "kind");
-            let value = s(r, "value_now");
-            if kind == "current" {
+            let kind = *MarkKind::ALL
+                .iter()
+                .find(|k| k.as_str() == kind)
+                .expect("a kind of mark");
+            let value = mark("value_now");
+            if kind == MarkKind::Current {
                 if let Some(points) = on(r, "points_now") {
                     period_points.push((points, n(r, "weight")));
                     subject_points
@@ -1533,19 +1539,19 @@ mod diary_by_tables {
                 }
             }
             let period_entry = current.periods.last_mut().expect("pushed");
-            if kind == "period" {
-                period_entry.period_mark = Some(value.clone());
+            if kind == MarkKind::Period {
+                period_entry.period_mark = Some(value);
             }
             period_entry.marks.push(MarkRow {
-                mark_id: s(r, "mark_id"),
-                lesson_date: s(r, "lesson_date"),
+                mark_id: s(r, "mark_id").parse().expect("a mark id"),
+                lesson_date: s(r, "lesson_date").parse().expect("a date"),
                 kind,
-                work: s(r, "work"),
+                work: text("work"),
                 value,
                 weight: n(r, "weight"),
-                teacher: s(r, "teacher"),
+                teacher: text("teacher"),
                 corrections: n(r, "corrections"),
-                original_value: s(r, "original_value"),
+                original_value: mark("original_value"),
             });
             if let Some(last) = current.periods.last_mut() {
                 last.average = weighted(&period_points);

@@ -90,15 +90,33 @@ pub(crate) async fn diary(
             "not in the registry",
         ));
     };
-    let body = Bytes::from(serde_json::to_vec(&diary).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            format!("encoding the diary: {e}"),
-        )
-    })?);
+    let body = encode_diary(&diary)?;
     if needed.is_some() && read_at <= registry.head() {
         app.cache.keep_diary(key, read_at, body.clone());
     }
     Ok(json_bytes(registry, body))
+}
+
+thread_local! {
+    /// Where this thread encodes diaries: kept between answers, so a year's diary (~18 KB) is
+    /// not written into a buffer doubled and copied on the way.
+    static ENCODING: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The diary as JSON, in an allocation of exactly its length (what the read cache counts).
+fn encode_diary(diary: &queries::Diary) -> Result<Bytes, ApiError> {
+    ENCODING.with_borrow_mut(|buffer| {
+        buffer.clear();
+        let encoded = serde_json::to_writer(&mut *buffer, diary).map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                format!("encoding the diary: {e}"),
+            )
+        });
+        let body = encoded.map(|()| Bytes::copy_from_slice(buffer));
+        // One unusually long diary does not stay held by the thread.
+        buffer.shrink_to(256 * 1024);
+        body
+    })
 }

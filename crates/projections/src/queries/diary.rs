@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use contingent_domain::AcademicYear;
+use chrono::NaiveDate;
+use contingent_domain::{AcademicYear, Mark, MarkId, MarkKind, Text};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -30,7 +31,8 @@ pub struct Diary {
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct SubjectMarks {
     /// Subject.
-    pub subject: String,
+    #[schema(value_type = String)]
+    pub subject: Text,
     /// Weighted average of current 5-point marks over the whole span shown.
     pub average: Option<f64>,
     /// By period.
@@ -41,11 +43,13 @@ pub struct SubjectMarks {
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct PeriodMarks {
     /// term-1 .. term-4, half-1, half-2, year.
-    pub period: String,
+    #[schema(value_type = String)]
+    pub period: Text,
     /// Weighted average of the current 5-point marks of the period.
     pub average: Option<f64>,
     /// The period mark given, if any.
-    pub period_mark: Option<String>,
+    #[schema(value_type = Option<String>, example = "5")]
+    pub period_mark: Option<Mark>,
     /// The marks, by date.
     pub marks: Vec<MarkRow>,
 }
@@ -54,23 +58,29 @@ pub struct PeriodMarks {
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct MarkRow {
     /// Mark id.
-    pub mark_id: String,
+    #[schema(value_type = uuid::Uuid)]
+    pub mark_id: MarkId,
     /// Lesson date.
-    pub lesson_date: String,
+    pub lesson_date: NaiveDate,
     /// current, period, annual, final.
-    pub kind: String,
+    #[schema(value_type = String, example = "current")]
+    pub kind: MarkKind,
     /// Kind of work.
-    pub work: String,
-    /// The mark now.
-    pub value: String,
+    #[schema(value_type = String)]
+    pub work: Text,
+    /// The mark now: 2 to 5, pass or fail.
+    #[schema(value_type = String, example = "5")]
+    pub value: Mark,
     /// Weight.
     pub weight: i64,
     /// Teacher.
-    pub teacher: String,
+    #[schema(value_type = String)]
+    pub teacher: Text,
     /// How many times it was corrected.
     pub corrections: i64,
     /// The mark as first given.
-    pub original_value: String,
+    #[schema(value_type = String, example = "4")]
+    pub original_value: Mark,
 }
 
 /// Attendance totals and the records other than "present".
@@ -149,18 +159,38 @@ SELECT 4, form, subject, exam_date, mark, NULL, NULL, NULL, NULL, NULL, grade, p
 /// be or another type is an error, not a default. Rows come from the store's pool or, on SQLite,
 /// from the SQLite driver directly (`crate::sqlite_read`).
 trait Columns {
-    /// A column that must hold a text.
-    fn text(&self, i: usize) -> Result<String>;
+    /// A column that must hold a text, borrowed from the row.
+    fn str(&self, i: usize) -> Result<&str>;
     /// A column that holds a text or NULL.
     fn opt_text(&self, i: usize) -> Result<Option<String>>;
     /// A column that must hold an integer.
     fn int(&self, i: usize) -> Result<i64>;
     /// A column that holds an integer or NULL.
     fn opt_int(&self, i: usize) -> Result<Option<i64>>;
+
+    /// A column that must hold a text.
+    fn text(&self, i: usize) -> Result<String> {
+        self.str(i).map(str::to_owned)
+    }
+
+    /// A column that must hold a text `parse` reads as a value (`what` names it in the error).
+    fn parsed<T>(&self, i: usize, what: &str, parse: impl FnOnce(&str) -> Option<T>) -> Result<T> {
+        let text = self.str(i)?;
+        parse(text).ok_or_else(|| undecodable(i, format!("{text:?} is not {what}")))
+    }
+}
+
+/// A column whose value is not what the diary holds there.
+fn undecodable(i: usize, why: String) -> super::QueryError {
+    sqlx::Error::ColumnDecode {
+        index: i.to_string(),
+        source: why.into(),
+    }
+    .into()
 }
 
 impl Columns for AnyRow {
-    fn text(&self, i: usize) -> Result<String> {
+    fn str(&self, i: usize) -> Result<&str> {
         Ok(self.try_get(i)?)
     }
     fn opt_text(&self, i: usize) -> Result<Option<String>> {
@@ -175,8 +205,11 @@ impl Columns for AnyRow {
 }
 
 impl Columns for rusqlite::Row<'_> {
-    fn text(&self, i: usize) -> Result<String> {
-        Ok(self.get(i)?)
+    fn str(&self, i: usize) -> Result<&str> {
+        self.get_ref(i)?.as_str().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+                .into()
+        })
     }
     fn opt_text(&self, i: usize) -> Result<Option<String>> {
         Ok(self.get(i)?)
@@ -189,10 +222,34 @@ impl Columns for rusqlite::Row<'_> {
     }
 }
 
+/// The texts of one kind a diary holds, each once: a year's marks name a handful of subjects,
+/// periods, kinds of work and teachers, each many times, so each is read into a [`Text`] the
+/// first time and shared after.
+#[derive(Default)]
+struct Held(Vec<Text>);
+
+impl Held {
+    /// The text in column `i`, shared if held.
+    fn text(&mut self, r: &impl Columns, i: usize) -> Result<Text> {
+        let s = r.str(i)?;
+        if let Some(held) = self.0.iter().find(|t| t.as_str() == s) {
+            return Ok(held.clone());
+        }
+        let text = Text::parse(s).map_err(|e| undecodable(i, format!("{s:?}: {e}")))?;
+        self.0.push(text.clone());
+        Ok(text)
+    }
+}
+
+/// A mark as written in the read model ("2" to "5", "pass", "fail").
+fn mark(text: &str) -> Option<Mark> {
+    Mark::parse(text).ok()
+}
+
 /// One mark as the diary reads it, before it is grouped.
 struct MarkLine {
-    subject: String,
-    period: String,
+    subject: Text,
+    period: Text,
     points: Option<i64>,
     row: MarkRow,
 }
@@ -205,6 +262,10 @@ struct Parts {
     attendance: AttendanceSummary,
     absences: Vec<(AttendanceRow, i64)>,
     exams: Vec<(ExamRow, i64)>,
+    subjects: Held,
+    periods: Held,
+    works: Held,
+    teachers: Held,
 }
 
 impl Parts {
@@ -222,19 +283,21 @@ impl Parts {
                 })
             }
             1 => self.marks.push(MarkLine {
-                subject: r.text(2)?,
-                period: r.text(3)?,
+                subject: self.subjects.text(r, 2)?,
+                period: self.periods.text(r, 3)?,
                 points: r.opt_int(10)?,
                 row: MarkRow {
-                    mark_id: r.text(1)?,
-                    lesson_date: r.text(4)?,
-                    kind: r.text(5)?,
-                    work: r.text(6)?,
-                    value: r.text(7)?,
+                    mark_id: r.parsed(1, "a mark id", |s| s.parse().ok())?,
+                    lesson_date: r.parsed(4, "a date", |s| s.parse().ok())?,
+                    kind: r.parsed(5, "a kind of mark", |s| {
+                        MarkKind::ALL.iter().copied().find(|k| k.as_str() == s)
+                    })?,
+                    work: self.works.text(r, 6)?,
+                    value: r.parsed(7, "a mark", mark)?,
                     weight: r.int(11)?,
-                    teacher: r.text(8)?,
+                    teacher: self.teachers.text(r, 8)?,
                     corrections: r.int(12)?,
-                    original_value: r.text(9)?,
+                    original_value: r.parsed(9, "a mark", mark)?,
                 },
             }),
             2 => {
@@ -279,6 +342,7 @@ impl Parts {
             mut attendance,
             mut absences,
             mut exams,
+            ..
         } = self;
         let learner = learner?;
         marks.sort_unstable_by(|a, b| {
@@ -381,7 +445,7 @@ fn group_marks(marks: Vec<MarkLine>) -> Vec<SubjectMarks> {
                 marks: Vec::new(),
             });
         }
-        if row.kind == "current" {
+        if row.kind == MarkKind::Current {
             if let Some(points) = points {
                 period_points.push((points, row.weight));
                 subject_points
@@ -391,8 +455,8 @@ fn group_marks(marks: Vec<MarkLine>) -> Vec<SubjectMarks> {
             }
         }
         let period_entry = current.periods.last_mut().expect("pushed");
-        if row.kind == "period" {
-            period_entry.period_mark = Some(row.value.clone());
+        if row.kind == MarkKind::Period {
+            period_entry.period_mark = Some(row.value);
         }
         period_entry.marks.push(row);
         period_entry.average = weighted(&period_points);
@@ -424,6 +488,16 @@ mod tests {
             assert!(row.text(2).is_err(), "a NULL where a text must be");
             assert!(row.int(2).is_err(), "a NULL where an integer must be");
             assert!(row.opt_text(3).is_err(), "a missing column");
+            assert!(row.str(1).is_err(), "an integer is not a text");
+            assert!(
+                row.parsed(0, "a mark", mark).is_err(),
+                "a text that is not a mark"
+            );
+            assert!(
+                row.parsed(0, "a mark id", |s| s.parse::<MarkId>().ok())
+                    .is_err(),
+                "a text that is not a mark id"
+            );
             Ok(())
         })
         .expect("a row");
