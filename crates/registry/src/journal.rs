@@ -3,7 +3,8 @@
 //! endpoint; requests without a valid token are summed up in one entry per period. Kept in its own SQLite
 //! file (`journal.db`) or, when the read models are in PostgreSQL, in a table of that database
 //! shared by every API process; append-only like the log (triggers refuse changes); a request
-//! is answered only after its entry is committed, and concurrent entries share one commit.
+//! is answered only after its entry is committed, and concurrent entries share one commit
+//! (on SQLite written on the SQLite driver directly, by a thread of the journal's own).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -137,7 +138,27 @@ impl Journal {
         sqlx::raw_sql(schema).execute(&mut *tx).await?;
         tx.commit().await?;
         let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(write_entries(pool.clone(), rx));
+        match location {
+            JournalLocation::File(path) => {
+                let opened = rusqlite::Connection::open(path).and_then(|conn| {
+                    conn.execute_batch(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                         PRAGMA busy_timeout = 30000;",
+                    )?;
+                    Ok(conn)
+                });
+                let conn = opened.map_err(|e| {
+                    RegistryError::Unavailable(format!("opening the access journal: {e}"))
+                })?;
+                std::thread::Builder::new()
+                    .name("access-journal".into())
+                    .spawn(move || write_to_file(conn, rx))
+                    .map_err(sqlx::Error::Io)?;
+            }
+            JournalLocation::Postgres(_) => {
+                tokio::spawn(write_to_postgres(pool.clone(), rx));
+            }
+        }
         Ok(Self { pool, tx })
     }
 
@@ -178,7 +199,7 @@ impl Journal {
             .bind(learner_id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(entry_of).collect())
+        Ok(rows.iter().map(entry_of).collect::<Result<_, _>>()?)
     }
 
     /// The newest `limit` entries about a learner, newest first, and how many there are in all.
@@ -197,7 +218,7 @@ impl Journal {
             .fetch_one(&self.pool)
             .await?;
         Ok((
-            rows.iter().map(entry_of).collect(),
+            rows.iter().map(entry_of).collect::<Result<_, _>>()?,
             total.get::<i64, _>("n").max(0) as u64,
         ))
     }
@@ -215,7 +236,7 @@ impl Journal {
         let rows = sqlx::query("SELECT at, subject, role, learner_id, method, endpoint, status, outcome FROM access_journal WHERE subject = 'anonymous' ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(entry_of).collect())
+        Ok(rows.iter().map(entry_of).collect::<Result<_, _>>()?)
     }
 
     /// Closes the journal file.
@@ -224,16 +245,70 @@ impl Journal {
     }
 }
 
-async fn write_entries(pool: AnyPool, mut rx: mpsc::Receiver<Pending>) {
+/// The entries waiting after `batch`'s first, up to a batch's size: one commit for them all.
+fn gather(batch: &mut Vec<Pending>, rx: &mut mpsc::Receiver<Pending>) {
+    while batch.len() < 512 {
+        match rx.try_recv() {
+            Ok(p) => batch.push(p),
+            Err(_) => break,
+        }
+    }
+}
+
+/// Answers every entry of `batch` with the outcome of its commit.
+fn answer(batch: &mut Vec<Pending>, result: Result<(), String>) {
+    if let Err(error) = &result {
+        tracing::error!(%error, "writing the access journal failed");
+    }
+    for p in batch.drain(..) {
+        let _ = p.done.send(result.clone());
+    }
+}
+
+const INSERT_ONE: &str = "INSERT INTO access_journal \
+    (at, subject, role, learner_id, method, endpoint, status, outcome) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
+/// The journal's writer on its SQLite file, on a thread of its own: each batch one
+/// transaction of one prepared insert per entry, synced before its entries are answered.
+/// (Through the pool, a batch was one statement of up to 4,096 parameters, prepared anew for
+/// each length and bound by name one by one.)
+fn write_to_file(mut conn: rusqlite::Connection, mut rx: mpsc::Receiver<Pending>) {
+    let mut batch = Vec::new();
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        gather(&mut batch, &mut rx);
+        let result = insert_into_file(&mut conn, &batch).map_err(|e| e.to_string());
+        answer(&mut batch, result);
+    }
+}
+
+fn insert_into_file(conn: &mut rusqlite::Connection, batch: &[Pending]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut insert = tx.prepare_cached(INSERT_ONE)?;
+        for Pending { entry: e, .. } in batch {
+            insert.execute((
+                e.at.to_rfc3339(),
+                &e.subject,
+                &e.role,
+                &e.learner_id,
+                &e.method,
+                &e.endpoint,
+                i64::from(e.status),
+                &e.outcome,
+            ))?;
+        }
+    }
+    tx.commit()
+}
+
+/// The journal's writer on PostgreSQL: each batch one multi-row insert.
+async fn write_to_postgres(pool: AnyPool, mut rx: mpsc::Receiver<Pending>) {
     let mut batch = Vec::new();
     while let Some(first) = rx.recv().await {
         batch.push(first);
-        while batch.len() < 512 {
-            match rx.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
-            }
-        }
+        gather(&mut batch, &mut rx);
         // Numbered placeholders, which both engines accept (the Any driver's query builder
         // writes `?`, which PostgreSQL does not).
         let mut sql = String::from(
@@ -274,24 +349,30 @@ async fn write_entries(pool: AnyPool, mut rx: mpsc::Receiver<Pending>) {
             .await
             .map(|_| ())
             .map_err(|e| e.to_string());
-        if let Err(error) = &result {
-            tracing::error!(%error, "writing the access journal failed");
-        }
-        for p in batch.drain(..) {
-            let _ = p.done.send(result.clone());
-        }
+        answer(&mut batch, result);
     }
 }
 
-fn entry_of(r: &sqlx::any::AnyRow) -> JournalEntry {
-    JournalEntry {
-        at: r.get::<String, _>("at").parse().unwrap_or_default(),
-        subject: r.get("subject"),
-        role: r.get("role"),
-        learner_id: r.get("learner_id"),
-        method: r.get("method"),
-        endpoint: r.get("endpoint"),
-        status: r.get::<i64, _>("status") as u16,
-        outcome: r.get("outcome"),
-    }
+/// An entry as stored, read strictly: a missing column, a NULL or another type, a time that is
+/// not one or a status out of range is an error, not a default.
+fn entry_of(r: &sqlx::any::AnyRow) -> Result<JournalEntry, sqlx::Error> {
+    let undecodable = |column: &str, why: String| sqlx::Error::ColumnDecode {
+        index: column.into(),
+        source: why.into(),
+    };
+    let at: String = r.try_get("at")?;
+    let status: i64 = r.try_get("status")?;
+    Ok(JournalEntry {
+        at: at
+            .parse()
+            .map_err(|e| undecodable("at", format!("{at:?}: {e}")))?,
+        subject: r.try_get("subject")?,
+        role: r.try_get("role")?,
+        learner_id: r.try_get("learner_id")?,
+        method: r.try_get("method")?,
+        endpoint: r.try_get("endpoint")?,
+        status: u16::try_from(status)
+            .map_err(|e| undecodable("status", format!("{status}: {e}")))?,
+        outcome: r.try_get("outcome")?,
+    })
 }
