@@ -71,7 +71,7 @@ pub(crate) async fn classes(State(state): State<PagesState>, viewer: Viewer) -> 
             return api_error(e, &viewer);
         }
         let name = match queries::class_register(
-            state.registry.read().pool(),
+            state.registry.read(),
             &id.to_string(),
             None,
             Some("9999-12-31".into()),
@@ -157,7 +157,7 @@ async fn render(
         .unwrap_or_else(|| (to - chrono::Days::new(13)).max(year.first_day()));
     // The roster of the span's last day.
     let view = queries::class_register(
-        registry.read().pool(),
+        registry.read(),
         &id.to_string(),
         Some(to.to_string()),
         Some(from.to_string()),

@@ -466,10 +466,10 @@ async fn the_queries_answer_the_same_from_both_engines() {
                 Some("2025-12-31".to_owned()),
             ),
         ] {
-            let x = queries::class_register(a, class, on.clone(), from.clone(), to.clone())
+            let x = queries::class_register(&sqlite, class, on.clone(), from.clone(), to.clone())
                 .await
                 .expect("class register");
-            let y = queries::class_register(b, class, on, from, to)
+            let y = queries::class_register(&postgres, class, on, from, to)
                 .await
                 .expect("class register");
             assert!(x.is_some());

@@ -56,7 +56,7 @@ pub(crate) async fn class_register(
     consistent(&registry, q.min_position).await?;
     let day = |d: Option<crate::params::Date>| d.map(|d| d.0.to_string());
     let view = queries::class_register(
-        registry.read().pool(),
+        registry.read(),
         &id.to_string(),
         day(q.on),
         day(q.from),

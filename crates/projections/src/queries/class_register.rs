@@ -2,10 +2,10 @@
 
 use contingent_domain::AcademicYear;
 use serde::Serialize;
-use sqlx::AnyPool;
 use utoipa::ToSchema;
 
-use super::{n, on, os, s, AttendanceRow, Result};
+use super::{AttendanceRow, Columns, Result};
+use crate::ReadStore;
 
 /// A class or group.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
@@ -93,123 +93,223 @@ pub struct AttendanceGridRow {
     pub records: Vec<AttendanceRow>,
 }
 
-/// A class's register.
+const CLASS: &str =
+    "SELECT class_id, organization_id, academic_year, level, grade, name, capacity \
+     FROM class_register_classes WHERE class_id = $1";
+
+const ROSTER: &str =
+    "SELECT r.learner_id, p.surname, p.name, p.patronymic, r.from_date, r.until_date \
+     FROM class_register_roster r LEFT JOIN class_register_people p ON p.learner_id = r.learner_id \
+     WHERE r.class_id = $1 AND r.from_date <= $2 AND (r.until_date IS NULL OR r.until_date > $2) \
+     ORDER BY p.surname NULLS FIRST, p.name NULLS FIRST, r.learner_id";
+
+const MARKS: &str =
+    "SELECT m.learner_id, m.subject, m.lesson_date, COALESCE(c.value, m.value), m.kind \
+     FROM class_register_marks m LEFT JOIN class_register_corrections c ON c.mark_id = m.mark_id \
+     WHERE m.class_id = $1 AND m.lesson_date BETWEEN $2 AND $3 \
+     ORDER BY m.learner_id, m.subject, m.lesson_date, m.mark_id";
+
+const ATTENDANCE: &str = "SELECT learner_id, date, lesson, status FROM class_register_attendance \
+     WHERE class_id = $1 AND date BETWEEN $2 AND $3 ORDER BY learner_id, date, lesson NULLS FIRST, position";
+
+/// The dates asked for, defaults filled from the class's academic year: the roster's day
+/// (today, within the year) and the grids' first and last days (the year's).
+struct Span {
+    on: String,
+    from: String,
+    to: String,
+}
+
+impl Span {
+    fn of(class: &ClassInfo, on: Option<String>, from: Option<String>, to: Option<String>) -> Self {
+        let year = AcademicYear::parse(&class.academic_year).ok();
+        let first = year
+            .map(|y| crate::sql::date(y.first_day()))
+            .unwrap_or_default();
+        let last = year
+            .map(|y| crate::sql::date(y.last_day()))
+            .unwrap_or_default();
+        let on = on.unwrap_or_else(|| {
+            let today = crate::sql::date(chrono::Utc::now().date_naive());
+            today.clamp(first.clone(), last.clone())
+        });
+        Self {
+            on,
+            from: from.unwrap_or(first),
+            to: to.unwrap_or(last),
+        }
+    }
+}
+
+fn class_info(r: &impl Columns) -> Result<ClassInfo> {
+    Ok(ClassInfo {
+        class_id: r.text(0)?,
+        organization_id: r.text(1)?,
+        academic_year: r.text(2)?,
+        level: r.text(3)?,
+        grade: r.int(4)?,
+        name: r.text(5)?,
+        capacity: r.int(6)?,
+    })
+}
+
+fn roster_row(r: &impl Columns) -> Result<RosterRow> {
+    Ok(RosterRow {
+        learner_id: r.text(0)?,
+        // A learner the class register has no name for yet (the join finds no person) is
+        // listed with empty names, first.
+        surname: r.opt_text(1)?.unwrap_or_default(),
+        name: r.opt_text(2)?.unwrap_or_default(),
+        patronymic: r.opt_text(3)?,
+        from: r.text(4)?,
+        until: r.opt_text(5)?,
+    })
+}
+
+/// Adds a row of [`MARKS`] to the grid, a learner's subject after another.
+fn add_mark(marks: &mut Vec<MarksGridRow>, r: &impl Columns) -> Result<()> {
+    let (learner, subject) = (r.str(0)?, r.str(1)?);
+    if marks
+        .last()
+        .is_none_or(|m| m.learner_id != learner || m.subject != subject)
+    {
+        marks.push(MarksGridRow {
+            learner_id: learner.to_owned(),
+            subject: subject.to_owned(),
+            marks: Vec::new(),
+        });
+    }
+    marks.last_mut().expect("pushed").marks.push(GridMark {
+        date: r.text(2)?,
+        value: r.text(3)?,
+        kind: r.text(4)?,
+    });
+    Ok(())
+}
+
+/// Adds a row of [`ATTENDANCE`] to the grid, a learner after another.
+fn add_attendance(attendance: &mut Vec<AttendanceGridRow>, r: &impl Columns) -> Result<()> {
+    let learner = r.str(0)?;
+    if attendance.last().is_none_or(|a| a.learner_id != learner) {
+        attendance.push(AttendanceGridRow {
+            learner_id: learner.to_owned(),
+            records: Vec::new(),
+        });
+    }
+    attendance
+        .last_mut()
+        .expect("pushed")
+        .records
+        .push(AttendanceRow {
+            date: r.text(1)?,
+            lesson: r.opt_int(2)?,
+            status: r.text(3)?,
+        });
+    Ok(())
+}
+
+/// A class's register: its roster on `on_date` (default today, within the class's academic
+/// year) and its marks and attendance from `from` to `to` (default the academic year). Four
+/// statements; on a SQLite store read on the SQLite driver directly, in one visit to a reading
+/// connection.
 pub async fn class_register(
-    pool: &AnyPool,
+    store: &ReadStore,
     class_id: &str,
     on_date: Option<String>,
     from: Option<String>,
     to: Option<String>,
 ) -> Result<Option<ClassRegisterView>> {
-    let Some(c) = sqlx::query("SELECT * FROM class_register_classes WHERE class_id = $1")
+    if let Some(readers) = store.sqlite_readers() {
+        let class_id = class_id.to_owned();
+        return readers
+            .with(move |conn| {
+                let class = conn
+                    .prepare_cached(CLASS)?
+                    .query((&class_id,))?
+                    .next()?
+                    .map(|r| class_info(r))
+                    .transpose()?;
+                let Some(class) = class else {
+                    return Ok(None);
+                };
+                let span = Span::of(&class, on_date, from, to);
+                let mut roster = Vec::new();
+                let mut statement = conn.prepare_cached(ROSTER)?;
+                let mut rows = statement.query((&class_id, &span.on))?;
+                while let Some(r) = rows.next()? {
+                    roster.push(roster_row(r)?);
+                }
+                let mut marks = Vec::new();
+                let mut statement = conn.prepare_cached(MARKS)?;
+                let mut rows = statement.query((&class_id, &span.from, &span.to))?;
+                while let Some(r) = rows.next()? {
+                    add_mark(&mut marks, r)?;
+                }
+                let mut attendance = Vec::new();
+                let mut statement = conn.prepare_cached(ATTENDANCE)?;
+                let mut rows = statement.query((&class_id, &span.from, &span.to))?;
+                while let Some(r) = rows.next()? {
+                    add_attendance(&mut attendance, r)?;
+                }
+                Ok(Some(view(class, span, roster, marks, attendance)))
+            })
+            .await;
+    }
+    let pool = store.pool();
+    let Some(c) = sqlx::query(CLASS)
         .bind(class_id)
         .fetch_optional(pool)
         .await?
     else {
         return Ok(None);
     };
-    let year = AcademicYear::parse(&s(&c, "academic_year")?).ok();
-    let first = year
-        .map(|y| crate::sql::date(y.first_day()))
-        .unwrap_or_default();
-    let last = year
-        .map(|y| crate::sql::date(y.last_day()))
-        .unwrap_or_default();
-    let on_date = on_date.unwrap_or_else(|| {
-        let today = crate::sql::date(chrono::Utc::now().date_naive());
-        today.clamp(first.clone(), last.clone())
-    });
-    let from = from.unwrap_or(first);
-    let to = to.unwrap_or(last);
-    let roster = sqlx::query(
-        "SELECT r.learner_id, p.surname, p.name, p.patronymic, r.from_date, r.until_date FROM class_register_roster r \
-         LEFT JOIN class_register_people p ON p.learner_id = r.learner_id \
-         WHERE r.class_id = $1 AND r.from_date <= $2 AND (r.until_date IS NULL OR r.until_date > $2) \
-         ORDER BY p.surname NULLS FIRST, p.name NULLS FIRST, r.learner_id",
-    )
-    .bind(class_id)
-    .bind(&on_date)
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(|r| -> Result<_> { Ok(RosterRow {
-        learner_id: s(r, "learner_id")?,
-        // A learner the class register has no name for yet (the join finds no person) is
-        // listed with empty names, first.
-        surname: os(r, "surname")?.unwrap_or_default(),
-        name: os(r, "name")?.unwrap_or_default(),
-        patronymic: os(r, "patronymic")?,
-        from: s(r, "from_date")?,
-        until: os(r, "until_date")?,
-    }) })
-    .collect::<Result<Vec<_>>>()?;
-    let mut marks: Vec<MarksGridRow> = Vec::new();
-    for r in sqlx::query(
-        "SELECT m.learner_id, m.subject, m.lesson_date, COALESCE(c.value, m.value) AS value, m.kind \
-         FROM class_register_marks m LEFT JOIN class_register_corrections c ON c.mark_id = m.mark_id \
-         WHERE m.class_id = $1 AND m.lesson_date BETWEEN $2 AND $3 \
-         ORDER BY m.learner_id, m.subject, m.lesson_date, m.mark_id",
-    )
-    .bind(class_id)
-    .bind(&from)
-    .bind(&to)
-    .fetch_all(pool)
-    .await?
+    let class = class_info(&c)?;
+    let span = Span::of(&class, on_date, from, to);
+    let roster = sqlx::query(ROSTER)
+        .bind(class_id)
+        .bind(&span.on)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(roster_row)
+        .collect::<Result<Vec<_>>>()?;
+    let mut marks = Vec::new();
+    for r in sqlx::query(MARKS)
+        .bind(class_id)
+        .bind(&span.from)
+        .bind(&span.to)
+        .fetch_all(pool)
+        .await?
     {
-        let learner = s(&r, "learner_id")?;
-        let subject = s(&r, "subject")?;
-        if marks.last().is_none_or(|m| m.learner_id != learner || m.subject != subject) {
-            marks.push(MarksGridRow { learner_id: learner, subject, marks: Vec::new() });
-        }
-        marks.last_mut().expect("pushed").marks.push(GridMark {
-            date: s(&r, "lesson_date")?,
-            value: s(&r, "value")?,
-            kind: s(&r, "kind")?,
-        });
+        add_mark(&mut marks, &r)?;
     }
-    let mut attendance: Vec<AttendanceGridRow> = Vec::new();
-    for r in sqlx::query(
-        "SELECT learner_id, date, lesson, status FROM class_register_attendance \
-         WHERE class_id = $1 AND date BETWEEN $2 AND $3 ORDER BY learner_id, date, lesson NULLS FIRST, position",
-    )
-    .bind(class_id)
-    .bind(&from)
-    .bind(&to)
-    .fetch_all(pool)
-    .await?
+    let mut attendance = Vec::new();
+    for r in sqlx::query(ATTENDANCE)
+        .bind(class_id)
+        .bind(&span.from)
+        .bind(&span.to)
+        .fetch_all(pool)
+        .await?
     {
-        let learner = s(&r, "learner_id")?;
-        if attendance.last().is_none_or(|a| a.learner_id != learner) {
-            attendance.push(AttendanceGridRow {
-                learner_id: learner,
-                records: Vec::new(),
-            });
-        }
-        attendance
-            .last_mut()
-            .expect("pushed")
-            .records
-            .push(AttendanceRow {
-                date: s(&r, "date")?,
-                lesson: on(&r, "lesson")?,
-                status: s(&r, "status")?,
-            });
+        add_attendance(&mut attendance, &r)?;
     }
-    Ok(Some(ClassRegisterView {
-        class: ClassInfo {
-            class_id: s(&c, "class_id")?,
-            organization_id: s(&c, "organization_id")?,
-            academic_year: s(&c, "academic_year")?,
-            level: s(&c, "level")?,
-            grade: n(&c, "grade")?,
-            name: s(&c, "name")?,
-            capacity: n(&c, "capacity")?,
-        },
-        on: on_date,
+    Ok(Some(view(class, span, roster, marks, attendance)))
+}
+
+fn view(
+    class: ClassInfo,
+    span: Span,
+    roster: Vec<RosterRow>,
+    marks: Vec<MarksGridRow>,
+    attendance: Vec<AttendanceGridRow>,
+) -> ClassRegisterView {
+    ClassRegisterView {
+        class,
+        on: span.on,
         roster,
-        from,
-        to,
+        from: span.from,
+        to: span.to,
         marks,
         attendance,
-    }))
+    }
 }

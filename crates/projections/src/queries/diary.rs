@@ -5,11 +5,9 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use contingent_domain::{AcademicYear, Mark, MarkId, MarkKind, Text};
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::Row;
 use utoipa::ToSchema;
 
-use super::{LearnerSummary, Result};
+use super::{undecodable, Columns, LearnerSummary, Result};
 use crate::ReadStore;
 
 /// A learner's diary.
@@ -154,73 +152,6 @@ UNION ALL \
 SELECT 4, form, subject, exam_date, mark, NULL, NULL, NULL, NULL, NULL, grade, primary_points, \
        test_score, position \
   FROM diary_exams WHERE learner_id = $1 AND exam_date BETWEEN $2 AND $3";
-
-/// The columns of a row of [`DIARY`], read strictly: a missing column, a NULL where a value must
-/// be or another type is an error, not a default. Rows come from the store's pool or, on SQLite,
-/// from the SQLite driver directly (`crate::sqlite_read`).
-trait Columns {
-    /// A column that must hold a text, borrowed from the row.
-    fn str(&self, i: usize) -> Result<&str>;
-    /// A column that holds a text or NULL.
-    fn opt_text(&self, i: usize) -> Result<Option<String>>;
-    /// A column that must hold an integer.
-    fn int(&self, i: usize) -> Result<i64>;
-    /// A column that holds an integer or NULL.
-    fn opt_int(&self, i: usize) -> Result<Option<i64>>;
-
-    /// A column that must hold a text.
-    fn text(&self, i: usize) -> Result<String> {
-        self.str(i).map(str::to_owned)
-    }
-
-    /// A column that must hold a text `parse` reads as a value (`what` names it in the error).
-    fn parsed<T>(&self, i: usize, what: &str, parse: impl FnOnce(&str) -> Option<T>) -> Result<T> {
-        let text = self.str(i)?;
-        parse(text).ok_or_else(|| undecodable(i, format!("{text:?} is not {what}")))
-    }
-}
-
-/// A column whose value is not what the diary holds there.
-fn undecodable(i: usize, why: String) -> super::QueryError {
-    sqlx::Error::ColumnDecode {
-        index: i.to_string(),
-        source: why.into(),
-    }
-    .into()
-}
-
-impl Columns for AnyRow {
-    fn str(&self, i: usize) -> Result<&str> {
-        Ok(self.try_get(i)?)
-    }
-    fn opt_text(&self, i: usize) -> Result<Option<String>> {
-        Ok(self.try_get(i)?)
-    }
-    fn int(&self, i: usize) -> Result<i64> {
-        Ok(self.try_get(i)?)
-    }
-    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
-        Ok(self.try_get(i)?)
-    }
-}
-
-impl Columns for rusqlite::Row<'_> {
-    fn str(&self, i: usize) -> Result<&str> {
-        self.get_ref(i)?.as_str().map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
-                .into()
-        })
-    }
-    fn opt_text(&self, i: usize) -> Result<Option<String>> {
-        Ok(self.get(i)?)
-    }
-    fn int(&self, i: usize) -> Result<i64> {
-        Ok(self.get(i)?)
-    }
-    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
-        Ok(self.get(i)?)
-    }
-}
 
 /// The texts of one kind a diary holds, each once: a year's marks name a handful of subjects,
 /// periods, kinds of work and teachers, each many times, so each is read into a [`Text`] the

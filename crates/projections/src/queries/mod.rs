@@ -50,6 +50,73 @@ pub enum QueryError {
 
 type Result<T> = std::result::Result<T, QueryError>;
 
+/// The columns of a row by their place, read strictly: a missing column, a NULL where a value
+/// must be or another type is an error, not a default. Rows come from the store's pool or, on
+/// SQLite, from the SQLite driver directly (`crate::sqlite_read`), and are read by the same code.
+trait Columns {
+    /// A column that must hold a text, borrowed from the row.
+    fn str(&self, i: usize) -> Result<&str>;
+    /// A column that holds a text or NULL.
+    fn opt_text(&self, i: usize) -> Result<Option<String>>;
+    /// A column that must hold an integer.
+    fn int(&self, i: usize) -> Result<i64>;
+    /// A column that holds an integer or NULL.
+    fn opt_int(&self, i: usize) -> Result<Option<i64>>;
+
+    /// A column that must hold a text.
+    fn text(&self, i: usize) -> Result<String> {
+        self.str(i).map(str::to_owned)
+    }
+
+    /// A column that must hold a text `parse` reads as a value (`what` names it in the error).
+    fn parsed<T>(&self, i: usize, what: &str, parse: impl FnOnce(&str) -> Option<T>) -> Result<T> {
+        let text = self.str(i)?;
+        parse(text).ok_or_else(|| undecodable(i, format!("{text:?} is not {what}")))
+    }
+}
+
+/// A column whose value is not what the diary holds there.
+fn undecodable(i: usize, why: String) -> QueryError {
+    sqlx::Error::ColumnDecode {
+        index: i.to_string(),
+        source: why.into(),
+    }
+    .into()
+}
+
+impl Columns for AnyRow {
+    fn str(&self, i: usize) -> Result<&str> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        Ok(self.try_get(i)?)
+    }
+    fn int(&self, i: usize) -> Result<i64> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        Ok(self.try_get(i)?)
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn str(&self, i: usize) -> Result<&str> {
+        self.get_ref(i)?.as_str().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+                .into()
+        })
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        Ok(self.get(i)?)
+    }
+    fn int(&self, i: usize) -> Result<i64> {
+        Ok(self.get(i)?)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        Ok(self.get(i)?)
+    }
+}
+
 /// A column that must hold a text: a missing column, a NULL or another type is an error.
 fn s(row: &AnyRow, col: &str) -> Result<String> {
     Ok(row.try_get::<String, _>(col)?)
