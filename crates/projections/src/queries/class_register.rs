@@ -223,77 +223,86 @@ pub async fn class_register(
         let class_id = class_id.to_owned();
         return readers
             .with(move |conn| {
-                let class = conn
-                    .prepare_cached(CLASS)?
-                    .query((&class_id,))?
-                    .next()?
-                    .map(|r| class_info(r))
-                    .transpose()?;
+                let mut class = None;
+                each_on_sqlite(conn, CLASS, &[&class_id], |r| {
+                    class = Some(class_info(r)?);
+                    Ok(())
+                })?;
                 let Some(class) = class else {
                     return Ok(None);
                 };
                 let span = Span::of(&class, on_date, from, to);
-                let mut roster = Vec::new();
-                let mut statement = conn.prepare_cached(ROSTER)?;
-                let mut rows = statement.query((&class_id, &span.on))?;
-                while let Some(r) = rows.next()? {
+                let (mut roster, mut marks, mut attendance) = (Vec::new(), Vec::new(), Vec::new());
+                each_on_sqlite(conn, ROSTER, &[&class_id, &span.on], |r| {
                     roster.push(roster_row(r)?);
-                }
-                let mut marks = Vec::new();
-                let mut statement = conn.prepare_cached(MARKS)?;
-                let mut rows = statement.query((&class_id, &span.from, &span.to))?;
-                while let Some(r) = rows.next()? {
-                    add_mark(&mut marks, r)?;
-                }
-                let mut attendance = Vec::new();
-                let mut statement = conn.prepare_cached(ATTENDANCE)?;
-                let mut rows = statement.query((&class_id, &span.from, &span.to))?;
-                while let Some(r) = rows.next()? {
-                    add_attendance(&mut attendance, r)?;
-                }
+                    Ok(())
+                })?;
+                let grid = [class_id.as_str(), &span.from, &span.to];
+                each_on_sqlite(conn, MARKS, &grid, |r| add_mark(&mut marks, r))?;
+                each_on_sqlite(conn, ATTENDANCE, &grid, |r| {
+                    add_attendance(&mut attendance, r)
+                })?;
                 Ok(Some(view(class, span, roster, marks, attendance)))
             })
             .await;
     }
     let pool = store.pool();
-    let Some(c) = sqlx::query(CLASS)
-        .bind(class_id)
-        .fetch_optional(pool)
-        .await?
-    else {
+    let mut class = None;
+    each_on_pool(pool, CLASS, &[class_id], |r| {
+        class = Some(class_info(r)?);
+        Ok(())
+    })
+    .await?;
+    let Some(class) = class else {
         return Ok(None);
     };
-    let class = class_info(&c)?;
     let span = Span::of(&class, on_date, from, to);
-    let roster = sqlx::query(ROSTER)
-        .bind(class_id)
-        .bind(&span.on)
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(roster_row)
-        .collect::<Result<Vec<_>>>()?;
-    let mut marks = Vec::new();
-    for r in sqlx::query(MARKS)
-        .bind(class_id)
-        .bind(&span.from)
-        .bind(&span.to)
-        .fetch_all(pool)
-        .await?
-    {
-        add_mark(&mut marks, &r)?;
-    }
-    let mut attendance = Vec::new();
-    for r in sqlx::query(ATTENDANCE)
-        .bind(class_id)
-        .bind(&span.from)
-        .bind(&span.to)
-        .fetch_all(pool)
-        .await?
-    {
-        add_attendance(&mut attendance, &r)?;
-    }
+    let (mut roster, mut marks, mut attendance) = (Vec::new(), Vec::new(), Vec::new());
+    each_on_pool(pool, ROSTER, &[class_id, &span.on], |r| {
+        roster.push(roster_row(r)?);
+        Ok(())
+    })
+    .await?;
+    let grid = [class_id, &span.from, &span.to];
+    each_on_pool(pool, MARKS, &grid, |r| add_mark(&mut marks, r)).await?;
+    each_on_pool(pool, ATTENDANCE, &grid, |r| {
+        add_attendance(&mut attendance, r)
+    })
+    .await?;
     Ok(Some(view(class, span, roster, marks, attendance)))
+}
+
+/// Runs `sql` with `params` on a reading connection of the SQLite driver, handing each row to
+/// `add` as it is stepped to.
+fn each_on_sqlite(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: &[&str],
+    mut add: impl FnMut(&rusqlite::Row<'_>) -> Result<()>,
+) -> Result<()> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(rusqlite::params_from_iter(params))?;
+    while let Some(r) = rows.next()? {
+        add(r)?;
+    }
+    Ok(())
+}
+
+/// Runs `sql` with `params` on the store's pool, handing each row to `add`.
+async fn each_on_pool(
+    pool: &sqlx::AnyPool,
+    sql: &str,
+    params: &[&str],
+    mut add: impl FnMut(&sqlx::any::AnyRow) -> Result<()>,
+) -> Result<()> {
+    let mut query = sqlx::query(sql);
+    for p in params {
+        query = query.bind(*p);
+    }
+    for r in query.fetch_all(pool).await? {
+        add(&r)?;
+    }
+    Ok(())
 }
 
 fn view(
