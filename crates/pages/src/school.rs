@@ -55,7 +55,7 @@ async fn render(state: &PagesState, viewer: &Viewer, q: SchoolQuery) -> Result<R
         .await?;
     viewer.auth.allow(registry, Read::Queue(org)).await?;
     let classes = queries::vacancies(
-        registry.read().pool(),
+        registry.read(),
         &VacancyFilter {
             organization_id: Some(org.to_string()),
             ..VacancyFilter::default()

@@ -94,7 +94,7 @@ pub(crate) async fn vacancies(
     )
     .await?;
     consistent(&registry, q.min_position).await?;
-    let rows = queries::vacancies(registry.read().pool(), &filter).await?;
+    let rows = queries::vacancies(registry.read(), &filter).await?;
     let (capacity, enrolled) = rows
         .iter()
         .fold((0, 0), |(c, e), r| (c + r.capacity, e + r.enrolled));

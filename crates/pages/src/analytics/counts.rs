@@ -49,7 +49,7 @@ pub(super) async fn counts(
     let registry = &state.registry;
     let year = year.unwrap_or_else(|| AcademicYear::containing(Utc::now().date_naive()));
     let rows = queries::vacancies(
-        registry.read().pool(),
+        registry.read(),
         &VacancyFilter {
             municipality: scope.municipality.clone(),
             academic_year: Some(year.to_string()),

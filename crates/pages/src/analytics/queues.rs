@@ -20,7 +20,7 @@ pub(super) async fn queue_sheet(
     let pool = state.registry.read().pool();
     let year = year.unwrap_or_else(|| AcademicYear::containing(Utc::now().date_naive()));
     let classes = queries::vacancies(
-        pool,
+        state.registry.read(),
         &VacancyFilter {
             municipality: scope.municipality.clone(),
             academic_year: Some(year.to_string()),

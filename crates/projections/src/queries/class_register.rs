@@ -4,7 +4,7 @@ use contingent_domain::AcademicYear;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{AttendanceRow, Columns, Result};
+use super::{each_on_pool, each_on_sqlite, AttendanceRow, Columns, Result};
 use crate::ReadStore;
 
 /// A class or group.
@@ -270,39 +270,6 @@ pub async fn class_register(
     })
     .await?;
     Ok(Some(view(class, span, roster, marks, attendance)))
-}
-
-/// Runs `sql` with `params` on a reading connection of the SQLite driver, handing each row to
-/// `add` as it is stepped to.
-fn each_on_sqlite(
-    conn: &rusqlite::Connection,
-    sql: &str,
-    params: &[&str],
-    mut add: impl FnMut(&rusqlite::Row<'_>) -> Result<()>,
-) -> Result<()> {
-    let mut statement = conn.prepare_cached(sql)?;
-    let mut rows = statement.query(rusqlite::params_from_iter(params))?;
-    while let Some(r) = rows.next()? {
-        add(r)?;
-    }
-    Ok(())
-}
-
-/// Runs `sql` with `params` on the store's pool, handing each row to `add`.
-async fn each_on_pool(
-    pool: &sqlx::AnyPool,
-    sql: &str,
-    params: &[&str],
-    mut add: impl FnMut(&sqlx::any::AnyRow) -> Result<()>,
-) -> Result<()> {
-    let mut query = sqlx::query(sql);
-    for p in params {
-        query = query.bind(*p);
-    }
-    for r in query.fetch_all(pool).await? {
-        add(&r)?;
-    }
-    Ok(())
 }
 
 fn view(

@@ -117,6 +117,39 @@ impl Columns for rusqlite::Row<'_> {
     }
 }
 
+/// Runs `sql` with `params` on a reading connection of the SQLite driver, handing each row to
+/// `add` as it is stepped to.
+pub(super) fn each_on_sqlite(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: &[&str],
+    mut add: impl FnMut(&rusqlite::Row<'_>) -> Result<()>,
+) -> Result<()> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(rusqlite::params_from_iter(params))?;
+    while let Some(r) = rows.next()? {
+        add(r)?;
+    }
+    Ok(())
+}
+
+/// Runs `sql` with `params` on the store's pool, handing each row to `add`.
+pub(super) async fn each_on_pool(
+    pool: &sqlx::AnyPool,
+    sql: &str,
+    params: &[&str],
+    mut add: impl FnMut(&sqlx::any::AnyRow) -> Result<()>,
+) -> Result<()> {
+    let mut query = sqlx::query(sql);
+    for p in params {
+        query = query.bind(*p);
+    }
+    for r in query.fetch_all(pool).await? {
+        add(&r)?;
+    }
+    Ok(())
+}
+
 /// A column that must hold a text: a missing column, a NULL or another type is an error.
 fn s(row: &AnyRow, col: &str) -> Result<String> {
     Ok(row.try_get::<String, _>(col)?)

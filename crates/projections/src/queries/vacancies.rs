@@ -4,7 +4,8 @@ use serde::Serialize;
 use sqlx::AnyPool;
 use utoipa::ToSchema;
 
-use super::{n, on, os, s, Result};
+use super::{each_on_pool, each_on_sqlite, n, on, os, s, Columns, Result};
+use crate::ReadStore;
 
 /// Places in one class or group.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
@@ -54,31 +55,49 @@ pub struct VacancyFilter {
 /// level, grade and class. The statement names only the filters given, so that one
 /// organization's places are found by its index rather than by reading every class of the
 /// region (a condition such as `$1 IS NULL OR organization_id = $1` is one no index serves).
-pub async fn vacancies(pool: &AnyPool, f: &VacancyFilter) -> Result<Vec<VacancyRow>> {
+pub async fn vacancies(store: &ReadStore, f: &VacancyFilter) -> Result<Vec<VacancyRow>> {
     let (sql, values) = select_vacancies(f);
-    let mut query = sqlx::query(&sql);
-    for value in values {
-        query = query.bind(value);
-    }
-    let rows = query.fetch_all(pool).await?;
-    rows.iter()
-        .map(|r| -> Result<_> {
-            Ok(VacancyRow {
-                organization_id: s(r, "organization_id")?,
-                organization: s(r, "organization")?,
-                municipality: s(r, "municipality")?,
-                class_id: s(r, "class_id")?,
-                class_name: s(r, "name")?,
-                academic_year: s(r, "academic_year")?,
-                level: s(r, "level")?,
-                grade: n(r, "grade")?,
-                stay_mode: os(r, "stay_mode")?,
-                capacity: n(r, "capacity")?,
-                enrolled: n(r, "enrolled")?,
-                free: n(r, "capacity")? - n(r, "enrolled")?,
+    let mut rows = Vec::new();
+    if let Some(readers) = store.sqlite_readers() {
+        let values: Vec<String> = values.into_iter().cloned().collect();
+        return readers
+            .with(move |conn| {
+                let values: Vec<&str> = values.iter().map(String::as_str).collect();
+                each_on_sqlite(conn, &sql, &values, |r| {
+                    rows.push(vacancy_row(r)?);
+                    Ok(())
+                })?;
+                Ok(rows)
             })
-        })
-        .collect()
+            .await;
+    }
+    let values: Vec<&str> = values.into_iter().map(String::as_str).collect();
+    each_on_pool(store.pool(), &sql, &values, |r| {
+        rows.push(vacancy_row(r)?);
+        Ok(())
+    })
+    .await?;
+    Ok(rows)
+}
+
+/// A row of [`select_vacancies`], by column place: the class's columns, then the
+/// organization's name and municipality.
+fn vacancy_row(r: &impl Columns) -> Result<VacancyRow> {
+    let (capacity, enrolled) = (r.int(7)?, r.int(8)?);
+    Ok(VacancyRow {
+        class_id: r.text(0)?,
+        organization_id: r.text(1)?,
+        academic_year: r.text(2)?,
+        level: r.text(3)?,
+        grade: r.int(4)?,
+        class_name: r.text(5)?,
+        stay_mode: r.opt_text(6)?,
+        capacity,
+        enrolled,
+        free: capacity - enrolled,
+        organization: r.text(9)?,
+        municipality: r.text(10)?,
+    })
 }
 
 /// The statement of [`vacancies`] for `f`, and the values of its parameters in order.
@@ -101,7 +120,8 @@ fn select_vacancies(f: &VacancyFilter) -> (String, Vec<&String>) {
         conditions.push("c.enrolled < c.capacity".to_owned());
     }
     let sql = format!(
-        "SELECT c.*, o.name AS organization, o.municipality FROM vacancy_classes c \
+        "SELECT c.class_id, c.organization_id, c.academic_year, c.level, c.grade, c.name, \
+         c.stay_mode, c.capacity, c.enrolled, o.name, o.municipality FROM vacancy_classes c \
          JOIN vacancy_organizations o ON o.organization_id = c.organization_id{}{} \
          ORDER BY o.municipality, o.name, c.academic_year, c.level, c.grade, c.name, c.class_id LIMIT 5000",
         if conditions.is_empty() { "" } else { " WHERE " },
