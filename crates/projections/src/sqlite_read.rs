@@ -1,7 +1,8 @@
 //! Reads of a SQLite read store on the SQLite driver directly (`rusqlite`), for the queries
-//! asked most (a learner's diary): read-only connections of the store's own, a prepared
-//! statement kept per connection, values read from SQLite's row in place — instead of every
-//! value copied into an `AnyValue` and every row sent from `sqlx`'s worker thread.
+//! asked most (a learner's diary, a class's register, free places): read-only connections of
+//! the store's own, each statement prepared once per connection, values read from SQLite's row
+//! in place — instead of every value copied into an `AnyValue` and every row sent from `sqlx`'s
+//! worker thread.
 //!
 //! At most [`READERS`] reads run at once (each on a blocking thread); the others wait for a
 //! connection, as they would for one of the pool's.
@@ -18,6 +19,9 @@ use crate::queries::QueryError;
 
 /// Reads at once, and idle connections kept: as many as the store's pool has.
 pub(crate) const READERS: usize = 8;
+
+/// Prepared statements kept per reading connection.
+const STATEMENTS_KEPT: usize = 64;
 
 /// Settings of a reading connection: the store's busy timeout and page cache, and no writes.
 const READER_PRAGMAS: &str =
@@ -51,6 +55,9 @@ impl SqliteReaders {
         )?;
         conn.busy_timeout(Duration::from_secs(30))?;
         conn.execute_batch(READER_PRAGMAS)?;
+        // Room for every statement read here: the diary's, the class register's four and one
+        // per combination of the free places' filters (32).
+        conn.set_prepared_statement_cache_capacity(STATEMENTS_KEPT);
         Ok(conn)
     }
 

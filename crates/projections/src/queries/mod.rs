@@ -75,7 +75,7 @@ trait Columns {
     }
 }
 
-/// A column whose value is not what the diary holds there.
+/// A column whose value is not what the query holds there.
 fn undecodable(i: usize, why: String) -> QueryError {
     sqlx::Error::ColumnDecode {
         index: i.to_string(),
