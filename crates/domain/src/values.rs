@@ -307,6 +307,11 @@ macro_rules! vocabulary {
             pub fn as_str(self) -> &'static str {
                 match self { $(Self::$variant => $text),+ }
             }
+
+            /// The value written `text` (exactly, as [`Self::as_str`] writes it), if one is.
+            pub fn from_written(text: &str) -> Option<Self> {
+                match text { $($text => Some(Self::$variant),)+ _ => None }
+            }
         }
 
         impl fmt::Display for $name {

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{NaiveDate, Utc};
 use contingent_access::{Read, Role};
 use contingent_api::ApiError;
-use contingent_domain::ClassId;
+use contingent_domain::{ClassId, LearnerId};
 use contingent_projections::queries;
 use maud::html;
 use serde::Deserialize;
@@ -167,10 +167,7 @@ async fn render(
     .ok_or_else(|| ApiError::not_found("class_not_found", "not in the registry"))?;
     viewer
         .auth
-        .journal_reads(
-            registry,
-            view.roster.iter().filter_map(|r| r.learner_id.parse().ok()),
-        )
+        .journal_reads(registry, view.roster.iter().map(|r| r.learner_id))
         .await?;
     let mut taught = subjects(state, viewer, id);
     if taught.is_empty() {
@@ -188,22 +185,23 @@ async fn render(
         .or_else(|| taught.first().cloned())
         .unwrap_or_default();
     // learner → date → cell text.
-    let mut cells: BTreeMap<(&str, String), Vec<String>> = BTreeMap::new();
+    let mut cells: BTreeMap<(LearnerId, String), Vec<String>> = BTreeMap::new();
     let mut dates: BTreeSet<String> = BTreeSet::new();
     for row in view.marks.iter().filter(|m| m.subject == subject) {
         for m in &row.marks {
-            dates.insert(m.date.clone());
+            let date = m.date.to_string();
+            dates.insert(date.clone());
             cells
-                .entry((row.learner_id.as_str(), m.date.clone()))
+                .entry((row.learner_id, date))
                 .or_default()
-                .push(m.value.clone());
+                .push(m.value.to_string());
         }
     }
     for row in &view.attendance {
         for a in row.records.iter().filter(|a| a.status != "present") {
             dates.insert(a.date.clone());
             cells
-                .entry((row.learner_id.as_str(), a.date.clone()))
+                .entry((row.learner_id, a.date.clone()))
                 .or_default()
                 .push(attendance_short(&a.status).to_owned());
         }
@@ -245,7 +243,7 @@ async fn render(
                 tr data-learner=(r.learner_id) {
                     td { (r.surname) " " (r.name) }
                     @for d in &dates {
-                        td { (cells.get(&(r.learner_id.as_str(), d.clone())).map(|v| v.join(" ")).unwrap_or_default()) }
+                        td { (cells.get(&(r.learner_id, d.clone())).map(|v| v.join(" ")).unwrap_or_default()) }
                     }
                 }
             }

@@ -64,11 +64,8 @@ pub(crate) async fn class_register(
     )
     .await?;
     if let Some(v) = &view {
-        auth.journal_reads(
-            &registry,
-            v.roster.iter().filter_map(|r| r.learner_id.parse().ok()),
-        )
-        .await?;
+        auth.journal_reads(&registry, v.roster.iter().map(|r| r.learner_id))
+            .await?;
     }
     found(&registry, view, "class_not_found")
 }

@@ -1,10 +1,11 @@
 //! A class register: the roster on a date and the marks and attendance grids.
 
-use contingent_domain::AcademicYear;
+use chrono::NaiveDate;
+use contingent_domain::{AcademicYear, LearnerId, Mark, MarkKind};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{each_on_pool, each_on_sqlite, AttendanceRow, Columns, Result};
+use super::{each_on_pool, each_on_sqlite, undecodable, AttendanceRow, Columns, Result};
 use crate::ReadStore;
 
 /// A class or group.
@@ -49,7 +50,8 @@ pub struct ClassRegisterView {
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct RosterRow {
     /// Learner id.
-    pub learner_id: String,
+    #[schema(value_type = uuid::Uuid)]
+    pub learner_id: LearnerId,
     /// Фамилия.
     pub surname: String,
     /// Имя.
@@ -57,16 +59,17 @@ pub struct RosterRow {
     /// Отчество.
     pub patronymic: Option<String>,
     /// First day in the class.
-    pub from: String,
+    pub from: NaiveDate,
     /// First day no longer in the class.
-    pub until: Option<String>,
+    pub until: Option<NaiveDate>,
 }
 
 /// One learner's marks in one subject.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct MarksGridRow {
     /// Learner id.
-    pub learner_id: String,
+    #[schema(value_type = uuid::Uuid)]
+    pub learner_id: LearnerId,
     /// Subject.
     pub subject: String,
     /// Marks by date.
@@ -77,18 +80,21 @@ pub struct MarksGridRow {
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct GridMark {
     /// Lesson date.
-    pub date: String,
-    /// The mark.
-    pub value: String,
+    pub date: NaiveDate,
+    /// The mark now: 2 to 5, pass or fail.
+    #[schema(value_type = String, example = "5")]
+    pub value: Mark,
     /// current, period, annual, final.
-    pub kind: String,
+    #[schema(value_type = String, example = "current")]
+    pub kind: MarkKind,
 }
 
 /// One learner's attendance.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct AttendanceGridRow {
     /// Learner id.
-    pub learner_id: String,
+    #[schema(value_type = uuid::Uuid)]
+    pub learner_id: LearnerId,
     /// Records by date.
     pub records: Vec<AttendanceRow>,
 }
@@ -155,44 +161,52 @@ fn class_info(r: &impl Columns) -> Result<ClassInfo> {
 
 fn roster_row(r: &impl Columns) -> Result<RosterRow> {
     Ok(RosterRow {
-        learner_id: r.text(0)?,
+        learner_id: learner(r, 0)?,
         // A learner the class register has no name for yet (the join finds no person) is
         // listed with empty names, first.
         surname: r.opt_text(1)?.unwrap_or_default(),
         name: r.opt_text(2)?.unwrap_or_default(),
         patronymic: r.opt_text(3)?,
-        from: r.text(4)?,
-        until: r.opt_text(5)?,
+        from: r.parsed(4, "a date", |s| s.parse().ok())?,
+        until: r
+            .opt_text(5)?
+            .map(|t| t.parse().map_err(|e| undecodable(5, format!("{t:?}: {e}"))))
+            .transpose()?,
     })
+}
+
+/// A column that must hold a learner id.
+fn learner(r: &impl Columns, i: usize) -> Result<LearnerId> {
+    r.parsed(i, "a learner id", |s| s.parse().ok())
 }
 
 /// Adds a row of [`MARKS`] to the grid, a learner's subject after another.
 fn add_mark(marks: &mut Vec<MarksGridRow>, r: &impl Columns) -> Result<()> {
-    let (learner, subject) = (r.str(0)?, r.str(1)?);
+    let (learner, subject) = (learner(r, 0)?, r.str(1)?);
     if marks
         .last()
         .is_none_or(|m| m.learner_id != learner || m.subject != subject)
     {
         marks.push(MarksGridRow {
-            learner_id: learner.to_owned(),
+            learner_id: learner,
             subject: subject.to_owned(),
             marks: Vec::new(),
         });
     }
     marks.last_mut().expect("pushed").marks.push(GridMark {
-        date: r.text(2)?,
-        value: r.text(3)?,
-        kind: r.text(4)?,
+        date: r.parsed(2, "a date", |s| s.parse().ok())?,
+        value: r.parsed(3, "a mark", |s| Mark::parse(s).ok())?,
+        kind: r.parsed(4, "a kind of mark", MarkKind::from_written)?,
     });
     Ok(())
 }
 
 /// Adds a row of [`ATTENDANCE`] to the grid, a learner after another.
 fn add_attendance(attendance: &mut Vec<AttendanceGridRow>, r: &impl Columns) -> Result<()> {
-    let learner = r.str(0)?;
+    let learner = learner(r, 0)?;
     if attendance.last().is_none_or(|a| a.learner_id != learner) {
         attendance.push(AttendanceGridRow {
-            learner_id: learner.to_owned(),
+            learner_id: learner,
             records: Vec::new(),
         });
     }

@@ -220,9 +220,7 @@ impl Parts {
                 row: MarkRow {
                     mark_id: r.parsed(1, "a mark id", |s| s.parse().ok())?,
                     lesson_date: r.parsed(4, "a date", |s| s.parse().ok())?,
-                    kind: r.parsed(5, "a kind of mark", |s| {
-                        MarkKind::ALL.iter().copied().find(|k| k.as_str() == s)
-                    })?,
+                    kind: r.parsed(5, "a kind of mark", MarkKind::from_written)?,
                     work: self.works.text(r, 6)?,
                     value: r.parsed(7, "a mark", mark)?,
                     weight: r.int(11)?,
