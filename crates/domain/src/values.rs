@@ -541,6 +541,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_vocabulary_value_is_read_back_from_what_it_writes_and_from_nothing_else() {
+        for kind in MarkKind::ALL {
+            assert_eq!(MarkKind::from_written(kind.as_str()), Some(*kind));
+            assert_eq!(
+                serde_json::to_value(kind).expect("written"),
+                serde_json::Value::from(kind.as_str())
+            );
+        }
+        for level in Level::ALL {
+            assert_eq!(Level::from_written(level.as_str()), Some(*level));
+        }
+        for text in ["Current", " current", "current ", "", "termly"] {
+            assert_eq!(MarkKind::from_written(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
     fn text_is_trimmed_and_bounded() {
         assert_eq!(
             Text::parse("  Иванов ").map(String::from),
