@@ -180,7 +180,7 @@ async fn render(
             table {
                 tr { th { "Дата" } th { "Урок" } th { "Отметка" } }
                 @for a in &diary.attendance.absences {
-                    tr { td { (a.date) } td { (or_dash(a.lesson)) } td { (attendance_name(&a.status)) } }
+                    tr { td { (a.date) } td { (or_dash(a.lesson)) } td { (attendance_name(a.status.as_str())) } }
                 }
             }
         }

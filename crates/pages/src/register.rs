@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{NaiveDate, Utc};
 use contingent_access::{Read, Role};
 use contingent_api::ApiError;
-use contingent_domain::{ClassId, LearnerId};
+use contingent_domain::{Attendance, ClassId, LearnerId};
 use contingent_projections::queries;
 use maud::html;
 use serde::Deserialize;
@@ -198,12 +198,17 @@ async fn render(
         }
     }
     for row in &view.attendance {
-        for a in row.records.iter().filter(|a| a.status != "present") {
-            dates.insert(a.date.clone());
+        for a in row
+            .records
+            .iter()
+            .filter(|a| a.status != Attendance::Present)
+        {
+            let date = a.date.to_string();
+            dates.insert(date.clone());
             cells
-                .entry((row.learner_id, a.date.clone()))
+                .entry((row.learner_id, date))
                 .or_default()
-                .push(attendance_short(&a.status).to_owned());
+                .push(attendance_short(a.status.as_str()).to_owned());
         }
     }
     let notice = match q.done.as_deref() {

@@ -1498,7 +1498,7 @@ async fn a_projector_does_not_recreate_a_position_it_did_not_start_from() {
 /// The diary as it was read before it was one statement: the learner's row, then marks,
 /// attendance counts, absences and exams each by a query of its own, ordered by the database.
 mod diary_by_tables {
-    use contingent_domain::{AcademicYear, Mark, MarkKind, Text};
+    use contingent_domain::{AcademicYear, Attendance, Mark, MarkKind, Text};
     use contingent_projections::queries::{
         AttendanceRow, AttendanceSummary, Diary, ExamRow, LearnerSummary, MarkRow, PeriodMarks,
         SubjectMarks,
@@ -1648,7 +1648,11 @@ mod diary_by_tables {
         .await
         .expect("absences")
         .iter()
-        .map(|r| AttendanceRow { date: s(r, "date"), lesson: on(r, "lesson"), status: s(r, "status") })
+        .map(|r| AttendanceRow {
+            date: s(r, "date").parse().expect("a date"),
+            lesson: on(r, "lesson"),
+            status: Attendance::from_written(&s(r, "status")).expect("a status"),
+        })
         .collect();
         let exams = sqlx::query("SELECT * FROM diary_exams WHERE learner_id = $1 AND exam_date BETWEEN $2 AND $3 ORDER BY exam_date, position")
             .bind(learner_id)

@@ -1,7 +1,7 @@
 //! A class register: the roster on a date and the marks and attendance grids.
 
 use chrono::NaiveDate;
-use contingent_domain::{AcademicYear, LearnerId, Mark, MarkKind};
+use contingent_domain::{AcademicYear, Attendance, LearnerId, Mark, MarkKind};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -215,9 +215,9 @@ fn add_attendance(attendance: &mut Vec<AttendanceGridRow>, r: &impl Columns) -> 
         .expect("pushed")
         .records
         .push(AttendanceRow {
-            date: r.text(1)?,
+            date: r.parsed(1, "a date", |s| s.parse().ok())?,
             lesson: r.opt_int(2)?,
-            status: r.text(3)?,
+            status: r.parsed(3, "an attendance status", Attendance::from_written)?,
         });
     Ok(())
 }

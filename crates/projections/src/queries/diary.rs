@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use contingent_domain::{AcademicYear, Mark, MarkId, MarkKind, Text};
+use contingent_domain::{AcademicYear, Attendance, Mark, MarkId, MarkKind, Text};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -94,11 +94,12 @@ pub struct AttendanceSummary {
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct AttendanceRow {
     /// Date.
-    pub date: String,
+    pub date: NaiveDate,
     /// Lesson number, or none for the day.
     pub lesson: Option<i64>,
-    /// Status.
-    pub status: String,
+    /// present, late, ill, excused, unexcused.
+    #[schema(value_type = String, example = "ill")]
+    pub status: Attendance,
 }
 
 /// One state exam result.
@@ -234,9 +235,9 @@ impl Parts {
             }
             3 => self.absences.push((
                 AttendanceRow {
-                    date: r.text(1)?,
+                    date: r.parsed(1, "a date", |s| s.parse().ok())?,
                     lesson: r.opt_int(10)?,
-                    status: r.text(2)?,
+                    status: r.parsed(2, "an attendance status", Attendance::from_written)?,
                 },
                 r.int(11)?,
             )),
