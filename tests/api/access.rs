@@ -715,3 +715,82 @@ async fn a_command_naming_an_unknown_object_is_refused_like_a_foreign_one() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A read is answered only once its journal entry is committed. While the journal cannot commit
+/// (a trigger stands in for a full disk), the region's reads of a learner's diary and of a class
+/// register are refused 503 and show nothing of the learners; once it commits again they are
+/// answered and journaled: one entry for the diary, one per learner of the roster.
+#[tokio::test]
+async fn a_read_the_journal_cannot_commit_is_not_answered() {
+    use sqlx::Connection;
+
+    let app = TestApp::spawn().await;
+    let w = world(&app).await;
+    let first = born(&app, "801", "Орлов", "2008-05-05").await;
+    let second = born(&app, "802", "Соколов", "2008-06-06").await;
+    enrolled(&app, &first, &w.class_11a, "2025-09-01").await;
+    enrolled(&app, &second, &w.class_11a, "2025-09-01").await;
+    let diary = format!("/v1/learners/{first}/diary");
+    let register = format!("/v1/classes/{}/register", w.class_11a);
+    let region = app.region();
+    assert!(
+        app.registry
+            .wait_caught_up(std::time::Duration::from_secs(30))
+            .await
+    );
+    let before = app.registry.journal().count().await.expect("count");
+
+    let path = app.dir.path().join("journal.db");
+    let mut journal = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("the journal's file");
+    sqlx::query(
+        "CREATE TRIGGER a_full_disk BEFORE INSERT ON access_journal \
+         BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END",
+    )
+    .execute(&mut journal)
+    .await
+    .expect("the fault");
+    for path in [&diary, &register] {
+        let response = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .bearer_auth(&region)
+            .send()
+            .await
+            .expect("sent");
+        let problem = crate::helpers::assert_problem(
+            response,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+        )
+        .await;
+        for name in ["Орлов", "Соколов", first.as_str(), second.as_str()] {
+            assert!(!problem.to_string().contains(name), "{path}: {problem}");
+        }
+    }
+    assert_eq!(
+        app.registry.journal().count().await.expect("count"),
+        before,
+        "nothing journaled while the journal cannot commit"
+    );
+
+    sqlx::query("DROP TRIGGER a_full_disk")
+        .execute(&mut journal)
+        .await
+        .expect("the fault repaired");
+    let (status, body) = app.get_as(&region, &diary).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app.get_as(&region, &register).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["roster"].as_array().expect("roster").len(),
+        2,
+        "{body}"
+    );
+    assert_eq!(
+        app.registry.journal().count().await.expect("count"),
+        before + 3,
+        "the diary's read and one per learner of the roster"
+    );
+}

@@ -59,7 +59,7 @@ pub async fn vacancies(store: &ReadStore, f: &VacancyFilter) -> Result<Vec<Vacan
     let (sql, values) = select_vacancies(f);
     let mut rows = Vec::new();
     if let Some(readers) = store.sqlite_readers() {
-        let values: Vec<String> = values.into_iter().cloned().collect();
+        let values: Vec<String> = values.into_iter().map(str::to_owned).collect();
         return readers
             .with(move |conn| {
                 let values: Vec<&str> = values.iter().map(String::as_str).collect();
@@ -71,7 +71,6 @@ pub async fn vacancies(store: &ReadStore, f: &VacancyFilter) -> Result<Vec<Vacan
             })
             .await;
     }
-    let values: Vec<&str> = values.into_iter().map(String::as_str).collect();
     each_on_pool(store.pool(), &sql, &values, |r| {
         rows.push(vacancy_row(r)?);
         Ok(())
@@ -101,7 +100,7 @@ fn vacancy_row(r: &impl Columns) -> Result<VacancyRow> {
 }
 
 /// The statement of [`vacancies`] for `f`, and the values of its parameters in order.
-fn select_vacancies(f: &VacancyFilter) -> (String, Vec<&String>) {
+fn select_vacancies(f: &VacancyFilter) -> (String, Vec<&str>) {
     let given = [
         ("c.organization_id", &f.organization_id),
         ("o.municipality", &f.municipality),
@@ -112,7 +111,7 @@ fn select_vacancies(f: &VacancyFilter) -> (String, Vec<&String>) {
     let mut values = Vec::new();
     for (column, value) in given {
         if let Some(value) = value {
-            values.push(value);
+            values.push(value.as_str());
             conditions.push(format!("{column} = ${}", values.len()));
         }
     }
