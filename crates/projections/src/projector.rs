@@ -111,9 +111,9 @@ pub struct Projector {
     last_flush: FlushStats,
     /// Rows and statements written since the projector was made.
     flushed: FlushStats,
-    /// The batch being written by a pipelined catch-up; still there if the catch-up was
-    /// dropped, and then waited for before the next run reads the stored positions (it may
-    /// commit after the drop).
+    /// The batch being written, on a task of its own (by a run, or a pipelined catch-up);
+    /// still there if the run was dropped, and then waited for before the next run reads the
+    /// stored positions (it may commit after the drop).
     pending: Option<Pending>,
 }
 
@@ -246,7 +246,7 @@ impl Projector {
     /// Returns how many events were read (0 when caught up).
     pub async fn run_once(&mut self, log: &dyn EventLog) -> Result<usize, ProjectorError> {
         if let Some(left) = self.pending.as_mut() {
-            // Left by a dropped catch-up: committed or not, the stored positions now say. The
+            // Left by a dropped run or catch-up: committed or not, the stored positions now say. The
             // state had applied past it, so it is rebuilt from them. (Taken only once it has
             // ended, so that a drop while waiting leaves it for the next run.)
             let _ = (&mut left.write).await;
@@ -277,28 +277,23 @@ impl Projector {
         // The state has moved past rows not yet committed: until they are, it must be rebuilt
         // before the next batch (if the write fails, or this future is dropped midway).
         self.warm = false;
-        let stats = match self.write(changes, last).await {
-            Ok(stats) => stats,
-            Err(error) => {
-                // Not warm: the next run reads the stored positions again (another read model's
-                // part of this batch may have been committed) and rebuilds the state from them.
-                if matches!(error, ProjectorError::Overtaken { .. }) {
-                    // What this batch applied is what the other projector committed (the same
-                    // events, the same projection): the state stays usable from `last`.
-                    self.stale = true;
-                    self.warm = true;
-                    self.applied = self.positions.iter().map(|p| (*p).max(last)).collect();
-                }
-                return Err(error);
-            }
-        };
-        self.warm = true;
-        self.last_flush = stats;
-        self.flushed.rows += stats.rows;
-        self.flushed.statements += stats.statements;
-        for p in &mut self.positions {
-            *p = (*p).max(last);
+        for a in &mut self.applied {
+            *a = (*a).max(last);
         }
+        // Written on a task of its own and awaited through `pending`, as a pipelined batch is:
+        // a write may run on more than one connection, and a run dropped midway must not leave
+        // part of it committing unseen while the next run reads the stored positions. The next
+        // run waits for it first.
+        self.pending = Some(Pending {
+            write: tokio::spawn(write(self.store.clone(), self.parts(changes, last))),
+            last,
+            events: events.len(),
+        });
+        // On being overtaken, `finish` marks the positions stale and the state usable from
+        // `applied`: what this batch applied is what the other projector committed (the same
+        // events, the same projection).
+        self.finish().await?;
+        self.warm = true;
         self.applied = self.positions.clone();
         Ok(events.len())
     }
@@ -340,15 +335,6 @@ impl Projector {
                 },
             })
             .collect()
-    }
-
-    /// Writes the batch's rows and moves the positions (see [`write`]).
-    async fn write(
-        &self,
-        changes: Vec<ChangeSet>,
-        last: u64,
-    ) -> Result<FlushStats, ProjectorError> {
-        write(self.store.clone(), self.parts(changes, last)).await
     }
 
     /// Applies batches until the log has nothing more; returns how many events were applied.
@@ -422,7 +408,7 @@ impl Projector {
         }
     }
 
-    /// Waits for the batch a dropped catch-up left being written, if any, to commit or fail:
+    /// Waits for the batch a dropped run or catch-up left being written, if any, to commit or fail:
     /// before the store is closed, so that a stop asked for during a catch-up ends the batch
     /// under way instead of cutting it off.
     pub async fn finish_pending(&mut self) -> Result<(), ProjectorError> {
@@ -430,8 +416,8 @@ impl Projector {
     }
 
     /// Waits for the pipelined batch's commit and moves the positions; returns its events. The
-    /// batch stays in `pending` until its write has ended: a catch-up dropped while waiting
-    /// here leaves it to the next run.
+    /// batch stays in `pending` until its write has ended: a run dropped while waiting here
+    /// leaves it to the next one.
     async fn finish(&mut self) -> Result<usize, ProjectorError> {
         let Some(pending) = self.pending.as_mut() else {
             return Ok(0);

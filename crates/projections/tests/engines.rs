@@ -1071,6 +1071,58 @@ async fn a_pipelined_catch_up_that_fails_or_is_dropped_midway_resumes_without_lo
     }
 }
 
+/// A lone run dropped at every stage of its write: on PostgreSQL a batch of a thousand rows or
+/// more is two transactions on two connections, and a run dropped while one of them is still
+/// committing must leave it to the next run, which waits for it before it reads the stored
+/// positions: neither refused as overtaken by its own write nor applying a batch twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_dropped_at_any_point_of_its_write_is_followed_by_one_neither_refused_nor_doubled() {
+    let pg = PgDatabase::create().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let expected = rows_from_zero(&dir).await;
+    let head = region().head;
+    for db in [
+        ReadDatabase::from(dir.path().join("dropped.db")),
+        ReadDatabase::from(pg.url()),
+    ] {
+        let log = region().log().await;
+        let store = ReadStore::open(db, &all_projections())
+            .await
+            .expect("the store opens");
+        let mut projector = Projector::new(store.clone(), all_projections(), 700)
+            .await
+            .expect("a projector");
+        // Each run is dropped after a different delay, from before its write starts to after
+        // it has committed; the run after it must succeed.
+        let mut delay = 0u64;
+        let mut dropped = 0;
+        loop {
+            if tokio::time::timeout(Duration::from_micros(delay), projector.run_once(&*log))
+                .await
+                .is_err()
+            {
+                dropped += 1;
+            }
+            delay = (delay * 3 / 2 + 700) % 60_000;
+            let n = projector
+                .run_once(&*log)
+                .await
+                .expect("the run after a dropped one");
+            if n == 0 && projector.position() == head {
+                break;
+            }
+        }
+        assert!(dropped > 3, "only {dropped} runs were dropped");
+        assert_same(
+            &format!("{:?}, runs dropped at every stage", store.engine()),
+            &expected,
+            &dump(&store).await,
+        );
+        store.close().await;
+        log.close().await;
+    }
+}
+
 /// A pipelined catch-up dropped while the server still works on its batch: the write goes on
 /// and commits after the drop. The next run waits for it before reading the positions, so it
 /// neither writes that batch again nor is refused as overtaken.
