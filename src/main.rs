@@ -1318,7 +1318,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                         if page.len() < 1000 {
                             break;
                         }
-                        after = page.last().map(|r| r.learner_id.clone());
+                        after = page.last().map(|r| r.learner_id.to_string());
                     }
                 }
                 "counts" => {

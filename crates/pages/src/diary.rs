@@ -192,9 +192,9 @@ async fn render(
                 tr { th { "Форма" } th { "Предмет" } th { "Дата" } th.num { "Класс" } th.num { "Первичный балл" } th.num { "Тестовый балл" } th { "Отметка" } }
                 @for e in &diary.exams {
                     tr {
-                        td { (e.form.to_uppercase()) } td { (e.subject) } td { (e.exam_date) }
+                        td { (e.form.as_str().to_uppercase()) } td { (e.subject) } td { (e.exam_date) }
                         td.num { (e.grade) } td.num { (e.primary_points) }
-                        td.num { (or_dash(e.test_score)) } td { (or_dash(e.mark.as_deref())) }
+                        td.num { (or_dash(e.test_score)) } td { (or_dash(e.mark)) }
                     }
                 }
             }

@@ -74,8 +74,8 @@ pub(crate) async fn classes(State(state): State<PagesState>, viewer: Viewer) -> 
             state.registry.read(),
             &id.to_string(),
             None,
-            Some("9999-12-31".into()),
-            Some("0000-01-01".into()),
+            NaiveDate::from_ymd_opt(9999, 12, 31),
+            NaiveDate::from_ymd_opt(0, 1, 1),
         )
         .await
         {
@@ -159,9 +159,9 @@ async fn render(
     let view = queries::class_register(
         registry.read(),
         &id.to_string(),
-        Some(to.to_string()),
-        Some(from.to_string()),
-        Some(to.to_string()),
+        Some(to),
+        Some(from),
+        Some(to),
     )
     .await?
     .ok_or_else(|| ApiError::not_found("class_not_found", "not in the registry"))?;

@@ -63,7 +63,7 @@ async fn render(state: &PagesState, viewer: &Viewer, q: SchoolQuery) -> Result<R
     )
     .await?;
     let today = Utc::now().date_naive();
-    let queue = queries::queue(registry.read().pool(), &org.to_string(), &today.to_string())
+    let queue = queries::queue(registry.read().pool(), org, today)
         .await?
         .ok_or_else(|| ApiError::not_found("organization_not_found", "not in the registry"))?;
     let pending: Vec<&queries::ApplicationRow> = queue
@@ -73,10 +73,7 @@ async fn render(state: &PagesState, viewer: &Viewer, q: SchoolQuery) -> Result<R
         .collect();
     viewer
         .auth
-        .journal_reads(
-            registry,
-            pending.iter().filter_map(|a| a.learner_id.parse().ok()),
-        )
+        .journal_reads(registry, pending.iter().map(|a| a.learner_id))
         .await?;
     let name = classes
         .first()
@@ -90,7 +87,7 @@ async fn render(state: &PagesState, viewer: &Viewer, q: SchoolQuery) -> Result<R
             tr { th { "Класс" } th { "Учебный год" } th { "Уровень" } th.num { "Параллель" } th.num { "Мест" } th.num { "Зачислено" } th.num { "Свободно" } }
             @for c in &classes {
                 tr {
-                    td { (c.class_name) } td { (c.academic_year) } td { (level_name(&c.level)) } td.num { (c.grade) }
+                    td { (c.class_name) } td { (c.academic_year) } td { (level_name(c.level.as_str())) } td.num { (c.grade) }
                     td.num { (c.capacity) } td.num { (c.enrolled) } td.num { (c.free) }
                 }
             }
@@ -102,8 +99,8 @@ async fn render(state: &PagesState, viewer: &Viewer, q: SchoolQuery) -> Result<R
             @for a in &pending {
                 tr class=@if a.overdue { "overdue" } {
                     td.num { (or_dash(a.place)) }
-                    td { code { (a.application_id.get(..8).unwrap_or(&a.application_id)) } }
-                    td { (level_name(&a.level)) ", " (a.academic_year) ", " (a.grade) }
+                    td { code { (a.application_id.to_string()[..8]) } }
+                    td { (level_name(a.level.as_str())) ", " (a.academic_year) ", " (a.grade) }
                     td { (a.submitted_on) }
                     td { (a.priority) }
                     td { (a.due_on) @if a.overdue { " " span.bad { "просрочено" } } }
@@ -117,7 +114,7 @@ async fn render(state: &PagesState, viewer: &Viewer, q: SchoolQuery) -> Result<R
                                 input type="hidden" name="application_id" value=(a.application_id);
                                 input type="hidden" name="learner_id" value=(a.learner_id);
                                 select name="class_id" { @for c in &fitting { option value=(c.class_id) { (c.class_name) } } }
-                                input type="date" name="enrolled_on" value=(a.desired_start.clone().unwrap_or_else(|| today.to_string())) required;
+                                input type="date" name="enrolled_on" value=(a.desired_start.unwrap_or(today)) required;
                                 input type="text" name="order" placeholder="№ приказа" size="10" required;
                                 button type="submit" { "Зачислить" }
                             }

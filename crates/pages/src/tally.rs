@@ -279,7 +279,7 @@ impl LogTally {
 
     /// The counts of each organization the fold has seen anything of; overdue judged on
     /// `as_of` by the queue's rule.
-    pub fn by_organization(&self, as_of: &str) -> HashMap<OrganizationId, OrganizationCounts> {
+    pub fn by_organization(&self, as_of: NaiveDate) -> HashMap<OrganizationId, OrganizationCounts> {
         let mut counts: HashMap<OrganizationId, OrganizationCounts> = HashMap::new();
         for organization in self.open.values() {
             counts.entry(*organization).or_default().open_enrollments += 1;
@@ -287,7 +287,7 @@ impl LogTally {
         for (organization, _, due) in self.pending.values() {
             let c = counts.entry(*organization).or_default();
             c.pending += 1;
-            if contingent_projections::queries::overdue("pending", &due.to_string(), as_of) {
+            if contingent_projections::queries::overdue("pending", *due, as_of) {
                 c.overdue += 1;
             }
         }
@@ -350,8 +350,8 @@ mod tests {
             .expect("fold")
             .expect("at the head");
         assert_eq!(
-            tally.by_organization("2026-11-22"),
-            whole.by_organization("2026-11-22")
+            tally.by_organization(NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()),
+            whole.by_organization(NaiveDate::from_ymd_opt(2026, 11, 22).unwrap())
         );
         assert_eq!(tally.learners(), whole.learners());
         assert_eq!(tally.exam_results, whole.exam_results);

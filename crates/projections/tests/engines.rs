@@ -25,6 +25,11 @@ use contingent_simulate::{generate, Config, Scale};
 use contingent_testkit::PgDatabase;
 use sqlx::{AnyPool, Column, Row};
 
+/// A date of the generated region's calendar.
+fn day(year: i32, month: u32, day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(year, month, day).expect("a date")
+}
+
 // ---------------------------------------------------------------------------------------------
 // The region
 
@@ -463,12 +468,12 @@ async fn the_queries_answer_the_same_from_both_engines() {
         for (on, from, to) in [
             (None, None, None),
             (
-                Some("2025-10-15".to_owned()),
-                Some("2025-09-01".to_owned()),
-                Some("2025-12-31".to_owned()),
+                NaiveDate::from_ymd_opt(2025, 10, 15),
+                NaiveDate::from_ymd_opt(2025, 9, 1),
+                NaiveDate::from_ymd_opt(2025, 12, 31),
             ),
         ] {
-            let x = queries::class_register(&sqlite, class, on.clone(), from.clone(), to.clone())
+            let x = queries::class_register(&sqlite, class, on, from, to)
                 .await
                 .expect("class register");
             let y = queries::class_register(&postgres, class, on, from, to)
@@ -499,12 +504,12 @@ async fn the_queries_answer_the_same_from_both_engines() {
             .expect("organizations")
     );
     for o in &organizations {
-        for as_of in ["2025-09-01", "2026-11-22"] {
+        for as_of in [day(2025, 9, 1), day(2026, 11, 22)] {
             assert_eq!(
-                queries::queue(a, &o.organization_id, as_of)
+                queries::queue(a, o.organization_id, as_of)
                     .await
                     .expect("queue"),
-                queries::queue(b, &o.organization_id, as_of)
+                queries::queue(b, o.organization_id, as_of)
                     .await
                     .expect("queue"),
                 "{}",
@@ -512,7 +517,7 @@ async fn the_queries_answer_the_same_from_both_engines() {
             );
         }
         let search = LearnerSearch {
-            organization_id: Some(o.organization_id.clone()),
+            organization_id: Some(o.organization_id.to_string()),
             limit: 500,
             ..LearnerSearch::default()
         };
@@ -564,12 +569,12 @@ async fn the_queries_answer_the_same_from_both_engines() {
     }
     for row in levels {
         for given in 0..32u8 {
-            let pick = |bit: u8, value: &String| (given & bit != 0).then(|| value.clone());
+            let pick = |bit: u8, value: &str| (given & bit != 0).then(|| value.to_owned());
             let filter = VacancyFilter {
-                organization_id: pick(1, &row.organization_id),
+                organization_id: pick(1, &row.organization_id.to_string()),
                 municipality: pick(2, &row.municipality),
                 academic_year: pick(4, &row.academic_year),
-                level: pick(8, &row.level),
+                level: pick(8, row.level.as_str()),
                 only_free: given & 16 != 0,
             };
             let expected: Vec<VacancyRow> = every
@@ -578,7 +583,7 @@ async fn the_queries_answer_the_same_from_both_engines() {
                     filter
                         .organization_id
                         .as_ref()
-                        .is_none_or(|o| *o == r.organization_id)
+                        .is_none_or(|o| *o == r.organization_id.to_string())
                         && filter
                             .municipality
                             .as_ref()
@@ -587,7 +592,7 @@ async fn the_queries_answer_the_same_from_both_engines() {
                             .academic_year
                             .as_ref()
                             .is_none_or(|y| *y == r.academic_year)
-                        && filter.level.as_ref().is_none_or(|l| *l == r.level)
+                        && filter.level.as_ref().is_none_or(|l| l == r.level.as_str())
                         && (!filter.only_free || r.free > 0)
                 })
                 .cloned()
@@ -616,7 +621,7 @@ async fn the_queries_answer_the_same_from_both_engines() {
         LearnerSearch {
             surname: Some(card.surname.clone()),
             name: Some(card.name.clone()),
-            birth_date: Some(card.birth_date.clone()),
+            birth_date: Some(card.birth_date.to_string()),
             limit: 50,
             ..LearnerSearch::default()
         },
@@ -649,7 +654,7 @@ async fn the_queries_answer_the_same_from_both_engines() {
         );
         pages += 1;
         match x.last() {
-            Some(last) if x.len() == 100 => after = Some(last.learner_id.clone()),
+            Some(last) if x.len() == 100 => after = Some(last.learner_id.to_string()),
             _ => break,
         }
     }
@@ -687,7 +692,7 @@ async fn the_queries_answer_the_same_from_both_engines() {
                 .await
                 .expect("movements")
         );
-        for as_of in ["2025-09-01", "2026-11-22"] {
+        for as_of in [day(2025, 9, 1), day(2026, 11, 22)] {
             let x = queries::pending_applications(a, scope, as_of)
                 .await
                 .expect("applications");
@@ -1550,7 +1555,7 @@ async fn a_projector_does_not_recreate_a_position_it_did_not_start_from() {
 /// The diary as it was read before it was one statement: the learner's row, then marks,
 /// attendance counts, absences and exams each by a query of its own, ordered by the database.
 mod diary_by_tables {
-    use contingent_domain::{AcademicYear, Attendance, Mark, MarkKind, Text};
+    use contingent_domain::{AcademicYear, Attendance, ExamForm, Mark, MarkKind, Text};
     use contingent_projections::queries::{
         AttendanceRow, AttendanceSummary, Diary, ExamRow, LearnerSummary, MarkRow, PeriodMarks,
         SubjectMarks,
@@ -1715,22 +1720,22 @@ mod diary_by_tables {
             .expect("exams")
             .iter()
             .map(|r| ExamRow {
-                form: s(r, "form"),
+                form: ExamForm::from_written(&s(r, "form")).expect("a form"),
                 subject: s(r, "subject"),
-                exam_date: s(r, "exam_date"),
+                exam_date: s(r, "exam_date").parse().expect("a date"),
                 grade: n(r, "grade"),
                 primary_points: n(r, "primary_points"),
                 test_score: on(r, "test_score"),
-                mark: os(r, "mark"),
+                mark: os(r, "mark").map(|m| Mark::parse(&m).expect("a mark")),
             })
             .collect();
         Some(Diary {
             learner: LearnerSummary {
-                learner_id: s(&row, "learner_id"),
+                learner_id: s(&row, "learner_id").parse().expect("a learner id"),
                 surname: s(&row, "surname"),
                 name: s(&row, "name"),
                 patronymic: os(&row, "patronymic"),
-                birth_date: s(&row, "birth_date"),
+                birth_date: s(&row, "birth_date").parse().expect("a date"),
                 status: s(&row, "status"),
             },
             academic_year: year.map(|y| y.to_string()),

@@ -25,7 +25,7 @@ pub(crate) async fn federal_register(
     consistent(&registry, q.min_position).await?;
     let rows = queries::federal_register(registry.read().pool(), after.as_deref(), limit).await?;
     let next_after = if rows.len() as i64 == limit {
-        rows.last().map(|r| r.learner_id.clone())
+        rows.last().map(|r| r.learner_id.to_string())
     } else {
         None
     };

@@ -38,11 +38,8 @@ pub(crate) async fn find_learners(
         ));
     }
     let rows = queries::find_learners(registry.read().pool(), &search).await?;
-    auth.journal_reads(
-        &registry,
-        rows.iter().filter_map(|r| r.learner_id.parse().ok()),
-    )
-    .await?;
+    auth.journal_reads(&registry, rows.iter().map(|r| r.learner_id))
+        .await?;
     Ok(Json(LearnerSearchResult { learners: rows }).into_response())
 }
 

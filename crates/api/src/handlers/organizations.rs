@@ -35,12 +35,9 @@ pub(crate) async fn queue(
 ) -> Result<Response, ApiError> {
     let id = uuid(&id)?;
     auth.allow(&registry, Read::Queue(id.into())).await?;
-    let as_of = q
-        .as_of
-        .map_or_else(|| Utc::now().date_naive(), |d| d.0)
-        .to_string();
+    let as_of = q.as_of.map_or_else(|| Utc::now().date_naive(), |d| d.0);
     consistent(&registry, q.min_position).await?;
-    let view = queries::queue(registry.read().pool(), &id.to_string(), &as_of).await?;
+    let view = queries::queue(registry.read().pool(), id.into(), as_of).await?;
     found(&registry, view, "organization_not_found")
 }
 
@@ -54,7 +51,7 @@ pub(crate) async fn class_register(
     auth.allow(&registry, Read::ClassRegister(id.into()))
         .await?;
     consistent(&registry, q.min_position).await?;
-    let day = |d: Option<crate::params::Date>| d.map(|d| d.0.to_string());
+    let day = |d: Option<crate::params::Date>| d.map(|d| d.0);
     let view = queries::class_register(
         registry.read(),
         &id.to_string(),

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 use contingent_api::ApiError;
 use contingent_domain::AcademicYear;
 use contingent_projections::queries::{self, VacancyFilter, VacancyRow};
@@ -61,13 +61,7 @@ pub(super) async fn counts(
     // folded from the log, and classes over capacity (there must be none).
     let from_log: Vec<Option<i64>> = registry.read_state(|s| {
         rows.iter()
-            .map(|r| {
-                r.class_id
-                    .parse::<uuid::Uuid>()
-                    .ok()
-                    .and_then(|id| s.class(id.into()))
-                    .map(|c| i64::from(c.enrolled))
-            })
+            .map(|r| s.class(r.class_id).map(|c| i64::from(c.enrolled)))
             .collect()
     });
     let mut quality = vec![header(&[
@@ -98,7 +92,7 @@ pub(super) async fn counts(
         ]);
     }
     let problems = quality.len() - 1;
-    let reconciled = reconcile(state, scope, &today()).await?;
+    let reconciled = reconcile(state, scope, today()).await?;
     let mut summaries = HashMap::new();
     summaries.insert(
         "quality",
@@ -182,7 +176,7 @@ pub(super) async fn counts(
             title: "По уровням образования",
             rows: group(
                 &rows,
-                &|r| vec![level_name(&r.level).to_owned()],
+                &|r| vec![level_name(r.level.as_str()).to_owned()],
                 &["уровень"],
             ),
             numeric: 4,
@@ -192,7 +186,12 @@ pub(super) async fn counts(
             title: "По параллелям",
             rows: group(
                 &rows,
-                &|r| vec![level_name(&r.level).to_owned(), format!("{:02}", r.grade)],
+                &|r| {
+                    vec![
+                        level_name(r.level.as_str()).to_owned(),
+                        format!("{:02}", r.grade),
+                    ]
+                },
                 &["уровень", "параллель"],
             ),
             numeric: 4,
@@ -215,7 +214,7 @@ pub(super) async fn counts(
                     r.municipality.clone(),
                     r.organization.clone(),
                     r.class_name.clone(),
-                    level_name(&r.level).to_owned(),
+                    level_name(r.level.as_str()).to_owned(),
                     r.grade.to_string(),
                     r.capacity.to_string(),
                     r.enrolled.to_string(),
@@ -270,7 +269,7 @@ enum NotYet {
 async fn reconcile(
     state: &PagesState,
     scope: &Scope,
-    as_of: &str,
+    as_of: NaiveDate,
 ) -> Result<Result<Reconciled, NotYet>, ApiError> {
     let registry = &state.registry;
     for attempt in 0..ATTEMPTS {
@@ -319,15 +318,15 @@ async fn reconcile(
         ];
         let mut read: BTreeMap<String, [i64; 4]> = BTreeMap::new();
         for (org, n) in &counts.open_enrollments {
-            read.entry(org.clone()).or_default()[0] += n;
+            read.entry(org.to_string()).or_default()[0] += n;
         }
         for (org, n) in &counts.places_taken {
-            read.entry(org.clone()).or_default()[1] += n;
+            read.entry(org.to_string()).or_default()[1] += n;
         }
         for ((org, due), n) in &counts.pending {
-            let e = read.entry(org.clone()).or_default();
+            let e = read.entry(org.to_string()).or_default();
             e[2] += n;
-            if queries::overdue("pending", due, as_of) {
+            if queries::overdue("pending", *due, as_of) {
                 e[3] += n;
             }
         }

@@ -2,9 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::NaiveDate;
 use contingent_api::ApiError;
-use contingent_domain::AcademicYear;
+use contingent_domain::{AcademicYear, Mark, OrganizationId};
 use contingent_projections::queries;
 
 use super::{header, Scope, Sheet, Table};
@@ -15,12 +14,12 @@ use crate::PagesState;
 fn score(r: &queries::ExamResult) -> Option<i64> {
     match r.test_score {
         Some(s) => Some(s),
-        None => r.mark.as_deref().and_then(|m| m.parse().ok()),
+        None => r.mark.and_then(Mark::points).map(i64::from),
     }
 }
 
 /// Form, subject, municipality, organization and its id.
-type ExamKey<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+type ExamKey<'a> = (&'a str, &'a str, &'a str, &'a str, OrganizationId);
 
 fn form_name(form: &str) -> &str {
     match form {
@@ -37,16 +36,12 @@ pub(super) async fn exams(
     year: Option<AcademicYear>,
 ) -> Result<Sheet, ApiError> {
     let results = queries::exam_results(state.registry.read().pool()).await?;
-    let year_of = |r: &queries::ExamResult| {
-        NaiveDate::parse_from_str(&r.exam_date, "%Y-%m-%d")
-            .ok()
-            .map(AcademicYear::containing)
-    };
-    let years: BTreeSet<AcademicYear> = results.iter().filter_map(year_of).collect();
+    let year_of = |r: &queries::ExamResult| AcademicYear::containing(r.exam_date);
+    let years: BTreeSet<AcademicYear> = results.iter().map(year_of).collect();
     let year = year.or_else(|| years.last().copied());
     let chosen: Vec<&queries::ExamResult> = results
         .iter()
-        .filter(|r| year.is_some() && year_of(r) == year)
+        .filter(|r| year == Some(year_of(r)))
         .collect();
     // (form, subject) → sum and count of scores over the region.
     let mut region: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
@@ -74,7 +69,7 @@ pub(super) async fn exams(
                 r.subject.as_str(),
                 r.municipality.as_str(),
                 r.organization.as_str(),
-                r.organization_id.as_str(),
+                r.organization_id,
             ))
             .or_default();
         e.0 += 1;

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 use contingent_access::{Read, Role};
 use contingent_api::ApiError;
 use contingent_domain::AcademicYear;
@@ -139,8 +139,8 @@ fn header(cells: &[&str]) -> Vec<String> {
     cells.iter().map(|c| (*c).to_owned()).collect()
 }
 
-fn today() -> String {
-    Utc::now().date_naive().to_string()
+fn today() -> NaiveDate {
+    Utc::now().date_naive()
 }
 
 async fn sheet(

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::Utc;
 use contingent_api::ApiError;
-use contingent_domain::AcademicYear;
+use contingent_domain::{AcademicYear, OrganizationId};
 use contingent_projections::queries::{self, VacancyFilter};
 use maud::html;
 
@@ -29,18 +29,17 @@ pub(super) async fn queue_sheet(
     )
     .await?;
     let today = today();
-    let pending =
-        queries::pending_applications(pool, scope.municipality.as_deref(), &today).await?;
+    let pending = queries::pending_applications(pool, scope.municipality.as_deref(), today).await?;
     // (municipality, organization, organization id, level) → classes, places, free, pending,
     // overdue.
-    let mut by: BTreeMap<(String, String, String, String), [i64; 5]> = BTreeMap::new();
+    let mut by: BTreeMap<(String, String, OrganizationId, &str), [i64; 5]> = BTreeMap::new();
     for c in &classes {
         let e = by
             .entry((
                 c.municipality.clone(),
                 c.organization.clone(),
-                c.organization_id.clone(),
-                c.level.clone(),
+                c.organization_id,
+                c.level.as_str(),
             ))
             .or_default();
         e[0] += 1;
@@ -52,8 +51,8 @@ pub(super) async fn queue_sheet(
             .entry((
                 a.municipality.clone(),
                 a.organization.clone(),
-                a.organization_id.clone(),
-                a.level.clone(),
+                a.organization_id,
+                a.level.as_str(),
             ))
             .or_default();
         e[3] += 1;
@@ -95,12 +94,12 @@ pub(super) async fn queue_sheet(
         overdue.push(vec![
             a.municipality.clone(),
             a.organization.clone(),
-            a.application_id.clone(),
-            level_name(&a.level).to_owned(),
+            a.application_id.to_string(),
+            level_name(a.level.as_str()).to_owned(),
             a.academic_year.clone(),
-            a.priority.clone(),
-            a.submitted_on.clone(),
-            a.due_on.clone(),
+            a.priority.to_string(),
+            a.submitted_on.to_string(),
+            a.due_on.to_string(),
             a.grade.to_string(),
         ]);
     }

@@ -4,10 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use chrono::NaiveDate;
+use contingent_domain::{ApplicationId, ExamForm, Level, Mark, OrganizationId, Priority};
 use sqlx::AnyPool;
 
 use super::vacancies::overdue;
-use super::{n, on, os, s, Result};
+use super::{from_str, n, on, ops, ps, s, Result};
 
 /// Movements of one month (`YYYY-MM`) into and out of the organizations in scope, from the
 /// register's movements.
@@ -76,25 +78,25 @@ pub async fn movements_by_month(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingApplication {
     /// Application id.
-    pub application_id: String,
+    pub application_id: ApplicationId,
     /// Organization id.
-    pub organization_id: String,
+    pub organization_id: OrganizationId,
     /// Organization name.
     pub organization: String,
     /// Municipality.
     pub municipality: String,
     /// Level.
-    pub level: String,
+    pub level: Level,
     /// Academic year.
     pub academic_year: String,
     /// Grade or age group.
     pub grade: i64,
     /// Submitted on.
-    pub submitted_on: String,
+    pub submitted_on: NaiveDate,
     /// Priority.
-    pub priority: String,
+    pub priority: Priority,
     /// A decision is due by.
-    pub due_on: String,
+    pub due_on: NaiveDate,
     /// Past its due date on the day asked about ([`overdue`], as the school's queue judges it).
     pub overdue: bool,
 }
@@ -104,7 +106,7 @@ pub struct PendingApplication {
 pub async fn pending_applications(
     pool: &AnyPool,
     municipality: Option<&str>,
-    as_of: &str,
+    as_of: NaiveDate,
 ) -> Result<Vec<PendingApplication>> {
     let rows = sqlx::query(
         "SELECT a.application_id, a.organization_id, o.name AS organization, o.municipality, \
@@ -120,18 +122,18 @@ pub async fn pending_applications(
     rows.iter()
         .map(|r| {
             let status = s(r, "status")?;
-            let due_on = s(r, "due_on")?;
+            let due_on = ps(r, "due_on", "a date", from_str)?;
             Ok(PendingApplication {
-                application_id: s(r, "application_id")?,
-                organization_id: s(r, "organization_id")?,
+                application_id: ps(r, "application_id", "an application id", from_str)?,
+                organization_id: ps(r, "organization_id", "an organization id", from_str)?,
                 organization: s(r, "organization")?,
                 municipality: s(r, "municipality")?,
-                level: s(r, "level")?,
+                level: ps(r, "level", "a level", Level::from_written)?,
                 academic_year: s(r, "academic_year")?,
                 grade: n(r, "grade")?,
-                submitted_on: s(r, "submitted_on")?,
-                priority: s(r, "priority")?,
-                overdue: overdue(&status, &due_on, as_of),
+                submitted_on: ps(r, "submitted_on", "a date", from_str)?,
+                priority: ps(r, "priority", "a priority", Priority::from_written)?,
+                overdue: overdue(&status, due_on, as_of),
                 due_on,
             })
         })
@@ -144,19 +146,19 @@ pub struct ExamResult {
     /// Municipality of the organization.
     pub municipality: String,
     /// Organization id.
-    pub organization_id: String,
+    pub organization_id: OrganizationId,
     /// Organization name.
     pub organization: String,
     /// ОГЭ, ЕГЭ or ГВЭ (`oge`, `ege`, `gve`).
-    pub form: String,
+    pub form: ExamForm,
     /// Subject.
     pub subject: String,
     /// Date of the exam.
-    pub exam_date: String,
+    pub exam_date: NaiveDate,
     /// ЕГЭ test score 0–100.
     pub test_score: Option<i64>,
     /// The 5-point mark (ОГЭ, ГВЭ).
-    pub mark: Option<String>,
+    pub mark: Option<Mark>,
 }
 
 /// Every exam result of the region (the diary's exam results), each with the organization of
@@ -178,13 +180,13 @@ pub async fn exam_results(pool: &AnyPool) -> Result<Vec<ExamResult>> {
         .map(|r| {
             Ok(ExamResult {
                 municipality: s(r, "municipality")?,
-                organization_id: s(r, "organization_id")?,
+                organization_id: ps(r, "organization_id", "an organization id", from_str)?,
                 organization: s(r, "organization")?,
-                form: s(r, "form")?,
+                form: ps(r, "form", "a form of exam", ExamForm::from_written)?,
                 subject: s(r, "subject")?,
-                exam_date: s(r, "exam_date")?,
+                exam_date: ps(r, "exam_date", "a date", from_str)?,
                 test_score: on(r, "test_score")?,
-                mark: os(r, "mark")?,
+                mark: ops(r, "mark", "a mark", |m| Mark::parse(m).ok())?,
             })
         })
         .collect()
@@ -197,11 +199,11 @@ pub struct ReadModelCounts {
     /// Each read model's position.
     pub positions: BTreeMap<String, u64>,
     /// Open enrollments by organization (the register's enrollments without an end).
-    pub open_enrollments: BTreeMap<String, i64>,
+    pub open_enrollments: BTreeMap<OrganizationId, i64>,
     /// Places taken by organization (the sum of its classes' enrolled, vacancies).
-    pub places_taken: BTreeMap<String, i64>,
+    pub places_taken: BTreeMap<OrganizationId, i64>,
     /// Pending applications by organization and due date (vacancies).
-    pub pending: BTreeMap<(String, String), i64>,
+    pub pending: BTreeMap<(OrganizationId, NaiveDate), i64>,
     /// Learners in the register.
     pub learners: i64,
     /// Exam results in the diaries.
@@ -225,24 +227,24 @@ pub async fn reconciliation_counts(pool: &AnyPool) -> Result<ReadModelCounts> {
     .fetch_all(pool)
     .await?;
     let mut counts = ReadModelCounts::default();
+    let organization = |r: &sqlx::any::AnyRow| ps(r, "k", "an organization id", from_str);
     for r in &rows {
-        let key = s(r, "k")?;
         let count = n(r, "n")?;
         match s(r, "measure")?.as_str() {
             "position" => {
                 counts
                     .positions
-                    .insert(key, u64::try_from(count).unwrap_or(0));
+                    .insert(s(r, "k")?, u64::try_from(count).unwrap_or(0));
             }
             "open" => {
-                counts.open_enrollments.insert(key, count);
+                counts.open_enrollments.insert(organization(r)?, count);
             }
             "taken" => {
-                counts.places_taken.insert(key, count);
+                counts.places_taken.insert(organization(r)?, count);
             }
             "pending" => {
-                let due: Option<String> = os(r, "due")?;
-                counts.pending.insert((key, due.unwrap_or_default()), count);
+                let due = ps(r, "due", "a date", from_str)?;
+                counts.pending.insert((organization(r)?, due), count);
             }
             "learners" => counts.learners = count,
             _ => counts.exam_results = count,

@@ -1,7 +1,9 @@
 //! A class register: the roster on a date and the marks and attendance grids.
 
 use chrono::NaiveDate;
-use contingent_domain::{AcademicYear, Attendance, LearnerId, Mark, MarkKind};
+use contingent_domain::{
+    AcademicYear, Attendance, ClassId, LearnerId, Level, Mark, MarkKind, OrganizationId,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -12,13 +14,16 @@ use crate::ReadStore;
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct ClassInfo {
     /// Class id.
-    pub class_id: String,
+    #[schema(value_type = uuid::Uuid)]
+    pub class_id: ClassId,
     /// Organization id.
-    pub organization_id: String,
+    #[schema(value_type = uuid::Uuid)]
+    pub organization_id: OrganizationId,
     /// Academic year.
     pub academic_year: String,
     /// Level.
-    pub level: String,
+    #[schema(value_type = String, example = "general")]
+    pub level: Level,
     /// Grade or age group.
     pub grade: i64,
     /// Name.
@@ -33,13 +38,13 @@ pub struct ClassRegisterView {
     /// The class.
     pub class: ClassInfo,
     /// The roster date.
-    pub on: String,
+    pub on: NaiveDate,
     /// Learners in the class on that date, by name.
     pub roster: Vec<RosterRow>,
     /// First day of the grids.
-    pub from: String,
+    pub from: NaiveDate,
     /// Last day of the grids.
-    pub to: String,
+    pub to: NaiveDate,
     /// Marks grid: one row per learner and subject.
     pub marks: Vec<MarksGridRow>,
     /// Attendance grid: one row per learner.
@@ -121,38 +126,42 @@ const ATTENDANCE: &str = "SELECT learner_id, date, lesson, status FROM class_reg
 /// The dates asked for, defaults filled from the class's academic year: the roster's day
 /// (today, within the year) and the grids' first and last days (the year's).
 struct Span {
-    on: String,
-    from: String,
-    to: String,
+    on: NaiveDate,
+    from: NaiveDate,
+    to: NaiveDate,
 }
 
 impl Span {
-    fn of(class: &ClassInfo, on: Option<String>, from: Option<String>, to: Option<String>) -> Self {
-        let year = AcademicYear::parse(&class.academic_year).ok();
-        let first = year
-            .map(|y| crate::sql::date(y.first_day()))
-            .unwrap_or_default();
-        let last = year
-            .map(|y| crate::sql::date(y.last_day()))
-            .unwrap_or_default();
-        let on = on.unwrap_or_else(|| {
-            let today = crate::sql::date(chrono::Utc::now().date_naive());
-            today.clamp(first.clone(), last.clone())
-        });
-        Self {
+    /// The span; a class whose academic year does not read as one is an error.
+    fn of(
+        class: &ClassInfo,
+        on: Option<NaiveDate>,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> Result<Self> {
+        let year = AcademicYear::parse(&class.academic_year)
+            .map_err(|e| undecodable(2, format!("{:?}: {e}", class.academic_year)))?;
+        let (first, last) = (year.first_day(), year.last_day());
+        let on = on.unwrap_or_else(|| chrono::Utc::now().date_naive().clamp(first, last));
+        Ok(Self {
             on,
             from: from.unwrap_or(first),
             to: to.unwrap_or(last),
-        }
+        })
+    }
+
+    /// The roster's day and the grids' first and last days, as the statements take them.
+    fn written(&self) -> [String; 3] {
+        [self.on, self.from, self.to].map(crate::sql::date)
     }
 }
 
 fn class_info(r: &impl Columns) -> Result<ClassInfo> {
     Ok(ClassInfo {
-        class_id: r.text(0)?,
-        organization_id: r.text(1)?,
+        class_id: r.parsed(0, "a class id", |s| s.parse().ok())?,
+        organization_id: r.parsed(1, "an organization id", |s| s.parse().ok())?,
         academic_year: r.text(2)?,
-        level: r.text(3)?,
+        level: r.parsed(3, "a level", Level::from_written)?,
         grade: r.int(4)?,
         name: r.text(5)?,
         capacity: r.int(6)?,
@@ -229,9 +238,9 @@ fn add_attendance(attendance: &mut Vec<AttendanceGridRow>, r: &impl Columns) -> 
 pub async fn class_register(
     store: &ReadStore,
     class_id: &str,
-    on_date: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
+    on_date: Option<NaiveDate>,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
 ) -> Result<Option<ClassRegisterView>> {
     if let Some(readers) = store.sqlite_readers() {
         let class_id = class_id.to_owned();
@@ -245,13 +254,14 @@ pub async fn class_register(
                 let Some(class) = class else {
                     return Ok(None);
                 };
-                let span = Span::of(&class, on_date, from, to);
+                let span = Span::of(&class, on_date, from, to)?;
+                let [on, first, last] = span.written();
                 let (mut roster, mut marks, mut attendance) = (Vec::new(), Vec::new(), Vec::new());
-                each_on_sqlite(conn, ROSTER, &[&class_id, &span.on], |r| {
+                each_on_sqlite(conn, ROSTER, &[&class_id, &on], |r| {
                     roster.push(roster_row(r)?);
                     Ok(())
                 })?;
-                let grid = [class_id.as_str(), &span.from, &span.to];
+                let grid = [class_id.as_str(), &first, &last];
                 each_on_sqlite(conn, MARKS, &grid, |r| add_mark(&mut marks, r))?;
                 each_on_sqlite(conn, ATTENDANCE, &grid, |r| {
                     add_attendance(&mut attendance, r)
@@ -270,14 +280,15 @@ pub async fn class_register(
     let Some(class) = class else {
         return Ok(None);
     };
-    let span = Span::of(&class, on_date, from, to);
+    let span = Span::of(&class, on_date, from, to)?;
+    let [on, first, last] = span.written();
     let (mut roster, mut marks, mut attendance) = (Vec::new(), Vec::new(), Vec::new());
-    each_on_pool(pool, ROSTER, &[class_id, &span.on], |r| {
+    each_on_pool(pool, ROSTER, &[class_id, &on], |r| {
         roster.push(roster_row(r)?);
         Ok(())
     })
     .await?;
-    let grid = [class_id, &span.from, &span.to];
+    let grid = [class_id, &first, &last];
     each_on_pool(pool, MARKS, &grid, |r| add_mark(&mut marks, r)).await?;
     each_on_pool(pool, ATTENDANCE, &grid, |r| {
         add_attendance(&mut attendance, r)

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use contingent_domain::{AcademicYear, Attendance, Mark, MarkId, MarkKind, Text};
+use contingent_domain::{AcademicYear, Attendance, ExamForm, Mark, MarkId, MarkKind, Text};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -106,11 +106,12 @@ pub struct AttendanceRow {
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct ExamRow {
     /// oge, ege, gve.
-    pub form: String,
+    #[schema(value_type = String, example = "oge")]
+    pub form: ExamForm,
     /// Subject.
     pub subject: String,
     /// Exam date.
-    pub exam_date: String,
+    pub exam_date: NaiveDate,
     /// Grade sat in.
     pub grade: i64,
     /// Primary points.
@@ -118,7 +119,8 @@ pub struct ExamRow {
     /// ЕГЭ test score.
     pub test_score: Option<i64>,
     /// 5-point mark.
-    pub mark: Option<String>,
+    #[schema(value_type = Option<String>, example = "4")]
+    pub mark: Option<Mark>,
 }
 
 fn weighted(marks: &[(i64, i64)]) -> Option<f64> {
@@ -206,11 +208,11 @@ impl Parts {
         match r.int(0)? {
             0 => {
                 self.learner = Some(LearnerSummary {
-                    learner_id: r.text(1)?,
+                    learner_id: r.parsed(1, "a learner id", |s| s.parse().ok())?,
                     surname: r.text(2)?,
                     name: r.text(3)?,
                     patronymic: r.opt_text(4)?,
-                    birth_date: r.text(5)?,
+                    birth_date: r.parsed(5, "a date", |s| s.parse().ok())?,
                     status: r.text(6)?,
                 })
             }
@@ -243,10 +245,10 @@ impl Parts {
             )),
             4 => self.exams.push((
                 ExamRow {
-                    form: r.text(1)?,
+                    form: r.parsed(1, "a form of exam", ExamForm::from_written)?,
                     subject: r.text(2)?,
-                    exam_date: r.text(3)?,
-                    mark: r.opt_text(4)?,
+                    exam_date: r.parsed(3, "a date", |s| s.parse().ok())?,
+                    mark: r.opt_parsed(4, "a mark", mark)?,
                     grade: r.int(10)?,
                     primary_points: r.int(11)?,
                     test_score: r.opt_int(12)?,

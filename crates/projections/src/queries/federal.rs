@@ -1,18 +1,22 @@
 //! The federal segment's register and counts.
 
+use chrono::NaiveDate;
+use contingent_domain::{EducationForm, EnrollmentId, LearnerId, Level, OrganizationId, Sex};
 use serde::Serialize;
 use sqlx::AnyPool;
 use utoipa::ToSchema;
 
-use super::{n, os, s, Result};
+use super::{from_str, n, ops, os, ps, s, Result};
 
 /// A learner in the federal segment's shape.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct FederalLearner {
     /// Learner id.
-    pub learner_id: String,
+    #[schema(value_type = uuid::Uuid)]
+    pub learner_id: LearnerId,
     /// Sex.
-    pub sex: String,
+    #[schema(value_type = String, example = "male")]
+    pub sex: Sex,
     /// Year of birth.
     pub birth_year: i64,
     /// registered, enrolled, left, deceased.
@@ -27,26 +31,30 @@ pub struct FederalLearner {
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct FederalEnrollment {
     /// Enrollment id.
-    pub enrollment_id: String,
+    #[schema(value_type = uuid::Uuid)]
+    pub enrollment_id: EnrollmentId,
     /// Organization id.
-    pub organization_id: String,
+    #[schema(value_type = uuid::Uuid)]
+    pub organization_id: OrganizationId,
     /// Municipality.
     pub municipality: String,
     /// Level.
-    pub level: String,
+    #[schema(value_type = String, example = "general")]
+    pub level: Level,
     /// Grade or age group.
     pub grade: i64,
     /// Academic year.
     pub academic_year: String,
     /// Form of education.
-    pub form: String,
+    #[schema(value_type = String, example = "full_time")]
+    pub form: EducationForm,
     /// Adapted programme.
     pub adapted: bool,
     /// Enrolled on.
-    pub enrolled_on: String,
+    pub enrolled_on: NaiveDate,
     /// Ended on.
-    pub ended_on: Option<String>,
-    /// Why it ended.
+    pub ended_on: Option<NaiveDate>,
+    /// Why it ended: a reason for leaving, `death` or `transferred`.
     pub end_reason: Option<String>,
 }
 
@@ -64,7 +72,7 @@ pub async fn federal_register(
     .fetch_all(pool)
     .await?;
     // The page's enrollments in one query, not one per learner.
-    let mut enrollments: std::collections::HashMap<String, Vec<FederalEnrollment>> =
+    let mut enrollments: std::collections::HashMap<LearnerId, Vec<FederalEnrollment>> =
         std::collections::HashMap::new();
     for r in sqlx::query(
         "SELECT * FROM federal_enrollments WHERE learner_id IN \
@@ -76,17 +84,20 @@ pub async fn federal_register(
     .fetch_all(pool)
     .await?
     {
-        enrollments.entry(s(&r, "learner_id")?).or_default().push(FederalEnrollment {
-            enrollment_id: s(&r, "enrollment_id")?,
-            organization_id: s(&r, "organization_id")?,
+        enrollments
+            .entry(ps(&r, "learner_id", "a learner id", from_str)?)
+            .or_default()
+            .push(FederalEnrollment {
+            enrollment_id: ps(&r, "enrollment_id", "an enrollment id", from_str)?,
+            organization_id: ps(&r, "organization_id", "an organization id", from_str)?,
             municipality: s(&r, "municipality")?,
-            level: s(&r, "level")?,
+            level: ps(&r, "level", "a level", Level::from_written)?,
             grade: n(&r, "grade")?,
             academic_year: s(&r, "academic_year")?,
-            form: s(&r, "form")?,
+            form: ps(&r, "form", "a form of education", EducationForm::from_written)?,
             adapted: n(&r, "adapted")? != 0,
-            enrolled_on: s(&r, "enrolled_on")?,
-            ended_on: os(&r, "ended_on")?,
+            enrolled_on: ps(&r, "enrolled_on", "a date", from_str)?,
+            ended_on: ops(&r, "ended_on", "a date", from_str)?,
             end_reason: os(&r, "end_reason")?,
         });
     }
@@ -94,11 +105,11 @@ pub async fn federal_register(
         .iter()
         .map(|l| -> Result<_> {
             Ok({
-                let id = s(l, "learner_id")?;
+                let id = ps(l, "learner_id", "a learner id", from_str)?;
                 FederalLearner {
                     enrollments: enrollments.remove(&id).unwrap_or_default(),
                     learner_id: id,
-                    sex: s(l, "sex")?,
+                    sex: ps(l, "sex", "a sex", Sex::from_written)?,
                     birth_year: n(l, "birth_year")?,
                     status: s(l, "status")?,
                     last_position: n(l, "last_position")?,
@@ -151,10 +162,12 @@ pub struct CountRow {
     pub municipality: Option<String>,
     /// Organization, when grouped by it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub organization_id: Option<String>,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub organization_id: Option<OrganizationId>,
     /// Level, when grouped by it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub level: Option<String>,
+    #[schema(value_type = Option<String>, example = "general")]
+    pub level: Option<Level>,
     /// Grade, when grouped by it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grade: Option<i64>,
@@ -205,11 +218,11 @@ pub async fn federal_counts(
                     .transpose()?,
                 organization_id: dims
                     .contains(&CountDimension::Organization)
-                    .then(|| s(r, "organization_id"))
+                    .then(|| ps(r, "organization_id", "an organization id", from_str))
                     .transpose()?,
                 level: dims
                     .contains(&CountDimension::Level)
-                    .then(|| s(r, "level"))
+                    .then(|| ps(r, "level", "a level", Level::from_written))
                     .transpose()?,
                 grade: dims
                     .contains(&CountDimension::Grade)

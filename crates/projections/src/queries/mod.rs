@@ -73,10 +73,24 @@ trait Columns {
         let text = self.str(i)?;
         parse(text).ok_or_else(|| undecodable(i, format!("{text:?} is not {what}")))
     }
+
+    /// A column that holds a text `parse` reads as a value, or NULL.
+    fn opt_parsed<T>(
+        &self,
+        i: usize,
+        what: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>> {
+        self.opt_text(i)?
+            .map(|text| {
+                parse(&text).ok_or_else(|| undecodable(i, format!("{text:?} is not {what}")))
+            })
+            .transpose()
+    }
 }
 
-/// A column whose value is not what the query holds there.
-fn undecodable(i: usize, why: String) -> QueryError {
+/// A column (by place or by name) whose value is not what the query holds there.
+fn undecodable(i: impl std::fmt::Display, why: String) -> QueryError {
     sqlx::Error::ColumnDecode {
         index: i.to_string(),
         source: why.into(),
@@ -158,6 +172,31 @@ fn s(row: &AnyRow, col: &str) -> Result<String> {
 /// A column that holds a text or NULL: a missing column or another type is an error.
 fn os(row: &AnyRow, col: &str) -> Result<Option<String>> {
     Ok(row.try_get::<Option<String>, _>(col)?)
+}
+
+/// A column that must hold a text `parse` reads as a value (`what` names it in the error): a
+/// missing column, a NULL, another type or a text that does not parse is an error.
+fn ps<T>(row: &AnyRow, col: &str, what: &str, parse: impl FnOnce(&str) -> Option<T>) -> Result<T> {
+    let text = s(row, col)?;
+    parse(&text).ok_or_else(|| undecodable(col, format!("{text:?} is not {what}")))
+}
+
+/// A column that holds a text `parse` reads as a value, or NULL: a missing column, another type
+/// or a text that does not parse is an error.
+fn ops<T>(
+    row: &AnyRow,
+    col: &str,
+    what: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<Option<T>> {
+    os(row, col)?
+        .map(|text| parse(&text).ok_or_else(|| undecodable(col, format!("{text:?} is not {what}"))))
+        .transpose()
+}
+
+/// A value written as its `FromStr` reads it: an id (a UUID) or a date (`YYYY-MM-DD`).
+fn from_str<T: std::str::FromStr>(text: &str) -> Option<T> {
+    text.parse().ok()
 }
 
 /// A column that must hold an integer: a missing column, a NULL or another type is an error.

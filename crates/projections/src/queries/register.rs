@@ -1,17 +1,23 @@
 //! The register: a learner's card, learner search, and the directory of organizations.
 
+use chrono::NaiveDate;
+use contingent_domain::{
+    ClassId, EducationForm, EnrollmentId, LearnerId, LeaveReason, Level, OrganizationId,
+    OrganizationKind, Relation, Sex,
+};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::AnyPool;
 use utoipa::ToSchema;
 
-use super::{n, os, s, Result};
+use super::{from_str, n, ops, os, ps, s, undecodable, Result};
 
 /// A learner's entry in the register.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct LearnerCard {
     /// Learner id.
-    pub learner_id: String,
+    #[schema(value_type = uuid::Uuid)]
+    pub learner_id: LearnerId,
     /// Фамилия.
     pub surname: String,
     /// Имя.
@@ -19,9 +25,10 @@ pub struct LearnerCard {
     /// Отчество.
     pub patronymic: Option<String>,
     /// Sex.
-    pub sex: String,
+    #[schema(value_type = String, example = "female")]
+    pub sex: Sex,
     /// Date of birth.
-    pub birth_date: String,
+    pub birth_date: NaiveDate,
     /// SNILS.
     pub snils: Option<String>,
     /// The civil registry birth record.
@@ -31,9 +38,9 @@ pub struct LearnerCard {
     /// registered, enrolled, left or deceased.
     pub status: String,
     /// Since when.
-    pub status_since: Option<String>,
+    pub status_since: Option<NaiveDate>,
     /// Date of death.
-    pub died_on: Option<String>,
+    pub died_on: Option<NaiveDate>,
     /// Enrollments, current first.
     pub enrollments: Vec<EnrollmentRow>,
     /// Movements in log order.
@@ -46,17 +53,21 @@ pub struct LearnerCard {
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct EnrollmentRow {
     /// Enrollment id.
-    pub enrollment_id: String,
+    #[schema(value_type = uuid::Uuid)]
+    pub enrollment_id: EnrollmentId,
     /// Organization id.
-    pub organization_id: String,
+    #[schema(value_type = uuid::Uuid)]
+    pub organization_id: OrganizationId,
     /// Organization name.
     pub organization: Option<String>,
     /// Class id.
-    pub class_id: String,
+    #[schema(value_type = uuid::Uuid)]
+    pub class_id: ClassId,
     /// Class name.
     pub class_name: Option<String>,
     /// Level.
-    pub level: String,
+    #[schema(value_type = String, example = "general")]
+    pub level: Level,
     /// Grade or age group.
     pub grade: i64,
     /// Academic year.
@@ -68,14 +79,15 @@ pub struct EnrollmentRow {
     /// Primary enrollment of its level.
     pub primary: bool,
     /// Form of education.
-    pub form: String,
+    #[schema(value_type = String, example = "full_time")]
+    pub form: EducationForm,
     /// Date of enrollment.
-    pub enrolled_on: String,
+    pub enrolled_on: NaiveDate,
     /// Enrollment order number.
     pub order_number: String,
     /// Last day, when ended.
-    pub ended_on: Option<String>,
-    /// Why it ended.
+    pub ended_on: Option<NaiveDate>,
+    /// Why it ended: a reason for leaving, `death` or `transferred`.
     pub end_reason: Option<String>,
 }
 
@@ -85,19 +97,24 @@ pub struct MovementRow {
     /// Log position of the event.
     pub position: i64,
     /// Date.
-    pub date: String,
+    pub date: NaiveDate,
     /// enrolled, within_organization, next_grade, to_other_organization, left, died.
     pub kind: String,
     /// From organization.
-    pub from_organization_id: Option<String>,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub from_organization_id: Option<OrganizationId>,
     /// From class.
-    pub from_class_id: Option<String>,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub from_class_id: Option<ClassId>,
     /// To organization.
-    pub to_organization_id: Option<String>,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub to_organization_id: Option<OrganizationId>,
     /// To class.
-    pub to_class_id: Option<String>,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub to_class_id: Option<ClassId>,
     /// Reason (for leaving).
-    pub reason: Option<String>,
+    #[schema(value_type = Option<String>, example = "moved_away")]
+    pub reason: Option<LeaveReason>,
     /// Order or record number.
     pub order_number: Option<String>,
 }
@@ -114,9 +131,10 @@ pub struct GuardianRow {
     /// Отчество.
     pub patronymic: Option<String>,
     /// Relation.
-    pub relation: String,
+    #[schema(value_type = String, example = "mother")]
+    pub relation: Relation,
     /// Consent given on.
-    pub consent_given_on: String,
+    pub consent_given_on: NaiveDate,
     /// Consent document.
     pub consent_document: String,
 }
@@ -125,7 +143,8 @@ pub struct GuardianRow {
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct LearnerSummary {
     /// Learner id.
-    pub learner_id: String,
+    #[schema(value_type = uuid::Uuid)]
+    pub learner_id: LearnerId,
     /// Фамилия.
     pub surname: String,
     /// Имя.
@@ -133,18 +152,18 @@ pub struct LearnerSummary {
     /// Отчество.
     pub patronymic: Option<String>,
     /// Date of birth.
-    pub birth_date: String,
-    /// Status.
+    pub birth_date: NaiveDate,
+    /// registered, enrolled, left or deceased.
     pub status: String,
 }
 
 fn summary(row: &AnyRow) -> Result<LearnerSummary> {
     Ok(LearnerSummary {
-        learner_id: s(row, "learner_id")?,
+        learner_id: ps(row, "learner_id", "a learner id", from_str)?,
         surname: s(row, "surname")?,
         name: s(row, "name")?,
         patronymic: os(row, "patronymic")?,
-        birth_date: s(row, "birth_date")?,
+        birth_date: ps(row, "birth_date", "a date", from_str)?,
         status: s(row, "status")?,
     })
 }
@@ -207,21 +226,21 @@ pub async fn learner(pool: &AnyPool, learner_id: &str) -> Result<Option<LearnerC
     .await?
     .iter()
     .map(|r| -> Result<_> { Ok(EnrollmentRow {
-        enrollment_id: s(r, "enrollment_id")?,
-        organization_id: s(r, "organization_id")?,
+        enrollment_id: ps(r, "enrollment_id", "an enrollment id", from_str)?,
+        organization_id: ps(r, "organization_id", "an organization id", from_str)?,
         organization: os(r, "organization")?,
-        class_id: s(r, "class_id")?,
+        class_id: ps(r, "class_id", "a class id", from_str)?,
         class_name: os(r, "class_name")?,
-        level: s(r, "level")?,
+        level: ps(r, "level", "a level", Level::from_written)?,
         grade: n(r, "grade")?,
         academic_year: s(r, "academic_year")?,
         programme: s(r, "programme")?,
         adapted: n(r, "adapted")? != 0,
         primary: n(r, "is_primary")? != 0,
-        form: s(r, "form")?,
-        enrolled_on: s(r, "enrolled_on")?,
+        form: ps(r, "form", "a form of education", EducationForm::from_written)?,
+        enrolled_on: ps(r, "enrolled_on", "a date", from_str)?,
         order_number: s(r, "order_number")?,
-        ended_on: os(r, "ended_on")?,
+        ended_on: ops(r, "ended_on", "a date", from_str)?,
         end_reason: os(r, "end_reason")?,
     }) })
     .collect::<Result<Vec<_>>>()?;
@@ -234,13 +253,28 @@ pub async fn learner(pool: &AnyPool, learner_id: &str) -> Result<Option<LearnerC
             .map(|r| -> Result<_> {
                 Ok(MovementRow {
                     position: n(r, "position")?,
-                    date: s(r, "date")?,
+                    date: ps(r, "date", "a date", from_str)?,
                     kind: s(r, "kind")?,
-                    from_organization_id: os(r, "from_organization_id")?,
-                    from_class_id: os(r, "from_class_id")?,
-                    to_organization_id: os(r, "to_organization_id")?,
-                    to_class_id: os(r, "to_class_id")?,
-                    reason: os(r, "reason")?,
+                    from_organization_id: ops(
+                        r,
+                        "from_organization_id",
+                        "an organization id",
+                        from_str,
+                    )?,
+                    from_class_id: ops(r, "from_class_id", "a class id", from_str)?,
+                    to_organization_id: ops(
+                        r,
+                        "to_organization_id",
+                        "an organization id",
+                        from_str,
+                    )?,
+                    to_class_id: ops(r, "to_class_id", "a class id", from_str)?,
+                    reason: ops(
+                        r,
+                        "reason",
+                        "a reason for leaving",
+                        LeaveReason::from_written,
+                    )?,
                     order_number: os(r, "order_number")?,
                 })
             })
@@ -258,25 +292,25 @@ pub async fn learner(pool: &AnyPool, learner_id: &str) -> Result<Option<LearnerC
             surname: s(r, "surname")?,
             name: s(r, "name")?,
             patronymic: os(r, "patronymic")?,
-            relation: s(r, "relation")?,
-            consent_given_on: s(r, "consent_given_on")?,
+            relation: ps(r, "relation", "a relation", Relation::from_written)?,
+            consent_given_on: ps(r, "consent_given_on", "a date", from_str)?,
             consent_document: s(r, "consent_document")?,
         })
     })
     .collect::<Result<Vec<_>>>()?;
     Ok(Some(LearnerCard {
-        learner_id: s(&row, "learner_id")?,
+        learner_id: ps(&row, "learner_id", "a learner id", from_str)?,
         surname: s(&row, "surname")?,
         name: s(&row, "name")?,
         patronymic: os(&row, "patronymic")?,
-        sex: s(&row, "sex")?,
-        birth_date: s(&row, "birth_date")?,
+        sex: ps(&row, "sex", "a sex", Sex::from_written)?,
+        birth_date: ps(&row, "birth_date", "a date", from_str)?,
         snils: os(&row, "snils")?,
         birth_record: os(&row, "birth_record")?,
         document: os(&row, "document")?,
         status: s(&row, "status")?,
-        status_since: os(&row, "status_since")?,
-        died_on: os(&row, "died_on")?,
+        status_since: ops(&row, "status_since", "a date", from_str)?,
+        died_on: ops(&row, "died_on", "a date", from_str)?,
         enrollments,
         movements,
         guardians,
@@ -287,15 +321,18 @@ pub async fn learner(pool: &AnyPool, learner_id: &str) -> Result<Option<LearnerC
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct OrganizationRow {
     /// Organization id.
-    pub organization_id: String,
+    #[schema(value_type = uuid::Uuid)]
+    pub organization_id: OrganizationId,
     /// Name.
     pub name: String,
     /// Municipality.
     pub municipality: String,
     /// Kind.
-    pub kind: String,
+    #[schema(value_type = String, example = "school")]
+    pub kind: OrganizationKind,
     /// Levels taught.
-    pub levels: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub levels: Vec<Level>,
     /// Learners with an active enrollment.
     pub learners: i64,
 }
@@ -315,17 +352,87 @@ pub async fn organizations(
     rows.iter()
         .map(|r| -> Result<_> {
             Ok(OrganizationRow {
-                organization_id: s(r, "organization_id")?,
+                organization_id: ps(r, "organization_id", "an organization id", from_str)?,
                 name: s(r, "name")?,
                 municipality: s(r, "municipality")?,
-                kind: s(r, "kind")?,
-                levels: s(r, "levels")?
-                    .split(',')
-                    .filter(|x| !x.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
+                kind: ps(
+                    r,
+                    "kind",
+                    "a kind of organization",
+                    OrganizationKind::from_written,
+                )?,
+                levels: levels(&s(r, "levels")?)?,
                 learners: n(r, "learners")?,
             })
         })
         .collect()
+}
+
+/// The levels of an organization, written comma-separated (none is an empty text); a part that
+/// is not a level is an error.
+fn levels(written: &str) -> Result<Vec<Level>> {
+    written
+        .split(',')
+        .filter(|x| !x.is_empty())
+        .map(|x| {
+            Level::from_written(x)
+                .ok_or_else(|| undecodable("levels", format!("{x:?} is not a level")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn row(learner_id: &str, birth_date: &str) -> AnyRow {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPool::connect("sqlite::memory:").await.expect("a pool");
+        sqlx::query(
+            "SELECT $1 AS learner_id, 'Иванова' AS surname, 'Анна' AS name, NULL AS patronymic, \
+             $2 AS birth_date, 'registered' AS status",
+        )
+        .bind(learner_id)
+        .bind(birth_date)
+        .fetch_one(&pool)
+        .await
+        .expect("a row")
+    }
+
+    #[tokio::test]
+    async fn a_learner_whose_id_or_birth_date_does_not_read_as_one_is_an_error() {
+        let id = "0192f1a0-7c2e-7d3a-9b1e-3f4a5b6c7d8e";
+        let read = summary(&row(id, "2019-03-07").await).expect("a learner");
+        assert_eq!(read.learner_id.to_string(), id);
+        assert_eq!(
+            read.birth_date,
+            NaiveDate::from_ymd_opt(2019, 3, 7).unwrap()
+        );
+        assert_eq!(
+            serde_json::to_value(&read).expect("written")["birth_date"],
+            "2019-03-07"
+        );
+        assert!(
+            summary(&row("not a uuid", "2019-03-07").await).is_err(),
+            "a learner id that is not a UUID"
+        );
+        assert!(
+            summary(&row(id, "2019-02-30").await).is_err(),
+            "a birth date that is no day"
+        );
+        assert!(
+            summary(&row(id, "07.03.2019").await).is_err(),
+            "a birth date not written YYYY-MM-DD"
+        );
+    }
+
+    #[test]
+    fn an_organizations_levels_are_each_a_level() {
+        assert_eq!(
+            levels("general,additional").expect("levels"),
+            [Level::General, Level::Additional]
+        );
+        assert_eq!(levels("").expect("none"), []);
+        assert!(levels("general,university").is_err());
+    }
 }

@@ -1,33 +1,41 @@
 //! Free places by class, and an organization's queue of applications.
 
+use chrono::NaiveDate;
+use contingent_domain::{
+    ApplicationId, ClassId, LearnerId, Level, OrganizationId, Priority, StayMode,
+};
 use serde::Serialize;
 use sqlx::AnyPool;
 use utoipa::ToSchema;
 
-use super::{each_on_pool, each_on_sqlite, n, on, os, s, Columns, Result};
+use super::{each_on_pool, each_on_sqlite, from_str, n, on, ops, ps, s, Columns, Result};
 use crate::ReadStore;
 
 /// Places in one class or group.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct VacancyRow {
     /// Organization id.
-    pub organization_id: String,
+    #[schema(value_type = uuid::Uuid)]
+    pub organization_id: OrganizationId,
     /// Organization name.
     pub organization: String,
     /// Municipality.
     pub municipality: String,
     /// Class id.
-    pub class_id: String,
+    #[schema(value_type = uuid::Uuid)]
+    pub class_id: ClassId,
     /// Class name.
     pub class_name: String,
     /// Academic year.
     pub academic_year: String,
     /// Level.
-    pub level: String,
+    #[schema(value_type = String, example = "preschool")]
+    pub level: Level,
     /// Grade or age group.
     pub grade: i64,
     /// Kindergarten stay mode.
-    pub stay_mode: Option<String>,
+    #[schema(value_type = Option<String>, example = "full_day")]
+    pub stay_mode: Option<StayMode>,
     /// Places.
     pub capacity: i64,
     /// Taken.
@@ -84,13 +92,13 @@ pub async fn vacancies(store: &ReadStore, f: &VacancyFilter) -> Result<Vec<Vacan
 fn vacancy_row(r: &impl Columns) -> Result<VacancyRow> {
     let (capacity, enrolled) = (r.int(7)?, r.int(8)?);
     Ok(VacancyRow {
-        class_id: r.text(0)?,
-        organization_id: r.text(1)?,
+        class_id: r.parsed(0, "a class id", from_str)?,
+        organization_id: r.parsed(1, "an organization id", from_str)?,
         academic_year: r.text(2)?,
-        level: r.text(3)?,
+        level: r.parsed(3, "a level", Level::from_written)?,
         grade: r.int(4)?,
         class_name: r.text(5)?,
-        stay_mode: r.opt_text(6)?,
+        stay_mode: r.opt_parsed(6, "a stay mode", StayMode::from_written)?,
         capacity,
         enrolled,
         free: capacity - enrolled,
@@ -133,9 +141,10 @@ fn select_vacancies(f: &VacancyFilter) -> (String, Vec<&str>) {
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct QueueView {
     /// Organization id.
-    pub organization_id: String,
+    #[schema(value_type = uuid::Uuid)]
+    pub organization_id: OrganizationId,
     /// The date overdue is judged on.
-    pub as_of: String,
+    pub as_of: NaiveDate,
     /// Pending applications.
     pub pending: i64,
     /// Pending applications whose decision is overdue.
@@ -148,52 +157,58 @@ pub struct QueueView {
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct ApplicationRow {
     /// Application id.
-    pub application_id: String,
+    #[schema(value_type = uuid::Uuid)]
+    pub application_id: ApplicationId,
     /// Learner id.
-    pub learner_id: String,
+    #[schema(value_type = uuid::Uuid)]
+    pub learner_id: LearnerId,
     /// Level.
-    pub level: String,
+    #[schema(value_type = String, example = "preschool")]
+    pub level: Level,
     /// Academic year.
     pub academic_year: String,
     /// Grade or age group.
     pub grade: i64,
     /// Class asked for.
-    pub class_id: Option<String>,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub class_id: Option<ClassId>,
     /// Submitted on.
-    pub submitted_on: String,
+    pub submitted_on: NaiveDate,
     /// Desired start.
-    pub desired_start: Option<String>,
+    pub desired_start: Option<NaiveDate>,
     /// Priority.
-    pub priority: String,
+    #[schema(value_type = String, example = "general")]
+    pub priority: Priority,
     /// A decision is due by.
-    pub due_on: String,
+    pub due_on: NaiveDate,
     /// pending, withdrawn, rejected, accepted.
     pub status: String,
     /// Decided on.
-    pub decided_on: Option<String>,
+    pub decided_on: Option<NaiveDate>,
     /// Pending past its due date.
     pub overdue: bool,
     /// Place in the queue among pending applications of the same level and year (1-based).
     pub place: Option<i64>,
 }
 
-/// Whether an application of `status`, due to be decided by `due_on`, is overdue on `as_of`
-/// (dates as `YYYY-MM-DD`): it is still pending and its due date has passed. The one rule for
-/// overdue that the school's queue and the region's queues apply.
-pub fn overdue(status: &str, due_on: &str, as_of: &str) -> bool {
+/// Whether an application of `status`, due to be decided by `due_on`, is overdue on `as_of`:
+/// it is still pending and its due date has passed. The one rule for overdue that the school's
+/// queue and the region's queues apply.
+pub fn overdue(status: &str, due_on: NaiveDate, as_of: NaiveDate) -> bool {
     status == "pending" && due_on < as_of
 }
 
 /// An organization's queue.
 pub async fn queue(
     pool: &AnyPool,
-    organization_id: &str,
-    as_of: &str,
+    organization_id: OrganizationId,
+    as_of: NaiveDate,
 ) -> Result<Option<QueueView>> {
+    let id = organization_id.to_string();
     let exists: Option<(String,)> = sqlx::query_as(
         "SELECT organization_id FROM vacancy_organizations WHERE organization_id = $1",
     )
-    .bind(organization_id)
+    .bind(&id)
     .fetch_optional(pool)
     .await?;
     if exists.is_none() {
@@ -205,7 +220,7 @@ pub async fn queue(
          FROM vacancy_applications a WHERE a.organization_id = $1 \
          ORDER BY a.status <> 'pending', a.level, a.academic_year, place, a.submitted_on DESC, a.application_id LIMIT 5000",
     )
-    .bind(organization_id)
+    .bind(&id)
     .fetch_all(pool)
     .await?;
     let applications: Vec<ApplicationRow> = rows
@@ -213,29 +228,29 @@ pub async fn queue(
         .map(|r| -> Result<_> {
             Ok({
                 let status = s(r, "status")?;
-                let due_on = s(r, "due_on")?;
+                let due_on = ps(r, "due_on", "a date", from_str)?;
                 ApplicationRow {
-                    application_id: s(r, "application_id")?,
-                    learner_id: s(r, "learner_id")?,
-                    level: s(r, "level")?,
+                    application_id: ps(r, "application_id", "an application id", from_str)?,
+                    learner_id: ps(r, "learner_id", "a learner id", from_str)?,
+                    level: ps(r, "level", "a level", Level::from_written)?,
                     academic_year: s(r, "academic_year")?,
                     grade: n(r, "grade")?,
-                    class_id: os(r, "class_id")?,
-                    submitted_on: s(r, "submitted_on")?,
-                    desired_start: os(r, "desired_start")?,
-                    priority: s(r, "priority")?,
-                    overdue: overdue(&status, &due_on, as_of),
+                    class_id: ops(r, "class_id", "a class id", from_str)?,
+                    submitted_on: ps(r, "submitted_on", "a date", from_str)?,
+                    desired_start: ops(r, "desired_start", "a date", from_str)?,
+                    priority: ps(r, "priority", "a priority", Priority::from_written)?,
+                    overdue: overdue(&status, due_on, as_of),
                     due_on,
                     status,
-                    decided_on: os(r, "decided_on")?,
+                    decided_on: ops(r, "decided_on", "a date", from_str)?,
                     place: on(r, "place")?,
                 }
             })
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Some(QueueView {
-        organization_id: organization_id.to_owned(),
-        as_of: as_of.to_owned(),
+        organization_id,
+        as_of,
         pending: applications
             .iter()
             .filter(|a| a.status == "pending")
@@ -248,6 +263,47 @@ pub async fn queue(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A class row as [`select_vacancies`] reads it, with its class id, level and stay mode.
+    fn read(class_id: &str, level: &str, stay_mode: Option<&str>) -> Result<VacancyRow> {
+        let conn = rusqlite::Connection::open_in_memory().expect("a database");
+        let mut row = None;
+        each_on_sqlite(
+            &conn,
+            "SELECT $1, '0192f1a0-7c2e-7d3a-9b1e-000000000001', '2026/2027', $2, 0, 'Ромашка', \
+             NULLIF($3, ''), 20, 18, 'Детский сад № 1', 'Город'",
+            &[class_id, level, stay_mode.unwrap_or("")],
+            |r| {
+                row = Some(vacancy_row(r));
+                Ok(())
+            },
+        )?;
+        row.expect("one row")
+    }
+
+    #[test]
+    fn a_class_whose_id_or_vocabulary_does_not_read_as_one_is_an_error() {
+        let id = "0192f1a0-7c2e-7d3a-9b1e-000000000002";
+        let row = read(id, "preschool", Some("full_day")).expect("a class");
+        assert_eq!(row.class_id.to_string(), id);
+        assert_eq!(row.level, Level::Preschool);
+        assert_eq!(row.stay_mode, Some(StayMode::FullDay));
+        assert_eq!(row.free, 2);
+        let written = serde_json::to_value(&row).expect("written");
+        assert_eq!(written["class_id"], id);
+        assert_eq!(written["level"], "preschool");
+        assert_eq!(written["stay_mode"], "full_day");
+        assert!(read("class-1", "preschool", None).is_err(), "not a UUID");
+        assert!(
+            read(id, "Preschool", None).is_err(),
+            "not a level as written"
+        );
+        assert!(
+            read(id, "preschool", Some("all_day")).is_err(),
+            "not a stay mode"
+        );
+        assert_eq!(read(id, "general", None).expect("a class").stay_mode, None);
+    }
 
     /// One organization's places are found by its index, not by reading every class of the
     /// region: checked on SQLite's plan for the statement over the migrated schema.
