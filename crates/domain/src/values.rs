@@ -584,10 +584,10 @@ mod tests {
         let year = AcademicYear::parse("2025/2026").expect("valid");
         assert_eq!(
             year.first_day(),
-            NaiveDate::from_ymd_opt(2025, 9, 1).unwrap()
+            NaiveDate::from_ymd_opt(2025, 9, 1).expect("a date")
         );
         assert_eq!(
-            AcademicYear::containing(NaiveDate::from_ymd_opt(2026, 5, 20).unwrap()),
+            AcademicYear::containing(NaiveDate::from_ymd_opt(2026, 5, 20).expect("a date")),
             year
         );
         assert!(AcademicYear::parse("2025/2027").is_err());
@@ -596,13 +596,13 @@ mod tests {
 
     #[test]
     fn ages_count_whole_months() {
-        let birth = NaiveDate::from_ymd_opt(2019, 3, 15).unwrap();
+        let birth = NaiveDate::from_ymd_opt(2019, 3, 15).expect("a date");
         assert_eq!(
-            age_in_months(birth, NaiveDate::from_ymd_opt(2025, 9, 1).unwrap()),
+            age_in_months(birth, NaiveDate::from_ymd_opt(2025, 9, 1).expect("a date")),
             77
         );
         assert_eq!(
-            age_in_months(birth, NaiveDate::from_ymd_opt(2025, 9, 15).unwrap()),
+            age_in_months(birth, NaiveDate::from_ymd_opt(2025, 9, 15).expect("a date")),
             78
         );
     }

@@ -349,10 +349,8 @@ mod tests {
             .await
             .expect("fold")
             .expect("at the head");
-        assert_eq!(
-            tally.by_organization(NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()),
-            whole.by_organization(NaiveDate::from_ymd_opt(2026, 11, 22).unwrap())
-        );
+        let day = NaiveDate::from_ymd_opt(2026, 11, 22).expect("a date");
+        assert_eq!(tally.by_organization(day), whole.by_organization(day));
         assert_eq!(tally.learners(), whole.learners());
         assert_eq!(tally.exam_results, whole.exam_results);
         assert!(views >= 1);

@@ -406,7 +406,7 @@ mod tests {
         assert_eq!(read.learner_id.to_string(), id);
         assert_eq!(
             read.birth_date,
-            NaiveDate::from_ymd_opt(2019, 3, 7).unwrap()
+            NaiveDate::from_ymd_opt(2019, 3, 7).expect("a date")
         );
         assert_eq!(
             serde_json::to_value(&read).expect("written")["birth_date"],
