@@ -9,7 +9,7 @@ use contingent_domain::{ApplicationId, ExamForm, Level, Mark, OrganizationId, Pr
 use sqlx::AnyPool;
 
 use super::vacancies::overdue;
-use super::{from_str, n, on, ops, ps, s, Result};
+use super::{from_str, n, on, ops, ps, s, undecodable, Result};
 
 /// Movements of one month (`YYYY-MM`) into and out of the organizations in scope, from the
 /// register's movements.
@@ -232,9 +232,9 @@ pub async fn reconciliation_counts(pool: &AnyPool) -> Result<ReadModelCounts> {
         let count = n(r, "n")?;
         match s(r, "measure")?.as_str() {
             "position" => {
-                counts
-                    .positions
-                    .insert(s(r, "k")?, u64::try_from(count).unwrap_or(0));
+                let position = u64::try_from(count)
+                    .map_err(|_| undecodable("n", format!("{count} is not a position")))?;
+                counts.positions.insert(s(r, "k")?, position);
             }
             "open" => {
                 counts.open_enrollments.insert(organization(r)?, count);
