@@ -246,9 +246,9 @@ impl Projector {
     /// Returns how many events were read (0 when caught up).
     pub async fn run_once(&mut self, log: &dyn EventLog) -> Result<usize, ProjectorError> {
         if let Some(left) = self.pending.as_mut() {
-            // Left by a dropped run or catch-up: committed or not, the stored positions now say. The
-            // state had applied past it, so it is rebuilt from them. (Taken only once it has
-            // ended, so that a drop while waiting leaves it for the next run.)
+            // Left by a dropped run or catch-up: committed or not, the stored positions now
+            // say. The state had applied past it, so it is rebuilt from them. (Taken only once
+            // it has ended, so that a drop while waiting leaves it for the next run.)
             let _ = (&mut left.write).await;
             self.pending = None;
             self.warm = false;
@@ -408,9 +408,9 @@ impl Projector {
         }
     }
 
-    /// Waits for the batch a dropped run or catch-up left being written, if any, to commit or fail:
-    /// before the store is closed, so that a stop asked for during a catch-up ends the batch
-    /// under way instead of cutting it off.
+    /// Waits for the batch a dropped run or catch-up left being written, if any, to commit or
+    /// fail: before the store is closed, so that a stop asked for during a catch-up ends the
+    /// batch under way instead of cutting it off.
     pub async fn finish_pending(&mut self) -> Result<(), ProjectorError> {
         self.finish().await.map(|_| ())
     }
