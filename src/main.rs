@@ -281,8 +281,8 @@ enum Cmd {
         /// The federal topic, instead of the one named after the region.
         #[arg(long, env = "CONTINGENT_FEDERAL_TOPIC")]
         federal_topic: Option<String>,
-        /// Events applied per transaction.
-        #[arg(long, default_value_t = 2000)]
+        /// Events applied per transaction at most.
+        #[arg(long, default_value_t = contingent_projections::LIVE_BATCH)]
         batch: usize,
     },
     /// Generate a realistic small region through the command path, then serve it.
@@ -352,8 +352,7 @@ enum Cmd {
         /// Only this read model (repeatable): register, diary, class_register, vacancies, federal.
         #[arg(long = "model")]
         models: Vec<String>,
-        /// Events applied per transaction (more than a live projector's 2,000: fewer, larger
-        /// writes).
+        /// Events applied per transaction.
         #[arg(long, default_value_t = contingent_projections::REBUILD_BATCH)]
         batch: usize,
     },

@@ -22,11 +22,17 @@ use contingent_log::{EventLog, LogError, RecordedEvent};
 use crate::write::{FlushStats, Part, PositionMove, WriteError};
 use crate::{ChangeSet, Projection, ReadStore};
 
-/// Events per batch of a rebuild from zero (`contingent rebuild`): larger than a live
-/// projector's, as a rebuild answers nobody until it ends. Fewer, larger transactions: on
+/// Events per batch of a rebuild from zero (`contingent rebuild`). Fewer, larger transactions: on
 /// PostgreSQL fewer and longer `COPY`s (each sets up its insert buffer of up to a thousand rows
 /// anew), on SQLite fewer commits.
 pub const REBUILD_BATCH: usize = 16_000;
+
+/// Events per batch at most of a live projector (`contingent serve`, `contingent project`): one at
+/// the head applies the few events the log has each time, one behind it this many per
+/// transaction. On SQLite a batch's marks land in the current month's part of the diary's
+/// indexes (`projections/sqlite/diary_by_month.sql`), so the more of them one commit holds, the
+/// more of them share each page it writes (docs/performance.md).
+pub const LIVE_BATCH: usize = 16_000;
 
 /// Events read per log read while replaying into the in-memory state.
 const REPLAY_BATCH: usize = 10_000;

@@ -36,7 +36,7 @@ pub struct Settings {
     pub project: bool,
     /// Most commands decided and committed together in one group commit.
     pub max_batch: usize,
-    /// Events applied to the read models per transaction.
+    /// Events applied to the read models per transaction at most.
     pub projector_batch: usize,
     /// Largest request body the API accepts, in bytes.
     pub max_body_bytes: usize,
@@ -114,7 +114,7 @@ impl Settings {
             key_store: None,
             project: true,
             max_batch: 1024,
-            projector_batch: 2000,
+            projector_batch: contingent_projections::LIVE_BATCH,
             max_body_bytes: 64 * 1024,
             follow_interval: Duration::from_millis(100),
             settle_marks_at: 200_000,

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use contingent_domain::{AcademicYear, Attendance, ExamForm, Mark, MarkId, MarkKind, Text};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -133,7 +133,10 @@ fn weighted(marks: &[(i64, i64)]) -> Option<f64> {
 /// the attendance records other than "present", and their exam results, each part tagged by
 /// the first column and its values in the same twelve columns. The parts are put in order in
 /// Rust (byte order, as SQLite's `BINARY` and PostgreSQL's `"C"` collation order them).
-const DIARY: &str = "\
+/// `$marks` narrows the marks further ([`DIARY_SQLITE`]).
+macro_rules! diary_statement {
+    ($marks:literal) => {
+        concat!("\
 SELECT 0 AS part, learner_id AS t1, surname AS t2, name AS t3, patronymic AS t4, birth_date AS t5, \
        status AS t6, CAST(NULL AS TEXT) AS t7, CAST(NULL AS TEXT) AS t8, CAST(NULL AS TEXT) AS t9, \
        CAST(NULL AS BIGINT) AS n1, CAST(NULL AS BIGINT) AS n2, CAST(NULL AS BIGINT) AS n3, \
@@ -144,7 +147,7 @@ SELECT 1, m.mark_id, m.subject, m.period, m.lesson_date, m.kind, m.work, COALESC
        m.teacher, m.value, CASE WHEN c.mark_id IS NULL THEN m.points ELSE c.points END, m.weight, \
        COALESCE(c.corrections, 0), NULL \
   FROM diary_marks m LEFT JOIN diary_mark_corrections c ON c.mark_id = m.mark_id \
- WHERE m.learner_id = $1 AND m.lesson_date BETWEEN $2 AND $3 \
+ WHERE m.learner_id = $1 AND m.lesson_date BETWEEN $2 AND $3", $marks, " \
 UNION ALL \
 SELECT 2, status, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, count(*), NULL, NULL, NULL \
   FROM diary_attendance WHERE learner_id = $1 AND date BETWEEN $2 AND $3 GROUP BY status \
@@ -154,7 +157,18 @@ SELECT 3, date, status, NULL, NULL, NULL, NULL, NULL, NULL, NULL, lesson, positi
 UNION ALL \
 SELECT 4, form, subject, exam_date, mark, NULL, NULL, NULL, NULL, NULL, grade, primary_points, \
        test_score, position \
-  FROM diary_exams WHERE learner_id = $1 AND exam_date BETWEEN $2 AND $3";
+  FROM diary_exams WHERE learner_id = $1 AND exam_date BETWEEN $2 AND $3")
+    };
+}
+
+/// [`diary_statement`] as PostgreSQL reads it, by learner and dates.
+const DIARY: &str = diary_statement!("");
+
+/// [`diary_statement`] as SQLite reads it: its index of marks leads with the month of the lesson
+/// date (`projections/sqlite/diary_by_month.sql`), so the statement also names the months, as a
+/// JSON array of `YYYY-MM` texts in `$4` ([`months`]), each one seek into the index.
+const DIARY_SQLITE: &str =
+    diary_statement!(" AND substr(m.lesson_date, 1, 7) IN (SELECT value FROM json_each($4))");
 
 /// The texts of one kind a diary holds, each once: a year's marks name a handful of subjects,
 /// periods, kinds of work and teachers, each many times, so each is read into a [`Text`] the
@@ -319,8 +333,12 @@ pub async fn diary(
             let learner_id = learner_id.to_owned();
             readers
                 .with(move |conn| {
-                    let mut statement = conn.prepare_cached(DIARY)?;
-                    let mut rows = statement.query((&learner_id, &from, &to))?;
+                    let months = match year {
+                        Some(y) => months(Some((y.first_day(), y.last_day()))),
+                        None => months(held_months(conn)?),
+                    };
+                    let mut statement = conn.prepare_cached(DIARY_SQLITE)?;
+                    let mut rows = statement.query((&learner_id, &from, &to, &months))?;
                     let mut parts = Parts::default();
                     while let Some(row) = rows.next()? {
                         parts.add(row)?;
@@ -344,6 +362,48 @@ pub async fn diary(
         }
     };
     Ok(parts.into_diary(year))
+}
+
+/// The first and the last month of the diary's marks: the two ends of its index by month
+/// ([`held_months`]).
+const HELD_MONTHS: &str = "\
+SELECT (SELECT substr(lesson_date, 1, 7) FROM diary_marks ORDER BY substr(lesson_date, 1, 7) LIMIT 1), \
+       (SELECT substr(lesson_date, 1, 7) FROM diary_marks ORDER BY substr(lesson_date, 1, 7) DESC LIMIT 1)";
+
+/// The first and the last month of a mark the diary holds, read from the ends of its index;
+/// none while it holds none. A month that does not read as one (a date outside the years 0 to
+/// 9999) widens the span to those years.
+fn held_months(conn: &rusqlite::Connection) -> Result<Option<(NaiveDate, NaiveDate)>> {
+    let ends: [Option<String>; 2] = conn
+        .prepare_cached(HELD_MONTHS)?
+        .query_row([], |r| Ok([r.get(0)?, r.get(1)?]))?;
+    let first_day = |month: &str| NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d");
+    let (earliest, latest) = (
+        NaiveDate::from_ymd_opt(0, 1, 1).expect("a date"),
+        NaiveDate::from_ymd_opt(9999, 12, 1).expect("a date"),
+    );
+    let [first, last] = ends;
+    let first = first.map(|m| first_day(&m).unwrap_or(earliest));
+    let last = last.map(|m| first_day(&m).unwrap_or(latest));
+    Ok(first.zip(last))
+}
+
+/// The months from the first day's to the last day's, as [`DIARY_SQLITE`] takes them: a JSON
+/// array of `YYYY-MM` texts, empty for no span.
+fn months(span: Option<(NaiveDate, NaiveDate)>) -> String {
+    let mut list = Vec::new();
+    if let Some((from, to)) = span.filter(|(from, to)| from <= to) {
+        let mut month = from.with_day(1).unwrap_or(from);
+        while month <= to {
+            list.push(month.format("%Y-%m").to_string());
+            match month.checked_add_months(chrono::Months::new(1)) {
+                Some(next) => month = next,
+                None => break,
+            }
+        }
+    }
+    let quoted: Vec<String> = list.iter().map(|m| format!("\"{m}\"")).collect();
+    format!("[{}]", quoted.join(","))
 }
 
 /// Marks in order of subject, period and date, grouped by subject and period, with the weighted
@@ -435,9 +495,11 @@ mod tests {
         .expect("a row");
     }
 
-    /// The diary's marks and attendance are read from their indexes alone: a column added to the
-    /// statement but not to an index would send every mark of the year back to the table, at a
-    /// random place. Checked on SQLite's plan for the statement over the migrated schema.
+    /// The diary's marks and attendance are read from their indexes alone, the marks a seek per
+    /// month and learner: a column added to the statement but not to an index would send every
+    /// mark of the year back to the table, at a random place, and a learner left out of a seek
+    /// would scan the month's marks of every learner. Checked on SQLite's plan for the statement
+    /// over the migrated schema.
     #[test]
     fn the_diary_reads_marks_and_attendance_from_their_indexes_alone_on_sqlite() {
         let conn = rusqlite::Connection::open_in_memory().expect("a database");
@@ -445,10 +507,13 @@ mod tests {
             conn.execute_batch(m.sqlite).expect(m.name);
         }
         let mut plan = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {DIARY}"))
+            .prepare(&format!("EXPLAIN QUERY PLAN {DIARY_SQLITE}"))
             .expect("the statement");
         let steps: Vec<String> = plan
-            .query_map(("learner", "2026-09-01", "2027-08-31"), |row| row.get(3))
+            .query_map(
+                ("learner", "2026-09-01", "2027-08-31", r#"["2026-09"]"#),
+                |row| row.get(3),
+            )
             .expect("a plan")
             .collect::<rusqlite::Result<_>>()
             .expect("its steps");
@@ -461,17 +526,82 @@ mod tests {
         let marks = using("m");
         assert_eq!(marks.len(), 1, "{steps:#?}");
         assert!(
-            marks[0].contains("USING COVERING INDEX diary_marks_by_learner_date")
-                && marks[0].contains("lesson_date>? AND lesson_date<?"),
+            marks[0].contains("USING COVERING INDEX diary_marks_by_month")
+                && marks[0]
+                    .contains("<expr>=? AND learner_id=? AND lesson_date>? AND lesson_date<?"),
             "{steps:#?}"
         );
         let attendance = using("diary_attendance");
         assert_eq!(attendance.len(), 2, "{steps:#?}");
         for step in attendance {
             assert!(
-                step.contains("USING COVERING INDEX diary_attendance_by_learner_date"),
+                step.contains("USING COVERING INDEX diary_attendance_by_learner_date")
+                    && step.contains("learner_id=? AND date>? AND date<?"),
                 "{steps:#?}"
             );
         }
+        let mut ends = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {HELD_MONTHS}"))
+            .expect("the statement");
+        let steps: Vec<String> = ends
+            .query_map([], |row| row.get(3))
+            .expect("a plan")
+            .collect::<rusqlite::Result<_>>()
+            .expect("its steps");
+        assert!(
+            steps.iter().all(|s| !s.contains("TEMP B-TREE")),
+            "the ends of the indexes are read in their order: {steps:#?}"
+        );
+        assert_eq!(
+            steps
+                .iter()
+                .filter(|s| s.contains("USING COVERING INDEX diary_marks_by_month"))
+                .count(),
+            2,
+            "{steps:#?}"
+        );
+    }
+
+    #[test]
+    fn a_span_of_dates_names_each_of_its_months_once() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("a date");
+        assert_eq!(months(None), "[]");
+        assert_eq!(
+            months(Some((day(2026, 11, 30), day(2027, 2, 1)))),
+            r#"["2026-11","2026-12","2027-01","2027-02"]"#
+        );
+        assert_eq!(
+            months(Some((day(2026, 9, 1), day(2026, 9, 30)))),
+            r#"["2026-09"]"#
+        );
+        assert_eq!(months(Some((day(2026, 9, 2), day(2026, 9, 1)))), "[]");
+        let year = AcademicYear::parse("2026/2027").expect("a year");
+        let list = months(Some((year.first_day(), year.last_day())));
+        assert_eq!(list.matches('"').count(), 24, "{list}");
+        assert!(list.starts_with(r#"["2026-09""#) && list.ends_with(r#""2027-08"]"#));
+    }
+
+    /// The diary of a learner on a SQLite store names the months of the marks it holds, from the
+    /// first to the last, however far apart.
+    #[test]
+    fn the_months_held_span_every_mark() {
+        let conn = rusqlite::Connection::open_in_memory().expect("a database");
+        for m in crate::migrate::MIGRATIONS {
+            conn.execute_batch(m.sqlite).expect(m.name);
+        }
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("a date");
+        assert_eq!(held_months(&conn).expect("the ends"), None);
+        conn.execute_batch(
+            "INSERT INTO diary_marks (position, mark_id, learner_id, class_id, subject, lesson_date, \
+                 period, kind, work, value, points, weight, teacher) \
+             VALUES (7, 'm', 'l', 'c', 's', '2019-03-04', 'term-3', 'current', 'w', '5', 5, 1, 't'), \
+                    (8, 'n', 'k', 'c', 's', '2031-12-31', 'term-2', 'current', 'w', '4', 4, 1, 't'), \
+                    (9, 'o', 'l', 'c', 's', '2020-01-01', 'term-2', 'current', 'w', '3', 3, 1, 't');",
+        )
+        .expect("rows");
+        assert_eq!(
+            held_months(&conn).expect("the ends"),
+            Some((day(2019, 3, 1), day(2031, 12, 1)))
+        );
     }
 }
