@@ -814,7 +814,7 @@ async fn migrations_are_applied_once_in_order_and_again_after_a_reset() {
             .expect("count");
         assert_eq!(n, 0);
         assert!(store.positions().await.expect("positions").is_empty());
-        assert_eq!(versions(store.pool().clone()).await.len(), 9);
+        assert_eq!(versions(store.pool().clone()).await.len(), 10);
         store.close().await;
     }
 }
