@@ -29,8 +29,8 @@ pub const REBUILD_BATCH: usize = 16_000;
 
 /// Events per batch at most of a live projector (`contingent serve`, `contingent project`): one at
 /// the head applies the few events the log has each time, one behind it this many per
-/// transaction. On SQLite a batch's marks land in the current month's part of the diary's
-/// indexes (`projections/sqlite/diary_by_month.sql`), so the more of them one commit holds, the
+/// transaction. On SQLite a batch's marks land in the current month's part of the diary's index
+/// of marks (`projections/sqlite/diary_by_month.sql`), so the more of them one commit holds, the
 /// more of them share each page it writes (docs/performance.md).
 pub const LIVE_BATCH: usize = 16_000;
 

@@ -391,19 +391,24 @@ fn held_months(conn: &rusqlite::Connection) -> Result<Option<(NaiveDate, NaiveDa
 /// The months from the first day's to the last day's, as [`DIARY_SQLITE`] takes them: a JSON
 /// array of `YYYY-MM` texts, empty for no span.
 fn months(span: Option<(NaiveDate, NaiveDate)>) -> String {
-    let mut list = Vec::new();
+    use std::fmt::Write;
+    let mut json = String::from("[");
     if let Some((from, to)) = span.filter(|(from, to)| from <= to) {
         let mut month = from.with_day(1).unwrap_or(from);
         while month <= to {
-            list.push(month.format("%Y-%m").to_string());
+            if json.len() > 1 {
+                json.push(',');
+            }
+            // Writing into a `String` cannot fail.
+            let _ = write!(json, "\"{}\"", month.format("%Y-%m"));
             match month.checked_add_months(chrono::Months::new(1)) {
                 Some(next) => month = next,
                 None => break,
             }
         }
     }
-    let quoted: Vec<String> = list.iter().map(|m| format!("\"{m}\"")).collect();
-    format!("[{}]", quoted.join(","))
+    json.push(']');
+    json
 }
 
 /// Marks in order of subject, period and date, grouped by subject and period, with the weighted
