@@ -31,8 +31,8 @@ pub const REBUILD_BATCH: usize = 16_000;
 /// the head applies the few events the log has each time, one behind it this many per
 /// transaction. On SQLite a batch's marks land in the current month's part of the diary's index
 /// of marks (`projections/sqlite/diary_by_month.sql`), so the more of them one commit holds, the
-/// more of them share each page it writes: on a region, whose month of that index is tens of
-/// thousands of pages, 64,000 events a commit write ~30 % fewer bytes than 16,000 and reach the
+/// more of them share each page it writes: on a quarter region, whose month of that index is
+/// tens of thousands of pages, 64,000 events a commit write ~30 % fewer bytes than 16,000 and reach the
 /// head ~15 % sooner (docs/performance.md).
 pub const LIVE_BATCH: usize = 64_000;
 
