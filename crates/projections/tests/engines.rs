@@ -1078,6 +1078,100 @@ async fn a_pipelined_catch_up_that_fails_or_is_dropped_midway_resumes_without_lo
     }
 }
 
+/// A catch-up far behind the log that commits several batches at once writes what one batch at
+/// a time writes, in a fraction of the commits, and one whose write fails midway leaves a
+/// projector that resumes from the stored positions without loss or duplicates: on both engines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_committing_several_batches_at_once_writes_the_same_rows_in_fewer_commits() {
+    let pg = PgDatabase::create().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let expected = in_one_batch(&dir).await;
+    let head = region().head;
+    let midway = head / 2;
+    for (n, db) in [
+        ReadDatabase::from(dir.path().join("one.db")),
+        ReadDatabase::from(dir.path().join("eight.db")),
+        ReadDatabase::from(dir.path().join("failing.db")),
+        ReadDatabase::from(pg.url()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let log = region().log().await;
+        let store = ReadStore::open(db, &all_projections())
+            .await
+            .expect("the store opens");
+        for p in all_projections() {
+            store.reset(p.as_ref()).await.expect("reset");
+        }
+        let batches = if n == 0 { 1 } else { 8 };
+        let projector = |store: ReadStore| async move {
+            Projector::new(store, all_projections(), 7)
+                .await
+                .expect("a projector")
+                .commit_up_to(batches)
+        };
+        let mut commits = 0usize;
+        if n == 2 {
+            // Every write of an attendance record past the middle of the log fails.
+            execute_all(
+                &store,
+                &[format!(
+                    "CREATE TRIGGER refuse BEFORE INSERT ON diary_attendance \
+                     WHEN NEW.position > {midway} BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )],
+            )
+            .await;
+            let mut failing = projector(store.clone()).await;
+            let failed = failing.catch_up(&log, |_| {}).await;
+            assert!(failed.is_err(), "{failed:?}");
+            let stopped = failing.position();
+            assert!(0 < stopped && stopped < head, "stopped at {stopped}");
+            assert!(
+                store
+                    .positions()
+                    .await
+                    .expect("positions")
+                    .values()
+                    .all(|p| *p == stopped),
+                "a commit of several batches is one transaction"
+            );
+            execute_all(&store, &["DROP TRIGGER refuse".to_owned()]).await;
+            // The same projector, its state ahead of what was committed, goes on from the
+            // stored positions.
+            failing.catch_up(&log, |_| {}).await.expect("catch up");
+            assert_eq!(failing.position(), head);
+        } else {
+            let mut projector = projector(store.clone()).await;
+            projector
+                .catch_up(&log, |_| commits += 1)
+                .await
+                .expect("catch up");
+            assert_eq!(projector.position(), head);
+        }
+        assert_same(
+            &format!("{:?}, up to {batches} batches a commit", store.engine()),
+            &expected,
+            &dump(&store).await,
+        );
+        match n {
+            0 => assert!(
+                commits * 7 >= head as usize - 7,
+                "{commits} commits of one batch"
+            ),
+            // A quarter of the distance to the head, up to eight batches of 7 events: the
+            // region's log is thousands of events, so most commits hold eight batches.
+            1 | 3 => assert!(
+                commits * 7 * 6 < head as usize,
+                "{commits} commits for {head} events"
+            ),
+            _ => {}
+        }
+        store.close().await;
+        log.close().await;
+    }
+}
+
 /// A lone run dropped at every stage of its write: on PostgreSQL a batch of a thousand rows or
 /// more is two transactions on two connections, and a run dropped while one of them is still
 /// committing must leave it to the next run, which waits for it before it reads the stored

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use contingent_federal_topic::FederalPublisher;
 use contingent_log_kafka::KafkaConfig;
-use contingent_projections::{all_projections, Projection, Projector, ProjectorError, ReadStore};
+use contingent_projections::{
+    all_projections, Projection, Projector, ProjectorError, ReadStore, LIVE_COMMIT_BATCHES,
+};
 
 use crate::registry::{open_log, RegistryError};
 use crate::settings::Settings;
@@ -61,7 +63,8 @@ pub async fn run_projector(
     let read = ReadStore::open(settings.read_database(), &projections).await?;
     let mut projector = Projector::new(read.clone(), projections, settings.projector_batch)
         .await
-        .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
+        .map_err(|e| RegistryError::Unavailable(e.to_string()))?
+        .commit_up_to(LIVE_COMMIT_BATCHES);
     let mut publisher = match federal {
         Some(config) => Some(
             FederalPublisher::open(config)
