@@ -36,7 +36,7 @@ use contingent_log::RecordedEvent;
 
 pub use changes::{Change, ChangeSet, Table, Value};
 pub use decode::{decode_envelope, open_recorded, read_decoded_after};
-pub use projector::{Projector, ProjectorError, LIVE_BATCH, LIVE_COMMIT_BATCHES, REBUILD_BATCH};
+pub use projector::{Projector, ProjectorError, LIVE_BATCH, REBUILD_BATCH};
 pub use store::{dump_tables, Engine, ReadDatabase, ReadStore};
 pub use vacancies::due_on;
 pub use write::FlushStats;

@@ -36,13 +36,6 @@ pub const REBUILD_BATCH: usize = 16_000;
 /// head ~15 % sooner (docs/performance.md).
 pub const LIVE_BATCH: usize = 64_000;
 
-/// At most how many of its batches a live projector far behind the log commits as one
-/// transaction ([`Projector::commit_up_to`]): on a region, the current month of the diary's
-/// index of marks (SQLite) is more pages than a batch of 64,000 events has marks, so each commit
-/// writes most of the pages it touches for one or two marks each; four batches' marks share them
-/// about four times as much.
-pub const LIVE_COMMIT_BATCHES: usize = 4;
-
 /// Events read per log read while replaying into the in-memory state.
 const REPLAY_BATCH: usize = 10_000;
 
@@ -109,18 +102,6 @@ struct Pending {
     events: usize,
 }
 
-/// The pages a catch-up has applied since its last commit.
-struct Open {
-    /// Each projection's row changes, in the order of the projections.
-    changes: Vec<ChangeSet>,
-    /// The position the first page followed.
-    from: u64,
-    /// The last page's last position.
-    last: u64,
-    /// Events applied.
-    events: usize,
-}
-
 /// Applies the log to a set of projections.
 pub struct Projector {
     store: ReadStore,
@@ -131,8 +112,6 @@ pub struct Projector {
     /// while a batch is being written, or after another projector wrote it first).
     applied: Vec<u64>,
     batch: usize,
-    /// At most how many batches a catch-up far behind the log commits at once.
-    commit_batches: usize,
     /// Whether the projections' in-memory state matches their positions.
     warm: bool,
     /// Whether the stored positions must be read again (another projector moved them).
@@ -164,22 +143,12 @@ impl Projector {
             applied: positions.clone(),
             positions,
             batch: batch.max(1),
-            commit_batches: 1,
             warm: false,
             stale: false,
             last_flush: FlushStats::default(),
             flushed: FlushStats::default(),
             pending: None,
         })
-    }
-
-    /// Lets a catch-up far behind the log commit up to `batches` of its batches (read and
-    /// applied one at a time) as one transaction: a quarter of what it is behind by at the
-    /// start of each commit, at least one batch. The result is what larger batches write; only
-    /// fewer commits. One (the default) commits every batch.
-    pub fn commit_up_to(mut self, batches: usize) -> Self {
-        self.commit_batches = batches.max(1);
-        self
     }
 
     /// The lowest position of all projections: everything up to it is in every read model.
@@ -342,25 +311,19 @@ impl Projector {
     fn apply(&mut self, events: &[RecordedEvent]) -> Vec<ChangeSet> {
         let mut changes: Vec<ChangeSet> =
             self.projections.iter().map(|_| ChangeSet::new()).collect();
-        self.apply_into(events, &mut changes);
-        changes
-    }
-
-    /// Applies a page of events as [`apply`](Projector::apply) does, adding to `changes` (the
-    /// changes of the pages before it in the same commit).
-    fn apply_into(&mut self, events: &[RecordedEvent], changes: &mut [ChangeSet]) {
         for event in events {
             for ((p, applied), changes) in self
                 .projections
                 .iter_mut()
                 .zip(&self.applied)
-                .zip(changes.iter_mut())
+                .zip(&mut changes)
             {
                 if *applied < event.position() {
                     p.apply(event, changes);
                 }
             }
         }
+        changes
     }
 
     /// The parts of a batch ending at `last`: the changes of each projection whose position is
@@ -384,14 +347,12 @@ impl Projector {
 
     /// Applies batches until the log has nothing more; returns how many events were applied.
     ///
-    /// Pipelined: while one commit is written (on its own task), the next is applied to the
-    /// in-memory state, and the log is read (and decoded) ahead on a task of its own, at most two
-    /// pages ahead. Commits are made one at a time, in order, each moving the positions from
-    /// those the one before committed, so the result is what [`run_once`](Projector::run_once)
-    /// in a loop writes; a failed write stops the run with the state marked for rebuilding, as
-    /// there. A commit is one batch, or, after [`commit_up_to`](Projector::commit_up_to), up to
-    /// that many batches while the projector is far behind the head the log had at the start;
-    /// a page shorter than a batch (the head reached) is always committed at once.
+    /// Pipelined: while one batch is written and committed (on its own task), the next is
+    /// applied to the in-memory state, and the log is read (and decoded) ahead on a task of its
+    /// own, at most two pages ahead. Batches are committed one at a time, in order, each
+    /// moving the positions from those the one before committed, so the result is what
+    /// [`run_once`](Projector::run_once) in a loop writes; a failed write stops the run with the
+    /// state marked for rebuilding, as there.
     pub async fn catch_up(
         &mut self,
         log: &Arc<dyn EventLog>,
@@ -405,11 +366,6 @@ impl Projector {
         }
         total += n as u64;
         progress(self.position());
-        let target = if self.commit_batches > 1 {
-            log.head().await?.position
-        } else {
-            0
-        };
         // Pages read (and decoded) on a task of their own, at most two ahead of this one.
         let from = self.applied.iter().copied().min().unwrap_or(0);
         let (pages, mut read) = tokio::sync::mpsc::channel(2);
@@ -419,8 +375,6 @@ impl Projector {
             self.batch,
             pages,
         )));
-        // The changes of the pages applied since the last commit, and where they began.
-        let mut open: Option<Open> = None;
         loop {
             let page = read.recv().await.unwrap_or_else(|| Ok(Vec::new()));
             let events = match page {
@@ -429,18 +383,13 @@ impl Projector {
                     if self.pending.is_some() {
                         self.finish().await?;
                         progress(self.position());
+                        // Nothing was applied past what is now committed.
+                        self.warm = self.applied == self.positions;
                     }
-                    // Nothing was applied past what is now committed, unless pages were
-                    // applied for a commit not yet made.
-                    self.warm = self.applied == self.positions;
                     return Err(error.into());
                 }
             };
             let Some(last) = events.last().map(|e| e.position()) else {
-                if let Some(open) = open.take() {
-                    total += self.commit(open).await? as u64;
-                    progress(self.position());
-                }
                 if self.pending.is_some() {
                     total += self.finish().await? as u64;
                     progress(self.position());
@@ -449,49 +398,22 @@ impl Projector {
                 drop(reader);
                 return Ok(total);
             };
-            let start = self.applied.iter().copied().min().unwrap_or(0);
-            let mut current = open.take().unwrap_or_else(|| Open {
-                changes: self.projections.iter().map(|_| ChangeSet::new()).collect(),
-                from: start,
-                last,
-                events: 0,
-            });
-            self.apply_into(&events, &mut current.changes);
-            current.last = last;
-            current.events += events.len();
+            let changes = self.apply(&events);
             // Ahead of what is committed until the writes below are.
             self.warm = false;
             for a in &mut self.applied {
                 *a = (*a).max(last);
             }
-            let span = (target.saturating_sub(current.from) / 4)
-                .clamp(self.batch as u64, (self.batch * self.commit_batches) as u64);
-            if events.len() < self.batch || current.events as u64 >= span {
-                total += self.commit(current).await? as u64;
+            if self.pending.is_some() {
+                total += self.finish().await? as u64;
                 progress(self.position());
-            } else {
-                open = Some(current);
             }
+            self.pending = Some(Pending {
+                write: tokio::spawn(write(self.store.clone(), self.parts(changes, last))),
+                last,
+                events: events.len(),
+            });
         }
-    }
-
-    /// Waits for the commit being written, if any, then starts writing `open` on a task of its
-    /// own; returns the events of the commit waited for.
-    async fn commit(&mut self, open: Open) -> Result<usize, ProjectorError> {
-        let done = if self.pending.is_some() {
-            self.finish().await?
-        } else {
-            0
-        };
-        self.pending = Some(Pending {
-            write: tokio::spawn(write(
-                self.store.clone(),
-                self.parts(open.changes, open.last),
-            )),
-            last: open.last,
-            events: open.events,
-        });
-        Ok(done)
     }
 
     /// Waits for the batch a dropped run or catch-up left being written, if any, to commit or

@@ -15,9 +15,7 @@ use std::time::Duration;
 
 use contingent_federal_topic::FederalPublisher;
 use contingent_log_kafka::KafkaConfig;
-use contingent_projections::{
-    all_projections, Projection, Projector, ProjectorError, ReadStore, LIVE_COMMIT_BATCHES,
-};
+use contingent_projections::{all_projections, Projection, Projector, ProjectorError, ReadStore};
 
 use crate::registry::{open_log, RegistryError};
 use crate::settings::Settings;
@@ -63,8 +61,7 @@ pub async fn run_projector(
     let read = ReadStore::open(settings.read_database(), &projections).await?;
     let mut projector = Projector::new(read.clone(), projections, settings.projector_batch)
         .await
-        .map_err(|e| RegistryError::Unavailable(e.to_string()))?
-        .commit_up_to(LIVE_COMMIT_BATCHES);
+        .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
     let mut publisher = match federal {
         Some(config) => Some(
             FederalPublisher::open(config)

@@ -11,7 +11,7 @@ use contingent_log::{
 };
 use contingent_log_kafka::KafkaLog;
 use contingent_log_sqlite::SqliteLog;
-use contingent_projections::{all_projections, Projector, ReadStore, LIVE_COMMIT_BATCHES};
+use contingent_projections::{all_projections, Projector, ReadStore};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -191,8 +191,7 @@ impl Registry {
             let projector =
                 Projector::new(read.clone(), all_projections(), settings.projector_batch)
                     .await
-                    .map_err(|e| RegistryError::Unavailable(e.to_string()))?
-                    .commit_up_to(LIVE_COMMIT_BATCHES);
+                    .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
             let (tx, rx) = watch::channel(projector.position());
             metrics
                 .projected_position
