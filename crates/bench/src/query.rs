@@ -7,8 +7,8 @@
 //! a half marks each, [`crate::fixture::school_day`]) submitted evenly over the load's warm-up
 //! and measured seconds, and 16 region-wide `change_class_capacity` commands a second (events
 //! about no learner). The diary is measured with the read cache and without it (every diary
-//! from the read models), and, for comparison, with the cache and no writes, and with the cache
-//! and only the region-wide events (which evict no diary).
+//! from the read models), each also with no writes (what the writes beside cost the read), and
+//! with the cache and only the region-wide events (which evict no diary).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -445,6 +445,13 @@ pub async fn run(ctx: &mut Ctx) -> Result<()> {
                 targets.clone(),
                 0,
                 Writes::SchoolDay,
+            ));
+            runs.push((
+                "diary_uncached_no_writes",
+                uncached_addr,
+                targets.clone(),
+                0,
+                Writes::None,
             ));
             runs.push((
                 "diary_no_writes",
