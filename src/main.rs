@@ -1308,16 +1308,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let pool = registry.read().pool().clone();
             match what.as_str() {
                 "register" => {
-                    let mut after: Option<String> = None;
+                    let mut after = None;
                     loop {
-                        let page = queries::federal_register(&pool, after.as_deref(), 1000).await?;
+                        let page = queries::federal_register(&pool, after, 1000).await?;
                         for row in &page {
                             println!("{}", serde_json::to_string(row)?);
                         }
                         if page.len() < 1000 {
                             break;
                         }
-                        after = page.last().map(|r| r.learner_id.to_string());
+                        after = page.last().map(|r| r.learner_id);
                     }
                 }
                 "counts" => {

@@ -369,12 +369,14 @@ async fn breakdown(
     let mut samples = Vec::with_capacity(sample.len());
     let started = Instant::now();
     for t in &sample {
-        let learner = t
+        let learner: contingent_domain::LearnerId = t
             .path
             .trim_start_matches("/v1/learners/")
             .split('/')
             .next()
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .parse()
+            .with_context(|| format!("a learner's id in {}", t.path))?;
         let q = Instant::now();
         contingent_projections::queries::diary(registry.read(), learner, Some(year)).await?;
         samples.push(q.elapsed().as_micros() as u64);

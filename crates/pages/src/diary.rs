@@ -95,7 +95,7 @@ async fn render(
         ),
         None => Some(current),
     };
-    let diary = queries::diary(registry.read(), &id.to_string(), year)
+    let diary = queries::diary(registry.read(), id, year)
         .await?
         .ok_or_else(|| ApiError::not_found("learner_not_found", "not in the registry"))?;
     // The switcher: the caller's other children, by name.
@@ -107,7 +107,7 @@ async fn render(
         {
             continue;
         }
-        if let Some(card) = queries::learner(registry.read().pool(), &other.to_string()).await? {
+        if let Some(card) = queries::learner(registry.read().pool(), other).await? {
             siblings.push((other, format!("{} {}", card.surname, card.name)));
         }
     }

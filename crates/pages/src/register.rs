@@ -72,7 +72,7 @@ pub(crate) async fn classes(State(state): State<PagesState>, viewer: Viewer) -> 
         }
         let name = match queries::class_register(
             state.registry.read(),
-            &id.to_string(),
+            id,
             None,
             NaiveDate::from_ymd_opt(9999, 12, 31),
             NaiveDate::from_ymd_opt(0, 1, 1),
@@ -156,15 +156,9 @@ async fn render(
         .from
         .unwrap_or_else(|| (to - chrono::Days::new(13)).max(year.first_day()));
     // The roster of the span's last day.
-    let view = queries::class_register(
-        registry.read(),
-        &id.to_string(),
-        Some(to),
-        Some(from),
-        Some(to),
-    )
-    .await?
-    .ok_or_else(|| ApiError::not_found("class_not_found", "not in the registry"))?;
+    let view = queries::class_register(registry.read(), id, Some(to), Some(from), Some(to))
+        .await?
+        .ok_or_else(|| ApiError::not_found("class_not_found", "not in the registry"))?;
     viewer
         .auth
         .journal_reads(registry, view.roster.iter().map(|r| r.learner_id))

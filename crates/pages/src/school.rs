@@ -57,7 +57,7 @@ async fn render(state: &PagesState, viewer: &Viewer, q: SchoolQuery) -> Result<R
     let classes = queries::vacancies(
         registry.read(),
         &VacancyFilter {
-            organization_id: Some(org.to_string()),
+            organization_id: Some(org),
             ..VacancyFilter::default()
         },
     )

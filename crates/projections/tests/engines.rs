@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::NaiveDate;
+use contingent_domain::{AcademicYear, ClassId, LearnerId, Level, Snils};
 use contingent_log::EventLog;
 use contingent_projections::queries::{
     self, CountDimension, LearnerSearch, VacancyFilter, VacancyRow,
@@ -433,8 +434,12 @@ async fn the_queries_answer_the_same_from_both_engines() {
             .expect("exams");
     learners.extend(with_exams.into_iter().map(|(id,)| id));
     assert!(learners.len() > 20);
+    let learners: Vec<LearnerId> = learners
+        .iter()
+        .map(|id| id.parse().expect("a learner id"))
+        .collect();
     let mut compared = 0;
-    for id in &learners {
+    for &id in &learners {
         let card = queries::learner(a, id).await.expect("learner");
         assert!(card.is_some());
         assert_eq!(
@@ -456,8 +461,9 @@ async fn the_queries_answer_the_same_from_both_engines() {
         }
     }
     assert!(compared > 0, "some diaries have marks");
-    assert_eq!(queries::learner(a, "nobody").await.expect("learner"), None);
-    assert_eq!(queries::learner(b, "nobody").await.expect("learner"), None);
+    let nobody = LearnerId::from(uuid::Uuid::new_v4());
+    assert_eq!(queries::learner(a, nobody).await.expect("learner"), None);
+    assert_eq!(queries::learner(b, nobody).await.expect("learner"), None);
 
     let classes: Vec<(String,)> =
         sqlx::query_as("SELECT class_id FROM class_register_classes ORDER BY class_id LIMIT 12")
@@ -465,6 +471,7 @@ async fn the_queries_answer_the_same_from_both_engines() {
             .await
             .expect("classes");
     for (class,) in &classes {
+        let class: ClassId = class.parse().expect("a class id");
         for (on, from, to) in [
             (None, None, None),
             (
@@ -517,7 +524,7 @@ async fn the_queries_answer_the_same_from_both_engines() {
             );
         }
         let search = LearnerSearch {
-            organization_id: Some(o.organization_id.to_string()),
+            organization_id: Some(o.organization_id),
             limit: 500,
             ..LearnerSearch::default()
         };
@@ -545,7 +552,7 @@ async fn the_queries_answer_the_same_from_both_engines() {
     }
     let filter = VacancyFilter {
         municipality: Some(municipality.clone()),
-        level: Some("preschool".to_owned()),
+        level: Some(Level::Preschool),
         ..VacancyFilter::default()
     };
     assert_eq!(
@@ -569,12 +576,13 @@ async fn the_queries_answer_the_same_from_both_engines() {
     }
     for row in levels {
         for given in 0..32u8 {
-            let pick = |bit: u8, value: &str| (given & bit != 0).then(|| value.to_owned());
+            let pick = |bit: u8| given & bit != 0;
+            let year = AcademicYear::parse(&row.academic_year).expect("an academic year");
             let filter = VacancyFilter {
-                organization_id: pick(1, &row.organization_id.to_string()),
-                municipality: pick(2, &row.municipality),
-                academic_year: pick(4, &row.academic_year),
-                level: pick(8, row.level.as_str()),
+                organization_id: pick(1).then_some(row.organization_id),
+                municipality: pick(2).then(|| row.municipality.clone()),
+                academic_year: pick(4).then_some(year),
+                level: pick(8).then_some(row.level),
                 only_free: given & 16 != 0,
             };
             let expected: Vec<VacancyRow> = every
@@ -583,7 +591,7 @@ async fn the_queries_answer_the_same_from_both_engines() {
                     filter
                         .organization_id
                         .as_ref()
-                        .is_none_or(|o| *o == r.organization_id.to_string())
+                        .is_none_or(|o| *o == r.organization_id)
                         && filter
                             .municipality
                             .as_ref()
@@ -591,8 +599,8 @@ async fn the_queries_answer_the_same_from_both_engines() {
                         && filter
                             .academic_year
                             .as_ref()
-                            .is_none_or(|y| *y == r.academic_year)
-                        && filter.level.as_ref().is_none_or(|l| l == r.level.as_str())
+                            .is_none_or(|y| y.to_string() == r.academic_year)
+                        && filter.level.as_ref().is_none_or(|l| *l == r.level)
                         && (!filter.only_free || r.free > 0)
                 })
                 .cloned()
@@ -608,7 +616,7 @@ async fn the_queries_answer_the_same_from_both_engines() {
         }
     }
 
-    let card = queries::learner(a, &learners[0])
+    let card = queries::learner(a, learners[0])
         .await
         .expect("learner")
         .expect("a card");
@@ -621,12 +629,15 @@ async fn the_queries_answer_the_same_from_both_engines() {
         LearnerSearch {
             surname: Some(card.surname.clone()),
             name: Some(card.name.clone()),
-            birth_date: Some(card.birth_date.to_string()),
+            birth_date: Some(card.birth_date),
             limit: 50,
             ..LearnerSearch::default()
         },
         LearnerSearch {
-            snils: card.snils.clone(),
+            snils: card
+                .snils
+                .as_deref()
+                .map(|s| Snils::parse(s).expect("a SNILS")),
             limit: 50,
             ..LearnerSearch::default()
         },
@@ -640,21 +651,21 @@ async fn the_queries_answer_the_same_from_both_engines() {
         assert_eq!(x, queries::find_learners(b, &search).await.expect("find"));
     }
 
-    let mut after: Option<String> = None;
+    let mut after: Option<LearnerId> = None;
     let mut pages = 0;
     loop {
-        let x = queries::federal_register(a, after.as_deref(), 100)
+        let x = queries::federal_register(a, after, 100)
             .await
             .expect("federal register");
         assert_eq!(
             x,
-            queries::federal_register(b, after.as_deref(), 100)
+            queries::federal_register(b, after, 100)
                 .await
                 .expect("federal register")
         );
         pages += 1;
         match x.last() {
-            Some(last) if x.len() == 100 => after = Some(last.learner_id.to_string()),
+            Some(last) if x.len() == 100 => after = Some(last.learner_id),
             _ => break,
         }
     }
@@ -666,7 +677,7 @@ async fn the_queries_answer_the_same_from_both_engines() {
         CountDimension::Grade,
     ];
     for by in [&dims[..], &dims[..1], &dims[2..], &[]] {
-        for year in [None, Some("2025/2026"), Some("2026/2027")] {
+        for year in [None, Some(2025), Some(2026)].map(|y| y.map(AcademicYear::starting)) {
             let x = queries::federal_counts(a, by, year).await.expect("counts");
             assert_eq!(
                 x,
@@ -1773,7 +1784,8 @@ async fn the_diary_in_one_statement_equals_the_diary_read_table_by_table_on_both
     for (engine, store) in [("sqlite", &sqlite), ("postgres", &postgres)] {
         for id in &learners {
             for year in years {
-                let one = queries::diary(store, id, year).await.expect("diary");
+                let learner: LearnerId = id.parse().expect("a learner id");
+                let one = queries::diary(store, learner, year).await.expect("diary");
                 let by_tables = diary_by_tables::diary(store.pool(), id, year).await;
                 assert_eq!(one, by_tables, "{engine}: {id} in {year:?}");
                 let d = one.expect("a registered learner has a diary");
@@ -1788,7 +1800,9 @@ async fn the_diary_in_one_statement_equals_the_diary_read_table_by_table_on_both
             }
         }
         assert_eq!(
-            queries::diary(store, "nobody", None).await.expect("diary"),
+            queries::diary(store, LearnerId::from(uuid::Uuid::new_v4()), None)
+                .await
+                .expect("diary"),
             None
         );
     }
@@ -1828,7 +1842,8 @@ async fn diary_read_time_in_one_statement_and_table_by_table() {
         for _ in 0..5 {
             let t = std::time::Instant::now();
             for id in &learners {
-                queries::diary(store, id, year).await.expect("diary");
+                let learner: LearnerId = id.parse().expect("a learner id");
+                queries::diary(store, learner, year).await.expect("diary");
             }
             one.push(t.elapsed().as_secs_f64() * 1e6 / learners.len() as f64);
             let t = std::time::Instant::now();

@@ -102,9 +102,8 @@ async fn gather(
         ));
     }
     let pool = registry.read().pool();
-    let register = contingent_projections::queries::learner(pool, &id.to_string()).await?;
-    let diary =
-        contingent_projections::queries::diary(registry.read(), &id.to_string(), None).await?;
+    let register = contingent_projections::queries::learner(pool, id).await?;
+    let diary = contingent_projections::queries::diary(registry.read(), id, None).await?;
     let access_journal = registry.journal().for_learner(&id.to_string()).await?;
     Ok(SubjectAccessExport {
         learner_id: *id.as_uuid(),

@@ -20,10 +20,10 @@ pub(crate) async fn federal_register(
     Params(q): Params<FederalRegisterQuery>,
 ) -> Result<Response, ApiError> {
     auth.allow(&registry, Read::FederalRegister).await?;
-    let after = q.after.map(|a| a.0.to_string());
+    let after = q.after.map(|a| a.0.into());
     let limit = q.limit.map_or(100, |UpTo(n)| n).max(1) as i64;
     consistent(&registry, q.min_position).await?;
-    let rows = queries::federal_register(registry.read().pool(), after.as_deref(), limit).await?;
+    let rows = queries::federal_register(registry.read().pool(), after, limit).await?;
     let next_after = if rows.len() as i64 == limit {
         rows.last().map(|r| r.learner_id.to_string())
     } else {
@@ -44,9 +44,9 @@ pub(crate) async fn federal_counts(
 ) -> Result<Response, ApiError> {
     auth.allow(&registry, Read::FederalCounts).await?;
     let by = q.by.map(|b| b.0).unwrap_or_default();
-    let year = q.academic_year.map(|y| y.0.to_string());
+    let year = q.academic_year.map(|y| y.0);
     consistent(&registry, q.min_position).await?;
-    let rows = queries::federal_counts(registry.read().pool(), &by, year.as_deref()).await?;
+    let rows = queries::federal_counts(registry.read().pool(), &by, year).await?;
     Ok(Json(Counts {
         counts: rows,
         projected_position: registry.projected(),

@@ -24,11 +24,11 @@ pub(crate) async fn find_learners(
     auth.allow(&registry, Read::SearchLearners { organization })
         .await?;
     let search = LearnerSearch {
-        snils: q.snils.map(|s| s.0.to_string()),
+        snils: q.snils.map(|s| s.0),
         surname: q.surname,
         name: q.name,
-        birth_date: q.birth_date.map(|d| d.0.to_string()),
-        organization_id: q.organization_id.map(|o| o.0.to_string()),
+        birth_date: q.birth_date.map(|d| d.0),
+        organization_id: q.organization_id.map(|o| o.0.into()),
         limit: q.limit.map_or(100, |UpTo(n)| n) as i64,
     };
     if search.snils.is_none() && search.surname.is_none() && search.organization_id.is_none() {
@@ -52,7 +52,7 @@ pub(crate) async fn learner(
     let id = learner_id(&id)?;
     auth.allow(&registry, Read::LearnerCard(id)).await?;
     consistent(&registry, q.min_position).await?;
-    let card = queries::learner(registry.read().pool(), &id.to_string()).await?;
+    let card = queries::learner(registry.read().pool(), id).await?;
     found(&registry, card, "learner_not_found")
 }
 
@@ -81,7 +81,7 @@ pub(crate) async fn diary(
         .read_cache_misses
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let read_at = registry.projected();
-    let Some(diary) = queries::diary(registry.read(), &id.to_string(), year).await? else {
+    let Some(diary) = queries::diary(registry.read(), id, year).await? else {
         return Err(ApiError::not_found(
             "learner_not_found",
             "not in the registry",

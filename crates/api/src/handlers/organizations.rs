@@ -54,7 +54,7 @@ pub(crate) async fn class_register(
     let day = |d: Option<crate::params::Date>| d.map(|d| d.0);
     let view = queries::class_register(
         registry.read(),
-        &id.to_string(),
+        id.into(),
         day(q.on),
         day(q.from),
         day(q.to),
@@ -73,10 +73,10 @@ pub(crate) async fn vacancies(
     Params(q): Params<VacanciesQuery>,
 ) -> Result<Response, ApiError> {
     let filter = VacancyFilter {
-        organization_id: q.organization_id.map(|o| o.0.to_string()),
+        organization_id: q.organization_id.map(|o| o.0.into()),
         municipality: q.municipality,
-        academic_year: q.academic_year.map(|y| y.0.to_string()),
-        level: q.level.map(|l| l.0.as_str().to_owned()),
+        academic_year: q.academic_year.map(|y| y.0),
+        level: q.level.map(|l| l.0),
         only_free: q.only_free.is_some_and(|f| f.0),
     };
     auth.allow(

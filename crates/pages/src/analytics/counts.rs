@@ -52,7 +52,7 @@ pub(super) async fn counts(
         registry.read(),
         &VacancyFilter {
             municipality: scope.municipality.clone(),
-            academic_year: Some(year.to_string()),
+            academic_year: Some(year),
             ..VacancyFilter::default()
         },
     )

@@ -23,7 +23,7 @@ pub(super) async fn queue_sheet(
         state.registry.read(),
         &VacancyFilter {
             municipality: scope.municipality.clone(),
-            academic_year: Some(year.to_string()),
+            academic_year: Some(year),
             ..VacancyFilter::default()
         },
     )

@@ -237,13 +237,13 @@ fn add_attendance(attendance: &mut Vec<AttendanceGridRow>, r: &impl Columns) -> 
 /// connection.
 pub async fn class_register(
     store: &ReadStore,
-    class_id: &str,
+    class_id: ClassId,
     on_date: Option<NaiveDate>,
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
 ) -> Result<Option<ClassRegisterView>> {
+    let class_id = class_id.to_string();
     if let Some(readers) = store.sqlite_readers() {
-        let class_id = class_id.to_owned();
         return readers
             .with(move |conn| {
                 let mut class = None;
@@ -272,7 +272,7 @@ pub async fn class_register(
     }
     let pool = store.pool();
     let mut class = None;
-    each_on_pool(pool, CLASS, &[class_id], |r| {
+    each_on_pool(pool, CLASS, &[class_id.as_str()], |r| {
         class = Some(class_info(r)?);
         Ok(())
     })
@@ -283,12 +283,12 @@ pub async fn class_register(
     let span = Span::of(&class, on_date, from, to)?;
     let [on, first, last] = span.written();
     let (mut roster, mut marks, mut attendance) = (Vec::new(), Vec::new(), Vec::new());
-    each_on_pool(pool, ROSTER, &[class_id, &on], |r| {
+    each_on_pool(pool, ROSTER, &[class_id.as_str(), &on], |r| {
         roster.push(roster_row(r)?);
         Ok(())
     })
     .await?;
-    let grid = [class_id, &first, &last];
+    let grid = [class_id.as_str(), &first, &last];
     each_on_pool(pool, MARKS, &grid, |r| add_mark(&mut marks, r)).await?;
     each_on_pool(pool, ATTENDANCE, &grid, |r| {
         add_attendance(&mut attendance, r)

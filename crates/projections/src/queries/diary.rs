@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{Datelike, NaiveDate};
-use contingent_domain::{AcademicYear, Attendance, ExamForm, Mark, MarkId, MarkKind, Text};
+use contingent_domain::{
+    AcademicYear, Attendance, ExamForm, LearnerId, Mark, MarkId, MarkKind, Text,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -318,9 +320,10 @@ impl Parts {
 /// SQLite store read on the SQLite driver directly.
 pub async fn diary(
     store: &ReadStore,
-    learner_id: &str,
+    learner_id: LearnerId,
     year: Option<AcademicYear>,
 ) -> Result<Option<Diary>> {
+    let learner_id = learner_id.to_string();
     let (from, to) = match year {
         Some(y) => (
             crate::sql::date(y.first_day()),
@@ -330,7 +333,6 @@ pub async fn diary(
     };
     let parts = match store.sqlite_readers() {
         Some(readers) => {
-            let learner_id = learner_id.to_owned();
             readers
                 .with(move |conn| {
                     let months = match year {

@@ -1,7 +1,9 @@
 //! The federal segment's register and counts.
 
 use chrono::NaiveDate;
-use contingent_domain::{EducationForm, EnrollmentId, LearnerId, Level, OrganizationId, Sex};
+use contingent_domain::{
+    AcademicYear, EducationForm, EnrollmentId, LearnerId, Level, OrganizationId, Sex,
+};
 use serde::Serialize;
 use sqlx::AnyPool;
 use utoipa::ToSchema;
@@ -61,13 +63,15 @@ pub struct FederalEnrollment {
 /// A page of the federal register, by learner id after `after`.
 pub async fn federal_register(
     pool: &AnyPool,
-    after: Option<&str>,
+    after: Option<LearnerId>,
     limit: i64,
 ) -> Result<Vec<FederalLearner>> {
+    // Every learner id is after the empty text.
+    let after = after.map_or_else(String::new, |a| a.to_string());
     let learners = sqlx::query(
         "SELECT * FROM federal_learners WHERE learner_id > $1 ORDER BY learner_id LIMIT $2",
     )
-    .bind(after.unwrap_or(""))
+    .bind(&after)
     .bind(limit.clamp(1, 1000))
     .fetch_all(pool)
     .await?;
@@ -79,7 +83,7 @@ pub async fn federal_register(
          (SELECT learner_id FROM federal_learners WHERE learner_id > $1 ORDER BY learner_id LIMIT $2) \
          ORDER BY learner_id, enrolled_on, enrollment_id",
     )
-    .bind(after.unwrap_or(""))
+    .bind(&after)
     .bind(limit.clamp(1, 1000))
     .fetch_all(pool)
     .await?
@@ -179,7 +183,7 @@ pub struct CountRow {
 pub async fn federal_counts(
     pool: &AnyPool,
     by: &[CountDimension],
-    academic_year: Option<&str>,
+    academic_year: Option<AcademicYear>,
 ) -> Result<Vec<CountRow>> {
     let dims: Vec<CountDimension> = [
         CountDimension::Municipality,
@@ -206,7 +210,7 @@ pub async fn federal_counts(
          WHERE ended_on IS NULL AND ($1 IS NULL OR academic_year = $1) {group}"
     );
     let rows = sqlx::query(&sql)
-        .bind(academic_year)
+        .bind(academic_year.map(|y| y.to_string()))
         .fetch_all(pool)
         .await?;
     rows.iter()

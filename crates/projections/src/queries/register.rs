@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 use contingent_domain::{
     ClassId, EducationForm, EnrollmentId, LearnerId, LeaveReason, Level, OrganizationId,
-    OrganizationKind, Relation, Sex,
+    OrganizationKind, Relation, Sex, Snils,
 };
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -171,16 +171,16 @@ fn summary(row: &AnyRow) -> Result<LearnerSummary> {
 /// How to look learners up.
 #[derive(Debug, Clone, Default)]
 pub struct LearnerSearch {
-    /// By SNILS (normalized `NNN-NNN-NNN CC`).
-    pub snils: Option<String>,
+    /// By SNILS.
+    pub snils: Option<Snils>,
     /// By surname (exact).
     pub surname: Option<String>,
     /// And name.
     pub name: Option<String>,
     /// And date of birth.
-    pub birth_date: Option<String>,
+    pub birth_date: Option<NaiveDate>,
     /// Learners with an active enrollment in this organization.
-    pub organization_id: Option<String>,
+    pub organization_id: Option<OrganizationId>,
     /// At most this many (1..=500).
     pub limit: i64,
 }
@@ -195,11 +195,11 @@ pub async fn find_learners(pool: &AnyPool, q: &LearnerSearch) -> Result<Vec<Lear
               AND e.organization_id = $5 AND e.ended_on IS NULL)) \
          ORDER BY l.surname, l.name, l.birth_date, l.learner_id LIMIT $6",
     )
-    .bind(&q.snils)
+    .bind(q.snils.map(|s| s.to_string()))
     .bind(&q.surname)
     .bind(&q.name)
-    .bind(&q.birth_date)
-    .bind(&q.organization_id)
+    .bind(q.birth_date.map(crate::sql::date))
+    .bind(q.organization_id.map(|o| o.to_string()))
     .bind(q.limit.clamp(1, 500))
     .fetch_all(pool)
     .await?;
@@ -207,9 +207,10 @@ pub async fn find_learners(pool: &AnyPool, q: &LearnerSearch) -> Result<Vec<Lear
 }
 
 /// A learner's register entry.
-pub async fn learner(pool: &AnyPool, learner_id: &str) -> Result<Option<LearnerCard>> {
+pub async fn learner(pool: &AnyPool, learner_id: LearnerId) -> Result<Option<LearnerCard>> {
+    let learner_id = learner_id.to_string();
     let Some(row) = sqlx::query("SELECT * FROM register_learners WHERE learner_id = $1")
-        .bind(learner_id)
+        .bind(&learner_id)
         .fetch_optional(pool)
         .await?
     else {
@@ -221,7 +222,7 @@ pub async fn learner(pool: &AnyPool, learner_id: &str) -> Result<Option<LearnerC
          LEFT JOIN register_classes c ON c.class_id = e.class_id \
          WHERE e.learner_id = $1 ORDER BY e.ended_on IS NULL DESC, e.enrolled_on DESC, e.enrollment_id",
     )
-    .bind(learner_id)
+    .bind(&learner_id)
     .fetch_all(pool)
     .await?
     .iter()
@@ -246,7 +247,7 @@ pub async fn learner(pool: &AnyPool, learner_id: &str) -> Result<Option<LearnerC
     .collect::<Result<Vec<_>>>()?;
     let movements =
         sqlx::query("SELECT * FROM register_movements WHERE learner_id = $1 ORDER BY position")
-            .bind(learner_id)
+            .bind(&learner_id)
             .fetch_all(pool)
             .await?
             .iter()
@@ -282,7 +283,7 @@ pub async fn learner(pool: &AnyPool, learner_id: &str) -> Result<Option<LearnerC
     let guardians = sqlx::query(
         "SELECT * FROM register_guardians WHERE learner_id = $1 ORDER BY guardian_snils",
     )
-    .bind(learner_id)
+    .bind(&learner_id)
     .fetch_all(pool)
     .await?
     .iter()

@@ -2,7 +2,7 @@
 
 use chrono::NaiveDate;
 use contingent_domain::{
-    ApplicationId, ClassId, LearnerId, Level, OrganizationId, Priority, StayMode,
+    AcademicYear, ApplicationId, ClassId, LearnerId, Level, OrganizationId, Priority, StayMode,
 };
 use serde::Serialize;
 use sqlx::AnyPool;
@@ -48,13 +48,13 @@ pub struct VacancyRow {
 #[derive(Debug, Clone, Default)]
 pub struct VacancyFilter {
     /// One organization.
-    pub organization_id: Option<String>,
+    pub organization_id: Option<OrganizationId>,
     /// One municipality.
     pub municipality: Option<String>,
     /// One academic year.
-    pub academic_year: Option<String>,
+    pub academic_year: Option<AcademicYear>,
     /// One level.
-    pub level: Option<String>,
+    pub level: Option<Level>,
     /// Only classes with free places.
     pub only_free: bool,
 }
@@ -67,7 +67,6 @@ pub async fn vacancies(store: &ReadStore, f: &VacancyFilter) -> Result<Vec<Vacan
     let (sql, values) = select_vacancies(f);
     let mut rows = Vec::new();
     if let Some(readers) = store.sqlite_readers() {
-        let values: Vec<String> = values.into_iter().map(str::to_owned).collect();
         return readers
             .with(move |conn| {
                 let values: Vec<&str> = values.iter().map(String::as_str).collect();
@@ -79,6 +78,7 @@ pub async fn vacancies(store: &ReadStore, f: &VacancyFilter) -> Result<Vec<Vacan
             })
             .await;
     }
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
     each_on_pool(store.pool(), &sql, &values, |r| {
         rows.push(vacancy_row(r)?);
         Ok(())
@@ -107,19 +107,23 @@ fn vacancy_row(r: &impl Columns) -> Result<VacancyRow> {
     })
 }
 
-/// The statement of [`vacancies`] for `f`, and the values of its parameters in order.
-fn select_vacancies(f: &VacancyFilter) -> (String, Vec<&str>) {
+/// The statement of [`vacancies`] for `f`, and the values of its parameters in order, as the
+/// read model writes them.
+fn select_vacancies(f: &VacancyFilter) -> (String, Vec<String>) {
     let given = [
-        ("c.organization_id", &f.organization_id),
-        ("o.municipality", &f.municipality),
-        ("c.academic_year", &f.academic_year),
-        ("c.level", &f.level),
+        (
+            "c.organization_id",
+            f.organization_id.map(|o| o.to_string()),
+        ),
+        ("o.municipality", f.municipality.clone()),
+        ("c.academic_year", f.academic_year.map(|y| y.to_string())),
+        ("c.level", f.level.map(|l| l.as_str().to_owned())),
     ];
     let mut conditions = Vec::new();
     let mut values = Vec::new();
     for (column, value) in given {
         if let Some(value) = value {
-            values.push(value.as_str());
+            values.push(value);
             conditions.push(format!("{column} = ${}", values.len()));
         }
     }
@@ -314,8 +318,8 @@ mod tests {
             conn.execute_batch(m.sqlite).expect(m.name);
         }
         let filter = VacancyFilter {
-            organization_id: Some("an organization".into()),
-            academic_year: Some("2026/2027".into()),
+            organization_id: Some(OrganizationId::from(uuid::Uuid::nil())),
+            academic_year: Some(AcademicYear::starting(2026)),
             only_free: true,
             ..VacancyFilter::default()
         };
